@@ -1,0 +1,570 @@
+"""Webhook load: the journalled webhook app against the naive design, at rising rates.
+
+    python -m benchmarks.webhook_load [--rates 1000,2000,3000,4000,5000] [--seconds 5]
+
+Each design runs under uvicorn (httptools, uvloop) in its own process on a fresh SQLite
+file seeded with accepted messages. This process is the load generator: an aiohttp
+client sending signed status webhooks (one status per POST, as Meta mostly does) on an
+open-loop schedule, so a slow server is not let off by a slower sender — latency is
+measured from each event's scheduled time. Per message there are `sent`, `delivered` and
+`read`, mixed across messages, partly out of order, with some duplicates.
+
+- **journalled** (`webhook_app:app`): verify, commit to the journal with group commit,
+  answer 200; a batched applier folds events into messages just after.
+- **naive** (`create_naive_app` below): verify, then one SELECT-UPDATE-COMMIT per status
+  inside the request, as the seed system did.
+
+Reported per step: offered and achieved events/s, p50/p99/max latency, errors, server
+CPU. Then: sustained rate (highest step with achieved >= 95% of offered, p99 < 100 ms,
+no errors), events acknowledged but missing from the database (lost), acknowledged but
+not yet applied at the end of the load and after draining, wrong final rows, and the
+ratio to the naive design's best achieved throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "benchmark-app-secret"
+WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
+HEALTH_PATH = "/api/v1/whatsapp/health"
+STAGES = ("sent", "delivered", "read")
+SUSTAIN_SHARE = 0.95
+SUSTAIN_P99_MS = 100.0
+MAX_IN_FLIGHT = 512
+
+
+# --- the naive design, as real code --------------------------------------------------------
+
+
+def create_naive_app() -> Starlette:
+    """The seed's design: per status, SELECT the message, UPDATE it, COMMIT, then answer."""
+    from sqlalchemy import select, update
+
+    from core.db import get_engine
+    from core.models.messages import WhatsAppMessage
+    from core.webhooks.signature import SignatureCheck, check_signature
+
+    engine = get_engine(os.environ["DATABASE_URL"])
+    secret = os.environ["WHATSAPP_APP_SECRET"]
+    table = WhatsAppMessage.__table__  # type: ignore[attr-defined]
+    columns = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at"}
+
+    def apply(statuses: list[dict[str, Any]]) -> None:
+        for status in statuses:
+            with engine.begin() as conn:
+                row = conn.execute(
+                    select(table.c.id).where(table.c.whatsapp_message_id == status["id"])
+                ).first()
+                if row is None:
+                    continue  # the seed dropped statuses for unknown messages
+                at = datetime.fromtimestamp(int(status["timestamp"]), UTC)
+                values: dict[str, Any] = {"status": status["status"], "updated_at": at}
+                if status["status"] in columns:
+                    values[columns[status["status"]]] = at
+                conn.execute(update(table).where(table.c.id == row.id).values(**values))
+
+    async def receive(request: Request) -> Response:
+        body = await request.body()
+        if check_signature(secret, body, request.headers.get("x-hub-signature-256")) != (
+            SignatureCheck.OK
+        ):
+            return PlainTextResponse("invalid signature", 401)
+        doc = orjson.loads(body)
+        statuses = [
+            s
+            for entry in doc["entry"]
+            for change in entry["changes"]
+            for s in change["value"].get("statuses", [])
+        ]
+        await run_in_threadpool(apply, statuses)
+        return PlainTextResponse("EVENT_RECEIVED")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "backlog": 0})
+
+    return Starlette(
+        routes=[Route(WEBHOOK_PATH, receive, methods=["POST"]), Route(HEALTH_PATH, health)]
+    )
+
+
+# --- database setup and checks -------------------------------------------------------------
+
+
+def prepare_database(path: Path, messages: int) -> list[tuple[str, str]]:
+    """A migrated SQLite file with `messages` accepted messages; returns (id, wamid) pairs."""
+    from core import migrate
+
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    now = datetime.now(UTC).isoformat(sep=" ")
+    rows = []
+    for i in range(messages):
+        rows.append(
+            (
+                str(uuid.uuid4()),
+                "bench",
+                f"wamid.BENCH{i:08d}{uuid.uuid4().hex[:8]}",
+                f"bench:{i}",
+                f"+3461{i:07d}",
+                now,
+                now,
+            )
+        )
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO whatsapp_messages (id, tenant_id, whatsapp_message_id, idempotency_key,"
+            " recipient_phone, message_type, status, attempt_count, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'template', 'accepted', 1, ?, ?)",
+            rows,
+        )
+    return [(r[0], r[2]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One signed webhook POST carrying one status."""
+
+    message_index: int
+    stage: str
+    body: bytes
+    signature: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+
+def build_events(
+    messages: list[tuple[str, str]], start: int, count: int, rng: random.Random
+) -> list[Event]:
+    """Signed bodies for `count` messages from `start`: 3 stages each, mixed, some dupes."""
+    keyed: list[tuple[float, int, str]] = []
+    base_time = 1_763_990_000
+    for k in range(count):
+        index = start + k
+        for j, stage in enumerate(STAGES):
+            # A stage's place in the stream: later stages later, with enough jitter that
+            # some arrive before the earlier ones (Meta's order is not guaranteed).
+            keyed.append((k + j * 40 + rng.uniform(-60, 60), index, stage))
+    for _ in range(len(keyed) // 50):  # ~2 % duplicates, some time later
+        key, index, stage = rng.choice(keyed)
+        keyed.append((key + rng.uniform(1, 200), index, stage))
+    keyed.sort()
+    events = []
+    for _, index, stage in keyed:
+        message_id, wamid = messages[index]
+        at = base_time + index % 1000 + STAGES.index(stage) * 5
+        body = _status_body(wamid, message_id, stage, at)
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        events.append(Event(index, stage, body, signature))
+    return events
+
+
+def _status_body(wamid: str, message_id: str, stage: str, at: int) -> bytes:
+    status: dict[str, Any] = {
+        "id": wamid,
+        "status": stage,
+        "timestamp": str(at),
+        "recipient_id": "34612345678",
+        "biz_opaque_callback_data": message_id,
+    }
+    if stage != "read":
+        status["pricing"] = {
+            "billable": True,
+            "pricing_model": "PMP",
+            "category": "utility",
+            "type": "regular",
+        }
+    doc = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "34910000000",
+                                "phone_number_id": "106540352242922",
+                            },
+                            "statuses": [status],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    return orjson.dumps(doc)
+
+
+# --- the load generator -------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    """What one rate step measured."""
+
+    offered: float
+    sent: int = 0
+    ok: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)  # seconds, of 200s
+    elapsed: float = 0.0
+    server_cpu: float = 0.0  # share of one core
+    client_cpu: float = 0.0  # share of one core used by this load generator
+    acked: list[Event] = field(default_factory=list)
+    backlog_after: int | None = None
+
+    @property
+    def achieved(self) -> float:
+        return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def sustained(self) -> bool:
+        return (
+            self.errors == 0
+            and self.achieved >= SUSTAIN_SHARE * self.offered
+            and self.percentile(0.99) < SUSTAIN_P99_MS
+        )
+
+
+async def drive(url: str, events: list[Event], rate: float, pid: int) -> StepResult:
+    """Send `events` at `rate` per second, open loop (bounded in flight); measure each."""
+    result = StepResult(offered=rate)
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+    timeout = aiohttp.ClientTimeout(total=30)
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    async def one(session: aiohttp.ClientSession, event: Event, scheduled: float) -> None:
+        try:
+            async with session.post(
+                url,
+                data=event.body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": event.signature,
+                },
+            ) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        finally:
+            in_flight.release()
+        if status == 200:
+            result.ok += 1
+            result.latencies.append(loop.time() - scheduled)
+            result.acked.append(event)
+        else:
+            result.errors += 1
+
+    cpu_before = _process_cpu(pid)
+    client_before = time.process_time()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        tasks = []
+        start = loop.time() + 0.05
+        for i, event in enumerate(events):
+            scheduled = start + i / rate
+            delay = scheduled - loop.time()
+            if delay > 0.002:
+                await asyncio.sleep(delay)
+            await in_flight.acquire()
+            tasks.append(asyncio.create_task(one(session, event, scheduled)))
+            result.sent += 1
+        await asyncio.gather(*tasks)
+        result.elapsed = loop.time() - start
+    result.server_cpu = (_process_cpu(pid) - cpu_before) / result.elapsed
+    result.client_cpu = (time.process_time() - client_before) / result.elapsed
+    return result
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds used by a process (user + system), from /proc."""
+    try:
+        fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- running a design -----------------------------------------------------------------------
+
+
+@dataclass
+class DesignRun:
+    """A design's steps and end-of-run checks."""
+
+    name: str
+    steps: list[StepResult] = field(default_factory=list)
+    lost: int = 0
+    unapplied_at_end: int = 0
+    unapplied_after_drain: int = 0
+    drain_seconds: float = 0.0
+    wrong_rows: int = 0
+    checked_rows: int = 0
+
+    @property
+    def best_sustained(self) -> StepResult | None:
+        passing = [s for s in self.steps if s.sustained]
+        return max(passing, key=lambda s: s.offered) if passing else None
+
+    @property
+    def best_achieved(self) -> float:
+        return max((s.achieved for s in self.steps), default=0.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(target: list[str], database: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a uvicorn app (`target` is its import arguments) until the block ends."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "WHATSAPP_APP_SECRET": SECRET,
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [
+        sys.executable, "-m", "uvicorn", *target,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(argv, env=env, cwd=ROOT)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}{HEALTH_PATH}", process)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not become ready")
+
+
+def _backlog(port: int) -> int | None:
+    import httpx
+
+    try:
+        return int(httpx.get(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=5).json()["backlog"])
+    except (httpx.HTTPError, KeyError, ValueError):
+        return None
+
+
+def run_design(
+    name: str,
+    target: list[str],
+    rates: list[int],
+    seconds: float,
+    workdir: Path,
+    seed: int,
+    stop_when_saturated: bool,
+) -> DesignRun:
+    """Seed a database, serve the design, drive every rate step, then check the database."""
+    rng = random.Random(seed)
+    per_step = [int(rate * seconds / (len(STAGES) * 1.02)) + 1 for rate in rates]
+    database = workdir / f"{name}.db"
+    messages = prepare_database(database, sum(per_step))
+    run = DesignRun(name)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+    with serve(target, database, port) as process:
+        start = 0
+        for rate, count in zip(rates, per_step, strict=True):
+            events = build_events(messages, start, count, rng)
+            start += count
+            step = _run(drive(url, events, rate, process.pid))
+            time.sleep(0.5)
+            step.backlog_after = _backlog(port)
+            run.steps.append(step)
+            _print_step(name, step)
+            if stop_when_saturated and step.achieved < 0.8 * rate:
+                break  # saturated: higher rates only queue more
+        acked = [e for s in run.steps for e in s.acked]
+        run.unapplied_at_end = run.steps[-1].backlog_after or 0
+        began = time.monotonic()
+        while (_backlog(port) or 0) > 0 and time.monotonic() - began < 120:
+            time.sleep(0.2)
+        run.drain_seconds = time.monotonic() - began
+    _check(run, database, messages, acked)
+    return run
+
+
+def _run(coro: Any) -> StepResult:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def _check(
+    run: DesignRun, database: Path, messages: list[tuple[str, str]], acked: list[Event]
+) -> None:
+    """Lost events, unapplied receipts and wrong final rows, read from the database file."""
+    with sqlite3.connect(database) as db:
+        journal = {row[0] for row in db.execute("SELECT body_sha256 FROM webhook_receipts")}
+        if run.name == "journalled":
+            run.lost = sum(
+                1 for e in {e.digest: e for e in acked}.values() if e.digest not in journal
+            )
+            run.unapplied_after_drain = db.execute(
+                "SELECT count(*) FROM webhook_receipts WHERE applied_at IS NULL"
+            ).fetchone()[0]
+        rows = dict(db.execute("SELECT id, status FROM whatsapp_messages").fetchall())
+    complete: dict[int, set[str]] = {}
+    for event in acked:
+        complete.setdefault(event.message_index, set()).add(event.stage)
+    for index, stages in complete.items():
+        if len(stages) == len(STAGES):
+            run.checked_rows += 1
+            if rows.get(messages[index][0]) != "read":
+                run.wrong_rows += 1
+
+
+def _print_step(name: str, step: StepResult) -> None:
+    print(
+        f"  {name:<10} offered {step.offered:>6.0f}/s  achieved {step.achieved:>7.1f}/s"
+        f"  p50 {step.percentile(0.5):>7.1f} ms  p99 {step.percentile(0.99):>7.1f} ms"
+        f"  max {step.percentile(1.0):>7.1f} ms  errors {step.errors:>5}"
+        f"  cpu server {step.server_cpu:>4.0%} client {step.client_cpu:>4.0%}"
+        f"  backlog {step.backlog_after if step.backlog_after is not None else '-':>5}"
+        f"  {'ok' if step.sustained else 'NOT sustained'}",
+        flush=True,
+    )
+
+
+def report(ours: DesignRun, naive: DesignRun) -> None:
+    """The summary the issue asks for."""
+    best = ours.best_sustained
+    naive_best = naive.best_sustained
+    print()
+    print("summary (SQLite, one uvicorn worker each, load from a separate process)")
+    if best is not None:
+        print(
+            f"  journalled: sustained {best.achieved:.0f} events/s (step {best.offered:.0f}/s)"
+            f"  p50 {best.percentile(0.5):.1f} ms  p99 {best.percentile(0.99):.1f} ms"
+        )
+    else:
+        print("  journalled: no step sustained")
+    print(
+        f"  journalled: lost (acked, not in database) {ours.lost}; acked but not applied:"
+        f" {ours.unapplied_at_end} at end of load, {ours.unapplied_after_drain} after"
+        f" {ours.drain_seconds:.1f} s drain; wrong final rows {ours.wrong_rows}"
+        f" of {ours.checked_rows}"
+    )
+    naive_line = (
+        f"sustained {naive_best.achieved:.0f} events/s" if naive_best else "no step sustained"
+    )
+    print(
+        f"  naive:      {naive_line}; best achieved {naive.best_achieved:.0f} events/s"
+        f" (p50 {_p50_at_best(naive):.1f} ms there); wrong final rows {naive.wrong_rows}"
+        f" of {naive.checked_rows}"
+    )
+    if best is not None and naive.best_achieved:
+        print(
+            f"  ratio: {best.achieved / naive.best_achieved:.1f}x the naive design's best"
+            f" achieved throughput"
+        )
+
+
+def _p50_at_best(run: DesignRun) -> float:
+    step = max(run.steps, key=lambda s: s.achieved, default=None)
+    return step.percentile(0.5) if step else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both designs and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="1000,2000,3000,4000,5000")
+    parser.add_argument("--naive-rates", default="250,500,1000,1500,2000,3000")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the database files")
+    args = parser.parse_args(argv)
+    rates = [int(r) for r in args.rates.split(",")]
+    naive_rates = [int(r) for r in args.naive_rates.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="webhook-load-"))
+    print(f"webhook load: {args.seconds:.0f} s per step, databases in {workdir}", flush=True)
+    ours = run_design(
+        "journalled", ["webhook_app:app"], rates, args.seconds, workdir, args.seed, False
+    )
+    naive = run_design(
+        "naive",
+        ["--factory", "benchmarks.webhook_load:create_naive_app"],
+        naive_rates,
+        args.seconds,
+        workdir,
+        args.seed,
+        True,
+    )
+    report(ours, naive)
+    if not args.keep:
+        for path in workdir.iterdir():
+            path.unlink()
+        workdir.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""Batches: a CSV upload or an API bulk call, kept as a record that survives restarts.
+
+A batch stores every input row (what it said, why it was refused, which message it
+became) and enqueues the valid rows through the outbox in one transaction. Progress is
+counted from the messages themselves, so it is right after a crash or a restart. A
+batch can be paused (the dispatcher skips its messages) and resumed; "retry failed"
+re-enqueues only its failed or needs-attention messages as new, deliberate resends,
+never one Meta accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Engine, exists, func, select, update
+from sqlmodel import Session, col
+from sqlmodel import select as sm_select
+
+from core.db import session_scope
+from core.models.batches import BatchRow, BatchStatus, SendBatch
+from core.models.messages import MessageStatus, WhatsAppMessage
+from core.models.types import utcnow
+from core.outbox import OutboundMessage, OutboxError, enqueue_many, find_by_keys, resend
+
+log = logging.getLogger(__name__)
+
+M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
+R = BatchRow.__table__  # type: ignore[attr-defined]
+BT = SendBatch.__table__  # type: ignore[attr-defined]
+
+QUEUED = (MessageStatus.PENDING, MessageStatus.SENDING)
+REACHED_META = (
+    MessageStatus.ACCEPTED,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.READ,
+)
+RETRYABLE = (MessageStatus.FAILED, MessageStatus.NEEDS_ATTENTION)
+SOURCES = ("csv", "api", "cli", "dashboard")
+
+
+class BatchError(ValueError):
+    """A batch request that cannot be carried out; the text says why."""
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One input row: its number, its raw columns, and either a message or a refusal."""
+
+    row_number: int  # 1-based data row (header excluded)
+    raw: dict[str, Any]
+    message: OutboundMessage | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a batch stands, counted from its messages (one per accepted input row)."""
+
+    batch_id: str
+    name: str
+    status: str
+    total_rows: int
+    invalid_rows: int  # refused at import (bad input or already sent)
+    counts: dict[str, int]  # message status -> rows
+    queued: int  # pending or sending
+    reached_meta: int  # accepted, sent, delivered or read
+    failed: int
+    needs_attention: int
+    done: bool
+    percent: float  # settled share of the enqueued rows, 0..100
+
+    @property
+    def enqueued(self) -> int:
+        """Rows that became a message."""
+        return self.total_rows - self.invalid_rows
+
+
+def find_existing_keys(
+    session: Session, tenant_id: str, keys: Iterable[str]
+) -> dict[str, WhatsAppMessage]:
+    """Messages already holding any of `keys` for this tenant (dry runs show them)."""
+    return find_by_keys(session, tenant_id, keys)
+
+
+def _already_sent(message: WhatsAppMessage) -> str:
+    return (
+        f"already sent as message {message.id} on "
+        f"{message.created_at:%Y-%m-%d %H:%M} UTC (status {message.status})"
+    )
+
+
+def create_batch(
+    engine: Engine,
+    tenant_id: str,
+    name: str,
+    template_name: str | None,
+    language: str | None,
+    rows: Sequence[BatchInput],
+    created_by: str | None,
+    source: str = "csv",
+) -> SendBatch:
+    """Record a batch and its rows and enqueue the valid ones, all in one transaction.
+
+    A row whose idempotency key an earlier message already holds is recorded with the
+    error "already sent as message … on …" and not enqueued again; a key repeated inside
+    the batch is refused as a duplicate of its first row.
+    """
+    if source not in SOURCES:
+        raise BatchError(f"source must be one of {', '.join(SOURCES)}")
+    numbers = [row.row_number for row in rows]
+    if len(set(numbers)) != len(numbers):
+        raise BatchError("row numbers must be unique within a batch")
+    for row in rows:
+        if row.message is None and not row.error:
+            raise BatchError(f"row {row.row_number}: give a message or an error")
+        if row.message is not None and row.message.tenant_id != tenant_id:
+            raise BatchError(f"row {row.row_number}: message belongs to another tenant")
+    with session_scope(engine) as session:
+        batch = SendBatch(
+            tenant_id=tenant_id,
+            name=name[:255] or "batch",
+            source=source,
+            template_name=template_name,
+            template_language=language,
+            total_rows=len(rows),
+            created_by=created_by,
+        )
+        session.add(batch)
+        session.flush()
+        keys = [row.message.idempotency_key for row in rows if row.message is not None]
+        earlier = find_existing_keys(session, tenant_id, keys)
+        first_row: dict[str, int] = {}
+        to_send: list[tuple[BatchRow, OutboundMessage]] = []
+        for row in rows:
+            record = BatchRow(batch_id=batch.id, row_number=row.row_number, raw=row.raw)
+            msg = row.message
+            if msg is None:
+                record.error = row.error
+            elif msg.idempotency_key in earlier:
+                record.error = _already_sent(earlier[msg.idempotency_key])
+            elif msg.idempotency_key in first_row:
+                record.error = f"duplicate of row {first_row[msg.idempotency_key]}"
+            else:
+                first_row[msg.idempotency_key] = row.row_number
+                to_send.append((record, replace(msg, batch_id=batch.id, batch_row=row.row_number)))
+            session.add(record)
+        results = enqueue_many([m for _, m in to_send], session=session)
+        for (record, _), result in zip(to_send, results, strict=True):
+            if result.created:
+                record.message_id = result.message.id
+            else:  # another process enqueued the same key a moment ago
+                record.error = _already_sent(result.message)
+        if not to_send:
+            batch.status = BatchStatus.DONE
+        session.flush()
+        log.info("batch %s (%s): %d rows, %d enqueued", batch.id, name, len(rows), len(to_send))
+        return batch
+
+
+def _get_batch(session: Session, batch_id: str, tenant_id: str | None) -> SendBatch:
+    batch = session.get(SendBatch, batch_id)
+    if batch is None or (tenant_id is not None and batch.tenant_id != tenant_id):
+        raise BatchError(f"no batch {batch_id}")
+    return batch
+
+
+def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = None) -> BatchProgress:
+    """Counts per message status (SQL GROUP BY), refused rows, done flag and percent."""
+    with session_scope(engine) as session:
+        batch = _get_batch(session, batch_id, tenant_id)
+        invalid = session.execute(
+            select(func.count()).where(R.c.batch_id == batch_id, R.c.message_id.is_(None))
+        ).scalar_one()
+        counts = {
+            str(status): int(n)
+            for status, n in session.execute(
+                select(M.c.status, func.count())
+                .select_from(R.join(M, M.c.id == R.c.message_id))
+                .where(R.c.batch_id == batch_id)
+                .group_by(M.c.status)
+            )
+        }
+    queued = sum(counts.get(s, 0) for s in QUEUED)
+    enqueued = sum(counts.values())
+    settled = enqueued - queued
+    return BatchProgress(
+        batch_id=batch.id,
+        name=batch.name,
+        status=batch.status,
+        total_rows=batch.total_rows,
+        invalid_rows=int(invalid),
+        counts=counts,
+        queued=queued,
+        reached_meta=sum(counts.get(s, 0) for s in REACHED_META),
+        failed=counts.get(MessageStatus.FAILED, 0),
+        needs_attention=counts.get(MessageStatus.NEEDS_ATTENTION, 0),
+        done=queued == 0 and batch.status != BatchStatus.PAUSED,
+        percent=100.0 if enqueued == 0 else round(100.0 * settled / enqueued, 1),
+    )
+
+
+def _set_status(
+    engine: Engine, batch_id: str, tenant_id: str | None, frm: Sequence[str], to: str
+) -> bool:
+    with session_scope(engine) as session:
+        _get_batch(session, batch_id, tenant_id)
+        result = session.execute(
+            update(BT)
+            .where(BT.c.id == batch_id, BT.c.status.in_(frm))
+            .values(status=to, updated_at=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+def pause_batch(engine: Engine, batch_id: str, *, tenant_id: str | None = None) -> bool:
+    """Stop sending this batch's messages (those in flight finish); False if not running."""
+    return _set_status(engine, batch_id, tenant_id, (BatchStatus.RUNNING,), BatchStatus.PAUSED)
+
+
+def resume_batch(engine: Engine, batch_id: str, *, tenant_id: str | None = None) -> bool:
+    """Let the dispatcher send this batch's messages again; False if it was not paused."""
+    return _set_status(engine, batch_id, tenant_id, (BatchStatus.PAUSED,), BatchStatus.RUNNING)
+
+
+def cancel_batch(engine: Engine, batch_id: str, *, tenant_id: str | None = None) -> int:
+    """Withdraw the batch's messages still pending; returns how many were cancelled."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        _get_batch(session, batch_id, tenant_id)
+        session.execute(
+            update(BT)
+            .where(BT.c.id == batch_id)
+            .values(status=BatchStatus.CANCELLED, updated_at=now)
+        )
+        result = session.execute(
+            update(M)
+            .where(M.c.batch_id == batch_id, M.c.status == MessageStatus.PENDING)
+            .values(status=MessageStatus.CANCELLED, updated_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def retry_failed(engine: Engine, batch_id: str, by: str, *, tenant_id: str | None = None) -> int:
+    """Re-enqueue the batch's failed and needs-attention messages as new resends.
+
+    Each gets a new key (`core.keys.resend_key`) and its batch row points at the new
+    message; accepted (or later) messages are never touched. Returns how many.
+    """
+    with session_scope(engine) as session:
+        batch = _get_batch(session, batch_id, tenant_id)
+        rows = session.exec(
+            sm_select(BatchRow)
+            .join(WhatsAppMessage, col(WhatsAppMessage.id) == col(BatchRow.message_id))
+            .where(
+                col(BatchRow.batch_id) == batch_id,
+                col(WhatsAppMessage.status).in_(RETRYABLE),
+            )
+            .order_by(col(BatchRow.row_number))
+        ).all()
+        for row in rows:
+            assert row.message_id is not None
+            try:
+                new = resend(row.message_id, by, session=session)
+            except OutboxError as exc:  # its status changed under us: leave it
+                log.info("batch %s row %d not retried: %s", batch_id, row.row_number, exc)
+                continue
+            row.message_id = new.id
+            session.add(row)
+        if rows and batch.status in (BatchStatus.DONE, BatchStatus.CANCELLED):
+            batch.status = BatchStatus.RUNNING
+        batch.updated_at = utcnow()
+        session.add(batch)
+        session.flush()
+        return len(rows)
+
+
+def batch_results(
+    engine: Engine, batch_id: str, *, tenant_id: str | None = None
+) -> list[dict[str, Any]]:
+    """One dict per input row, in row order, for the results CSV.
+
+    Keys: row_number, the input columns (prefixed `input_` if they clash with ours),
+    outcome (refused, queued, sent, failed, needs_attention, cancelled), status,
+    message_id, wamid, error.
+    """
+    ours = ("row_number", "outcome", "status", "message_id", "wamid", "error")
+    with session_scope(engine) as session:
+        _get_batch(session, batch_id, tenant_id)
+        rows = session.execute(
+            select(
+                R.c.row_number,
+                R.c.raw,
+                R.c.error,
+                M.c.id,
+                M.c.status,
+                M.c.whatsapp_message_id,
+                M.c.error_message,
+            )
+            .select_from(R.outerjoin(M, M.c.id == R.c.message_id))
+            .where(R.c.batch_id == batch_id)
+            .order_by(R.c.row_number)
+        ).all()
+    results: list[dict[str, Any]] = []
+    for number, raw, row_error, message_id, status, wamid, message_error in rows:
+        entry: dict[str, Any] = {"row_number": number}
+        for column, value in (raw or {}).items():
+            entry[f"input_{column}" if column in ours else str(column)] = value
+        entry.update(
+            outcome=_outcome(status, row_error),
+            status=status or "",
+            message_id=message_id or "",
+            wamid=wamid or "",
+            error=row_error or message_error or "",
+        )
+        results.append(entry)
+    return results
+
+
+def _outcome(status: str | None, row_error: str | None) -> str:
+    if status is None:
+        return "refused" if row_error else "unknown"
+    if status in QUEUED:
+        return "queued"
+    if status in REACHED_META:
+        return "sent"
+    return str(status)
+
+
+def complete_finished_batches(engine: Engine) -> int:
+    """Mark running batches with no pending or sending message as done; returns how many."""
+    busy = exists().where(M.c.batch_id == BT.c.id, M.c.status.in_(QUEUED))
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(BT)
+            .where(BT.c.status == BatchStatus.RUNNING, ~busy)
+            .values(status=BatchStatus.DONE, updated_at=utcnow())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

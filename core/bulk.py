@@ -1,0 +1,231 @@
+"""Bulk sends from a CSV: plan (read, map, check every row), start a batch, follow it.
+
+The CLI's `send-csv` and the dashboard's bulk page both use these steps, so a file is
+judged the same way wherever it is uploaded. Nothing is queued until `start_batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Engine
+
+from core.batches import (
+    BatchInput,
+    BatchProgress,
+    batch_progress,
+    batch_results,
+    create_batch,
+    find_existing_keys,
+)
+from core.csv_export import results_csv
+from core.csv_import import PO_FIELDS, CsvTable, RowCheck, guess_mapping, read_csv, validate_rows
+from core.db import get_engine, session_scope
+from core.models.batches import SendBatch
+from core.money import DecimalMark
+from core.notify import NoticeRejected, find_or_add_supplier, prepare_template_message
+from core.sender import drain
+from core.settings import get_settings
+from core.templates import TemplateDefinition, is_po_notice_template
+
+#: Columns of the results file, after the input's own columns.
+RESULT_COLUMNS = ["outcome", "status", "message_id", "wamid", "error"]
+
+
+@dataclass(frozen=True)
+class BulkPlan:
+    """A checked CSV: every row with what it would send or why it cannot be sent."""
+
+    tenant_id: str
+    definition: TemplateDefinition
+    table: CsvTable
+    mapping: dict[str, str | None]
+    checks: list[RowCheck]
+
+    @property
+    def valid(self) -> list[RowCheck]:
+        """Rows that will be queued."""
+        return [check for check in self.checks if check.ok]
+
+    @property
+    def rejected(self) -> list[RowCheck]:
+        """Rows refused, each with its reasons."""
+        return [check for check in self.checks if not check.ok]
+
+    @property
+    def valid_count(self) -> int:
+        """How many rows will be queued."""
+        return len(self.valid)
+
+
+def wanted_fields(definition: TemplateDefinition) -> list[str]:
+    """The fields a CSV must map for this template (PO notice fields, or its parameters)."""
+    if is_po_notice_template(definition):
+        return list(PO_FIELDS)
+    header = ["header"] if definition.header_params or definition.has_media_header else []
+    return ["phone", *definition.body_params, *header]
+
+
+def plan_csv(
+    data: bytes,
+    *,
+    tenant_id: str,
+    template_name: str,
+    language: str,
+    decimal: DecimalMark = "auto",
+    mapping: Mapping[str, str | None] | None = None,
+    default_currency: str | None = "EUR",
+    engine: Engine | None = None,
+) -> BulkPlan:
+    """Read and check a CSV for a send of one template; rows already sent are refused.
+
+    Raises CsvError when the file cannot be read for certain, NoticeRejected when the
+    template cannot be sent at all.
+    """
+    from core.notify import resolve_template
+
+    table = read_csv(data)
+    with session_scope(engine or get_engine()) as session:
+        definition = resolve_template(session, tenant_id, template_name, language)
+        chosen = (
+            dict(mapping) if mapping else guess_mapping(table.headers, wanted_fields(definition))
+        )
+        checks = validate_rows(
+            table,
+            chosen,
+            definition,
+            region=get_settings().whatsapp_default_region,
+            decimal=decimal,
+            default_currency=default_currency,
+        )
+        keys = [check.idempotency_key for check in checks if check.ok and check.idempotency_key]
+        earlier = find_existing_keys(session, tenant_id, keys)
+    marked = [
+        replace(
+            check,
+            errors=[
+                f"Already sent as message {earlier[check.idempotency_key].id} on "
+                f"{earlier[check.idempotency_key].created_at:%Y-%m-%d %H:%M} UTC"
+            ],
+        )
+        if check.ok and check.idempotency_key in earlier
+        else check
+        for check in checks
+    ]
+    return BulkPlan(tenant_id, definition, table, chosen, marked)
+
+
+def start_batch(
+    plan: BulkPlan,
+    *,
+    name: str,
+    created_by: str | None,
+    source: str = "csv",
+    engine: Engine | None = None,
+) -> SendBatch:
+    """Record the batch (every input row) and queue its valid rows, in one transaction."""
+    engine = engine or get_engine()
+    definition = plan.definition
+    rows: list[BatchInput] = []
+    with session_scope(engine) as session:
+        for check, raw in zip(plan.checks, plan.table.rows, strict=True):
+            if not check.ok or check.phone_e164 is None:
+                rows.append(BatchInput(check.row_number, raw, error="; ".join(check.errors)))
+                continue
+            supplier = find_or_add_supplier(
+                session,
+                plan.tenant_id,
+                check.phone_e164,
+                name=check.values.get("supplier_name"),
+                language=check.values.get("language") or None,
+            )
+            try:
+                prepared = prepare_template_message(
+                    session,
+                    tenant_id=plan.tenant_id,
+                    phone=check.phone_e164,
+                    template_name=definition.name,
+                    language=definition.language,
+                    params=check.params,
+                    idempotency_key=check.idempotency_key,
+                    supplier=supplier,
+                    po_number=(check.values.get("po_number") or "").strip() or None,
+                    created_by=created_by,
+                    source=source,
+                )
+            except NoticeRejected as exc:
+                rows.append(BatchInput(check.row_number, raw, error=str(exc)))
+                continue
+            rows.append(BatchInput(check.row_number, raw, message=prepared.outbound))
+    return create_batch(
+        engine,
+        plan.tenant_id,
+        name,
+        definition.name,
+        definition.language,
+        rows,
+        created_by,
+        source=source,
+    )
+
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def dispatch_batch(
+    batch_id: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+    timeout: float = 3600.0,
+    engine: Engine | None = None,
+) -> BatchProgress:
+    """Send the queue here until it is drained, reporting the batch's progress as it goes.
+
+    For the CLI: the dashboard's embedded sender (or `wanotify worker`) does this in
+    long-running deployments.
+    """
+    engine = engine or get_engine()
+
+    async def _follow() -> None:
+        while True:
+            _report(batch_progress(engine, batch_id), on_progress)
+            await asyncio.sleep(0.5)
+
+    async def _run() -> None:
+        follower = asyncio.create_task(_follow())
+        try:
+            await drain(get_settings(), engine, timeout=timeout)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+    asyncio.run(_run())
+    final = batch_progress(engine, batch_id)
+    _report(final, on_progress)
+    return final
+
+
+def _report(progress: BatchProgress, on_progress: ProgressCallback | None) -> None:
+    if on_progress is None:
+        return
+    settled = progress.enqueued - progress.queued
+    summary = (
+        f"{progress.reached_meta} sent, {progress.failed} failed, "
+        f"{progress.needs_attention} need attention"
+    )
+    on_progress(settled, progress.enqueued, summary)
+
+
+def results_csv_for(batch_id: str, *, engine: Engine | None = None) -> bytes:
+    """The results file of a batch: one row per input row, safe to open in a spreadsheet."""
+    rows = batch_results(engine or get_engine(), batch_id)
+    input_columns: list[str] = []
+    for row in rows:
+        for column in row:
+            if column not in input_columns and column not in RESULT_COLUMNS:
+                input_columns.append(column)
+    return results_csv(rows, [*input_columns, *RESULT_COLUMNS])

@@ -1,0 +1,357 @@
+"""`wanotify`: the command line over `core`. Each command translates argv into one core call.
+
+Errors a user can fix are printed as one clear line and exit with a non-zero status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from core.settings import Settings, SettingsError, get_settings
+
+app = typer.Typer(
+    help="Send purchase-order notices to suppliers over WhatsApp and track them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+templates_app = typer.Typer(help="Message templates.", no_args_is_help=True)
+users_app = typer.Typer(help="Dashboard users and roles.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(templates_app, name="templates")
+app.add_typer(users_app, name="users")
+
+console = Console(stderr=True)
+out = Console()
+
+
+class UserError(Exception):
+    """A problem the user can fix; shown as one line, exit status 1."""
+
+
+def _settings() -> Settings:
+    """The settings (get_settings warns loudly, once, when running in sandbox mode)."""
+    return get_settings()
+
+
+def _service_logging() -> None:
+    """Long-running commands say what they do (INFO) unless WANOTIFY_LOG_LEVEL says otherwise."""
+    if "WANOTIFY_LOG_LEVEL" not in os.environ:
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _tenant(tenant: str | None) -> str:
+    return tenant or get_settings().default_tenant
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or update the database schema to the newest version."""
+    from core.migrate import upgrade
+
+    upgrade()
+    out.print(f"Database is up to date ({_safe_url(get_settings().database_url)}).")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def sandbox() -> None:
+    """Serve the local Cloud API sandbox (what `run` starts when no credentials are set)."""
+    _service_logging()
+    from core.sandbox.server import run_sandbox
+
+    run_sandbox(_settings())
+
+
+@app.command()
+def webhook() -> None:
+    """Serve the webhook app that receives Meta's status events and supplier replies."""
+    _service_logging()
+    from core.webhooks.server import run_webhook_app
+
+    run_webhook_app(_settings())
+
+
+@app.command()
+def worker(
+    worker_id: Annotated[str | None, typer.Option("--id", help="Name of this worker")] = None,
+) -> None:
+    """Run a sender worker: claims pending messages and sends them under Meta's limits."""
+    _service_logging()
+    from core.db import get_engine
+    from core.sender import run_worker
+
+    settings = _settings()
+    asyncio.run(run_worker(settings, get_engine(), worker_id=worker_id))
+
+
+@app.command()
+def send(
+    to: Annotated[str, typer.Option(help="Supplier phone, any format (default region applies)")],
+    template: Annotated[str, typer.Option(help="Approved template name")] = "po_notification",
+    lang: Annotated[str, typer.Option(help="Template language code")] = "es",
+    supplier_name: Annotated[str | None, typer.Option(help="For po_notification")] = None,
+    po_number: Annotated[str | None, typer.Option(help="For po_notification")] = None,
+    amount: Annotated[str | None, typer.Option(help="Total, e.g. 1234.50")] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 code")] = "EUR",
+    param: Annotated[
+        list[str] | None, typer.Option(help="Template parameter NAME=VALUE (repeatable)")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
+    wait: Annotated[bool, typer.Option(help="Send now and wait for Meta's answer")] = True,
+) -> None:
+    """Send one template message (a PO notice by default) through the outbox."""
+    from core import notify
+
+    _settings()
+    if supplier_name and po_number and amount:
+        from core.csv_import import parse_amount
+
+        result = notify.send_po_notice(
+            notify.PoNotice(
+                tenant_id=_tenant(tenant),
+                supplier_name=supplier_name,
+                phone=to,
+                po_number=po_number,
+                amount=parse_amount(amount, decimal="."),
+                currency=currency,
+                language=lang,
+                template_name=template,
+                source="cli",
+                created_by="cli",
+            )
+        )
+    else:
+        result = notify.send_template_message(
+            tenant_id=_tenant(tenant),
+            phone=to,
+            template_name=template,
+            language=lang,
+            params=_parse_params(param or []),
+            source="cli",
+            created_by="cli",
+        )
+    message = result.message
+    if not result.created:
+        out.print(f"Already queued before as message {message.id} (status {message.status}).")
+        return
+    out.print(f"Queued message {message.id} to {message.recipient_phone}.")
+    if wait:
+        final = notify.dispatch_until_settled([message.id])[message.id]
+        out.print(
+            f"Status: {final.status}" + (f" ({final.error_message})" if final.error_message else "")
+        )
+        if final.status == "failed":
+            raise typer.Exit(1)
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--param {item!r}: write it as NAME=VALUE")
+        params[name.strip()] = value
+    return params
+
+
+@app.command("send-csv")
+def send_csv(
+    file: Annotated[Path, typer.Argument(help="CSV with supplier_name, phone, po_number, ...")],
+    template: Annotated[str, typer.Option(help="Approved template name")] = "po_notification",
+    lang: Annotated[str, typer.Option(help="Template language code")] = "es",
+    decimal: Annotated[str, typer.Option(help="Decimal separator: auto, '.' or ','")] = "auto",
+    results: Annotated[
+        Path | None, typer.Option(help="Where to write one result row per input row")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate only; send nothing")] = False,
+    tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
+) -> None:
+    """Send a PO notice per CSV row with a progress bar, and write a results CSV."""
+    from core import bulk
+
+    _settings()
+    if decimal not in ("auto", ".", ","):
+        raise UserError("--decimal must be auto, '.' or ','")
+    if not file.is_file():
+        raise UserError(f"{file}: no such file")
+    plan = bulk.plan_csv(
+        file.read_bytes(),
+        tenant_id=_tenant(tenant),
+        template_name=template,
+        language=lang,
+        decimal=decimal,  # type: ignore[arg-type]
+    )
+    for row in plan.rejected:
+        console.print(f"row {row.row_number}: [red]{'; '.join(row.errors)}[/]")
+    out.print(f"{plan.valid_count} rows valid, {len(plan.rejected)} refused.")
+    if dry_run:
+        return
+    results_path = results or file.with_name(f"{file.stem}.results.csv")
+    batch = bulk.start_batch(plan, name=file.name, created_by="cli", source="cli")
+    _follow_batch(batch.id)
+    results_path.write_bytes(bulk.results_csv_for(batch.id))
+    out.print(f"Results written to {results_path}")
+
+
+def _follow_batch(batch_id: str) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from core import bulk
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
+        task = progress.add_task("Sending", total=None)
+
+        def on_progress(done: int, total: int, summary: str) -> None:
+            progress.update(task, completed=done, total=total, description=f"Sending {summary}")
+
+        bulk.dispatch_batch(batch_id, on_progress=on_progress)
+
+
+@templates_app.command("sync")
+def templates_sync(tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None) -> None:
+    """Copy the templates of the WhatsApp Business Account into the local registry."""
+    from core import notify
+
+    _settings()
+    report = notify.sync_templates_now(_tenant(tenant))
+    out.print(
+        f"Templates synced: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.deactivated} no longer on the account."
+    )
+
+
+@app.command()
+def resume(by: Annotated[str, typer.Option(help="Who resumes sending")] = "cli") -> None:
+    """Resume sending after Meta paused it (token, account or quality problem fixed)."""
+    from core.control import resume_sending
+    from core.db import get_engine
+
+    settings = _settings()
+    resume_sending(get_engine(), settings.phone_number_id, by)
+    out.print("Sending resumed.")
+
+
+@app.command()
+def status() -> None:
+    """Show queue depth and whether sending is paused (and why)."""
+    from core.control import sending_state
+    from core.db import get_engine
+
+    settings = _settings()
+    state = sending_state(get_engine(), settings.phone_number_id)
+    out.print(state.describe())
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="buyer, manager or admin")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+) -> None:
+    """Add a dashboard user (the password is stored hashed)."""
+    from core.db import get_engine
+    from core.users import add_user
+
+    add_user(get_engine(), username, password, role, _tenant(tenant))
+    out.print(f"User {username} added as {role}.")
+
+
+@users_app.command("remove")
+def users_remove(username: str) -> None:
+    """Remove a dashboard user."""
+    from core.db import get_engine
+    from core.users import remove_user
+
+    remove_user(get_engine(), username)
+    out.print(f"User {username} removed.")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List dashboard users with their role and tenant."""
+    from core.db import get_engine
+    from core.users import list_users
+
+    for user in list_users(get_engine()):
+        out.print(f"{user.username}\t{user.role}\t{user.tenant_id}")
+
+
+@app.command("consume-po-events")
+def consume_po_events() -> None:
+    """Consume "PO approved" events from RabbitMQ and queue a PO notice for each, once."""
+    _service_logging()
+    from core.db import get_engine
+    from core.po_events.consumer import consume_po_events as consume
+
+    asyncio.run(consume(_settings(), get_engine()))
+
+
+@app.command()
+def run() -> None:
+    """Migrate, then start the product: sandbox (no credentials), webhook app, dashboard."""
+    _service_logging()
+    from core import launcher
+
+    raise typer.Exit(launcher.run_product(_settings()))
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [UserError, SettingsError]
+    for module, name in (
+        ("core.notify", "NoticeRejected"),
+        ("core.phones", "InvalidPhoneNumber"),
+        ("core.csv_import", "CsvError"),
+        ("core.csv_import", "InvalidAmount"),
+        ("core.errors", "GraphError"),
+        ("core.users", "UserAdminError"),
+    ):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def main() -> None:
+    """Entry point: run the command; print known errors as one line and exit 1."""
+    level = os.environ.get("WANOTIFY_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except _known_errors() as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError) and "no such table" in str(exc):
+            console.print(
+                "[red]error:[/] the database has no schema yet: run `wanotify db upgrade`"
+            )
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,385 @@
+"""An async client for Meta's WhatsApp Cloud API (and the sandbox that speaks its wire format).
+
+It sends messages, lists templates and reads the phone number's health, turning every
+failure into a `GraphError` the sender can classify: Meta's error bodies, bare HTTP
+errors, HTML pages from a proxy, truncated JSON, timeouts and lost connections. It never
+retries on its own: whether and when to retry is the sender's decision (error classes).
+
+Transport: httpx over aiohttp (`httpx-aiohttp`). httpx's own pool stalls beyond ~50
+concurrent connections on our hosts while aiohttp keeps up with 1,000, so the connection
+limit is aiohttp's `TCPConnector(limit=max_connections)`, every connection kept alive.
+
+Transport failures are worded so the caller can tell whether the request may have
+reached Meta: "could not connect: ..." (it did not leave) versus "timeout after ..." and
+"connection lost: ..." (it may have been received and acted on).
+
+The access token only ever travels in the Authorization header: it is not logged, not
+put in URLs and not part of any error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
+
+import aiohttp
+import httpx
+from httpx_aiohttp import HttpxAiohttpClient
+
+from core.errors import GraphError
+from core.settings import Settings, SettingsError, get_settings
+
+log = logging.getLogger(__name__)
+
+#: Idle connections are closed after this many seconds: below uvicorn's 5 s keep-alive,
+#: so the client never reuses a connection the server is closing.
+KEEPALIVE_EXPIRY = 4.0
+TEMPLATE_FIELDS = (
+    "id,name,language,status,category,components,parameter_format,quality_score,rejected_reason"
+)
+PHONE_FIELDS = (
+    "display_phone_number,verified_name,quality_rating,throughput,status,"
+    "whatsapp_business_manager_messaging_limit"
+)
+MAX_CALLBACK_DATA = 512
+MAX_TEXT_BODY = 4096
+#: Safety stop for template paging (250 templates per account, 100 per page).
+MAX_TEMPLATE_PAGES = 200
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """Meta's acceptance of a message: its wamid and how Meta knows the recipient."""
+
+    wamid: str
+    wa_id: str | None
+    input: str | None
+    message_status: str  # "accepted" or "held_for_quality_assessment"
+    raw: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PhoneHealth:
+    """The business phone number's standing: quality, throughput tier, messaging limit."""
+
+    display_phone_number: str | None
+    verified_name: str | None
+    quality_rating: str | None  # GREEN, YELLOW, RED, UNKNOWN, NA
+    throughput_level: str | None  # STANDARD, HIGH
+    status: str | None  # CONNECTED, FLAGGED, ...
+    messaging_limit: str | None  # e.g. TIER_250, TIER_UNLIMITED
+    raw: dict[str, Any] = field(repr=False)
+
+
+def template_message(
+    to: str,
+    name: str,
+    language: str,
+    components: list[dict[str, Any]],
+    *,
+    biz_opaque_callback_data: str | None = None,
+) -> dict[str, Any]:
+    """The Cloud API body of a template message (components omitted when empty)."""
+    template: dict[str, Any] = {"name": name, "language": {"code": language}}
+    if components:
+        template["components"] = components
+    body: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "template",
+        "template": template,
+    }
+    return _with_callback(body, biz_opaque_callback_data)
+
+
+def text_message(
+    to: str, body: str, *, preview_url: bool = False, biz_opaque_callback_data: str | None = None
+) -> dict[str, Any]:
+    """The Cloud API body of a free-form text (only inside the 24-hour service window)."""
+    if not isinstance(body, str) or not body.strip():
+        raise ValueError("a text message needs a non-empty body")
+    if len(body) > MAX_TEXT_BODY:
+        raise ValueError(f"a text message body is at most {MAX_TEXT_BODY} characters")
+    message: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "text",
+        "text": {"body": body, "preview_url": preview_url},
+    }
+    return _with_callback(message, biz_opaque_callback_data)
+
+
+def _with_callback(body: dict[str, Any], data: str | None) -> dict[str, Any]:
+    if data is not None:
+        if len(data) > MAX_CALLBACK_DATA:
+            raise ValueError(f"biz_opaque_callback_data is at most {MAX_CALLBACK_DATA} chars")
+        body["biz_opaque_callback_data"] = data
+    return body
+
+
+class CloudApiClient:
+    """One connection pool to the Graph API for the settings' phone number and account.
+
+    Use as `async with CloudApiClient() as client:` (or call `aclose()`); one client per
+    process is enough and is safe to share between tasks of one event loop.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        max_connections: int = 1000,
+        timeout: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self._settings = settings or get_settings()
+        self._timeout = float(timeout or self._settings.whatsapp_request_timeout)
+        self._version = self._settings.whatsapp_api_version
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        )
+        # HttpxAiohttpClient builds aiohttp transports (with these limits) for the
+        # direct route and for any proxy from the environment alike.
+        self._http = HttpxAiohttpClient(
+            base_url=self._settings.api_base_url,
+            transport=transport,
+            limits=limits,
+            timeout=httpx.Timeout(self._timeout),
+            headers={
+                "Authorization": f"Bearer {self._settings.access_token}",
+                "Accept": "application/json",
+            },
+            follow_redirects=False,
+            trust_env=transport is None,  # an injected transport is never bypassed by proxies
+        )
+
+    def __repr__(self) -> str:
+        return f"CloudApiClient(base_url={self._settings.api_base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self._http.aclose()
+
+    async def send_message(self, payload: dict[str, Any]) -> SendResult:
+        """POST a complete Cloud API message body; Meta's acceptance or a GraphError."""
+        path = f"/{self._version}/{self._settings.phone_number_id}/messages"
+        body = await self._request("POST", path, json_body=payload)
+        return _send_result(body)
+
+    async def send_template(
+        self,
+        to: str,
+        name: str,
+        language: str,
+        components: list[dict[str, Any]],
+        *,
+        biz_opaque_callback_data: str | None = None,
+    ) -> SendResult:
+        """Send template `name` in `language` to `to` (E.164 digits) with its components."""
+        return await self.send_message(
+            template_message(
+                to, name, language, components, biz_opaque_callback_data=biz_opaque_callback_data
+            )
+        )
+
+    async def send_text(
+        self,
+        to: str,
+        body: str,
+        *,
+        preview_url: bool = False,
+        biz_opaque_callback_data: str | None = None,
+    ) -> SendResult:
+        """Send a free-form text (Meta refuses it with 131047 outside the 24-hour window)."""
+        return await self.send_message(
+            text_message(
+                to, body, preview_url=preview_url, biz_opaque_callback_data=biz_opaque_callback_data
+            )
+        )
+
+    async def list_templates(
+        self, *, page_size: int = 100, fields: str = TEMPLATE_FIELDS
+    ) -> list[dict[str, Any]]:
+        """Every template of the business account, following the cursor to the last page."""
+        waba = self._settings.business_account_id
+        if not waba:
+            raise SettingsError("WHATSAPP_BUSINESS_ACCOUNT_ID is not set: templates live there")
+        path = f"/{self._version}/{waba}/message_templates"
+        params = {"fields": fields, "limit": str(page_size)}
+        templates: list[dict[str, Any]] = []
+        seen_cursors: set[str] = set()
+        for _ in range(MAX_TEMPLATE_PAGES):
+            body = await self._request("GET", path, params=params)
+            data = body.get("data")
+            if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+                raise _shape_error("the template list has no 'data' list", body)
+            templates.extend(data)
+            after = _next_cursor(body)
+            if after is None:
+                return templates
+            if after in seen_cursors:
+                raise _shape_error("the template list repeats a page cursor", body)
+            seen_cursors.add(after)
+            params = {**params, "after": after}
+        raise _shape_error(f"the template list has more than {MAX_TEMPLATE_PAGES} pages", {})
+
+    async def phone_health(self) -> PhoneHealth:
+        """Quality rating, throughput level, status and messaging limit of the phone number."""
+        path = f"/{self._version}/{self._settings.phone_number_id}"
+        body = await self._request("GET", path, params={"fields": PHONE_FIELDS})
+        throughput = body.get("throughput")
+        limit = body.get("whatsapp_business_manager_messaging_limit")
+        if isinstance(limit, dict):
+            limit = limit.get("current_limit") or limit.get("tier")
+        return PhoneHealth(
+            display_phone_number=_text(body.get("display_phone_number")),
+            verified_name=_text(body.get("verified_name")),
+            quality_rating=_text(body.get("quality_rating")),
+            throughput_level=_text(throughput.get("level"))
+            if isinstance(throughput, dict)
+            else None,
+            status=_text(body.get("status")),
+            messaging_limit=_text(limit) or _text(body.get("messaging_limit_tier")),
+            raw=body,
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One HTTP exchange; a JSON object for 2xx, else a GraphError (never a raw exception)."""
+        try:
+            async with asyncio.timeout(self._timeout):  # the whole exchange, body included
+                response = await self._http.request(method, path, json=json_body, params=params)
+        except TimeoutError:  # (also aiohttp's own timeouts, and before OSError: a subclass)
+            error = GraphError.transport(f"timeout after {self._timeout:g}s")
+        except (httpx.TransportError, aiohttp.ClientError, OSError) as exc:
+            error = _transport_error(exc, self._timeout)
+        else:
+            return _answer(response)
+        log.info("%s %s failed: %s", method, path, error.message)
+        raise error
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; a GraphError for anything else."""
+    body = _json_or_none(response.content)
+    if not response.is_success:
+        error = GraphError.from_response(response.status_code, body)
+        if body is None and response.content:
+            error = replace(error, details=_snippet(response.content))
+        raise error
+    if not isinstance(body, dict):
+        raise GraphError(
+            code=None,
+            message=f"Meta answered HTTP {response.status_code} with a body that is not "
+            "a JSON object",
+            http_status=response.status_code,
+            details=_snippet(response.content),
+        )
+    return body
+
+
+def _send_result(body: dict[str, Any]) -> SendResult:
+    messages = body.get("messages")
+    first = messages[0] if isinstance(messages, list) and messages else None
+    wamid = first.get("id") if isinstance(first, dict) else None
+    if not isinstance(wamid, str) or not wamid:
+        raise _shape_error("the send was answered without a message id", body)
+    contacts = body.get("contacts")
+    contact = contacts[0] if isinstance(contacts, list) and contacts else {}
+    if not isinstance(contact, dict):
+        contact = {}
+    assert isinstance(first, dict)
+    return SendResult(
+        wamid=wamid,
+        wa_id=_text(contact.get("wa_id")),
+        input=_text(contact.get("input")),
+        message_status=_text(first.get("message_status")) or "accepted",
+        raw=body,
+    )
+
+
+def _next_cursor(body: dict[str, Any]) -> str | None:
+    """The `after` cursor of the next page; None on the last page (no `paging.next`)."""
+    paging = body.get("paging")
+    if not isinstance(paging, dict) or not paging.get("next"):
+        return None
+    cursors = paging.get("cursors")
+    after = cursors.get("after") if isinstance(cursors, dict) else None
+    if not isinstance(after, str) or not after:
+        raise _shape_error("the template list has a next page but no 'after' cursor", body)
+    return after
+
+
+def _transport_error(exc: BaseException, timeout: float) -> GraphError:
+    """Word a transport failure by whether the request may have reached the server.
+
+    httpx-aiohttp maps aiohttp's errors loosely (a server hanging up becomes a
+    ConnectTimeout), so the original aiohttp error, kept as the cause, decides.
+    """
+    cause = exc.__cause__
+    never_sent = (
+        aiohttp.ClientConnectorError,
+        aiohttp.ConnectionTimeoutError,
+        ConnectionRefusedError,
+    )
+    if isinstance(cause or exc, never_sent) or (
+        isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and cause is None
+    ):
+        return GraphError.transport(f"could not connect: {cause or exc}")
+    if isinstance(exc, httpx.TimeoutException) and (
+        cause is None or isinstance(cause, TimeoutError)
+    ):
+        return GraphError.transport(f"timeout after {timeout:g}s")
+    return GraphError.transport(f"connection lost: {type(cause or exc).__name__}: {cause or exc}")
+
+
+def _shape_error(problem: str, body: dict[str, Any]) -> GraphError:
+    """A 2xx answer that is not Meta's shape: no code, classed permanent (not retried,
+    as the request may have been acted on)."""
+    return GraphError(
+        code=None,
+        message=f"Unexpected answer from Meta: {problem}",
+        http_status=200,
+        details=_snippet(json.dumps(body, default=str).encode()),
+    )
+
+
+def _json_or_none(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _snippet(content: bytes, limit: int = 200) -> str:
+    text = " ".join(content.decode("utf-8", "replace").split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)

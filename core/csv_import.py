@@ -1,0 +1,476 @@
+"""CSV files buyers upload: read them safely, map their columns, check every row.
+
+Spreadsheets and ERPs export CSV in many dialects: UTF-8 with or without a BOM or
+Windows-1252, commas, semicolons (Spanish Excel) or tabs, quoted commas and line
+breaks, trailing empty columns, blank lines. `read_csv` accepts all of that and refuses,
+with a reason a buyer understands, what it cannot read for certain: binary files, Excel
+workbooks, an ambiguous delimiter, blank or duplicate column names, oversized files.
+
+`validate_rows` turns each row into a checked send (E.164 phone, template parameters,
+preview, idempotency key) or a list of problems. It never guesses: an amount like
+"2.750" or a cell that looks like a spreadsheet formula is refused, not interpreted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from core.keys import content_key, po_notice_key
+from core.money import DecimalMark, InvalidAmount, normalize_currency, parse_amount
+from core.phones import InvalidPhoneNumber, normalize_phone
+from core.templates import (
+    TemplateDefinition,
+    TemplateParams,
+    build_po_notice_params,
+    is_po_notice_template,
+    render_preview,
+    validate_parameters,
+)
+from core.templates.po import PO_FIELDS as PO_PARAMS
+from core.templates.values import HEADER_KEY
+
+__all__ = [
+    "PO_DOCUMENT_FIELD",
+    "PO_FIELDS",
+    "CsvError",
+    "CsvTable",
+    "InvalidAmount",
+    "RowCheck",
+    "guess_mapping",
+    "parse_amount",
+    "read_csv",
+    "validate_rows",
+]
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 10_000
+MAX_CELL_CHARS = 32_768
+DELIMITERS = (",", ";", "\t")
+#: The fields of a PO notice row, in the order a mapping form shows them.
+PO_FIELDS = ("phone", "supplier_name", "po_number", "total_amount", "currency", "language")
+#: Needed only by PO notice templates whose header is the PO's PDF.
+PO_DOCUMENT_FIELD = "document_link"
+#: Fields that describe the row, never template parameters.
+ROW_ONLY_FIELDS = frozenset({"phone", "language"})
+#: Cells starting like this are formulas to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@")
+_NUMERIC_LOOKING = re.compile(r"[+-][0-9 .,()/-]*")
+
+
+class CsvError(ValueError):
+    """A file that cannot be read as a table; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """The rows of a CSV file, cells as text keyed by header, with how it was read.
+
+    `row_numbers[i]` is the 1-based data row of `rows[i]` in the file (the header is
+    not counted; blank lines are counted but not returned). `row_errors` maps a row
+    number to what was wrong with its shape (too many or too few cells).
+    """
+
+    headers: list[str]
+    rows: list[dict[str, str]]
+    row_numbers: list[int]
+    encoding: str
+    delimiter: str
+    row_errors: dict[int, str] = field(default_factory=dict)
+
+
+def read_csv(data: bytes, *, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROWS) -> CsvTable:
+    """Read an uploaded CSV file; CsvError with a plain reason when it cannot be read."""
+    if not isinstance(data, bytes | bytearray):
+        raise CsvError("The upload is not a file")
+    if len(data) > max_bytes:
+        raise CsvError(
+            f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. "
+            "Split it into smaller files."
+        )
+    text, encoding = _decode(bytes(data))
+    if not text.strip():
+        raise CsvError("The file is empty")
+    lines = text.splitlines()
+    delimiter = _delimiter(lines)
+    records = _records(text, delimiter)
+    while records and not any(cell.strip() for cell in records[0]):
+        records.pop(0)  # blank lines above the header
+    headers, width = _headers(records[0], records[1:])
+    rows: list[dict[str, str]] = []
+    numbers: list[int] = []
+    errors: dict[int, str] = {}
+    for number, record in enumerate(records[1:], start=1):
+        cells = [cell.strip() for cell in record]
+        if not any(cells):
+            continue  # blank line (or a row of empty cells)
+        if len(rows) >= max_rows:
+            raise CsvError(f"The file has more than {max_rows:,} rows; split it into smaller files")
+        if any(cells[width:]):
+            errors[number] = (
+                f"Row {number} has {len(cells)} cells but the header has {width} "
+                f"(a {_delimiter_name(delimiter)[:-1]} inside a value? put that value in quotes)"
+            )
+        elif len(cells) < width:
+            errors[number] = f"Row {number} has {len(cells)} cells but the header has {width}"
+        cells += [""] * (width - len(cells))
+        rows.append(dict(zip(headers, cells[:width], strict=True)))
+        numbers.append(number)
+    return CsvTable(headers, rows, numbers, encoding, delimiter, errors)
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" export
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise CsvError("The file claims to be UTF-16 but is not readable as such") from None
+    if data.startswith(b"PK\x03\x04"):
+        raise CsvError("This is an Excel workbook (.xlsx), not CSV: save it as CSV first")
+    if b"\x00" in data:
+        raise CsvError("This is not a text file (it contains binary data): export it as CSV")
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError:
+            raise CsvError("The file says it is UTF-8 but contains invalid bytes") from None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:  # Windows' "ANSI" code page: what Excel writes for "CSV (comma delimited)"
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def _delimiter(lines: list[str]) -> str:
+    """The delimiter of the header line: the one candidate that splits it into columns.
+
+    When several split it (a header such as `name;phone,mobile`), the data rows decide
+    only if exactly one candidate gives every row the header's width; otherwise the
+    file is refused rather than guessed.
+    """
+    header = next((line for line in lines if line.strip()), "")
+    widths = {d: len(_split(header, d)) for d in DELIMITERS}
+    candidates = [d for d in DELIMITERS if widths[d] > 1]
+    if not candidates:
+        raise CsvError(
+            "Only one column found: separate columns with commas, semicolons or tabs "
+            "and keep the column names in the first line"
+        )
+    if len(candidates) == 1:
+        return candidates[0]
+    sample = [line for line in lines[1:51] if line.strip()]
+    consistent = [d for d in candidates if all(len(_split(x, d)) == widths[d] for x in sample)]
+    if sample and len(consistent) == 1:
+        return consistent[0]
+    names = " and ".join(_delimiter_name(d) for d in candidates)
+    raise CsvError(
+        f"The header line contains both {names}: it is unclear which one separates "
+        "the columns. Export the file again with a single separator."
+    )
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return [line]
+
+
+def _records(text: str, delimiter: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[list[str]] = []
+    try:
+        for record in reader:
+            if any(len(cell) > MAX_CELL_CHARS for cell in record):
+                raise CsvError(f"A cell near line {reader.line_num} is far too long")
+            records.append(record)
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise CsvError(f"A cell near line {reader.line_num} is far too long") from None
+        raise CsvError(
+            f"The file is malformed near line {reader.line_num}: a quote is not closed "
+            f"or is followed by text ({exc})"
+        ) from None
+    return records
+
+
+def _headers(record: list[str], data: list[list[str]]) -> tuple[list[str], int]:
+    """The column names (BOM and spaces stripped) and the table width.
+
+    Trailing unnamed columns that are empty in every row (spreadsheets add them) are
+    dropped; any other unnamed column, or two columns with one name, is refused.
+    """
+    names = [cell.strip().lstrip("\ufeff").strip() for cell in record]
+    while (
+        names
+        and not names[-1]
+        and all(len(r) < len(names) or not r[len(names) - 1].strip() for r in data)
+    ):
+        names.pop()
+    if len(names) < 2:
+        raise CsvError("The header line names fewer than two columns")
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if not name:
+            raise CsvError(f"Column {position} has no name in the header line")
+        folded = _fold(name) or name
+        if folded in seen:
+            raise CsvError(f"Columns {seen[folded]} and {position} are both named {name!r}")
+        seen[folded] = position
+    return names, len(names)
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {",": "commas", ";": "semicolons", "\t": "tabs"}[delimiter]
+
+
+def _size(count: int) -> str:
+    return f"{count / (1024 * 1024):.1f} MB" if count >= 1024 * 1024 else f"{count / 1024:.0f} KB"
+
+
+# Column mapping -------------------------------------------------------------------------
+
+#: Names (folded: lower case, no accents, words joined by "_") a column may have per field.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "phone": (
+        "phone", "phone_number", "telephone", "tel", "telefono", "movil", "mobile", "cell",
+        "celular", "whatsapp", "telefone", "telemovel", "numero_de_telefono",
+    ),
+    "supplier_name": (
+        "supplier_name", "supplier", "vendor", "vendor_name", "proveedor", "nombre_proveedor",
+        "nombre", "name", "razon_social", "empresa", "company", "fornecedor",
+    ),
+    "po_number": (
+        "po_number", "po", "purchase_order", "order", "order_number", "pedido",
+        "numero_pedido", "n_pedido", "orden_de_compra", "orden_compra", "oc", "encomenda",
+    ),
+    "total_amount": (
+        "total_amount", "amount", "total", "importe", "importe_total", "monto", "valor",
+        "value", "valor_total", "price",
+    ),
+    "currency": ("currency", "moneda", "divisa", "curr", "moeda", "currency_code"),
+    "language": ("language", "lang", "idioma", "lengua", "locale", "lingua"),
+    "document_link": (
+        "document_link", "pdf", "pdf_link", "pdf_url", "document", "documento", "enlace",
+        "enlace_pdf", "url", "link",
+    ),
+}  # fmt: skip
+
+
+def guess_mapping(headers: Sequence[str], wanted: Sequence[str]) -> dict[str, str | None]:
+    """For each wanted field, the header that most likely holds it (None when no header
+    fits). A header serves one field at most; exact names beat names containing a
+    synonym as a word ("Teléfono móvil" → phone). The result is a proposal for the buyer
+    to confirm, not a decision.
+    """
+    folded = {header: _fold(header) for header in headers}
+    mapping: dict[str, str | None] = {}
+    used: set[str] = set()
+    for strict in (True, False):
+        for want in wanted:
+            if mapping.get(want) is not None:
+                continue
+            mapping[want] = None
+            names = (*SYNONYMS.get(want, ()), _fold(want))
+            for name in names:
+                match = next(
+                    (h for h in headers if h not in used and _matches(folded[h], name, strict)),
+                    None,
+                )
+                if match is not None:
+                    mapping[want] = match
+                    used.add(match)
+                    break
+    return {want: mapping.get(want) for want in wanted}
+
+
+def _matches(header: str, name: str, strict: bool) -> bool:
+    if strict:
+        return header == name
+    return f"_{name}_" in f"_{header}_"
+
+
+def _fold(text: str) -> str:
+    """Lower case, accents removed, runs of non-letters as one "_": "Nº Pedido" → "n_pedido"."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return "_".join(re.findall(r"[a-z0-9]+", plain))
+
+
+# Row checks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """One input row, checked: what would be sent, or every reason it cannot be."""
+
+    row_number: int
+    values: dict[str, str]  # the mapped cells, as read
+    phone_e164: str | None
+    params: TemplateParams | None
+    preview: str | None  # the message body the supplier would read
+    idempotency_key: str | None
+    errors: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the row can be queued."""
+        return not self.errors
+
+
+def validate_rows(
+    table: CsvTable,
+    mapping: Mapping[str, str | None],
+    defn: TemplateDefinition,
+    *,
+    region: str | None = None,
+    decimal: DecimalMark = "auto",
+    default_currency: str | None = None,
+) -> list[RowCheck]:
+    """Check every row of `table` for a send of `defn`; one RowCheck per row, in order.
+
+    `mapping` maps fields to headers: for a PO notice template (see
+    `is_po_notice_template`) the fields of PO_FIELDS (plus PO_DOCUMENT_FIELD when the
+    template's header is a PDF); for any other template, "phone" plus the template's
+    parameter names, and "header" (a text, or the https link of a media header).
+    `default_currency` stands in
+    for a missing currency column. Duplicates within the file (the same idempotency
+    key) are errors; duplicates of earlier sends are the outbox's job.
+    """
+    po_notice = is_po_notice_template(defn)
+    first_row_of: dict[str, int] = {}
+    checks = []
+    for number, row in zip(table.row_numbers, table.rows, strict=True):
+        values = {want: row.get(header, "") for want, header in mapping.items() if header}
+        check = _check_row(number, values, defn, po_notice, region, decimal, default_currency)
+        errors = [table.row_errors[number]] if number in table.row_errors else []
+        errors += check.errors
+        key = check.idempotency_key
+        if key is not None and key in first_row_of:
+            errors.append(f"Same PO, phone and template as row {first_row_of[key]}: not sent twice")
+        elif key is not None:
+            first_row_of[key] = number
+        checks.append(replace(check, errors=errors))
+    return checks
+
+
+def _check_row(
+    number: int,
+    values: dict[str, str],
+    defn: TemplateDefinition,
+    po_notice: bool,
+    region: str | None,
+    decimal: DecimalMark,
+    default_currency: str | None,
+) -> RowCheck:
+    errors = [
+        f"The {_field(name)} starts with {value[0]!r} like a spreadsheet formula; it is "
+        "refused rather than sent. Keep only the text in that cell."
+        for name, value in values.items()
+        if _looks_like_formula(value)
+    ]
+    phone = _phone(values.get("phone", ""), region, errors)
+    params: TemplateParams | None
+    if po_notice:
+        params = _po_params(values, defn, decimal, default_currency, errors)
+    else:
+        params = {name: value for name, value in values.items() if name not in ROW_ONLY_FIELDS}
+        if defn.has_media_header and defn.header_format and params.get(HEADER_KEY):
+            params[HEADER_KEY] = {"type": defn.header_format.lower(), "link": params[HEADER_KEY]}
+    if params is not None:
+        for problem in validate_parameters(defn, params):
+            field_name = _po_field(defn, problem.param) if po_notice else None
+            errors.append(f"The {field_name} {problem.reason}" if field_name else problem.message)
+    warnings = []
+    language = values.get("language", "").strip()
+    if language and _primary(language) != _primary(defn.language):
+        warnings.append(
+            f"The supplier's language is {language}; the template is in {defn.language}"
+        )
+    key = None
+    if phone is not None and po_notice and values.get("po_number", "").strip():
+        key = po_notice_key(values["po_number"], phone, defn.name)
+    elif phone is not None and params is not None and not po_notice:
+        key = content_key(phone, {"template": defn.key, "params": params})
+    preview = render_preview(defn, params).body if params is not None else None
+    return RowCheck(number, values, phone, params, preview, key, errors, warnings)
+
+
+def _phone(raw: str, region: str | None, errors: list[str]) -> str | None:
+    if not raw.strip():
+        errors.append("The phone number is missing")
+        return None
+    try:
+        return normalize_phone(raw, region)
+    except InvalidPhoneNumber as exc:
+        errors.append(str(exc))
+        return None
+
+
+def _po_params(
+    values: dict[str, str],
+    defn: TemplateDefinition,
+    decimal: DecimalMark,
+    default_currency: str | None,
+    errors: list[str],
+) -> TemplateParams | None:
+    """The PO notice parameters of a row, or None with the reasons added to `errors`."""
+    missing = [name for name in ("supplier_name", "po_number") if not values.get(name, "").strip()]
+    errors.extend(f"The {_field(name)} is missing" for name in missing)
+    amount = currency = None
+    try:
+        amount = parse_amount(values.get("total_amount", ""), decimal)
+    except InvalidAmount as exc:
+        errors.append(f"Amount: {exc}")
+    try:
+        currency = normalize_currency(values.get("currency", "").strip() or default_currency)
+    except InvalidAmount as exc:
+        errors.append(f"Currency: {exc}")
+    if missing or amount is None or currency is None:
+        return None
+    try:
+        return build_po_notice_params(
+            defn,
+            values["supplier_name"],
+            values["po_number"].strip(),
+            amount,
+            currency,
+            document_link=values.get(PO_DOCUMENT_FIELD, "").strip() or None,
+        )
+    except ValueError as exc:  # e.g. the template wants the PO's PDF and no link was mapped
+        errors.append(str(exc))
+        return None
+
+
+def _po_field(defn: TemplateDefinition, param: str) -> str | None:
+    """The buyer's name of a PO notice parameter ("1" or "supplier_name": supplier name)."""
+    if param.isdigit() and 1 <= int(param) <= len(PO_PARAMS):
+        param = PO_PARAMS[int(param) - 1]
+    return _field(param) if param in PO_PARAMS else None
+
+
+def _looks_like_formula(value: str) -> bool:
+    """True for cells a spreadsheet would run: =…, @…, and +/- not followed by a number."""
+    if not value or value[0] not in FORMULA_STARTS:
+        return False
+    return not (value[0] in "+-" and _NUMERIC_LOOKING.fullmatch(value))
+
+
+def _primary(language: str) -> str:
+    return language.lower().replace("-", "_").split("_")[0]
+
+
+def _field(name: str) -> str:
+    return {
+        "phone": "phone number",
+        "supplier_name": "supplier name",
+        "po_number": "PO number",
+        "total_amount": "amount",
+    }.get(name, name)

@@ -1,0 +1,31 @@
+"""Every table wanotify stores, imported here so `SQLModel.metadata` knows them all."""
+
+import core.models.analytics  # covering index for the dashboard's charts
+import core.models.events  # noqa: F401  (webhook receipts, timelines, replies, acks)
+from core.models.base import metadata
+from core.models.batches import BatchRow, BatchStatus, SendBatch
+from core.models.control import SenderControl
+from core.models.messages import MessageStatus, WhatsAppMessage
+from core.models.pricing import RateCardEntry
+from core.models.suppliers import Supplier
+from core.models.templates import WhatsAppTemplate
+from core.models.types import new_id, utcnow
+from core.models.users import Role, User, UserTenant
+
+__all__ = [
+    "BatchRow",
+    "BatchStatus",
+    "MessageStatus",
+    "RateCardEntry",
+    "Role",
+    "SendBatch",
+    "SenderControl",
+    "Supplier",
+    "User",
+    "UserTenant",
+    "WhatsAppMessage",
+    "WhatsAppTemplate",
+    "metadata",
+    "new_id",
+    "utcnow",
+]

@@ -1,0 +1,93 @@
+"""The outbox: one row per WhatsApp message, from `pending` to its final status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.models.types import PortableJSON, UTCDateTime, new_id, utcnow
+
+
+class MessageStatus(StrEnum):
+    """Where a message is in its life. See `core.status` for the allowed moves."""
+
+    PENDING = "pending"  # in the outbox, waiting for the dispatcher
+    SENDING = "sending"  # claimed by a dispatcher; the API call may be in flight
+    ACCEPTED = "accepted"  # Meta accepted it (has a wamid); no status webhook yet
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs_attention"  # outcome unknown after a crash: a person decides
+    CANCELLED = "cancelled"  # withdrawn before it was sent
+
+
+class WhatsAppMessage(SQLModel, table=True):
+    """A message to a supplier: the outbox row, its API outcome and its delivery statuses."""
+
+    __tablename__ = "whatsapp_messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_whatsapp_messages_tenant_created", "tenant_id", "created_at"),
+        Index("ix_whatsapp_messages_tenant_status", "tenant_id", "status"),
+        Index("ix_whatsapp_messages_dispatch", "status", "next_attempt_at"),
+        Index("ix_whatsapp_messages_batch", "batch_id", "batch_row"),
+        Index("ix_whatsapp_messages_tenant_po", "tenant_id", "po_number"),
+        Index("ix_whatsapp_messages_tenant_supplier", "tenant_id", "supplier_id"),
+        Index("ix_whatsapp_messages_recipient", "recipient_phone"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64)
+    notification_id: str | None = Field(default=None, max_length=64)
+    whatsapp_message_id: str | None = Field(default=None, unique=True, max_length=128)
+    idempotency_key: str = Field(max_length=200)
+    recipient_phone: str = Field(max_length=20)  # E.164 as dialled
+    wa_id: str | None = Field(default=None, max_length=20)  # as Meta knows the user
+    message_type: str = Field(default="template", max_length=20)
+    status: str = Field(default=MessageStatus.PENDING, max_length=20)
+    template_name: str | None = Field(default=None, max_length=512)
+    template_language: str | None = Field(default=None, max_length=15)
+    template_parameters: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))
+    body_text: str | None = Field(default=None)  # the rendered text the supplier sees
+    request_payload: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(PortableJSON)
+    )  # the Cloud API message body, exactly as previewed; the sender adds `to` and callback data
+    recipient_country: str | None = Field(default=None, max_length=4)  # calling code, "34"
+    po_number: str | None = Field(default=None, max_length=64)
+    po_id: str | None = Field(default=None, max_length=64)
+    supplier_id: int | None = Field(default=None, foreign_key="suppliers.id")
+    batch_id: str | None = Field(default=None, foreign_key="send_batches.id", max_length=36)
+    batch_row: int | None = Field(default=None)
+    attempt_count: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    accepted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    read_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    failed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    error_code: int | None = Field(default=None)
+    error_title: str | None = Field(default=None, max_length=255)
+    error_message: str | None = Field(default=None)
+    error_class: str | None = Field(default=None, max_length=20)  # retry/pause/template/permanent
+    pricing_category: str | None = Field(default=None, max_length=40)
+    pricing_type: str | None = Field(default=None, max_length=40)
+    pricing_model: str | None = Field(default=None, max_length=10)
+    billable: bool | None = Field(default=None)
+    conversation_id: str | None = Field(default=None, max_length=128)
+    conversation_origin: str | None = Field(default=None, max_length=40)
+    provider_response: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))
+    meta: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", PortableJSON))
+    created_by: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

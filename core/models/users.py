@@ -1,0 +1,54 @@
+"""Dashboard users: who may log in, with which role, and which tenants' data they see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.models.types import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    """What a user may do: buyers send, managers read analytics, admins configure."""
+
+    BUYER = "buyer"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+class User(SQLModel, table=True):
+    """A person who logs in to the dashboard; the password is kept only as a bcrypt hash."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=120, unique=True)  # stored lowercase
+    display_name: str = Field(max_length=200)
+    password_hash: str = Field(max_length=100)
+    role: str = Field(max_length=20)
+    tenant_id: str = Field(max_length=64, index=True)  # the tenant this user sends for
+    is_active: bool = Field(default=True)
+    is_demo: bool = Field(default=False)  # sandbox demo account: refused outside sandbox mode
+    failed_logins: int = Field(default=0)
+    locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_login_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class UserTenant(SQLModel, table=True):
+    """A further tenant whose data a user may read (a manager of several companies)."""
+
+    __tablename__ = "user_tenants"
+    __table_args__ = (UniqueConstraint("user_id", "tenant_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    tenant_id: str = Field(max_length=64)

@@ -1,0 +1,176 @@
+"""Money: amounts as `Decimal`, read from what buyers type and shown in the supplier's language.
+
+Two jobs. `parse_amount` reads an amount typed in a spreadsheet or a form ("1.234,50",
+"€ 1,234.50", "318") and refuses to guess when the text could mean two different sums
+("2.750": two thousand seven hundred and fifty, or two point seven five?). `format_amount`
+writes an amount the way the template's language writes it (es "1.234,50 €",
+en "€1,234.50"), the `fallback_value` Meta shows the supplier.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Literal
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_currency, get_currency_precision, is_currency
+
+DecimalMark = Literal["auto", ".", ","]
+
+#: Longest amount text considered; anything longer is not an amount a person typed.
+MAX_AMOUNT_CHARS = 40
+#: Largest amount accepted: far above any PO, far below what breaks `amount_1000`.
+MAX_AMOUNT = Decimal("1000000000000")
+
+_SYMBOLS = "€$£¥₹₽₺₩₪฿₫₱₦₴₲₡₵₸¢"
+#: A currency code or symbol before or after the number: "EUR", "€", "US$", "R$".
+_CURRENCY_PREFIX = re.compile(rf"^(?:[A-Za-z]{{3}}|[A-Za-z]{{0,2}}[{_SYMBOLS}])")
+_CURRENCY_SUFFIX = re.compile(rf"(?:[A-Za-z]{{3}}|[{_SYMBOLS}])$")
+_GROUP_SPACES = re.compile(r"[\s\u00a0\u202f\u2009']+")  # spaces, NBSPs, Swiss apostrophes
+_NUMBER = re.compile(r"[0-9][0-9.,]*")
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
+_MINUS = ("-", "\u2212", "(")
+
+
+class InvalidAmount(ValueError):
+    """Text that is not an amount (or is ambiguous); the message says why."""
+
+
+def parse_amount(text: str, decimal: DecimalMark = "auto") -> Decimal:
+    """The non-negative amount in `text`, or InvalidAmount with a reason a buyer understands.
+
+    `decimal` is the decimal separator: "." or ",", or "auto" to infer it. In auto mode a
+    single separator followed by exactly three digits ("2.750", "2,750") is ambiguous and
+    refused rather than guessed; so is a number with several separators of one kind and
+    a final group of fewer than three digits.
+    """
+    if not isinstance(text, str):
+        raise InvalidAmount("The amount must be text")
+    raw = text.strip()
+    if not raw:
+        raise InvalidAmount("The amount is empty")
+    if len(raw) > MAX_AMOUNT_CHARS:
+        raise InvalidAmount("The amount is too long to be an amount")
+    if any(sign in raw for sign in _MINUS):
+        raise InvalidAmount(f"{raw} is negative; a PO total must be zero or more")
+    unmarked = _CURRENCY_SUFFIX.sub("", _CURRENCY_PREFIX.sub("", raw).strip()).strip()
+    compact = _GROUP_SPACES.sub("", unmarked).removeprefix("+")
+    if not _NUMBER.fullmatch(compact):
+        raise InvalidAmount(f"{raw!r} is not an amount (write it like 1234.50)")
+    mark = _decimal_mark(raw, compact) if decimal == "auto" else decimal
+    if mark not in (".", ","):
+        raise ValueError(f"decimal must be 'auto', '.' or ',', not {decimal!r}")
+    grouping = "," if mark == "." else "."
+    integer, _, fraction = compact.partition(mark)
+    if mark in fraction or grouping in fraction:
+        raise InvalidAmount(f"{raw} has a separator after the decimal {_name(mark)}")
+    if grouping in integer and not _well_grouped(integer.split(grouping)):
+        raise InvalidAmount(f"{raw} has digits grouped oddly around the {_name(grouping)}")
+    digits = integer.replace(grouping, "") + (f".{fraction}" if fraction else "")
+    amount = Decimal(digits)  # digits and at most one dot: always a valid Decimal
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount(f"{raw} is larger than any PO total wanotify accepts")
+    return amount
+
+
+def _decimal_mark(raw: str, compact: str) -> str:
+    """The decimal separator of an amount in auto mode; ambiguity is an InvalidAmount."""
+    dots, commas = compact.count("."), compact.count(",")
+    if dots and commas:  # the later one is the decimal mark: 1.234,50 / 1,234.50
+        return "," if compact.rfind(",") > compact.rfind(".") else "."
+    if not dots and not commas:
+        return "."
+    mark = "." if dots else ","
+    last_group = compact.rsplit(mark, 1)[1]
+    if dots + commas > 1:  # 1.234.567 or 1,234,567: only a grouping separator repeats
+        if len(last_group) == 3:
+            return "," if mark == "." else "."
+        raise InvalidAmount(f"{raw} repeats the {_name(mark)} but is not grouped by thousands")
+    if len(last_group) == 3:
+        whole = compact.replace(mark, "")
+        head, tail = compact.split(mark)[0], last_group.rstrip("0") or "0"
+        as_decimal = f"{head}.{tail}"
+        hint = f"{whole}.00 or {head},{tail}" if len(tail) < 3 else f"{whole}.00"
+        raise InvalidAmount(
+            f"ambiguous: {raw} may mean {whole} or {as_decimal}; write {hint}, "
+            "or choose the decimal separator"
+        )
+    return mark
+
+
+def _well_grouped(groups: list[str]) -> bool:
+    return 1 <= len(groups[0]) <= 3 and all(len(group) == 3 for group in groups[1:])
+
+
+def _name(mark: str) -> str:
+    return "comma" if mark == "," else "dot"
+
+
+def normalize_currency(code: object) -> str:
+    """The ISO 4217 code (upper case) for `code`, or InvalidAmount naming the problem."""
+    if not isinstance(code, str) or not code.strip():
+        raise InvalidAmount("The currency is missing (use an ISO code such as EUR)")
+    upper = code.strip().upper()
+    if len(upper) != 3 or not upper.isascii() or not upper.isalpha() or not is_currency(upper):
+        raise InvalidAmount(f"{code.strip()[:20]!r} is not a currency code (use e.g. EUR, USD)")
+    return upper
+
+
+def check_amount(amount: object, currency: str) -> Decimal:
+    """`amount` as a finite, non-negative Decimal with no more decimals than the currency has.
+
+    Accepts a Decimal, an int or plain text ("1234.50"); refuses floats (they lose
+    cents), NaN and infinities, negatives and fractions of a cent.
+    """
+    if isinstance(amount, float):
+        raise InvalidAmount("The amount must be a Decimal or text, not a float")
+    if isinstance(amount, bool):
+        raise InvalidAmount("The amount must be a number")
+    if isinstance(amount, int):
+        amount = Decimal(amount)
+    if isinstance(amount, str):
+        text = amount.strip()
+        if not _PLAIN_AMOUNT.fullmatch(text):
+            raise InvalidAmount(f"{text[:MAX_AMOUNT_CHARS]!r} is not an amount like 1234.50")
+        amount = Decimal(text)
+    if not isinstance(amount, Decimal):
+        raise InvalidAmount("The amount must be a number")
+    if not amount.is_finite():
+        raise InvalidAmount("The amount is not a finite number")
+    if amount < 0:
+        raise InvalidAmount(f"{amount} is negative; an amount must be zero or more")
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount(f"{amount} is larger than any amount wanotify accepts")
+    digits = get_currency_precision(currency)
+    exponent = amount.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if -exponent > digits:
+        raise InvalidAmount(f"{amount} has more decimals than {currency} allows ({digits})")
+    return amount
+
+
+def amount_1000(amount: Decimal) -> int:
+    """The amount times 1000 as an integer: the Cloud API's `currency.amount_1000`."""
+    scaled = amount * 1000
+    if scaled != scaled.to_integral_value():
+        raise InvalidAmount(f"{amount} has more than three decimals")
+    return int(scaled)
+
+
+def format_amount(amount: Decimal, currency: str, language: str) -> str:
+    """The amount as the template's language writes it: es "1.234,50 €", en "€1,234.50".
+
+    `language` is a Meta template language code ("es", "en_US", "pt_BR"); unknown codes
+    fall back to English. Non-breaking spaces become plain spaces so the text is safe
+    in a template parameter and predictable in previews.
+    """
+    text = format_currency(amount, currency, locale=_locale(language))
+    return text.replace("\u00a0", " ").replace("\u202f", " ")
+
+
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError, AttributeError):
+        return Locale("en")

@@ -1,0 +1,351 @@
+"""Sending notices: the one path from "notify this supplier" to a pending outbox row.
+
+The dashboard, the CLI, ERP events (RabbitMQ and HTTP) and batches all come through
+here: the phone is normalised, the template looked up and checked, the parameters
+validated and previewed, and the exact Cloud API body stored with an idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from core.cloud_api import CloudApiClient
+from core.db import get_engine, session_scope
+from core.keys import content_key, po_notice_key
+from core.models.messages import WhatsAppMessage
+from core.models.suppliers import Supplier
+from core.models.types import utcnow
+from core.outbox import EnqueueResult, OutboundMessage, enqueue
+from core.phones import InvalidPhoneNumber, country_calling_code, normalize_phone, wa_digits
+from core.sender import drain
+from core.settings import get_settings
+from core.templates import (
+    Preview,
+    SyncReport,
+    TemplateDefinition,
+    build_po_notice_params,
+    build_template_payload,
+    definition_of,
+    get_template,
+    list_templates,
+    render_preview,
+    sync_templates,
+    validate_parameters,
+)
+
+DEFAULT_LANGUAGE = "es"
+
+
+class NoticeRejected(ValueError):
+    """A notice that cannot be sent as given; `problems` says why, in a buyer's words."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class PoNotice:
+    """An approved PO to announce to its supplier (from the dashboard, CLI or ERP)."""
+
+    tenant_id: str
+    supplier_name: str
+    phone: str  # as the ERP or the buyer wrote it; normalised here
+    po_number: str
+    amount: Decimal
+    currency: str  # ISO 4217
+    language: str | None = None  # None: the supplier's stored language, else "es"
+    template_name: str = "po_notification"
+    po_id: str | None = None
+    supplier_ref: str | None = None  # the ERP's supplier id
+    document_url: str | None = None
+    created_by: str | None = None
+    source: str = "api"  # dashboard, cli, rabbitmq, http, csv
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A checked message ready for the outbox, and what the supplier will see."""
+
+    outbound: OutboundMessage
+    preview: Preview
+    definition: TemplateDefinition
+
+
+def resolve_template(
+    session: Session, tenant_id: str, name: str, language: str
+) -> TemplateDefinition:
+    """The sendable template `name` in `language`, or NoticeRejected saying what exists."""
+    row = get_template(session, tenant_id, name, language)
+    if row is None:
+        languages = sorted(
+            t.language for t in list_templates(session, tenant_id) if t.template_name == name
+        )
+        if languages:
+            raise NoticeRejected(
+                [f"The template {name} has no {language!r} version ({', '.join(languages)} exist)"]
+            )
+        raise NoticeRejected(
+            [f"There is no template {name!r}: sync templates from WhatsApp, or check the name"]
+        )
+    definition = definition_of(row)
+    if (reason := definition.unsendable_reason) is not None:
+        raise NoticeRejected([reason])
+    return definition
+
+
+def normalised_phone(raw: str) -> str:
+    """E.164 for `raw` with the configured default region, or NoticeRejected with the reason."""
+    try:
+        return normalize_phone(raw, get_settings().whatsapp_default_region)
+    except InvalidPhoneNumber as exc:
+        raise NoticeRejected([str(exc)]) from None
+
+
+def find_or_add_supplier(
+    session: Session,
+    tenant_id: str,
+    phone_e164: str,
+    *,
+    name: str | None = None,
+    language: str | None = None,
+    external_ref: str | None = None,
+) -> Supplier:
+    """The tenant's supplier at this number; a new one is recorded when a notice names it."""
+    supplier = session.exec(
+        select(Supplier).where(
+            col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164) == phone_e164
+        )
+    ).first()
+    if supplier is None:
+        supplier = Supplier(
+            tenant_id=tenant_id,
+            name=(name or phone_e164).strip()[:200],
+            phone_e164=phone_e164,
+            language=language or DEFAULT_LANGUAGE,
+            external_ref=external_ref,
+            opted_in_at=utcnow(),
+        )
+        session.add(supplier)
+        session.flush()
+    return supplier
+
+
+def prepare_template_message(
+    session: Session,
+    *,
+    tenant_id: str,
+    phone: str,
+    template_name: str,
+    language: str,
+    params: Mapping[str, Any] | None,
+    idempotency_key: str | None = None,
+    supplier: Supplier | None = None,
+    po_number: str | None = None,
+    po_id: str | None = None,
+    created_by: str | None = None,
+    source: str = "api",
+    batch_id: str | None = None,
+    batch_row: int | None = None,
+) -> PreparedMessage:
+    """Check and build one template message; NoticeRejected lists every problem found."""
+    recipient = normalised_phone(phone)
+    definition = resolve_template(session, tenant_id, template_name, language)
+    problems = validate_parameters(definition, params)
+    if problems:
+        raise NoticeRejected([problem.message for problem in problems])
+    payload = build_template_payload(definition, wa_digits(recipient), params)
+    preview = render_preview(definition, params)
+    plain_params = dict(params or {})
+    outbound = OutboundMessage(
+        tenant_id=tenant_id,
+        idempotency_key=idempotency_key
+        or content_key(recipient, [template_name, language, plain_params]),
+        recipient_phone=recipient,
+        request_payload=payload,
+        message_type="template",
+        template_name=template_name,
+        template_language=language,
+        template_parameters=_jsonable(plain_params),
+        body_text=preview.body,
+        recipient_country=country_calling_code(recipient),
+        po_number=po_number,
+        po_id=po_id,
+        supplier_id=supplier.id if supplier is not None else None,
+        batch_id=batch_id,
+        batch_row=batch_row,
+        created_by=created_by,
+        meta={"source": source},
+    )
+    return PreparedMessage(outbound, preview, definition)
+
+
+def prepare_po_notice(
+    session: Session,
+    notice: PoNotice,
+    *,
+    batch_id: str | None = None,
+    batch_row: int | None = None,
+) -> PreparedMessage:
+    """Check a PO notice and build its message; the key makes it one send per PO."""
+    problems = _notice_problems(notice)
+    if problems:
+        raise NoticeRejected(problems)
+    recipient = normalised_phone(notice.phone)
+    supplier = find_or_add_supplier(
+        session,
+        notice.tenant_id,
+        recipient,
+        name=notice.supplier_name,
+        language=notice.language,
+        external_ref=notice.supplier_ref,
+    )
+    language = notice.language or supplier.language or DEFAULT_LANGUAGE
+    definition = resolve_template(session, notice.tenant_id, notice.template_name, language)
+    try:
+        params = build_po_notice_params(
+            definition,
+            notice.supplier_name.strip(),
+            notice.po_number.strip(),
+            notice.amount,
+            notice.currency.strip().upper(),
+            document_link=notice.document_url,
+        )
+    except ValueError as exc:
+        raise NoticeRejected([str(exc)]) from None
+    return prepare_template_message(
+        session,
+        tenant_id=notice.tenant_id,
+        phone=recipient,
+        template_name=notice.template_name,
+        language=language,
+        params=params,
+        idempotency_key=po_notice_key(notice.po_number, recipient, notice.template_name),
+        supplier=supplier,
+        po_number=notice.po_number.strip(),
+        po_id=notice.po_id,
+        created_by=notice.created_by,
+        source=notice.source,
+        batch_id=batch_id,
+        batch_row=batch_row,
+    )
+
+
+def _notice_problems(notice: PoNotice) -> list[str]:
+    problems = []
+    if not notice.supplier_name or not notice.supplier_name.strip():
+        problems.append("The supplier name is empty")
+    if not notice.po_number or not notice.po_number.strip():
+        problems.append("The PO number is empty")
+    elif len(notice.po_number.strip()) > 64:
+        problems.append("The PO number is longer than 64 characters")
+    if not notice.amount.is_finite() or notice.amount < 0:
+        problems.append(f"The amount {notice.amount} is not a valid total")
+    return problems
+
+
+def send_po_notice(notice: PoNotice, *, engine: Engine | None = None) -> EnqueueResult:
+    """Queue a PO notice once: the same PO to the same supplier returns the first message."""
+    engine = engine or get_engine()
+    with session_scope(engine) as session:
+        prepared = prepare_po_notice(session, notice)
+    return enqueue(prepared.outbound, engine=engine)
+
+
+def send_template_message(
+    *,
+    tenant_id: str,
+    phone: str,
+    template_name: str,
+    language: str,
+    params: Mapping[str, Any] | None,
+    idempotency_key: str | None = None,
+    po_number: str | None = None,
+    created_by: str | None = None,
+    source: str = "api",
+    engine: Engine | None = None,
+) -> EnqueueResult:
+    """Queue any approved template; without a key, the same content to the same number
+    is one message."""
+    engine = engine or get_engine()
+    with session_scope(engine) as session:
+        recipient = normalised_phone(phone)
+        supplier = find_or_add_supplier(session, tenant_id, recipient)
+        prepared = prepare_template_message(
+            session,
+            tenant_id=tenant_id,
+            phone=recipient,
+            template_name=template_name,
+            language=language,
+            params=params,
+            idempotency_key=idempotency_key,
+            supplier=supplier,
+            po_number=po_number,
+            created_by=created_by,
+            source=source,
+        )
+    return enqueue(prepared.outbound, engine=engine)
+
+
+def dispatch_until_settled(
+    message_ids: Sequence[str], *, timeout: float = 60.0, engine: Engine | None = None
+) -> dict[str, WhatsAppMessage]:
+    """Run a dispatcher here until the queue is drained, then return the messages' rows.
+
+    For the CLI's one-off sends; long-running deployments use `wanotify worker` or the
+    dashboard's embedded sender instead.
+    """
+    engine = engine or get_engine()
+    asyncio.run(drain(get_settings(), engine, timeout=timeout))
+    with Session(engine) as session:
+        rows = session.exec(
+            select(WhatsAppMessage).where(col(WhatsAppMessage.id).in_(list(message_ids)))
+        ).all()
+    return {row.id: row for row in rows}
+
+
+def sync_templates_now(tenant_id: str, *, engine: Engine | None = None) -> SyncReport:
+    """Copy the account's templates (or the sandbox's) into the local registry."""
+
+    async def _sync() -> SyncReport:
+        async with CloudApiClient(get_settings(), max_connections=4) as client:
+            return await sync_templates(client, engine or get_engine(), tenant_id)
+
+    return asyncio.run(_sync())
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as stored: Decimals as text, so JSON keeps them exact."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, Mapping):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        return value
+
+    return {str(k): convert(v) for k, v in params.items()}
+
+
+__all__ = [
+    "NoticeRejected",
+    "PoNotice",
+    "PreparedMessage",
+    "dispatch_until_settled",
+    "find_or_add_supplier",
+    "prepare_po_notice",
+    "prepare_template_message",
+    "resolve_template",
+    "send_po_notice",
+    "send_template_message",
+    "sync_templates_now",
+]

@@ -1,0 +1,179 @@
+"""Phone numbers as buyers type them, turned into the E.164 form WhatsApp addresses.
+
+Buyers paste numbers from spreadsheets, ERPs and e-mail signatures: spaces, dots,
+dashes, brackets, a `00` international prefix, national numbers of the default region,
+non-breaking spaces, full-width or Arabic-Indic digits. All of that is accepted. What is
+refused gets a reason the buyer can act on (empty, letters, too short for the country,
+not a valid number there). Numbers of any type are accepted as long as they are valid:
+WhatsApp also runs on some landlines.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import phonenumbers
+from babel import Locale
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
+from phonenumbers import ValidationResult as Possible
+
+from core.settings import get_settings
+
+#: Longer input is not a phone number, whatever it contains (E.164 has at most 15
+#: digits; formatting rarely doubles that).
+MAX_INPUT_CHARS = 40
+#: Punctuation people put in phone numbers; everything else that is not a digit is refused.
+_SEPARATORS = frozenset(" -.()/")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+class InvalidPhoneNumber(ValueError):
+    """A phone number that cannot be used; the message says why in plain words."""
+
+
+def normalize_phone(raw: str, region: str | None = None) -> str:
+    """The E.164 form (`+34612345678`) of a number as typed, or InvalidPhoneNumber.
+
+    Numbers without a `+` or `00` prefix are read as national numbers of `region`
+    (two letters, default: the WHATSAPP_DEFAULT_REGION setting).
+    """
+    region = _region(region)
+    text = _clean(raw)
+    number = _parse(text, region)
+    shown = text  # at most MAX_INPUT_CHARS, no control characters
+    where = _country_of(number)
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible == Possible.TOO_SHORT:
+        raise InvalidPhoneNumber(f"{shown} is too short for {where}")
+    if possible == Possible.INVALID_LENGTH:
+        raise InvalidPhoneNumber(f"{shown} has the wrong number of digits for {where}")
+    if possible == Possible.TOO_LONG:
+        raise InvalidPhoneNumber(f"{shown} is too long for {where}")
+    if possible == Possible.INVALID_COUNTRY_CODE:
+        raise InvalidPhoneNumber(f"{shown} starts with an unknown country code")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber(f"{shown} is not a valid phone number in {where}")
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def wa_digits(e164: str) -> str:
+    """The `to` form the Cloud API takes: the E.164 digits without the `+`."""
+    return _checked_e164(e164)[1:]
+
+
+def country_calling_code(e164: str) -> str:
+    """The country calling code of an E.164 number, as text ("34" for Spain)."""
+    number = phonenumbers.parse(_checked_e164(e164), None)
+    return str(number.country_code)
+
+
+def display_phone(e164: str) -> str:
+    """An E.164 number grouped for people to read: `+34 612 34 56 78`."""
+    number = phonenumbers.parse(_checked_e164(e164), None)
+    return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+
+
+def _checked_e164(e164: str) -> str:
+    if not isinstance(e164, str) or not _E164.fullmatch(e164):
+        raise InvalidPhoneNumber(f"{str(e164)[:MAX_INPUT_CHARS]!r} is not an E.164 number")
+    return e164
+
+
+def _region(region: str | None) -> str:
+    code = (region or get_settings().whatsapp_default_region).strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidPhoneNumber(f"{code[:10]!r} is not a known country code (use e.g. ES)")
+    return code
+
+
+def _clean(raw: object) -> str:
+    """The input with unicode digits made ASCII, spacing unified and junk refused."""
+    if raw is None:
+        raise InvalidPhoneNumber("The phone number is empty")
+    if not isinstance(raw, str):
+        raise InvalidPhoneNumber("The phone number must be text")
+    if len(raw) > 4 * MAX_INPUT_CHARS:
+        raise InvalidPhoneNumber("The phone number is too long")
+    out: list[str] = []
+    for char in unicodedata.normalize("NFKC", raw):
+        category = unicodedata.category(char)
+        if char.isdecimal():
+            out.append(str(unicodedata.decimal(char)))
+        elif category == "Zs" or char in _SEPARATORS:
+            out.append(" " if category == "Zs" else char)
+        elif category == "Cf":  # zero-width and direction marks from copy and paste
+            continue
+        elif char == "+":
+            out.append(char)
+        elif category.startswith("C"):
+            raise InvalidPhoneNumber(
+                "The phone number contains a line break or another invisible character"
+            )
+        elif char.isalpha():
+            raise InvalidPhoneNumber(
+                f"The phone number {raw.strip()[:MAX_INPUT_CHARS]!r} contains letters"
+            )
+        else:
+            raise InvalidPhoneNumber(f"The phone number contains the character {char!r}")
+    text = " ".join("".join(out).split())
+    if not any(char.isdigit() for char in text):
+        raise InvalidPhoneNumber(
+            "The phone number is empty" if not text.strip(" -.()/") else f"{text!r} has no digits"
+        )
+    if len(text) > MAX_INPUT_CHARS:
+        raise InvalidPhoneNumber("The phone number is too long")
+    if "+" in text.lstrip("(")[1:]:
+        raise InvalidPhoneNumber(f"{text} has a '+' in the middle")
+    return text
+
+
+def _parse(text: str, region: str) -> PhoneNumber:
+    """Parse with the region's rules and, for a `00` prefix, also as `+` (the usual IDD).
+
+    The first valid reading wins; with none, the `+` reading explains the problem best
+    (a number starting with 00 was almost certainly meant as international).
+    """
+    candidates = [text] + (["+" + text[2:].lstrip()] if text.startswith("00") else [])
+    readings: list[PhoneNumber] = []
+    first_error: NumberParseException | None = None
+    for candidate in candidates:
+        try:
+            readings.append(phonenumbers.parse(candidate, region))
+        except NumberParseException as exc:
+            first_error = first_error or exc
+    for number in readings:
+        if phonenumbers.is_valid_number(number):
+            return number
+    if readings:
+        return readings[-1]
+    assert first_error is not None
+    raise InvalidPhoneNumber(_parse_reason(text, first_error)) from None
+
+
+def _parse_reason(text: str, error: NumberParseException) -> str:
+    kind = error.error_type
+    if kind == NumberParseException.INVALID_COUNTRY_CODE:
+        return f"{text} starts with an unknown country code"
+    if kind in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
+        return f"{text} is too short to be a phone number"
+    if kind == NumberParseException.TOO_LONG:
+        return f"{text} is too long to be a phone number"
+    return f"{text} is not a phone number"
+
+
+def _country_of(number: PhoneNumber) -> str:
+    code = number.country_code or 0
+    region = phonenumbers.region_code_for_number(number) or (
+        phonenumbers.region_code_for_country_code(code)
+    )
+    if region and region not in (phonenumbers.UNKNOWN_REGION, "001"):
+        return _country_name(region)
+    return f"country code +{code}"
+
+
+@lru_cache(maxsize=512)
+def _country_name(region: str) -> str:
+    name = Locale("en").territories.get(region)
+    return str(name) if name else region

@@ -1,0 +1,108 @@
+"""Publish a "PO approved" event to RabbitMQ as an ERP would (demos, tests, `publish-po-event`).
+
+The publisher declares the same durable topology as the consumer, so an event published
+before the consumer ever ran waits in the queue instead of being dropped, and it waits
+for the broker's confirm: when `publish_po_event` returns, RabbitMQ has the event.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import aio_pika
+
+from core.models.types import utcnow
+from core.po_events.schema import EVENT_TYPE
+from core.po_events.topology import PoTopology, declare_topology
+
+
+async def publish_po_event(
+    url: str,
+    event: Mapping[str, Any] | bytes,
+    *,
+    queue_prefix: str = "wanotify",
+    routing_key: str | None = None,
+    message_id: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+    wait_seconds: float = 10.0,
+) -> str:
+    """Publish one event (a mapping, encoded as JSON, or raw bytes as-is); return its
+    AMQP message id.
+
+    `wait_seconds` bounds the connect and the broker's confirm. Raw bytes exist so
+    tests and integrators can send exactly what a faulty ERP would.
+    Raises `aio_pika.exceptions.DeliveryError` if the broker could not route the event.
+    """
+    names = PoTopology.for_prefix(queue_prefix)
+    body = event if isinstance(event, bytes) else encode_event(event)
+    if message_id is None and isinstance(event, Mapping) and event.get("event_id"):
+        message_id = str(event["event_id"])
+    message_id = message_id or uuid.uuid4().hex
+    connection = await aio_pika.connect(
+        url, timeout=wait_seconds, client_properties={"connection_name": "wanotify po publisher"}
+    )
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        topology = await declare_topology(channel, names)
+        await topology.exchange.publish(
+            aio_pika.Message(
+                body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+                type=EVENT_TYPE,
+                app_id="wanotify",
+                headers=dict(headers or {}),
+            ),
+            routing_key=routing_key or names.routing_key,
+            timeout=wait_seconds,
+        )
+    return message_id
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """JSON bytes of an event; `Decimal` amounts are written as exact strings."""
+    return json.dumps(event, default=_json_default, ensure_ascii=False).encode("utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def example_po_event(
+    *,
+    tenant_id: str = "default",
+    po_number: str = "4500012345",
+    po_id: str | None = "98121",
+    supplier_name: str = "Aceros del Norte S.L.",
+    phone: str = "+34 612 345 678",
+    language: str | None = "es",
+    amount: Decimal | str = "1234.50",
+    currency: str = "EUR",
+    supplier_id: str | None = "S-0042",
+    document_url: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A well-formed "PO approved" event (a fresh event id unless given), for demos."""
+    event: dict[str, Any] = {
+        "event_id": event_id or f"evt-{uuid.uuid4().hex[:16]}",
+        "event_type": EVENT_TYPE,
+        "tenant_id": tenant_id,
+        "po": {"id": po_id, "number": po_number},
+        "supplier": {"name": supplier_name, "phone": phone, "language": language,
+                     "id": supplier_id},
+        "total": {"amount": str(amount), "currency": currency},
+        "approved_at": utcnow().isoformat(),
+    }  # fmt: skip
+    if document_url:
+        event["document_url"] = document_url
+    return event

@@ -1,0 +1,580 @@
+"""The dispatcher: claims pending messages and sends them under Meta's limits.
+
+Three cooperating tasks on one event loop, plus one database thread:
+
+- the *claimer* reads the sender control (pause), held templates and stopped batches,
+  and claims due pending rows in chunks (pending → sending) into a small local queue,
+  about `buffer_seconds` of work at the current rate so a crash strands little;
+- the *sender* takes rows from that queue in order, postpones a row whose recipient
+  got a message less than 6 s ago (others go ahead), waits on the rate limiter and
+  starts the API call as its own task (hundreds in flight at 1000/s);
+- the *writer* collects outcomes and records them every `flush_interval` in one
+  transaction, with conditional updates that never move a row backwards.
+
+All database work runs on a single dedicated thread (`asyncio` never blocks on it, and
+SQLite sees one writer). Our message id always goes out in `biz_opaque_callback_data`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from sqlalchemy import Engine
+
+from core.errors import GraphError
+from core.models.types import utcnow
+from core.sender import store
+from core.sender.ratelimit import PAIR_INTERVAL_SECONDS, PairGate, RateLimiter, SlidingWindowLimiter
+from core.sender.recovery import INFLIGHT_LOST_CLASS, recover_stale
+from core.sender.retry import Action, RetryPolicy, decide
+from core.sender.store import ClaimedMessage, ErrorFields, TemplateKey
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SendResultLike(Protocol):
+    """What a successful send returns (core.cloud_api.SendResult has these)."""
+
+    wamid: str
+    wa_id: str | None
+    message_status: str | None
+    raw: dict[str, Any]
+
+
+class MessageClient(Protocol):
+    """Anything that can send one Cloud API message body; raises GraphError on failure."""
+
+    async def send_message(self, payload: dict[str, Any]) -> Any:
+        """Send `payload`; return a SendResult-like object or raise GraphError."""
+        ...
+
+
+ClientFactory = Callable[[], AbstractAsyncContextManager[MessageClient]]
+
+
+def default_client_factory(settings: Settings, max_connections: int) -> ClientFactory:
+    """The real Cloud API client (Meta's, or the sandbox's URL from settings)."""
+
+    def factory() -> AbstractAsyncContextManager[MessageClient]:
+        from core.cloud_api import CloudApiClient
+
+        client: AbstractAsyncContextManager[MessageClient] = CloudApiClient(
+            settings,
+            max_connections=max_connections,
+            timeout=settings.whatsapp_request_timeout,
+        )
+        return client
+
+    return factory
+
+
+def new_worker_id() -> str:
+    """A name for this worker that no other worker, past or present, shares."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class DispatcherOptions:
+    """Tuning knobs; `None` means "from settings". Tests shorten the durations."""
+
+    mps: float | None = None  # WHATSAPP_MAX_MPS
+    retry: RetryPolicy | None = None  # max_attempts from WHATSAPP_MAX_ATTEMPTS
+    lease_seconds: float | None = None  # default: 3 × request timeout, at least 60 s
+    grace_seconds: float | None = None  # WHATSAPP_INFLIGHT_GRACE_SECONDS
+    recovery_interval: float | None = None  # default: a quarter of min(lease, grace)
+    max_in_flight: int = 1000
+    claim_chunk: int = 500
+    buffer_seconds: float = 0.5
+    idle_poll_seconds: float = 0.25
+    flush_interval: float = 0.05
+    flush_rows: int = 1000
+    pair_interval: float = PAIR_INTERVAL_SECONDS
+    pair_margin: float = 0.1
+    window_margin: float = 0.01
+    shutdown_timeout: float | None = None  # default: request timeout + 2 s
+    phone_number_id: str | None = None
+    seed: int | None = None  # jitter seed, for reproducible tests
+
+
+@dataclass
+class DispatchStats:
+    """Counters of one dispatcher run."""
+
+    claimed: int = 0
+    started: int = 0
+    accepted: int = 0
+    retried: int = 0
+    failed: int = 0
+    unknown: int = 0
+    postponed: int = 0
+    released: int = 0
+    throttled: int = 0
+    needs_attention: int = 0
+    paused_reason: str | None = None
+    paused_code: int | None = None
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+class _Stop:
+    pass
+
+
+_STOP = _Stop()
+
+
+class Dispatcher:
+    """Claims, rate-limits, sends and records; one per worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        client_factory: ClientFactory | None = None,
+        limiter: RateLimiter | None = None,
+        options: DispatcherOptions | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.options = opts = options or DispatcherOptions()
+        self.worker_id = worker_id or new_worker_id()
+        self.phone_number_id = opts.phone_number_id or settings.phone_number_id
+        mps = opts.mps or settings.whatsapp_max_mps
+        self.limiter: RateLimiter = limiter or SlidingWindowLimiter(mps, margin=opts.window_margin)
+        self.retry = opts.retry or RetryPolicy(max_attempts=settings.whatsapp_max_attempts)
+        timeout = settings.whatsapp_request_timeout
+        self.lease = opts.lease_seconds or max(60.0, 3 * timeout)
+        self.grace = opts.grace_seconds or settings.whatsapp_inflight_grace_seconds
+        self.recovery_interval = opts.recovery_interval or max(
+            0.2, min(30.0, min(self.lease, self.grace) / 4)
+        )
+        self.shutdown_timeout = opts.shutdown_timeout or timeout + 2.0
+        self.client_factory = client_factory or default_client_factory(settings, opts.max_in_flight)
+        self.pairs = PairGate(opts.pair_interval, margin=opts.pair_margin)
+        self.stats = DispatchStats()
+        self._rng = random.Random(opts.seed)
+        self._ready: deque[ClaimedMessage] = deque()
+        self._ready_event = asyncio.Event()
+        self._want_more = asyncio.Event()
+        self._outcomes: asyncio.Queue[store.Outcome | _Stop] = asyncio.Queue()
+        self._unwritten = 0
+        self._holding = 0  # rows taken off the queue, not yet sent nor released
+        self._pause_written_at = -1.0  # monotonic time our pause reached the database
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(opts.max_in_flight)
+        self._stopping = False
+        self._paused: store.PauseInfo | None = None
+        self._local_pause_at = -1.0  # monotonic time of a pause we caused
+        self._held: dict[TemplateKey, str] = {}
+        self._local_holds: dict[TemplateKey, tuple[str, float]] = {}
+        self._stopped_batches: frozenset[str] = frozenset()
+        self._executor: ThreadPoolExecutor | None = None
+        self._idle = asyncio.Event()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    async def _db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    def _emit(self, outcome: store.Outcome) -> None:
+        self._unwritten += 1
+        self._outcomes.put_nowait(outcome)
+
+    @property
+    def paused(self) -> store.PauseInfo | None:
+        """Why sending is paused, or None while it runs."""
+        return self._paused
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> DispatchStats:
+        """Send until `stop` is set (or, with `until_idle`, until no work is left).
+
+        On the way out: stop claiming, let in-flight sends finish (bounded by
+        `shutdown_timeout`), return claimed-but-unsent rows to pending, flush writes.
+        """
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"db-{self.worker_id}")
+        try:
+            await self._start_up()
+            async with self.client_factory() as client:
+                await self._run_tasks(client, stop, until_idle)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        return self.stats
+
+    async def _start_up(self) -> None:
+        report = await self._db(
+            recover_stale, self.engine, lease_seconds=self.lease, grace_seconds=self.grace
+        )
+        self.stats.needs_attention += report.needs_attention
+        if report.needs_attention or report.waiting:
+            log.warning(
+                "recovery: %d in-flight message(s) need attention, %d still wait for a webhook",
+                report.needs_attention,
+                report.waiting,
+            )
+        since = utcnow() - timedelta(seconds=self.options.pair_interval + 1)
+        recent = await self._db(store.recent_recipients, self.engine, since)
+        mono, wall = time.monotonic(), utcnow()
+        for recipient, at in recent:
+            self.pairs.mark_sent(recipient, mono - (wall - at).total_seconds())
+        log.info(
+            "dispatcher %s: %.0f msg/s cap, lease %.0fs, grace %.0fs",
+            self.worker_id,
+            self.limiter.rate,
+            self.lease,
+            self.grace,
+        )
+
+    async def _run_tasks(
+        self, client: MessageClient, stop: asyncio.Event, until_idle: bool
+    ) -> None:
+        writer = asyncio.create_task(self._writer(), name="dispatcher-writer")
+        sender = asyncio.create_task(self._sender(client), name="dispatcher-sender")
+        claimer = asyncio.create_task(self._claimer(until_idle), name="dispatcher-claimer")
+        stopper = asyncio.create_task(stop.wait(), name="dispatcher-stop")
+        try:
+            done, _ = await asyncio.wait(
+                {claimer, sender, writer, stopper}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stopper.cancel()
+            await self._shut_down(claimer, sender, writer)
+
+    async def _shut_down(
+        self, claimer: asyncio.Task[None], sender: asyncio.Task[None], writer: asyncio.Task[None]
+    ) -> None:
+        self._stopping = True
+        self._ready_event.set()
+        self._want_more.set()
+        for task in (claimer, sender):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(claimer, sender, return_exceptions=True)
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=self.shutdown_timeout)
+            for task in pending:  # still unanswered: recovery will handle these rows
+                task.cancel()
+            if pending:
+                log.warning("%d send(s) unanswered at shutdown; left for recovery", len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+        self._release_all(due=None)
+        self._outcomes.put_nowait(_STOP)
+        if not writer.done():
+            await writer
+
+    # --- claimer --------------------------------------------------------------------
+
+    def _buffer_target(self) -> int:
+        rate = max(1.0, self.limiter.rate)
+        return max(1, min(self.options.claim_chunk, int(rate * self.options.buffer_seconds) + 1))
+
+    async def _claimer(self, until_idle: bool) -> None:
+        next_recovery = time.monotonic() + self.recovery_interval
+        while not self._stopping:
+            if time.monotonic() >= next_recovery:
+                await self._recover()
+                next_recovery = time.monotonic() + self.recovery_interval
+            target = self._buffer_target()
+            room = target - len(self._ready)
+            want = room if (room >= max(1, target // 2) or not self._ready) else 0
+            if self._paused is not None and self._local_pause_at > 0:
+                want = 0
+            quiet_before = self._activity() == 0
+            cycle = await self._db(
+                store.claim_cycle,
+                self.engine,
+                worker_id=self.worker_id,
+                phone_number_id=self.phone_number_id,
+                limit=want,
+                count_waiting=until_idle,
+            )
+            self._observe(cycle)
+            if cycle.claimed:
+                self.stats.claimed += len(cycle.claimed)
+                self._ready.extend(cycle.claimed)
+                self._ready_event.set()
+            if until_idle and quiet_before and self._is_idle(cycle):
+                return
+            got_full = want > 0 and len(cycle.claimed) >= want
+            self._want_more.clear()
+            if got_full and len(self._ready) < max(1, target // 2):
+                continue
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._want_more.wait(), self.options.idle_poll_seconds)
+
+    def _activity(self) -> int:
+        return len(self._ready) + self._holding + len(self._in_flight) + self._unwritten
+
+    def _is_idle(self, cycle: store.ClaimCycle) -> bool:
+        if cycle.claimed or self._activity():
+            return False
+        if self._paused is not None:
+            return True  # nothing will move until a person resumes
+        return cycle.waiting == 0
+
+    def _observe(self, cycle: store.ClaimCycle) -> None:
+        """Adopt the database's view, unless a decision of ours is newer than the read."""
+        ours_settled = self._local_pause_at < 0 or (
+            self._pause_written_at >= self._local_pause_at
+            and cycle.started >= self._pause_written_at
+        )
+        if ours_settled:
+            if cycle.paused is None and self._paused is not None:
+                log.warning("sending resumed for %s", self.phone_number_id)
+            elif cycle.paused is not None and self._paused is None:
+                log.warning("sending paused for %s: %s", self.phone_number_id, cycle.paused.reason)
+                self.stats.paused_reason = cycle.paused.reason
+                self.stats.paused_code = cycle.paused.code
+            self._paused = cycle.paused
+            self._local_pause_at = -1.0
+        held = dict(cycle.held_templates)
+        for key, (reason, at) in list(self._local_holds.items()):
+            if key not in held and cycle.started < at + 60.0:
+                held[key] = reason  # our hold may not be written (or synced) yet
+            elif key in held:
+                del self._local_holds[key]
+        self._held = held
+        self._stopped_batches = cycle.stopped_batches
+
+    async def _recover(self) -> None:
+        report = await self._db(
+            recover_stale, self.engine, lease_seconds=self.lease, grace_seconds=self.grace
+        )
+        self.stats.needs_attention += report.needs_attention
+        if report.needs_attention:
+            log.warning("%d in-flight message(s) now need attention", report.needs_attention)
+        self.pairs.prune()
+        from core.batches import complete_finished_batches
+
+        await self._db(complete_finished_batches, self.engine)
+
+    # --- sender ---------------------------------------------------------------------
+
+    def _release(self, message: ClaimedMessage, due_in: float | None) -> None:
+        due = None if due_in is None else utcnow() + timedelta(seconds=due_in)
+        self._emit(store.Released(message, due))
+
+    def _release_all(self, due: float | None) -> None:
+        while self._ready:
+            self._release(self._ready.popleft(), due)
+            self.stats.released += 1
+
+    async def _sender(self, client: MessageClient) -> None:
+        while not self._stopping:
+            if not self._ready:
+                self._want_more.set()
+                self._ready_event.clear()
+                await self._ready_event.wait()
+                continue
+            if self._paused is not None:
+                self._release_all(due=None)
+                continue
+            message = self._ready.popleft()
+            if len(self._ready) < self._buffer_target() // 2:
+                self._want_more.set()
+            if not self._admit(message):
+                continue
+            self._holding += 1
+            try:
+                await self._slots.acquire()
+                try:
+                    await self.limiter.acquire()
+                except BaseException:
+                    self._slots.release()
+                    raise
+            except BaseException:
+                self._ready.appendleft(message)
+                raise
+            finally:
+                self._holding -= 1
+            if self._stopping or self._paused is not None:
+                self._slots.release()
+                self._ready.appendleft(message)
+                continue
+            self.pairs.mark_sent(message.recipient)
+            self.stats.started += 1
+            task = asyncio.create_task(self._send_one(client, message))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    def _admit(self, message: ClaimedMessage) -> bool:
+        """Whether to send `message` now; otherwise it is released, postponed or failed."""
+        if message.batch_id is not None and message.batch_id in self._stopped_batches:
+            self._release(message, None)
+            self.stats.released += 1
+            return False
+        key = message.template_key
+        if key is not None and key in self._held:
+            reason = self._held[key]
+            error = ErrorFields(None, "template", store.held_message(reason), None, {})
+            self._emit(store.Failed(message, message.attempt_count, error, utcnow()))
+            self.stats.failed += 1
+            return False
+        wait = self.pairs.ready_at(message.recipient) - time.monotonic()
+        if wait > 0:
+            self._release(message, wait)
+            self.stats.postponed += 1
+            return False
+        return True
+
+    async def _send_one(self, client: MessageClient, message: ClaimedMessage) -> None:
+        payload = dict(message.payload)
+        payload.setdefault("to", message.recipient)
+        payload["biz_opaque_callback_data"] = message.id
+        try:
+            result = await client.send_message(payload)
+        except GraphError as error:
+            self._on_error(message, error)
+        except asyncio.CancelledError:
+            raise  # shutdown gave up on it: the row stays `sending` for recovery
+        except Exception as exc:  # a client bug: the request may or may not have left
+            log.exception("unexpected error sending %s", message.id)
+            self._on_error(message, GraphError.transport(f"unexpected {type(exc).__name__}"))
+        else:
+            self._on_accepted(message, result)
+        finally:
+            self._slots.release()
+
+    def _on_accepted(self, message: ClaimedMessage, result: Any) -> None:
+        raw = getattr(result, "raw", None)
+        response = raw if isinstance(raw, dict) else {"wamid": result.wamid}
+        self._emit(
+            store.Accepted(
+                message, str(result.wamid), getattr(result, "wa_id", None), response, utcnow()
+            )
+        )
+        self.stats.accepted += 1
+
+    def _on_error(self, message: ClaimedMessage, error: GraphError) -> None:
+        attempt = message.attempt_count + 1
+        code = str(error.code if error.code is not None else f"http{error.http_status}")
+        self.stats.by_code[code] = self.stats.by_code.get(code, 0) + 1
+        decision = decide(error, attempt, self.retry, self._rng)
+        fields = _error_fields(error)
+        now = utcnow()
+        if error.slows_dispatcher:
+            self.limiter.throttled()
+            self.stats.throttled += 1
+        if decision.action is Action.PAUSE:
+            self._pause(error, fields)
+            self._release(message, None)
+            self.stats.released += 1
+        elif decision.action is Action.HOLD_TEMPLATE:
+            key = message.template_key
+            self._emit(store.Failed(message, attempt, fields, now))
+            self.stats.failed += 1
+            if key is not None:
+                self._local_holds[key] = (fields.reason, time.monotonic())
+                self._held[key] = fields.reason
+                self._emit(store.HoldTemplate(key, fields, now))
+        elif decision.action is Action.FAIL:
+            self._emit(store.Failed(message, attempt, fields, now))
+            self.stats.failed += 1
+        elif decision.action is Action.UNKNOWN:
+            unknown = ErrorFields(
+                error.code,
+                INFLIGHT_LOST_CLASS,
+                "No answer from Meta (the request may have been sent); waiting for a status "
+                "webhook. Check WhatsApp before resending.",
+                error.message,
+                fields.details,
+            )
+            self._emit(store.Unknown(message, attempt, unknown))
+            self.stats.unknown += 1
+        else:
+            if error.is_pair_limit:
+                self.pairs.hold(message.recipient, decision.delay)
+            self._emit(
+                store.Retry(message, attempt, now + timedelta(seconds=decision.delay), fields)
+            )
+            self.stats.retried += 1
+
+    def _pause(self, error: GraphError, fields: ErrorFields) -> None:
+        if self._paused is None:
+            log.error("sending paused for %s: %s", self.phone_number_id, fields.reason)
+            self._emit(store.PauseSending(self.phone_number_id, fields, utcnow()))
+            self.stats.paused_reason = fields.reason
+            self.stats.paused_code = error.code
+        self._paused = store.PauseInfo(fields.reason, error.code)
+        self._local_pause_at = time.monotonic()
+
+    # --- writer ---------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._outcomes.get()
+            batch: list[store.Outcome] = []
+            if isinstance(first, _Stop):
+                stopping = True
+            else:
+                batch.append(first)
+                if self._outcomes.qsize() < self.options.flush_rows:
+                    await asyncio.sleep(self.options.flush_interval)
+            while len(batch) < self.options.flush_rows and not self._outcomes.empty():
+                item = self._outcomes.get_nowait()
+                if isinstance(item, _Stop):
+                    stopping = True
+                    continue
+                batch.append(item)
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[store.Outcome]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._db(store.apply_outcomes, self.engine, batch, self.worker_id)
+            except Exception:
+                log.exception("recording %d outcome(s) failed; retrying", len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._unwritten -= len(batch)
+            if any(isinstance(item, store.PauseSending) for item in batch):
+                self._pause_written_at = time.monotonic()
+            return
+
+
+def _error_fields(error: GraphError) -> ErrorFields:
+    details: dict[str, Any] = {
+        "code": error.code,
+        "message": error.message,
+        "http_status": error.http_status,
+    }
+    if error.details:
+        details["details"] = error.details
+    if error.fbtrace_id:
+        details["fbtrace_id"] = error.fbtrace_id
+    return ErrorFields(
+        code=error.code,
+        error_class=str(error.error_class),
+        reason=error.reason,
+        title=error.message,
+        details=details,
+    )

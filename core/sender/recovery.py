@@ -1,0 +1,111 @@
+"""Crash recovery: a send that was in flight when its worker died is never sent again.
+
+A row in `sending` had its API call started, or about to start, by a worker. If that
+worker died, nobody knows whether Meta received the request. Sending it again could
+notify a supplier twice, so recovery never does: the row stays `sending`, waiting for a
+status webhook that carries its id in `biz_opaque_callback_data` (the webhook app moves
+it forward), and once the grace period is over it becomes `needs_attention` with a
+reason, for a person to check WhatsApp and resend if needed.
+
+Two durations, both explicit:
+- `lease_seconds`: how long a live worker may hold a claimed row (longer than a request
+  timeout plus the worker's small prefetch); older rows belong to a dead worker.
+- `grace_seconds`: how long to wait for a webhook after the claim before asking a person.
+A row turns `needs_attention` once its claim is older than both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, case, func, select, update
+
+from core.models.messages import MessageStatus, WhatsAppMessage
+from core.models.types import utcnow
+
+M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
+
+INFLIGHT_LOST_MESSAGE = (
+    "Send was in flight when the sender stopped; Meta's answer was lost. "
+    "Check WhatsApp before resending."
+)
+INFLIGHT_LOST_CLASS = "unknown"
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What one recovery pass did."""
+
+    needs_attention: int  # in flight too long with no sign from Meta: a person decides
+    settled_by_webhook: int  # had a wamid from a webhook: marked accepted
+    waiting: int  # orphaned but still within the grace period
+
+
+def recover_stale(
+    engine: Engine,
+    *,
+    lease_seconds: float,
+    grace_seconds: float,
+    now: datetime | None = None,
+) -> RecoveryReport:
+    """Settle `sending` rows whose claim is older than the lease; never re-send them.
+
+    - With a wamid (a webhook matched it by our id, or our accept write raced a crash):
+      Meta has it, so it is `accepted` at least.
+    - Without one, claimed longer ago than both the lease and the grace period:
+      `needs_attention` with `INFLIGHT_LOST_MESSAGE`.
+    - Otherwise it keeps waiting (counted in `waiting`).
+    """
+    if lease_seconds <= 0 or grace_seconds <= 0:
+        raise ValueError("lease_seconds and grace_seconds must be positive")
+    now = now or utcnow()
+    lease_cutoff = now - timedelta(seconds=lease_seconds)
+    attention_cutoff = now - timedelta(seconds=max(lease_seconds, grace_seconds))
+    claimed_at = func.coalesce(M.c.claimed_at, M.c.updated_at)
+    with engine.begin() as conn:
+        settled = conn.execute(
+            update(M)
+            .where(
+                M.c.status == MessageStatus.SENDING,
+                M.c.whatsapp_message_id.is_not(None),
+                claimed_at < lease_cutoff,
+            )
+            .values(status=MessageStatus.ACCEPTED, updated_at=now)
+        )
+        lost = conn.execute(
+            update(M)
+            .where(
+                M.c.status == MessageStatus.SENDING,
+                M.c.whatsapp_message_id.is_(None),
+                claimed_at < attention_cutoff,
+            )
+            .values(
+                status=MessageStatus.NEEDS_ATTENTION,
+                error_class=INFLIGHT_LOST_CLASS,
+                # a timeout recorded by a live worker keeps its own, more precise words
+                error_message=case(
+                    (
+                        and_(
+                            M.c.error_class == INFLIGHT_LOST_CLASS,
+                            M.c.error_message.is_not(None),
+                        ),
+                        M.c.error_message,
+                    ),
+                    else_=INFLIGHT_LOST_MESSAGE,
+                ),
+                updated_at=now,
+            )
+        )
+        waiting = conn.execute(
+            select(func.count()).where(
+                M.c.status == MessageStatus.SENDING,
+                M.c.whatsapp_message_id.is_(None),
+                claimed_at < lease_cutoff,
+            )
+        ).scalar_one()
+    return RecoveryReport(
+        needs_attention=max(0, lost.rowcount or 0),
+        settled_by_webhook=max(0, settled.rowcount or 0),
+        waiting=int(waiting),
+    )

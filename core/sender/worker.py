@@ -1,0 +1,121 @@
+"""Entry points the CLI, the dashboard and tests call: run a worker, or drain the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from core.control import QueueDepth, queue_depth
+from core.sender.dispatcher import (
+    ClientFactory,
+    Dispatcher,
+    DispatcherOptions,
+    DispatchStats,
+)
+from core.sender.ratelimit import RateLimiter
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What a drain did and what it left behind."""
+
+    stats: DispatchStats
+    queue: QueueDepth  # after the drain
+    paused: bool  # stopped because sending is paused (see stats.paused_reason)
+    timed_out: bool
+    elapsed_seconds: float
+
+    @property
+    def accepted(self) -> int:
+        """Messages Meta accepted during the drain."""
+        return self.stats.accepted
+
+    @property
+    def failed(self) -> int:
+        """Messages that failed for good during the drain."""
+        return self.stats.failed
+
+
+async def run_worker(
+    settings: Settings,
+    engine: Engine,
+    *,
+    stop: asyncio.Event | None = None,
+    worker_id: str | None = None,
+    client_factory: ClientFactory | None = None,
+    limiter: RateLimiter | None = None,
+    options: DispatcherOptions | None = None,
+) -> DispatchStats:
+    """Send until `stop` is set (forever without one); installs no signal handlers.
+
+    Cancelling the task also shuts down gracefully: in-flight sends finish (bounded),
+    unsent claimed rows return to pending and outcomes are written before it returns.
+    """
+    stop = stop or asyncio.Event()
+    dispatcher = Dispatcher(
+        settings,
+        engine,
+        client_factory=client_factory,
+        limiter=limiter,
+        options=options,
+        worker_id=worker_id,
+    )
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        stop.set()
+        await task
+        raise
+
+
+async def drain(
+    settings: Settings,
+    engine: Engine,
+    *,
+    timeout: float,  # noqa: ASYNC109 - the brief's interface; enforced inside
+    worker_id: str | None = None,
+    client_factory: ClientFactory | None = None,
+    limiter: RateLimiter | None = None,
+    options: DispatcherOptions | None = None,
+) -> DrainReport:
+    """Send until no pending work is left (retries included), sending is paused, or
+    `timeout` seconds pass; for `send-csv`, scripts and tests.
+    """
+    started = time.monotonic()
+    stop = asyncio.Event()
+    dispatcher = Dispatcher(
+        settings,
+        engine,
+        client_factory=client_factory,
+        limiter=limiter,
+        options=options,
+        worker_id=worker_id,
+    )
+    task = asyncio.create_task(dispatcher.run(stop, until_idle=True))
+    timed_out = False
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        timed_out = True
+        stop.set()
+        await task
+    except asyncio.CancelledError:
+        stop.set()
+        await task
+        raise
+    depth = await asyncio.to_thread(queue_depth, engine)
+    return DrainReport(
+        stats=dispatcher.stats,
+        queue=depth,
+        paused=dispatcher.paused is not None,
+        timed_out=timed_out,
+        elapsed_seconds=time.monotonic() - started,
+    )

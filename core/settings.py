@@ -1,0 +1,214 @@
+"""Configuration from the environment and `.env`, with the seed system's variable names.
+
+No Meta credentials means *sandbox mode*: the built-in Cloud API sandbox stands in for
+Meta, so the whole flow runs on one machine with no account.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from functools import lru_cache
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+#: Deprecated seed names and the current name each stands for.
+DEPRECATED_NAMES: dict[str, str] = {
+    "WHATSAPP_API_KEY": "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_BASE_URL": "WHATSAPP_API_BASE_URL",
+    "WHATSAPP_FROM_NUMBER": "WHATSAPP_PHONE_NUMBER_ID",
+}
+
+SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - a public, fixed token for the local sandbox
+SANDBOX_APP_SECRET = "sandbox-app-secret"  # noqa: S105 - signs sandbox webhooks only
+SANDBOX_PHONE_NUMBER_ID = "106540352242922"
+SANDBOX_WABA_ID = "102290129340398"
+SANDBOX_VERIFY_TOKEN = "sandbox-verify-token"  # noqa: S105
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting wanotify reads, with its environment variable name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    whatsapp_access_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_API_KEY"),
+    )
+    whatsapp_phone_number_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_FROM_NUMBER"),
+    )
+    whatsapp_business_account_id: str | None = Field(
+        default=None, validation_alias="WHATSAPP_BUSINESS_ACCOUNT_ID"
+    )
+    whatsapp_api_version: str = Field(default="v25.0", validation_alias="WHATSAPP_API_VERSION")
+    whatsapp_api_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WHATSAPP_API_BASE_URL", "WHATSAPP_BASE_URL"),
+    )
+    whatsapp_webhook_verify_token: SecretStr | None = Field(
+        default=None, validation_alias="WHATSAPP_WEBHOOK_VERIFY_TOKEN"
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        default=None, validation_alias="WHATSAPP_APP_SECRET"
+    )
+    enable_whatsapp_notifications: bool = Field(
+        default=True, validation_alias="ENABLE_WHATSAPP_NOTIFICATIONS"
+    )
+    whatsapp_max_mps: int = Field(default=80, ge=1, le=10_000, validation_alias="WHATSAPP_MAX_MPS")
+    whatsapp_default_region: str = Field(default="ES", validation_alias="WHATSAPP_DEFAULT_REGION")
+    whatsapp_max_attempts: int = Field(
+        default=6, ge=1, le=50, validation_alias="WHATSAPP_MAX_ATTEMPTS"
+    )
+    whatsapp_inflight_grace_seconds: float = Field(
+        default=600.0, gt=0, validation_alias="WHATSAPP_INFLIGHT_GRACE_SECONDS"
+    )
+    whatsapp_request_timeout: float = Field(
+        default=20.0, gt=0, validation_alias="WHATSAPP_REQUEST_TIMEOUT"
+    )
+    database_url: str = Field(default="sqlite:///wanotify.db", validation_alias="DATABASE_URL")
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/", validation_alias="RABBITMQ_URL"
+    )
+    default_tenant: str = Field(default="default", validation_alias="WANOTIFY_DEFAULT_TENANT")
+    sandbox_host: str = Field(default="127.0.0.1", validation_alias="SANDBOX_HOST")
+    sandbox_port: int = Field(default=8700, ge=1, le=65535, validation_alias="SANDBOX_PORT")
+    sandbox_webhook_url: str | None = Field(default=None, validation_alias="SANDBOX_WEBHOOK_URL")
+    sandbox_seed: int = Field(default=1, validation_alias="SANDBOX_SEED")
+    sandbox_latency_ms: float = Field(default=0.0, ge=0, validation_alias="SANDBOX_LATENCY_MS")
+    webhook_host: str = Field(default="127.0.0.1", validation_alias="WEBHOOK_HOST")
+    webhook_port: int = Field(default=8000, ge=1, le=65535, validation_alias="WEBHOOK_PORT")
+    webhook_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, validation_alias="WEBHOOK_MAX_BODY_BYTES"
+    )
+    dashboard_port: int = Field(default=8501, ge=1, le=65535, validation_alias="DASHBOARD_PORT")
+    po_events_api_key: SecretStr | None = Field(default=None, validation_alias="PO_EVENTS_API_KEY")
+
+    @field_validator("whatsapp_api_version")
+    @classmethod
+    def _version_shape(cls, value: str) -> str:
+        if not (value.startswith("v") and value[1:].replace(".", "", 1).isdigit()):
+            raise ValueError("must look like v25.0")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("whatsapp_default_region")
+    @classmethod
+    def _region_shape(cls, value: str) -> str:
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("must be a two-letter region code such as ES")
+        return value.upper()
+
+    @property
+    def sandbox_mode(self) -> bool:
+        """True when no Meta credentials are configured: the local sandbox plays Meta."""
+        return self.whatsapp_access_token is None or not self.whatsapp_phone_number_id
+
+    @property
+    def api_base_url(self) -> str:
+        """The Graph API base URL: Meta's, the configured one, or the local sandbox."""
+        if self.whatsapp_api_base_url:
+            return self.whatsapp_api_base_url.rstrip("/")
+        if self.sandbox_mode:
+            return f"http://{self.sandbox_host}:{self.sandbox_port}"
+        return "https://graph.facebook.com"
+
+    @property
+    def access_token(self) -> str:
+        """The bearer token for the Graph API (the sandbox's fixed one in sandbox mode)."""
+        if self.sandbox_mode:
+            return SANDBOX_TOKEN
+        assert self.whatsapp_access_token is not None
+        return self.whatsapp_access_token.get_secret_value()
+
+    @property
+    def phone_number_id(self) -> str:
+        """The business phone number id messages are sent from."""
+        if self.sandbox_mode:
+            return SANDBOX_PHONE_NUMBER_ID
+        assert self.whatsapp_phone_number_id is not None
+        return self.whatsapp_phone_number_id
+
+    @property
+    def business_account_id(self) -> str | None:
+        """The WhatsApp Business Account id (templates live there)."""
+        if self.sandbox_mode:
+            return SANDBOX_WABA_ID
+        return self.whatsapp_business_account_id
+
+    @property
+    def app_secret(self) -> str | None:
+        """The secret webhook signatures are checked with (the sandbox's in sandbox mode)."""
+        if self.whatsapp_app_secret is not None:
+            return self.whatsapp_app_secret.get_secret_value()
+        return SANDBOX_APP_SECRET if self.sandbox_mode else None
+
+    @property
+    def verify_token(self) -> str | None:
+        """The token Meta's webhook verification GET must carry."""
+        if self.whatsapp_webhook_verify_token is not None:
+            return self.whatsapp_webhook_verify_token.get_secret_value()
+        return SANDBOX_VERIFY_TOKEN if self.sandbox_mode else None
+
+    @property
+    def webhook_url(self) -> str:
+        """Where the sandbox posts its signed webhooks (our own webhook app by default)."""
+        return self.sandbox_webhook_url or (
+            f"http://{self.webhook_host}:{self.webhook_port}/api/v1/whatsapp/webhook"
+        )
+
+
+def _warn_deprecated(environ: dict[str, str]) -> None:
+    for old, new in DEPRECATED_NAMES.items():
+        if old in environ:
+            message = f"{old} is deprecated; set {new} instead"
+            warnings.warn(message, DeprecationWarning, stacklevel=3)
+            log.warning(message)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise SettingsError naming the bad variable."""
+    _warn_deprecated(dict(os.environ))
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"][0] if first["loc"] else "settings"
+        name = str(loc).upper()
+        shown = "" if _is_secret(name) else f" (got {first.get('input')!r})"
+        raise SettingsError(f"{name}: {first['msg']}{shown}") from None
+
+
+def _is_secret(name: str) -> bool:
+    return any(word in name for word in ("TOKEN", "SECRET", "KEY", "PASSWORD", "URL"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once; tests call `get_settings.cache_clear()`."""
+    settings = load_settings()
+    if settings.sandbox_mode:
+        log.warning(
+            "SANDBOX MODE: no WhatsApp credentials configured; messages go to the local "
+            "sandbox at %s, nothing reaches Meta",
+            settings.api_base_url,
+        )
+    return settings

@@ -1,0 +1,768 @@
+"""Analytics over the outbox, aggregated in SQL: every chart reads a few hundred rows at most.
+
+Each function takes a `StatsFilter` (tenants, a day range in the viewer's time zone,
+optional templates and suppliers) and returns a small DataFrame or dataclass. The
+database does the counting: with a million messages every function answers in a
+fraction of a second on SQLite, because the messages table has a covering index
+(`core.models.analytics`) on the columns these queries read.
+
+Conventions:
+- A message belongs to the day (in the viewer's zone) it was created. Days are cut in
+  Python from the zone's rules (DST included) and handed to SQL as UTC ranges, so the
+  same query is exact on SQLite and PostgreSQL.
+- "Sent" means Meta accepted the message (it has an accepted or sent time); "delivered"
+  and "read" come from status webhooks; "replied" means the supplier answered it (a
+  reply quoting it, or a PO acknowledgement button).
+- Cancelled messages (withdrawn before sending) are left out of every figure.
+- Cost: Meta charges a delivered message by the pricing category and type its status
+  webhook reported, at the rate card's rate for the recipient's market on that day.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy.sql.elements import BindParameter, TextClause
+
+from core.db import is_sqlite
+from core.errors import human_reason
+from core.models.messages import MessageStatus
+from core.models.types import UTCDateTime
+from core.pricing import FREE_PRICING_TYPES, micros_to_decimal, rate_change_instants
+
+Granularity = Literal["day", "week", "month"]
+Stage = Literal["deliver", "read"]
+
+#: Longest range shown day by day; longer ranges are shown by week, then by month.
+MAX_DAILY_DAYS = 92
+MAX_WEEKLY_DAYS = 731
+MAX_RANGE_DAYS = 3660
+#: Upper edges (seconds) of the latency histogram's bins; the last bin is open-ended.
+LATENCY_EDGES: tuple[int, ...] = (
+    5,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    3 * 86400,
+)
+_SENT = "(m.accepted_at IS NOT NULL OR m.sent_at IS NOT NULL)"
+_FAILED = f"m.status = '{MessageStatus.FAILED.value}'"
+_QUEUED = (
+    f"m.status IN ('{MessageStatus.PENDING.value}', '{MessageStatus.SENDING.value}', "
+    f"'{MessageStatus.NEEDS_ATTENTION.value}')"
+)
+_NOT_CANCELLED = f"m.status <> '{MessageStatus.CANCELLED.value}'"
+
+
+class StatsFilterError(ValueError):
+    """A filter that cannot be applied (no tenant, reversed dates, unknown zone...)."""
+
+
+@dataclass(frozen=True)
+class StatsFilter:
+    """What the charts cover: tenants, days `start`..`end` inclusive in zone `tz`, and
+    optionally only some templates and suppliers (empty means all)."""
+
+    tenant_ids: tuple[str, ...]
+    start: date
+    end: date
+    tz: str = "UTC"
+    template_names: tuple[str, ...] = ()
+    supplier_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.tenant_ids:
+            raise StatsFilterError("Choose at least one tenant")
+        if self.end < self.start:
+            raise StatsFilterError("The end date is before the start date")
+        if (self.end - self.start).days >= MAX_RANGE_DAYS:
+            raise StatsFilterError("Choose a range of at most ten years")
+        zone(self.tz)
+
+    @property
+    def utc_range(self) -> tuple[datetime, datetime]:
+        """The range as UTC instants: local midnight of `start` to the midnight after `end`."""
+        return local_midnight(self.start, self.tz), local_midnight(
+            self.end + timedelta(days=1), self.tz
+        )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One slice of the time axis: a day, week or month in the viewer's zone."""
+
+    index: int
+    label: date  # the first local day of the slice
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """How far the filtered messages got."""
+
+    total: int
+    sent: int
+    delivered: int
+    read: int
+    replied: int
+    failed: int
+    queued: int  # pending, sending or needing attention
+
+    def frame(self) -> pd.DataFrame:
+        """The funnel as rows (stage, count, share of sent) for a funnel chart."""
+        stages = [
+            ("Sent", self.sent),
+            ("Delivered", self.delivered),
+            ("Read", self.read),
+            ("Replied", self.replied),
+        ]
+        return pd.DataFrame(
+            {
+                "stage": [name for name, _ in stages],
+                "messages": [count for _, count in stages],
+                "share_of_sent": [_ratio(count, self.sent) for _, count in stages],
+            }
+        )
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """A histogram of seconds between two stages, and percentiles estimated from it."""
+
+    stage: Stage
+    bins: pd.DataFrame  # label, lower_s, upper_s (None: open), messages
+    count: int
+    p50_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass(frozen=True)
+class AckStats:
+    """How PO notices were acknowledged with the quick-reply buttons."""
+
+    notices: int  # messages carrying a PO number
+    delivered: int
+    acknowledged: int  # distinct notices with at least one button press
+    confirmed: int
+    rejected: int
+
+    @property
+    def rate(self) -> float | None:
+        """Acknowledged notices as a share of delivered ones (None if none delivered)."""
+        return _ratio(self.acknowledged, self.delivered)
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """What the filtered messages cost, per currency, category and time slice."""
+
+    totals: dict[str, Decimal]  # currency -> amount
+    by_category: pd.DataFrame  # category, currency, messages, cost (Decimal)
+    by_bucket: pd.DataFrame  # bucket (date), currency, cost (Decimal)
+    charged_messages: int  # delivered messages with a rate
+    free_messages: int  # Meta reported a free pricing type
+    unpriced_messages: int  # charged type but no rate in the card for it
+    unreported_messages: int  # delivered, but Meta reported no pricing (yet)
+    uses_example_rates: bool
+    granularity: Granularity = "day"
+    currencies: tuple[str, ...] = field(default=())
+
+
+def zone(tz: str) -> ZoneInfo:
+    """The time zone named `tz`, or StatsFilterError."""
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise StatsFilterError(f"Unknown time zone {str(tz)[:60]!r}") from None
+
+
+def local_midnight(day: date, tz: str) -> datetime:
+    """The UTC instant at which `day` begins in zone `tz`."""
+    return datetime.combine(day, time(0), tzinfo=zone(tz)).astimezone(UTC)
+
+
+def granularity_for(flt: StatsFilter) -> Granularity:
+    """Day slices up to three months, weeks up to two years, months beyond."""
+    days = (flt.end - flt.start).days + 1
+    if days <= MAX_DAILY_DAYS:
+        return "day"
+    if days <= MAX_WEEKLY_DAYS:
+        return "week"
+    return "month"
+
+
+def time_buckets(flt: StatsFilter, granularity: Granularity | None = None) -> list[Bucket]:
+    """The slices of the filter's range (weeks start on Monday; the first may be partial)."""
+    unit = granularity or granularity_for(flt)
+    labels: list[date] = []
+    day = flt.start
+    while day <= flt.end:
+        labels.append(day)
+        day = _next_label(day, unit)
+    bounds = [local_midnight(label, flt.tz) for label in labels]
+    bounds.append(flt.utc_range[1])
+    return [
+        Bucket(index=i, label=label, start=bounds[i], end=bounds[i + 1])
+        for i, label in enumerate(labels)
+    ]
+
+
+def _next_label(day: date, unit: Granularity) -> date:
+    if unit == "day":
+        return day + timedelta(days=1)
+    if unit == "week":
+        return day + timedelta(days=7 - day.weekday())
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+# --- queries -------------------------------------------------------------------------
+
+
+def funnel(engine: Engine, flt: StatsFilter) -> Funnel:
+    """Counts of messages sent, delivered, read, replied to, failed and still queued."""
+    where, params = _where(flt)
+    sql = f"""
+        SELECT COUNT(*) AS total,
+               SUM(CASE WHEN {_SENT} THEN 1 ELSE 0 END) AS sent,
+               COUNT(m.delivered_at) AS delivered,
+               COUNT(m.read_at) AS read_count,
+               SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed,
+               SUM(CASE WHEN {_QUEUED} THEN 1 ELSE 0 END) AS queued
+        FROM whatsapp_messages m
+        WHERE {where}
+    """
+    with _read(engine) as conn:
+        row = conn.execute(_q(sql, params)).one()
+        replied = _replied_count(conn, flt)
+    return Funnel(
+        total=int(row.total or 0),
+        sent=int(row.sent or 0),
+        delivered=int(row.delivered or 0),
+        read=int(row.read_count or 0),
+        replied=replied,
+        failed=int(row.failed or 0),
+        queued=int(row.queued or 0),
+    )
+
+
+def _replied_count(conn: Connection, flt: StatsFilter) -> int:
+    """Distinct messages in the filter that got a reply quoting them or a PO button press."""
+    where, params = _where(flt)
+    sql = f"""
+        SELECT COUNT(*) FROM (
+            SELECT i.context_message_id AS message_id
+            FROM inbound_messages i JOIN whatsapp_messages m ON m.id = i.context_message_id
+            WHERE i.tenant_id IN :tenants AND {where}
+            UNION
+            SELECT a.message_id
+            FROM po_acknowledgements a JOIN whatsapp_messages m ON m.id = a.message_id
+            WHERE a.tenant_id IN :tenants AND {where}
+        ) AS replied
+    """
+    return int(conn.execute(_q(sql, params)).scalar_one() or 0)
+
+
+def daily_rates(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
+    """Per time slice: messages, sent, delivered, read, failed, and the rates between them.
+
+    Columns: bucket (date), messages, sent, delivered, read, failed, delivery_rate
+    (delivered/sent), read_rate (read/delivered), failure_rate (failed/messages). Every
+    slice of the range has a row, zeros included, so the line has no gaps.
+    """
+    buckets = time_buckets(flt)
+    cte, bucket_params = _buckets_cte(buckets)
+    where, params = _where(flt, with_range=False)
+    sql = f"""
+        WITH {cte}
+        SELECT b.k AS k,
+               COUNT(*) AS messages,
+               SUM(CASE WHEN {_SENT} THEN 1 ELSE 0 END) AS sent,
+               COUNT(m.delivered_at) AS delivered,
+               COUNT(m.read_at) AS read_count,
+               SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed
+        FROM b JOIN whatsapp_messages m
+          ON m.tenant_id IN :tenants AND m.created_at >= b.s AND m.created_at < b.e
+        WHERE {where}
+        GROUP BY b.k
+    """
+    with _read(engine) as conn:
+        rows = {r.k: r for r in conn.execute(_q(sql, {**params, **bucket_params}))}
+    records = []
+    for bucket in buckets:
+        r = rows.get(bucket.index)
+        messages, sent, delivered, read, failed = (
+            (int(r.messages), int(r.sent), int(r.delivered), int(r.read_count), int(r.failed))
+            if r is not None
+            else (0, 0, 0, 0, 0)
+        )
+        records.append(
+            {
+                "bucket": bucket.label,
+                "messages": messages,
+                "sent": sent,
+                "delivered": delivered,
+                "read": read,
+                "failed": failed,
+                "delivery_rate": _ratio(delivered, sent),
+                "read_rate": _ratio(read, delivered),
+                "failure_rate": _ratio(failed, messages),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=_DAILY_COLUMNS)
+
+
+_DAILY_COLUMNS = [
+    "bucket",
+    "messages",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "delivery_rate",
+    "read_rate",
+    "failure_rate",
+]
+
+
+def latency(engine: Engine, flt: StatsFilter, stage: Stage) -> LatencyStats:
+    """How long messages took from sent to delivered (`deliver`) or to read (`read`).
+
+    Binned in SQL on a human scale (5 s, 15 s, 30 s, 1 min ... 3 days); p50 and p90 are
+    interpolated within their bin, so they are estimates good to the bin's width.
+    """
+    if stage not in ("deliver", "read"):
+        raise StatsFilterError(f"Unknown stage {stage!r}: use 'deliver' or 'read'")
+    end_col = "m.delivered_at" if stage == "deliver" else "m.read_at"
+    start_col = "COALESCE(m.sent_at, m.accepted_at)"
+    where, params = _where(flt)
+    seconds = _seconds_between(engine, end_col, start_col)
+    cases = " ".join(f"WHEN x < {edge} THEN {i}" for i, edge in enumerate(LATENCY_EDGES))
+    # The inner query computes each row's difference once (SQLite would otherwise
+    # re-evaluate it in every CASE branch after flattening the subquery).
+    fence = "LIMIT -1" if is_sqlite(engine) else ""
+    sql = f"""
+        SELECT CASE {cases} ELSE {len(LATENCY_EDGES)} END AS bin, COUNT(*) AS n
+        FROM (
+            SELECT {seconds} AS x FROM whatsapp_messages m
+            WHERE {where} AND {end_col} IS NOT NULL
+              AND (m.sent_at IS NOT NULL OR m.accepted_at IS NOT NULL)
+            {fence}
+        ) AS d
+        GROUP BY bin
+    """
+    with _read(engine) as conn:
+        counts = {int(r.bin): int(r.n) for r in conn.execute(_q(sql, params))}
+    lowers = (0, *LATENCY_EDGES)
+    uppers: tuple[int | None, ...] = (*LATENCY_EDGES, None)
+    bins = pd.DataFrame(
+        {
+            "label": [_bin_label(lo, hi) for lo, hi in zip(lowers, uppers, strict=True)],
+            "lower_s": list(lowers),
+            "upper_s": list(uppers),
+            "messages": [counts.get(i, 0) for i in range(len(lowers))],
+        }
+    )
+    total = int(bins["messages"].sum())
+    return LatencyStats(
+        stage=stage,
+        bins=bins,
+        count=total,
+        p50_seconds=_percentile_from_bins(bins, 0.5),
+        p90_seconds=_percentile_from_bins(bins, 0.9),
+    )
+
+
+def failures_by_reason(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
+    """Failed messages by error code, with a reason a buyer understands, most common first.
+
+    Columns: code (Int64, missing when Meta gave none), reason, messages, share.
+    """
+    where, params = _where(flt)
+    sql = f"""
+        SELECT m.error_code AS code, COUNT(*) AS n, MAX(m.error_title) AS title
+        FROM whatsapp_messages m
+        WHERE {where} AND {_FAILED}
+        GROUP BY m.error_code
+        ORDER BY n DESC
+    """
+    with _read(engine) as conn:
+        rows = conn.execute(_q(sql, params)).all()
+    total = sum(int(r.n) for r in rows)
+    return pd.DataFrame(
+        {
+            "code": pd.array([r.code for r in rows], dtype="Int64"),
+            "reason": [human_reason(r.code, r.title) for r in rows],
+            "messages": [int(r.n) for r in rows],
+            "share": [_ratio(int(r.n), total) for r in rows],
+        }
+    )
+
+
+def supplier_table(engine: Engine, flt: StatsFilter, limit: int = 200) -> pd.DataFrame:
+    """Per supplier (most messages first, at most `limit`): counts, rates, replies, last send.
+
+    Columns: supplier_id (Int64; missing for messages sent to a bare number), supplier,
+    messages, delivered, read, failed, replied, delivery_rate, read_rate, reply_rate,
+    last_sent_at.
+    """
+    limit = max(1, min(int(limit), 5000))
+    where, params = _where(flt)
+    sql = f"""
+        WITH g AS (
+            SELECT m.supplier_id AS supplier_id,
+                   COUNT(*) AS messages,
+                   SUM(CASE WHEN {_SENT} THEN 1 ELSE 0 END) AS sent,
+                   COUNT(m.delivered_at) AS delivered,
+                   COUNT(m.read_at) AS read_count,
+                   SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed,
+                   MAX(m.created_at) AS last_sent_at
+            FROM whatsapp_messages m
+            WHERE {where}
+            GROUP BY m.supplier_id
+            ORDER BY messages DESC
+            LIMIT :limit
+        ),
+        r AS (
+            SELECT m.supplier_id AS supplier_id, COUNT(DISTINCT x.message_id) AS replied
+            FROM (
+                SELECT i.context_message_id AS message_id FROM inbound_messages i
+                WHERE i.tenant_id IN :tenants AND i.context_message_id IS NOT NULL
+                UNION
+                SELECT a.message_id FROM po_acknowledgements a
+                WHERE a.tenant_id IN :tenants AND a.message_id IS NOT NULL
+            ) AS x JOIN whatsapp_messages m ON m.id = x.message_id
+            WHERE {where}
+            GROUP BY m.supplier_id
+        )
+        SELECT g.supplier_id, s.name AS supplier, g.messages, g.sent, g.delivered,
+               g.read_count, g.failed, COALESCE(r.replied, 0) AS replied, g.last_sent_at
+        FROM g
+        LEFT JOIN suppliers s ON s.id = g.supplier_id
+        LEFT JOIN r ON r.supplier_id = g.supplier_id
+                    OR (r.supplier_id IS NULL AND g.supplier_id IS NULL)
+        ORDER BY g.messages DESC, s.name
+    """
+    query = _q(sql, {**params, "limit": limit}).columns(last_sent_at=UTCDateTime())
+    with _read(engine) as conn:
+        rows = conn.execute(query).all()
+    return pd.DataFrame(
+        {
+            "supplier_id": pd.array([r.supplier_id for r in rows], dtype="Int64"),
+            "supplier": [r.supplier or "(no supplier record)" for r in rows],
+            "messages": [int(r.messages) for r in rows],
+            "delivered": [int(r.delivered) for r in rows],
+            "read": [int(r.read_count) for r in rows],
+            "failed": [int(r.failed) for r in rows],
+            "replied": [int(r.replied) for r in rows],
+            "delivery_rate": [_ratio(int(r.delivered), int(r.sent)) for r in rows],
+            "read_rate": [_ratio(int(r.read_count), int(r.delivered)) for r in rows],
+            "reply_rate": [_ratio(int(r.replied), int(r.delivered)) for r in rows],
+            "last_sent_at": [r.last_sent_at for r in rows],
+        }
+    )
+
+
+def acknowledgements(engine: Engine, flt: StatsFilter) -> AckStats:
+    """PO notices (messages with a PO number) and how many suppliers acknowledged."""
+    where, params = _where(flt)
+    notices_sql = f"""
+        SELECT COUNT(*) AS notices, COUNT(m.delivered_at) AS delivered
+        FROM whatsapp_messages m
+        WHERE {where} AND m.po_number IS NOT NULL
+    """
+    acks_sql = f"""
+        SELECT COUNT(DISTINCT a.message_id) AS acknowledged,
+               COUNT(DISTINCT CASE WHEN a.action = 'confirmed' THEN a.message_id END)
+                   AS confirmed,
+               COUNT(DISTINCT CASE WHEN a.action = 'rejected' THEN a.message_id END)
+                   AS rejected
+        FROM po_acknowledgements a JOIN whatsapp_messages m ON m.id = a.message_id
+        WHERE a.tenant_id IN :tenants AND {where} AND m.po_number IS NOT NULL
+    """
+    with _read(engine) as conn:
+        notices = conn.execute(_q(notices_sql, params)).one()
+        acks = conn.execute(_q(acks_sql, params)).one()
+    return AckStats(
+        notices=int(notices.notices or 0),
+        delivered=int(notices.delivered or 0),
+        acknowledged=int(acks.acknowledged or 0),
+        confirmed=int(acks.confirmed or 0),
+        rejected=int(acks.rejected or 0),
+    )
+
+
+def cost(engine: Engine, flt: StatsFilter) -> CostReport:
+    """What delivered messages cost by Meta's reported pricing and the tenant's rate card.
+
+    The rate of a message is the card's row for its tenant, pricing type, category
+    (or "*") and market (or "*"), the most specific one winning, in force when the
+    message was created. Slices are split at every rate change inside the range, so a
+    price change mid-day is applied exactly.
+    """
+    granularity = granularity_for(flt)
+    display = time_buckets(flt, granularity)
+    start, end = flt.utc_range
+    with _read(engine) as conn:
+        changes = rate_change_instants(conn, flt.tenant_ids, start, end)
+        pieces = _split(display, changes)
+        cte, bucket_params = _buckets_cte(pieces)
+        where, params = _where(flt, with_range=False)
+        free = ", ".join(f"'{t}'" for t in sorted(FREE_PRICING_TYPES))
+        sql = f"""
+            WITH {cte},
+            g AS (
+                SELECT b.k AS k, b.s AS s, m.tenant_id AS tenant,
+                       m.recipient_country AS market, m.pricing_category AS category,
+                       m.pricing_type AS ptype, COUNT(*) AS n
+                FROM b JOIN whatsapp_messages m
+                  ON m.tenant_id IN :tenants AND m.created_at >= b.s AND m.created_at < b.e
+                WHERE {where} AND m.delivered_at IS NOT NULL
+                GROUP BY b.k, b.s, m.tenant_id, m.recipient_country, m.pricing_category,
+                         m.pricing_type
+            )
+            SELECT g.k AS k,
+                   COALESCE(g.category, '') AS category,
+                   r.currency AS currency,
+                   SUM(g.n) AS n,
+                   SUM(g.n * COALESCE(r.rate_micros, 0)) AS micros,
+                   SUM(CASE WHEN g.ptype IS NULL OR g.category IS NULL THEN g.n ELSE 0 END)
+                       AS unreported,
+                   SUM(CASE WHEN g.ptype IN ({free}) AND r.id IS NULL THEN g.n ELSE 0 END)
+                       AS free_n,
+                   SUM(CASE WHEN g.ptype IS NOT NULL AND g.category IS NOT NULL
+                             AND g.ptype NOT IN ({free}) AND r.id IS NULL
+                            THEN g.n ELSE 0 END) AS unpriced,
+                   MAX(CASE WHEN r.is_example THEN 1 ELSE 0 END) AS example
+            FROM g LEFT JOIN rate_cards r ON r.id = (
+                SELECT c.id FROM rate_cards c
+                WHERE c.tenant_id = g.tenant AND c.pricing_type = g.ptype
+                  AND (c.category = g.category OR c.category = '*')
+                  AND (c.market = g.market OR c.market = '*')
+                  AND c.effective_from <= g.s
+                  AND (c.effective_to IS NULL OR c.effective_to > g.s)
+                ORDER BY CASE WHEN c.market = '*' THEN 1 ELSE 0 END,
+                         CASE WHEN c.category = '*' THEN 1 ELSE 0 END,
+                         c.effective_from DESC, c.id DESC
+                LIMIT 1
+            )
+            GROUP BY g.k, COALESCE(g.category, ''), r.currency
+        """
+        rows = conn.execute(_q(sql, {**params, **bucket_params})).all()
+    return _cost_report(rows, pieces, display, granularity)
+
+
+def _cost_report(
+    rows: Sequence[Any], pieces: Sequence[Bucket], display: Sequence[Bucket], unit: Granularity
+) -> CostReport:
+    label_of = {piece.index: piece.label for piece in pieces}
+    totals: dict[str, Decimal] = {}
+    by_cat: dict[tuple[str, str], list[Any]] = {}
+    by_bucket: dict[tuple[date, str], Decimal] = {}
+    charged = free = unpriced = unreported = 0
+    example = False
+    for r in rows:
+        unreported += int(r.unreported)
+        free += int(r.free_n)
+        unpriced += int(r.unpriced)
+        example = example or bool(r.example)
+        if r.currency is None:
+            continue
+        amount = micros_to_decimal(int(r.micros))
+        charged += int(r.n)
+        totals[r.currency] = totals.get(r.currency, Decimal(0)) + amount
+        entry = by_cat.setdefault((r.category or "(unknown)", r.currency), [0, Decimal(0)])
+        entry[0] += int(r.n)
+        entry[1] += amount
+        key = (label_of[int(r.k)], r.currency)
+        by_bucket[key] = by_bucket.get(key, Decimal(0)) + amount
+    currencies = tuple(sorted(totals))
+    cat_frame = pd.DataFrame.from_records(
+        [
+            {"category": cat, "currency": cur, "messages": n, "cost": amount}
+            for (cat, cur), (n, amount) in sorted(by_cat.items(), key=lambda kv: -kv[1][1])
+        ],
+        columns=["category", "currency", "messages", "cost"],
+    )
+    bucket_frame = pd.DataFrame.from_records(
+        [
+            {"bucket": b.label, "currency": cur, "cost": by_bucket.get((b.label, cur), Decimal(0))}
+            for cur in currencies
+            for b in display
+        ],
+        columns=["bucket", "currency", "cost"],
+    )
+    return CostReport(
+        totals=totals,
+        by_category=cat_frame,
+        by_bucket=bucket_frame,
+        charged_messages=charged,
+        free_messages=free,
+        unpriced_messages=unpriced,
+        unreported_messages=unreported,
+        uses_example_rates=example,
+        granularity=unit,
+        currencies=currencies,
+    )
+
+
+def _split(display: Sequence[Bucket], cuts: Sequence[datetime]) -> list[Bucket]:
+    """`display` slices cut further at `cuts`; each piece keeps its slice's label."""
+    pieces: list[Bucket] = []
+    for bucket in display:
+        inner = sorted({c for c in cuts if bucket.start < c < bucket.end})
+        edges = [bucket.start, *inner, bucket.end]
+        for lo, hi in itertools.pairwise(edges):
+            pieces.append(Bucket(index=len(pieces), label=bucket.label, start=lo, end=hi))
+    return pieces
+
+
+# --- filter options ------------------------------------------------------------------
+
+
+def template_options(engine: Engine, tenant_ids: Sequence[str]) -> list[str]:
+    """Template names known for these tenants (for the template filter), sorted."""
+    sql = """
+        SELECT DISTINCT template_name FROM whatsapp_templates
+        WHERE tenant_id IN :tenants ORDER BY template_name
+    """
+    with _read(engine) as conn:
+        return [r[0] for r in conn.execute(_q(sql, {"tenants": list(tenant_ids)}))]
+
+
+def supplier_options(engine: Engine, tenant_ids: Sequence[str]) -> list[tuple[int, str]]:
+    """(id, name) of these tenants' suppliers, by name (for the supplier filter)."""
+    sql = """
+        SELECT id, name FROM suppliers WHERE tenant_id IN :tenants ORDER BY name, id
+    """
+    with _read(engine) as conn:
+        rows = conn.execute(_q(sql, {"tenants": list(tenant_ids)}))
+        return [(int(r.id), str(r.name)) for r in rows]
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _where(flt: StatsFilter, *, with_range: bool = True) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (on alias `m`) and parameters of a filter."""
+    clauses = [_NOT_CANCELLED, "m.tenant_id IN :tenants"]
+    params: dict[str, Any] = {"tenants": list(flt.tenant_ids)}
+    if with_range:
+        start, end = flt.utc_range
+        clauses.append("m.created_at >= :range_start AND m.created_at < :range_end")
+        params["range_start"], params["range_end"] = start, end
+    if flt.template_names:
+        clauses.append("m.template_name IN :templates")
+        params["templates"] = list(flt.template_names)
+    if flt.supplier_ids:
+        clauses.append("m.supplier_id IN :suppliers")
+        params["suppliers"] = [int(s) for s in flt.supplier_ids]
+    return " AND ".join(clauses), params
+
+
+_EXPANDING = ("tenants", "templates", "suppliers")
+_TIMES = ("range_start", "range_end")
+
+
+def _q(sql: str, params: Mapping[str, Any]) -> TextClause:
+    """A text query with list parameters expanded and times bound as stored (UTC)."""
+    binds: list[BindParameter[Any]] = []
+    for name, value in params.items():
+        if name in _EXPANDING:
+            binds.append(bindparam(name, value, expanding=True))
+        elif name in _TIMES or name.startswith(("bs", "be")):
+            binds.append(bindparam(name, value, type_=UTCDateTime()))
+        else:
+            binds.append(bindparam(name, value))
+    return text(sql).bindparams(*binds)
+
+
+def _buckets_cte(buckets: Sequence[Bucket]) -> tuple[str, dict[str, Any]]:
+    """`b(k, s, e) AS (VALUES ...)`: the slices as a table SQL can join on."""
+    if not buckets:
+        raise StatsFilterError("The range has no days")
+    rows = ", ".join(f"({b.index}, :bs{b.index}, :be{b.index})" for b in buckets)
+    params: dict[str, Any] = {}
+    for b in buckets:
+        params[f"bs{b.index}"] = b.start
+        params[f"be{b.index}"] = b.end
+    return f"b(k, s, e) AS (VALUES {rows})", params
+
+
+def _seconds_between(engine: Engine, later: str, earlier: str) -> str:
+    if is_sqlite(engine):
+        return f"(julianday({later}) - julianday({earlier})) * 86400.0"
+    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
+
+@contextmanager
+def _read(engine: Engine) -> Iterator[Connection]:
+    """A connection for analytics reads; on SQLite, with a memory map and a larger cache.
+
+    The pragmas are per connection and persist while the pool keeps it, so they are set
+    once per pooled connection.
+    """
+    with engine.connect() as conn:
+        if is_sqlite(engine) and not conn.info.get("wanotify_stats_pragmas"):
+            conn.exec_driver_sql("PRAGMA mmap_size=1073741824")
+            conn.exec_driver_sql("PRAGMA cache_size=-131072")
+            conn.info["wanotify_stats_pragmas"] = True
+        yield conn
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _bin_label(lower: int, upper: int | None) -> str:
+    if upper is None:
+        return f"over {_duration(lower)}"
+    return f"{_duration(lower)}–{_duration(upper)}" if lower else f"under {_duration(upper)}"
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def _percentile_from_bins(bins: pd.DataFrame, q: float) -> float | None:
+    """The q-quantile of a histogram, interpolating linearly inside the bin it falls in."""
+    total = int(bins["messages"].sum())
+    if total == 0:
+        return None
+    target = q * total
+    seen = 0
+    for lower, upper, count in zip(
+        bins["lower_s"], bins["upper_s"], bins["messages"], strict=True
+    ):
+        count = int(count)
+        if count and seen + count >= target:
+            if upper is None or (isinstance(upper, float) and math.isnan(upper)):
+                return float(lower)  # open-ended bin: at least this long
+            return float(lower) + (float(upper) - float(lower)) * (target - seen) / count
+        seen += count
+    return float(bins["lower_s"].iloc[-1])

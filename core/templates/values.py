@@ -1,0 +1,168 @@
+"""Template parameter values: what callers pass, what the supplier sees, what Meta receives.
+
+`TemplateParams` is a plain dict so it can be stored as JSON with the message:
+
+- body parameters keyed by name (NAMED templates) or "1", "2", ... (POSITIONAL); each a
+  text, or `{"type": "currency", "amount": "1234.50", "currency": "EUR"}`, or
+  `{"type": "date_time", "fallback_value": "25 March 2026"}`;
+- "header": the text of a text header's parameter, or a media header
+  `{"type": "document", "link": "https://…/PO-1.pdf", "filename": "PO-1.pdf"}`;
+- "buttons": `{"0": "ack:PO-1", "1": "reject:PO-1"}`: per button index, a quick-reply
+  payload, a URL suffix or a copy code.
+
+Resolving a value checks it (plain-language `ParamValueError`) and yields both the text
+shown to the supplier and Meta's send-time parameter object.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.money import InvalidAmount, amount_1000, check_amount, format_amount, normalize_currency
+
+TemplateParams = dict[str, Any]
+
+HEADER_KEY = "header"
+BUTTONS_KEY = "buttons"
+#: Meta's limits (see the team's facts sheet).
+MAX_URL = 2000
+MAX_COUPON_CODE = 15
+#: Meta documents no limit for a template quick-reply payload; this is a conservative
+#: cap (our own payloads, "reject:" plus a PO number, stay under 80).
+MAX_PAYLOAD = 128
+#: The longest value examined at all: beyond this a value cannot fit any component.
+MAX_VALUE_CHARS = 32_768
+_MANY_SPACES = re.compile(r" {5,}")
+
+
+class ParamValueError(ValueError):
+    """A parameter value that cannot be sent; the message says why in plain words."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A checked value: the text the supplier sees and Meta's parameter object."""
+
+    text: str
+    parameter: dict[str, Any]
+
+
+def resolve_text(value: object, language: str) -> Resolved:
+    """Check a body parameter value (text, number, currency or date_time) and resolve it."""
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind == "currency":
+            return _currency(value, language)
+        if kind == "date_time":
+            fallback = check_text(value.get("fallback_value"))
+            return Resolved(
+                fallback, {"type": "date_time", "date_time": {"fallback_value": fallback}}
+            )
+        if kind == "text":
+            value = value.get("text")
+        else:
+            raise ParamValueError(f"has an unknown value type {str(kind)[:30]!r}")
+    text = check_text(value)
+    return Resolved(text, {"type": "text", "text": text})
+
+
+def check_text(value: object) -> str:
+    """A parameter text Meta will accept: non-empty, no line breaks, tabs or runs of spaces.
+
+    Integers and finite Decimals are written as text; floats, booleans, None and other
+    objects are refused (a float would lose cents).
+    """
+    if value is None:
+        raise ParamValueError("has no value")
+    if isinstance(value, bool | float):
+        raise ParamValueError("must be text")
+    if isinstance(value, int) or (isinstance(value, Decimal) and value.is_finite()):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ParamValueError("must be text")
+    if len(value) > MAX_VALUE_CHARS:
+        raise ParamValueError(f"is {len(value):,} characters long; far too long for WhatsApp")
+    if not value.strip():
+        raise ParamValueError("is empty")
+    if "\n" in value or "\r" in value or "\u2028" in value or "\u2029" in value:
+        raise ParamValueError("contains a line break; WhatsApp refuses line breaks in parameters")
+    if "\t" in value:
+        raise ParamValueError("contains a tab; WhatsApp refuses tabs in parameters")
+    if _MANY_SPACES.search(value):
+        raise ParamValueError("contains more than 4 spaces in a row; WhatsApp refuses that")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ParamValueError("contains invisible control characters")
+    return value
+
+
+def _currency(value: Mapping[str, Any], language: str) -> Resolved:
+    try:
+        code = normalize_currency(value.get("currency") or value.get("code"))
+        amount = check_amount(value.get("amount"), code)
+        scaled = amount_1000(amount)
+    except InvalidAmount as exc:
+        raise ParamValueError(str(exc)) from None
+    fallback = value.get("fallback_value")
+    text = check_text(fallback) if fallback is not None else format_amount(amount, code, language)
+    parameter = {
+        "type": "currency",
+        "currency": {"fallback_value": text, "code": code, "amount_1000": scaled},
+    }
+    return Resolved(text, parameter)
+
+
+def resolve_media(value: object, header_format: str) -> Resolved:
+    """Check a media header value (`{"type", "link", "filename"}`) against the header format.
+
+    Documents must be PDFs and every link https; `text` is the file name (or link) shown
+    in a preview.
+    """
+    kind = header_format.lower()
+    if not isinstance(value, Mapping):
+        raise ParamValueError(f"must be a {kind} given by link")
+    if value.get("type", kind) != kind:
+        raise ParamValueError(f"must be a {kind}, not {str(value.get('type'))[:20]!r}")
+    link = value.get("link")
+    if not isinstance(link, str) or not link.strip():
+        raise ParamValueError(f"needs the link of the {kind}")
+    if len(link) > MAX_URL:
+        raise ParamValueError(f"has a link longer than {MAX_URL} characters")
+    parts = urlsplit(link.strip())
+    if parts.scheme != "https" or not parts.hostname:
+        raise ParamValueError(f"must be an https:// link to the {kind}")
+    media: dict[str, Any] = {"link": link.strip()}
+    filename = value.get("filename")
+    if kind == "document":
+        if filename is not None:
+            filename = check_text(filename)
+        shown_name = filename or parts.path.rsplit("/", 1)[-1]
+        if not shown_name.lower().endswith(".pdf"):
+            raise ParamValueError("must be a PDF document (a link or file name ending in .pdf)")
+        if filename:
+            media["filename"] = filename
+    text = filename if isinstance(filename, str) and filename else media["link"]
+    return Resolved(text, {"type": kind, kind: media})
+
+
+def resolve_button(value: object, button_type: str) -> Resolved:
+    """Check a button value: a quick-reply payload, a URL suffix or a copy code."""
+    text = check_text(value)
+    if button_type == "QUICK_REPLY":
+        if len(text) > MAX_PAYLOAD:
+            raise ParamValueError(f"is longer than {MAX_PAYLOAD} characters")
+        return Resolved(text, {"type": "payload", "payload": text})
+    if button_type == "URL":
+        if len(text) > MAX_URL:
+            raise ParamValueError(f"is longer than {MAX_URL} characters")
+        return Resolved(text, {"type": "text", "text": text})
+    if button_type == "COPY_CODE":
+        if len(text) > MAX_COUPON_CODE:
+            raise ParamValueError(f"is longer than {MAX_COUPON_CODE} characters")
+        return Resolved(text, {"type": "coupon_code", "coupon_code": text})
+    raise ParamValueError(f"belongs to a {button_type.lower()} button, which takes no value")

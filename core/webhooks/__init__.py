@@ -1,0 +1,28 @@
+"""Meta's webhooks: verified, journalled, then applied to messages, replies and templates.
+
+The flow, one module per step:
+`signature` (HMAC check) -> `parse` (lenient, typed events) -> `journal` (durable group
+commit; the 200 goes out after it) -> `apply` (batches: `statuses` via `fold`, `inbound`,
+`templates`) -> `health` and `metrics`. `runtime` runs the steps in one process and
+`server.run_webhook_app` serves the Starlette layer (`webhook_app.py`) with uvicorn.
+"""
+
+from core.webhooks.apply import apply_next_batch, retry_failed_receipts, sweep_held
+from core.webhooks.health import WebhookHealth, read_health
+from core.webhooks.parse import InvalidBody, ParsedPayload, decode_body, parse_payload
+from core.webhooks.signature import SignatureCheck, check_signature, sign
+
+__all__ = [
+    "InvalidBody",
+    "ParsedPayload",
+    "SignatureCheck",
+    "WebhookHealth",
+    "apply_next_batch",
+    "check_signature",
+    "decode_body",
+    "parse_payload",
+    "read_health",
+    "retry_failed_receipts",
+    "sign",
+    "sweep_held",
+]

@@ -1,0 +1,235 @@
+"""`POST /api/v1/po-events`: authentication, limits and outcomes, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine, event
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from core.db import is_sqlite
+from core.po_events.http import DISABLED_MESSAGE, handle_http_po_event
+from core.po_events.schema import MAX_EVENT_BYTES
+from core.settings import get_settings
+from tests.core.po_events.conftest import outbox, po_event
+
+KEY = "k-7d0c3f2a9b1e4c58"
+PATH = "/api/v1/po-events"
+
+
+def make_app(engine: Engine) -> Starlette:
+    app = Starlette(routes=[Route(PATH, handle_http_po_event, methods=["POST"])])
+    app.state.engine = engine
+    return app
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PO_EVENTS_API_KEY", KEY)
+    get_settings.cache_clear()
+    return KEY
+
+
+def asgi_client(engine: Engine) -> httpx.AsyncClient:
+    """A client calling the app in-process (ASGI); one test below uses real uvicorn."""
+    transport = httpx.ASGITransport(app=make_app(engine), raise_app_exceptions=True)
+    return httpx.AsyncClient(transport=transport, base_url="http://wanotify.test")
+
+
+@pytest.fixture
+async def client(po_templates: Engine, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(po_templates) as test_client:
+        yield test_client
+
+
+async def post(client: httpx.AsyncClient, body: Any, **headers: str) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await client.post(
+        PATH, content=content, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+async def test_without_a_configured_key_the_api_is_disabled(po_templates: Engine) -> None:
+    async with asgi_client(po_templates) as client:
+        response = await post(client, po_event(), Authorization="Bearer anything")
+    assert response.status_code == 503
+    assert response.json() == {"status": "disabled", "error": DISABLED_MESSAGE}
+    assert outbox(po_templates) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({}, "missing API key"),
+        ({"Authorization": "Bearer "}, "missing API key"),
+        ({"Authorization": "Basic " + KEY}, "missing API key"),
+        ({"Authorization": "Bearer wrong"}, "invalid API key"),
+        ({"X-API-Key": KEY + "x"}, "invalid API key"),
+        ({"X-API-Key": "ключ".encode()}, "invalid API key"),  # non-ASCII must not crash the compare
+    ],
+)
+async def test_a_missing_or_wrong_key_is_401(
+    client: httpx.AsyncClient, po_templates: Engine, headers: dict[str, Any], error: str
+) -> None:
+    response = await client.post(
+        PATH, content=json.dumps(po_event()).encode(),
+        headers={"Content-Type": "application/json", **headers},
+    )  # fmt: skip
+    assert response.status_code == 401
+    assert response.json()["error"].startswith(error)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert outbox(po_templates) == []
+
+
+async def test_enqueued_then_duplicate(client: httpx.AsyncClient, po_templates: Engine) -> None:
+    event_ = po_event()
+    first = await post(client, event_, Authorization=f"Bearer {KEY}")
+    assert first.status_code == 202, first.text
+    body = first.json()
+    assert body["status"] == "enqueued" and body["message_id"]
+    assert body["event_id"] == event_["event_id"] and body["po_number"] == "4500012345"
+    replay = await post(client, po_event(event_id="evt-again"), **{"X-API-Key": KEY})
+    assert replay.status_code == 200
+    assert replay.json()["status"] == "duplicate"
+    assert replay.json()["message_id"] == body["message_id"]
+    assert "already notified" in replay.json()["reason"]
+    [row] = outbox(po_templates)
+    assert row.id == body["message_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[]", "must be a JSON object, not a list"),
+        ({"event_id": "e"}, "tenant_id is missing"),
+        (po_event(total={"amount": "abc", "currency": "EURO"}), "'EURO' is not a currency code"),
+        (po_event(event_type="po.rejected"), "not handled here"),
+    ],
+)
+async def test_malformed_events_are_422_with_problems(
+    client: httpx.AsyncClient, po_templates: Engine, body: Any, expected: str
+) -> None:
+    response = await post(client, body, Authorization=f"Bearer {KEY}")
+    assert response.status_code == 422
+    assert response.json()["status"] == "rejected"
+    assert any(expected in problem for problem in response.json()["problems"])
+    assert outbox(po_templates) == []
+
+
+async def test_an_invalid_phone_is_422(client: httpx.AsyncClient, po_templates: Engine) -> None:
+    event_ = po_event()
+    event_["supplier"]["phone"] = "+34 12"
+    response = await post(client, event_, Authorization=f"Bearer {KEY}")
+    assert response.status_code == 422
+    assert response.json() == {"status": "rejected", "problems": ["+34 12 is too short for Spain"]}
+    assert outbox(po_templates) == []
+
+
+async def test_a_body_that_is_not_json_content_is_415(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        PATH, content=b"a=1", headers={"Authorization": f"Bearer {KEY}",
+                                        "Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert response.status_code == 415
+    assert "application/json" in response.json()["problems"][0]
+
+
+async def test_an_oversized_body_is_413_declared_or_streamed(client: httpx.AsyncClient) -> None:
+    big = b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    declared = await post(client, big, Authorization=f"Bearer {KEY}")
+    assert declared.status_code == 413
+    assert "65,536" in declared.json()["problems"][0]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: streamed body
+        for _ in range(40):
+            yield b"x" * 4096
+
+    streamed = await client.post(
+        PATH, content=chunks(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert streamed.status_code == 413
+    assert MAX_EVENT_BYTES < 40 * 4096
+
+
+async def test_a_database_outage_is_503_retry_later(
+    client: httpx.AsyncClient, po_templates: Engine
+) -> None:
+    def read_only(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if is_sqlite(po_templates):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA query_only = 1")
+            cursor.close()
+        else:
+            dbapi_connection.read_only = True
+
+    def writable(dbapi_connection: Any, _record: Any) -> None:
+        if is_sqlite(po_templates):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA query_only = 0")
+            cursor.close()
+        else:
+            dbapi_connection.read_only = False
+
+    event.listen(po_templates, "checkout", read_only)
+    event.listen(po_templates, "checkin", writable)
+    try:
+        response = await post(client, po_event(), Authorization=f"Bearer {KEY}")
+    finally:
+        event.remove(po_templates, "checkout", read_only)
+        event.remove(po_templates, "checkin", writable)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["status"] == "unavailable"
+    assert (await post(client, po_event(), Authorization=f"Bearer {KEY}")).status_code == 202
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def live_url(po_templates: Engine, api_key: str) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free loopback port."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(make_app(po_templates), host="127.0.0.1", port=port, log_level="warning",
+                       lifespan="off")
+    )  # fmt: skip
+    task = asyncio.create_task(server.serve())
+    for _ in range(300):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, 30)
+
+
+async def test_over_real_http(live_url: str, po_templates: Engine) -> None:
+    event_ = po_event()
+    auth = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=live_url, timeout=30) as http:
+        assert (await http.post(PATH, json=event_)).status_code == 401
+        created = await http.post(PATH, json=event_, headers=auth)
+        duplicate = await http.post(PATH, json=event_, headers=auth)
+        rejected = await http.post(PATH, content=b"[1]", headers={
+            **auth, "Content-Type": "application/json"})  # fmt: skip
+        assert (await http.get(PATH, headers=auth)).status_code == 405
+    assert created.status_code == 202 and created.json()["status"] == "enqueued"
+    assert duplicate.status_code == 200 and duplicate.json()["status"] == "duplicate"
+    assert duplicate.json()["message_id"] == created.json()["message_id"]
+    assert rejected.status_code == 422 and rejected.json()["problems"]
+    assert len(outbox(po_templates)) == 1

@@ -1,0 +1,125 @@
+"""`handle_po_event` against a real database and the real notice facade."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+
+from core.keys import po_notice_key
+from core.models import MessageStatus
+from core.po_events.intake import IntakeResult, handle_po_event
+from tests.core.po_events.conftest import TENANT, body_parameters, outbox, po_event
+
+
+def test_an_event_queues_one_pending_notice_with_the_po_key(po_templates: Engine) -> None:
+    event = po_event(document_url=None)
+    result = handle_po_event(json.dumps(event).encode(), engine=po_templates, source="http")
+    assert result.status == "enqueued" and result.message_id
+    assert (result.event_id, result.tenant_id, result.po_number) == (
+        event["event_id"], TENANT, "4500012345",
+    )  # fmt: skip
+    [row] = outbox(po_templates)
+    assert row.id == result.message_id
+    assert row.status == MessageStatus.PENDING
+    assert row.template_name == "po_notification" and row.template_language == "es"
+    assert row.recipient_phone == "+34612345678"
+    assert row.idempotency_key == po_notice_key("4500012345", "+34612345678", "po_notification")
+    assert row.po_number == "4500012345" and row.po_id == "98121"
+    assert body_parameters(row) == {
+        "supplier_name": "Aceros del Norte S.L.",
+        "po_number": "4500012345",
+        "total_amount": "1.234,50 €",
+        "currency": ("EUR", 1234500),
+    }
+    assert row.body_text is not None and "1.234,50 €" in row.body_text
+    assert row.created_by == f"erp event {event['event_id']}"
+
+
+def test_the_amount_is_written_in_the_suppliers_language(po_templates: Engine) -> None:
+    event = po_event(total={"amount": "1234.50", "currency": "EUR"})
+    event["supplier"]["language"] = "en"
+    assert handle_po_event(event, engine=po_templates, source="http").status == "enqueued"
+    [row] = outbox(po_templates)
+    assert row.template_language == "en"
+    assert body_parameters(row)["total_amount"] == "€1,234.50"
+
+
+def test_a_replay_or_redelivery_is_a_duplicate_and_sends_nothing_new(
+    po_templates: Engine,
+) -> None:
+    event = po_event()
+    first = handle_po_event(event, engine=po_templates, source="rabbitmq")
+    again = handle_po_event(event, engine=po_templates, source="rabbitmq")
+    replay = handle_po_event(po_event(event_id="evt-replayed"), engine=po_templates, source="http")
+    assert first.status == "enqueued"
+    assert again.status == replay.status == "duplicate"
+    assert again.message_id == replay.message_id == first.message_id
+    assert again.reason is not None and "already notified" in again.reason
+    assert len(outbox(po_templates)) == 1
+
+
+def test_the_same_po_in_another_tenant_is_another_notice(po_templates: Engine) -> None:
+    from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
+    from core.templates import upsert_templates
+
+    upsert_templates(
+        po_templates, "other", [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
+    )
+    a = handle_po_event(po_event(), engine=po_templates, source="http")
+    b = handle_po_event(po_event(tenant_id="other"), engine=po_templates, source="http")
+    assert a.status == b.status == "enqueued" and a.message_id != b.message_id
+
+
+def test_a_malformed_event_is_rejected_and_writes_nothing(po_templates: Engine) -> None:
+    result = handle_po_event(b'{"event_id": "e", "po": []}', engine=po_templates, source="http")
+    assert result.status == "rejected" and result.message_id is None
+    assert "po must be an object" in result.problems
+    assert result.reason == "; ".join(result.problems)
+    assert outbox(po_templates) == []
+
+
+def test_an_invalid_phone_is_rejected_by_the_facade(po_templates: Engine) -> None:
+    event = po_event()
+    event["supplier"]["phone"] = "+34 12"
+    result = handle_po_event(event, engine=po_templates, source="rabbitmq")
+    assert result.status == "rejected"
+    assert result.event_id == event["event_id"] and result.po_number == "4500012345"
+    assert result.reason == "+34 12 is too short for Spain"
+    assert outbox(po_templates) == []
+
+
+def test_an_event_for_a_tenant_without_the_template_is_rejected(engine: Engine) -> None:
+    result = handle_po_event(po_event(), engine=engine, source="rabbitmq")
+    assert result.status == "rejected"
+    assert "There is no template 'po_notification'" in (result.reason or "")
+    assert outbox(engine) == []
+
+
+def test_an_amount_written_as_a_json_number_is_exact(po_templates: Engine) -> None:
+    body = json.dumps(po_event()).replace('"1234.50"', "0.10").encode()
+    assert handle_po_event(body, engine=po_templates, source="http").status == "enqueued"
+    [row] = outbox(po_templates)
+    assert body_parameters(row)["currency"] == ("EUR", 100)
+
+
+def test_the_same_event_handled_at_once_by_many_workers_is_one_notice(
+    po_templates: Engine,
+) -> None:
+    """Redeliveries can overlap (prefetch, several consumers): every copy must end as
+    enqueued or duplicate, never as an error, and only one row may exist."""
+    event = po_event()
+    workers = 8
+    barrier = threading.Barrier(workers)
+
+    def handle() -> IntakeResult:
+        barrier.wait()
+        return handle_po_event(event, engine=po_templates, source="rabbitmq")
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda _: handle(), range(workers)))
+    assert sorted(r.status for r in results) == ["duplicate"] * (workers - 1) + ["enqueued"]
+    assert len({r.message_id for r in results}) == 1
+    assert len(outbox(po_templates)) == 1

@@ -1,0 +1,172 @@
+"""Amounts: parsing what buyers type without guessing, formatting for the supplier's language."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.money import (
+    InvalidAmount,
+    amount_1000,
+    check_amount,
+    format_amount,
+    normalize_currency,
+    parse_amount,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1234.50", "1234.50"),
+        ("1.234,50", "1234.50"),
+        ("1,234.50", "1234.50"),
+        ("318", "318"),
+        ("318.00", "318.00"),
+        ("€ 1.234,50", "1234.50"),
+        ("1 234,50 €", "1234.50"),
+        ("1\u202f234,50\u00a0€", "1234.50"),
+        ("USD 1,234.50", "1234.50"),
+        ("R$ 10,00", "10.00"),
+        ("1.234.567", "1234567"),
+        ("1,234,567.89", "1234567.89"),
+        ("1234,5", "1234.5"),
+        ("0", "0"),
+        ("+5", "5"),
+        ("1000", "1000"),
+    ],
+)
+def test_parses_unambiguous_amounts(text: str, expected: str) -> None:
+    amount = parse_amount(text)
+    assert amount == Decimal(expected)
+    assert isinstance(amount, Decimal)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("abc", "not an amount"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("1e5", "not an amount"),
+        ("NaN", "not an amount"),
+        ("Infinity", "not an amount"),
+        ("-5", "negative"),
+        ("(5)", "negative"),
+        ("−5", "negative"),  # unicode minus
+        ("1.2.3", "not grouped by thousands"),
+        ("12,34,567", "grouped oddly"),
+        ("1,234.5.6", "separator after the decimal"),
+        ("9" * 30, "larger than"),
+        ("1" * 100, "too long"),
+        ("EUR", "not an amount"),
+        ("12 EUR 5", "not an amount"),
+    ],
+)
+def test_refuses_what_is_not_an_amount(text: str, reason: str) -> None:
+    with pytest.raises(InvalidAmount, match=reason):
+        parse_amount(text)
+
+
+@pytest.mark.parametrize("text", ["2.750", "2,750", "1.125"])
+def test_three_decimals_after_one_separator_is_ambiguous(text: str) -> None:
+    with pytest.raises(InvalidAmount) as caught:
+        parse_amount(text)
+    message = str(caught.value)
+    assert message.startswith(f"ambiguous: {text} may mean")
+    assert "choose the decimal separator" in message
+
+
+def test_ambiguity_message_suggests_unambiguous_spellings() -> None:
+    with pytest.raises(InvalidAmount) as caught:
+        parse_amount("2.750")
+    assert str(caught.value) == (
+        "ambiguous: 2.750 may mean 2750 or 2.75; write 2750.00 or 2,75, "
+        "or choose the decimal separator"
+    )
+
+
+def test_explicit_decimal_separator_resolves_ambiguity() -> None:
+    assert parse_amount("2.750", ".") == Decimal("2.75")
+    assert parse_amount("2.750", ",") == Decimal("2750")
+    assert parse_amount("2,750", ",") == Decimal("2.75")
+    assert parse_amount("2,750", ".") == Decimal("2750")
+    assert parse_amount("1.234,50", ",") == Decimal("1234.50")
+    with pytest.raises(InvalidAmount, match="separator after the decimal dot"):
+        parse_amount("1.234,50", ".")
+    with pytest.raises(ValueError, match="decimal must be"):
+        parse_amount("1", "x")  # type: ignore[arg-type]
+
+
+def test_non_text_is_refused() -> None:
+    with pytest.raises(InvalidAmount, match="must be text"):
+        parse_amount(12.5)  # type: ignore[arg-type]
+
+
+@given(st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False))
+def test_round_trips_amounts_written_with_two_decimals(amount: Decimal) -> None:
+    assert parse_amount(f"{amount:.2f}") == amount
+    assert parse_amount(f"{amount:,.2f}") == amount  # 1,234.50
+    spanish = f"{amount:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    assert parse_amount(spanish) == amount  # 1.234,50
+
+
+@given(st.text(max_size=50))
+def test_any_text_parses_or_raises_invalid_amount(text: str) -> None:
+    try:
+        amount = parse_amount(text)
+    except InvalidAmount as exc:
+        assert str(exc)
+    else:
+        assert amount.is_finite() and amount >= 0
+
+
+def test_format_amount_per_language() -> None:
+    assert format_amount(Decimal("1234.50"), "EUR", "es") == "1.234,50 €"
+    assert format_amount(Decimal("1234.50"), "EUR", "en") == "€1,234.50"
+    assert format_amount(Decimal("1234.5"), "GBP", "en_GB") == "£1,234.50"
+    assert format_amount(Decimal("980.10"), "EUR", "pt_PT") == "980,10 €"
+    assert format_amount(Decimal("1234"), "JPY", "en") == "¥1,234"
+    assert "\u00a0" not in format_amount(Decimal("1234.50"), "EUR", "fr")
+    assert format_amount(Decimal("10"), "EUR", "not-a-language") == "€10.00"
+
+
+def test_amount_1000() -> None:
+    assert amount_1000(Decimal("1234.50")) == 1234500
+    assert amount_1000(Decimal("0.001")) == 1
+    assert amount_1000(Decimal("2750")) == 2750000
+    with pytest.raises(InvalidAmount):
+        amount_1000(Decimal("0.0001"))
+
+
+def test_check_amount() -> None:
+    assert check_amount("1234.50", "EUR") == Decimal("1234.50")
+    assert check_amount(Decimal("1.125"), "BHD") == Decimal("1.125")  # 3-decimal currency
+    assert check_amount(7, "EUR") == Decimal(7)
+    for bad, reason in [
+        (Decimal("NaN"), "finite"),
+        (Decimal("Infinity"), "finite"),
+        (1.5, "float"),
+        (True, "number"),
+        (None, "number"),
+        (Decimal("-1"), "negative"),
+        (Decimal("1.234"), "more decimals than EUR"),
+        (Decimal("1.5"), "more decimals than JPY"),
+        ("1,234.50", "not an amount"),
+        ("1e3", "not an amount"),
+        ("NaN", "not an amount"),
+    ]:
+        currency = "JPY" if "JPY" in reason else "EUR"
+        with pytest.raises(InvalidAmount, match=reason):
+            check_amount(bad, currency)
+
+
+def test_normalize_currency() -> None:
+    assert normalize_currency(" eur ") == "EUR"
+    assert normalize_currency("usd") == "USD"
+    for bad in ["XYZ", "€", "EURO", "", None, 978, "ÉUR"]:
+        with pytest.raises(InvalidAmount):
+            normalize_currency(bad)

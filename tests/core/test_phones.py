@@ -1,0 +1,118 @@
+"""Phone numbers typed by buyers: normalisation to E.164 and refusals a buyer understands."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.phones import (
+    InvalidPhoneNumber,
+    country_calling_code,
+    display_phone,
+    normalize_phone,
+    wa_digits,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("612 34 56 78", "ES", "+34612345678"),
+        ("+34 612 34 56 78", "ES", "+34612345678"),
+        ("0034 622 333 444", "ES", "+34622333444"),
+        ("0034 622 333 444", "US", "+34622333444"),  # 00 read as + when the region's IDD differs
+        ("011 34 622 333 444", "US", "+34622333444"),
+        ("612 555 111", "ES", "+34612555111"),
+        ("+351 912 345 678", "ES", "+351912345678"),
+        ("(+34) 612-34-56-78", "ES", "+34612345678"),
+        ("612.34.56.78", "ES", "+34612345678"),
+        ("91 123 45 67", "ES", "+34911234567"),  # a landline: valid, accepted
+        ("\u200e+34\u00a0612\u202f34 56 78", "ES", "+34612345678"),  # copy-paste marks
+        ("６１２ ３４５ ６７８", "ES", "+34612345678"),  # full-width digits
+        ("٦١٢٣٤٥٦٧٨", "ES", "+34612345678"),  # Arabic-Indic digits
+        ("07911 123456", "GB", "+447911123456"),
+    ],
+)
+def test_accepts_the_formats_buyers_type(raw: str, region: str, expected: str) -> None:
+    assert normalize_phone(raw, region) == expected
+
+
+def test_default_region_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import get_settings
+
+    assert normalize_phone("612 34 56 78") == "+34612345678"  # default ES
+    monkeypatch.setenv("WHATSAPP_DEFAULT_REGION", "pt")
+    get_settings.cache_clear()
+    assert normalize_phone("912 345 678") == "+351912345678"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "The phone number is empty"),
+        ("   ", "The phone number is empty"),
+        (None, "The phone number is empty"),
+        ("-- ()", "The phone number is empty"),
+        ("+34 612", "+34 612 is too short for Spain"),
+        ("+44 7700 900123", "+44 7700 900123 is not a valid phone number in United Kingdom"),
+        ("612 34 56 78 ext 5", "contains letters"),
+        ("1-800-FLOWERS", "contains letters"),
+        ("abc", "contains letters"),
+        ("612\n345678", "line break"),
+        ("612\x00345678", "line break or another invisible character"),
+        ("+999 1234567", "unknown country code"),
+        ("+34+612345678", "'+' in the middle"),
+        ("612#345678", "the character '#'"),
+        ("+-", "has no digits"),
+        ("1" * 41, "The phone number is too long"),
+        ("6" * 10_000_000, "The phone number is too long"),
+        ("+34 612 345 678 901 234", "too long for Spain"),
+    ],
+)
+def test_refuses_with_a_reason(raw: str | None, message: str) -> None:
+    with pytest.raises(InvalidPhoneNumber) as caught:
+        normalize_phone(raw, "ES")  # type: ignore[arg-type]
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 160  # hostile input is never echoed whole
+
+
+@pytest.mark.parametrize("raw", [12345678, b"612345678", ["612345678"], 6.1e8])
+def test_refuses_values_that_are_not_text(raw: object) -> None:
+    with pytest.raises(InvalidPhoneNumber, match="must be text"):
+        normalize_phone(raw, "ES")  # type: ignore[arg-type]
+
+
+def test_unknown_region_is_refused() -> None:
+    with pytest.raises(InvalidPhoneNumber, match="not a known country code"):
+        normalize_phone("612345678", "XX")
+    assert isinstance(InvalidPhoneNumber("x"), ValueError)
+
+
+def test_wa_digits_and_country_code() -> None:
+    assert wa_digits("+34612345678") == "34612345678"
+    assert country_calling_code("+34612345678") == "34"
+    assert country_calling_code("+351912345678") == "351"
+    assert country_calling_code("+14155550123") == "1"
+    assert display_phone("+34612345678") == "+34 612 34 56 78"
+
+
+@pytest.mark.parametrize(
+    "bad", ["34612345678", "+34 612 345 678", "", "+0123456789", "+3461234567890123"]
+)
+def test_e164_helpers_refuse_other_forms(bad: str) -> None:
+    with pytest.raises(InvalidPhoneNumber):
+        wa_digits(bad)
+    with pytest.raises(InvalidPhoneNumber):
+        country_calling_code(bad)
+
+
+@given(st.text(max_size=60))
+def test_any_text_either_normalises_or_raises_invalid_phone(raw: str) -> None:
+    try:
+        e164 = normalize_phone(raw, "ES")
+    except InvalidPhoneNumber as exc:
+        assert str(exc)
+    else:
+        assert e164.startswith("+") and e164[1:].isdigit() and len(e164) <= 16
+        assert normalize_phone(e164, "ES") == e164  # idempotent

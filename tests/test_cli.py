@@ -1,0 +1,127 @@
+"""The `wanotify` command line, run as a user runs it: a real process, a real sandbox."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.sandbox import SandboxServer
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "csv"
+if not SAMPLES.is_dir():  # CI clones the repo with shared/ beside it
+    SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "csv"
+
+
+def wanotify(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WHATSAPP_", "SANDBOX_", "WEBHOOK_", "DATABASE_URL"))
+    }
+    env.update(
+        WHATSAPP_API_BASE_URL=sandbox.url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    return env
+
+
+@pytest.fixture
+def ready_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    assert wanotify("db", "upgrade", env=cli_env, cwd=tmp_path).returncode == 0
+    synced = wanotify("templates", "sync", env=cli_env, cwd=tmp_path)
+    assert synced.returncode == 0, synced.stderr
+    assert "added" in synced.stdout
+    return cli_env
+
+
+def test_send_po_notice_reaches_the_sandbox_once(
+    ready_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    args = ("send", "--to", "612 34 56 78", "--supplier-name", "Harinas Martín",
+            "--po-number", "PO-CLI-1", "--amount", "1234.50", "--lang", "es")  # fmt: skip
+    first = wanotify(*args, env=ready_env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Status: accepted" in first.stdout
+    again = wanotify(*args, env=ready_env, cwd=tmp_path)
+    assert again.returncode == 0
+    assert "Already queued" in again.stdout
+    sent = sandbox.messages()
+    assert len(sent) == 1
+    assert sent[0]["body"]["to"] == "34612345678"
+    assert "1.234,50" in str(sent[0]["body"]["template"]["components"])
+
+
+def test_invalid_phone_is_one_clear_line_and_non_zero(
+    ready_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = wanotify("send", "--to", "+34 612", "--supplier-name", "X", "--po-number", "P",
+                      "--amount", "1", env=ready_env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "too short" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sandbox.messages() == []
+
+
+def test_send_csv_writes_one_result_row_per_input_row(
+    ready_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    results = tmp_path / "results.csv"
+    source = SAMPLES / "po_batch_with_errors.csv"
+    run = wanotify("send-csv", str(source), "--template", "po_notification", "--lang", "es",
+                   "--results", str(results), env=ready_env, cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "1 rows valid, 6 refused" in run.stdout
+    rows = list(csv.DictReader(io.StringIO(results.read_text("utf-8-sig"))))
+    assert [int(r["row_number"]) for r in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r["outcome"] for r in rows].count("sent") == 1
+    assert all(r["error"] for r in rows if r["outcome"] == "refused")
+    formula = rows[6]["supplier_name"]
+    assert formula.startswith("'=")  # neutralised for spreadsheets
+    assert len(sandbox.messages()) == 1
+
+
+def test_bad_setting_names_the_variable(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**cli_env, "WHATSAPP_MAX_MPS": "fast"}
+    result = wanotify("db", "upgrade", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "WHATSAPP_MAX_MPS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_secret_values_are_not_echoed_in_setting_errors(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "WHATSAPP_API_VERSION": "latest", "WHATSAPP_ACCESS_TOKEN": "EAAGsecret"}
+    result = wanotify("db", "upgrade", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "WHATSAPP_API_VERSION" in result.stderr
+    assert "EAAGsecret" not in result.stderr + result.stdout
+
+
+def test_commands_before_migration_say_what_to_run(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = wanotify("status", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "wanotify db upgrade" in result.stderr

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1024, validation_alias="WEBHOOK_MAX_BODY_BYTES"
     )
     dashboard_port: int = Field(default=8501, ge=1, le=65535, validation_alias="DASHBOARD_PORT")
+    dashboard_embedded_sender: bool = Field(
+        default=True, validation_alias="DASHBOARD_EMBEDDED_SENDER"
+    )
     po_events_api_key: SecretStr | None = Field(default=None, validation_alias="PO_EVENTS_API_KEY")
 
     @field_validator("whatsapp_api_version")

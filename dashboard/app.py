@@ -1,0 +1,54 @@
+"""The wanotify dashboard: log in, then only the pages your role may use.
+
+Run with `streamlit run dashboard/app.py` (`make run` does). Every rule and query is a
+`core` function; this file only wires login, navigation and the embedded sender.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from core.auth import allowed_pages  # noqa: E402
+from core.users import UserInfo  # noqa: E402
+from dashboard import login, runtime  # noqa: E402
+from dashboard.views import VIEWS, View  # noqa: E402
+
+
+def _page(view: View, user: UserInfo) -> st.Page:
+    def draw() -> None:
+        view.renderer()(user)
+
+    draw.__name__ = f"page_{view.page.value}"
+    return st.Page(draw, title=view.title, icon=view.icon, url_path=view.page.value)
+
+
+def _sidebar(user: UserInfo, logout: Callable[[], None]) -> None:
+    cfg = runtime.settings()
+    with st.sidebar:
+        if cfg.sandbox_mode:
+            st.warning("**Sandbox mode**: nothing reaches Meta or real suppliers.", icon="🧪")
+        st.caption(f"Signed in as **{user.display_name}** · {user.role.value} · {user.tenant_id}")
+        st.button("Log out", on_click=logout, key="logout", use_container_width=True)
+
+
+def main() -> None:
+    """Draw the app for this browser session."""
+    st.set_page_config(page_title="wanotify", page_icon="📦", layout="wide")
+    runtime.embedded_sender()
+    user = login.require_login()
+    pages = [_page(VIEWS[page], user) for page in allowed_pages(user.role)]
+    navigation = st.navigation(pages)
+    _sidebar(user, login.logout)
+    navigation.run()
+
+
+main()

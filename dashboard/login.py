@@ -1,0 +1,58 @@
+"""The login form, and who is logged in in this browser session."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.users import UserInfo, count_users, login
+from dashboard import runtime
+
+_USER_KEY = "wanotify_user"
+
+
+def current_user() -> UserInfo | None:
+    """The user logged in in this browser session, if any."""
+    user = st.session_state.get(_USER_KEY)
+    return user if isinstance(user, UserInfo) else None
+
+
+def logout() -> None:
+    """Forget this session's user and everything the pages kept for them."""
+    st.session_state.clear()
+
+
+def require_login() -> UserInfo:
+    """The logged-in user; otherwise show the login form and stop the script."""
+    user = current_user()
+    if user is not None:
+        return user
+    _login_form()
+    st.stop()
+    raise AssertionError("unreachable")  # st.stop() raises
+
+
+def _login_form() -> None:
+    cfg = runtime.settings()
+    db = runtime.engine()
+    _, middle, _ = st.columns([1, 1.2, 1])
+    with middle:
+        st.title("wanotify")
+        st.caption("Purchase-order notices to suppliers over WhatsApp")
+        if count_users(db) == 0:
+            st.warning(
+                "No users yet. Create the first administrator from a terminal:\n\n"
+                "`.venv/bin/wanotify users add admin --role admin`"
+            )
+        with st.form("login", clear_on_submit=False):
+            username = st.text_input("Username", autocomplete="username")
+            password = st.text_input("Password", type="password", autocomplete="current-password")
+            submitted = st.form_submit_button("Log in", type="primary", use_container_width=True)
+        if cfg.sandbox_mode:
+            st.info("Sandbox mode: demo users `buyer`, `manager` and `admin`, password `demo-pass`")
+        if submitted:
+            result = login(db, username, password, allow_demo=cfg.sandbox_mode)
+            if result.user is None:
+                st.error(result.error or "Wrong username or password")
+                return
+            st.session_state[_USER_KEY] = result.user
+            st.rerun()

@@ -1,0 +1,86 @@
+"""What every page shares, once per server process: settings, the engine, the sender.
+
+The dashboard's server process runs the spine's dispatcher itself, in a thread of its
+own started once (an `st.cache_resource` singleton), so a batch keeps going when the tab
+closes and `make run` needs no separate worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from core.db import get_engine
+from core.sender.worker import run_worker
+from core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def settings() -> Settings:
+    """The process's settings (from the environment and `.env`)."""
+    return get_settings()
+
+
+def engine() -> Engine:
+    """The shared engine of the configured database."""
+    return get_engine(settings().database_url)
+
+
+@dataclass
+class EmbeddedSender:
+    """The dispatcher running in a background thread of the dashboard's process."""
+
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop | None = None
+    stop: asyncio.Event | None = None
+    error: str | None = None
+    started: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def running(self) -> bool:
+        """True while the dispatcher thread is alive."""
+        return self.thread.is_alive()
+
+    def shutdown(self) -> None:
+        """Ask the dispatcher to finish in-flight sends and stop."""
+        if self.loop is not None and self.stop is not None:
+            self.loop.call_soon_threadsafe(self.stop.set)
+
+
+def _run_sender(sender: EmbeddedSender, cfg: Settings, db: Engine) -> None:
+    async def main() -> None:
+        sender.loop = asyncio.get_running_loop()
+        sender.stop = asyncio.Event()
+        sender.started.set()
+        await run_worker(cfg, db, stop=sender.stop, worker_id="dashboard")
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:  # shown on the health page; the dashboard still serves reads
+        log.exception("embedded sender stopped")
+        sender.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        sender.started.set()
+
+
+@st.cache_resource(show_spinner=False)
+def embedded_sender() -> EmbeddedSender | None:
+    """Start the dispatcher once per server process (None when disabled in settings)."""
+    cfg = settings()
+    if not cfg.dashboard_embedded_sender:
+        log.info("embedded sender disabled (DASHBOARD_EMBEDDED_SENDER=false)")
+        return None
+    sender = EmbeddedSender(thread=threading.Thread(name="wanotify-sender", daemon=True))
+    sender.thread = threading.Thread(
+        target=_run_sender, args=(sender, cfg, engine()), name="wanotify-sender", daemon=True
+    )
+    sender.thread.start()
+    sender.started.wait(timeout=5)
+    log.info("embedded sender started in the dashboard process")
+    return sender

@@ -48,7 +48,7 @@ def _login_form() -> None:
             password = st.text_input("Password", type="password", autocomplete="current-password")
             submitted = st.form_submit_button("Log in", type="primary", use_container_width=True)
         if cfg.sandbox_mode:
-            st.info("Sandbox mode: demo users `buyer`, `manager` and `admin`, password `demo-pass`")
+            st.info("Sandbox mode: demo users `buyer`, `manager` and `admin`, password `demo-password`")
         if submitted:
             result = login(db, username, password, allow_demo=cfg.sandbox_mode)
             if result.user is None:

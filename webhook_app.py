@@ -4,10 +4,11 @@
 - `POST /api/v1/whatsapp/webhook`  signed events; 200 once they are durably journalled.
 - `GET  /api/v1/whatsapp/health`   database, last event, backlog, held statuses.
 - `GET  /metrics`                  Prometheus text.
+- `POST /api/v1/po-events`         the ERP's "PO approved" events (`core.po_events.http`).
 
-Serve it with `wanotify webhook` (or `uvicorn webhook_app:app`). More routes (such as the
-ERP's PO events) join through `create_app(extra_routes=...)`; they can reach the database
-and settings through `request.app.state.webhooks` (a `WebhookRuntime`).
+Serve it with `wanotify webhook` (or `uvicorn webhook_app:app`). More routes join through
+`create_app(extra_routes=...)`; they reach the database and settings through
+`request.app.state.engine` / `.settings` (and the pipeline through `.webhooks`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core.po_events.http import handle_http_po_event
 from core.settings import Settings, get_settings
 from core.webhooks.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from core.webhooks.runtime import Answer, ApplierTuning, WebhookRuntime
@@ -29,6 +31,7 @@ from core.webhooks.runtime import Answer, ApplierTuning, WebhookRuntime
 WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
 HEALTH_PATH = "/api/v1/whatsapp/health"
 METRICS_PATH = "/metrics"
+PO_EVENTS_PATH = "/api/v1/po-events"
 SIGNATURE_HEADER = "x-hub-signature-256"
 
 log = logging.getLogger("wanotify.webhook_app")
@@ -122,6 +125,7 @@ def routes() -> list[BaseRoute]:
         Route(WEBHOOK_PATH, receive_events, methods=["POST"]),
         Route(HEALTH_PATH, health, methods=["GET"]),
         Route(METRICS_PATH, metrics, methods=["GET"]),
+        Route(PO_EVENTS_PATH, handle_http_po_event, methods=["POST"]),
     ]
 
 
@@ -139,6 +143,8 @@ def create_app(
         runtime = WebhookRuntime(settings or get_settings(), engine, tuning)
         await runtime.start()
         app.state.webhooks = runtime
+        app.state.engine = runtime.engine
+        app.state.settings = runtime.settings
         try:
             yield
         finally:

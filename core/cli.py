@@ -79,12 +79,14 @@ def sandbox() -> None:
 
 
 @app.command()
-def webhook() -> None:
+def webhook(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
+) -> None:
     """Serve the webhook app that receives Meta's status events and supplier replies."""
     _service_logging()
     from core.webhooks.server import run_webhook_app
 
-    run_webhook_app(_settings())
+    run_webhook_app(_settings(), workers=workers)
 
 
 @app.command()

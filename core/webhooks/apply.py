@@ -142,7 +142,16 @@ def is_transient(exc: BaseException) -> bool:
     text = str(exc.orig).lower()
     return exc.connection_invalidated or any(
         word in text
-        for word in ("locked", "busy", "connect", "server closed", "terminating", "timeout")
+        for word in (
+            "locked",
+            "busy",
+            "connect",
+            "server closed",
+            "terminating",
+            "timeout",
+            "deadlock",
+            "could not serialize",
+        )
     )
 
 

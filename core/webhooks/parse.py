@@ -344,8 +344,20 @@ def _inbound(
         profile_name=_clip(names.get(sender), 200),
         errors=tuple(_errors(item.get("errors"))),
         phone_number_id=phone_number_id,
-        raw=item,
+        raw=_storable(item),
     )
+
+
+def _storable(value: Any) -> Any:
+    """`value` with NUL characters removed from every string (PostgreSQL's JSONB refuses
+    them), so a hostile escaped NUL cannot stop a message from being stored."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 ContentParts = tuple[str | None, str | None, str | None, str | None, str | None]

@@ -82,6 +82,7 @@ def apply_status_items(
     unique: dict[str, StatusItem] = {}
     for item in items:
         unique.setdefault(item.fact.key, item)
+    report.duplicates += len(items) - len(unique)  # the same event twice in this batch
     items = sorted(unique.values(), key=lambda i: (i.wamid, i.fact.key))
     if not items:
         return []
@@ -154,6 +155,10 @@ def _match(
     message = by_id.get(item.callback_data or "")
     if message is None:
         return None, StatusEventState.PENDING
+    if message.wamid == item.wamid:
+        # Another process recorded this wamid from callback data while we waited for the
+        # row's lock (it was not there when we looked it up by wamid).
+        return message, StatusEventState.APPLIED
     if message.wamid is None and message.new_wamid in (None, item.wamid):
         # Meta's first word on a send whose API answer we never recorded: adopt its wamid.
         message.new_wamid = item.wamid

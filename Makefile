@@ -1,13 +1,16 @@
-# wanotify: `make run` starts the product on its embedded defaults, `make test` runs every test.
+# wanotify: `make run` starts the product on its embedded defaults, `make test` runs every check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The PostgreSQL pass of `make test` uses this database (created if missing; a server
+# that cannot be reached is reported and that pass skipped).
+WANOTIFY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_test
 
-.PHONY: run test lint typecheck pytest bench install clean
+.PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres bench install clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
@@ -17,7 +20,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/wanotify run
 
-test: $(STAMP) lint typecheck pytest
+test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -25,11 +28,31 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy core $(wildcard dashboard) webhook_app.py benchmarks
 
-pytest: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+pytest: pytest-sqlite pytest-postgres
+
+# pytest exits 5 when it collected no tests (e.g. PYTEST_ARGS selected none): say so, pass.
+define run_pytest
+$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest: no tests collected"; status=0; fi; exit $$status
+endef
+
+pytest-sqlite: $(STAMP)
+	@echo "== pytest on SQLite"
+	WANOTIFY_TEST_DATABASE_URL= $(run_pytest)
+
+pytest-postgres: $(STAMP)
+	@echo "== pytest on PostgreSQL ($(WANOTIFY_TEST_DATABASE_URL))"
+	@$(BIN)/python .ci/test_database.py '$(WANOTIFY_TEST_DATABASE_URL)'; status=$$?; \
+	if [ $$status -eq 3 ]; then \
+	  echo "*** SKIPPED the PostgreSQL pass: PostgreSQL is not reachable (see above) ***"; \
+	  exit 0; \
+	elif [ $$status -ne 0 ]; then exit $$status; fi; \
+	WANOTIFY_TEST_DATABASE_URL='$(WANOTIFY_TEST_DATABASE_URL)' $(run_pytest)
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.send_throughput
+	for module in $(sort $(basename $(notdir $(filter-out %/__init__.py,$(wildcard benchmarks/*.py))))); do \
+	  echo "== benchmarks.$$module"; $(BIN)/python -m benchmarks.$$module || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache

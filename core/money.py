@@ -10,11 +10,19 @@ en "€1,234.50"), the `fallback_value` Meta shows the supplier.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Literal
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency, get_currency_precision, is_currency
+from babel.core import get_global
+from babel.numbers import (
+    format_currency,
+    get_currency_precision,
+    get_territory_currencies,
+    is_currency,
+)
 
 DecimalMark = Literal["auto", ".", ","]
 
@@ -31,6 +39,9 @@ _GROUP_SPACES = re.compile(r"[\s\u00a0\u202f\u2009']+")  # spaces, NBSPs, Swiss 
 _NUMBER = re.compile(r"[0-9][0-9.,]*")
 _PLAIN_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
 _MINUS = ("-", "\u2212", "(")
+#: A currency written in letters touching the number, before or after it.
+_LETTERS_THEN_DIGIT = re.compile(r"^([^\W\d_]+)(\d)")
+_DIGIT_THEN_LETTERS = re.compile(r"(\d)([^\W\d_]+)$")
 
 
 class InvalidAmount(ValueError):
@@ -108,13 +119,34 @@ def _name(mark: str) -> str:
 
 
 def normalize_currency(code: object) -> str:
-    """The ISO 4217 code (upper case) for `code`, or InvalidAmount naming the problem."""
+    """The ISO 4217 code (upper case) for `code`, or InvalidAmount naming the problem.
+
+    Only currencies some country pays in today are accepted: ISO also lists codes that
+    no invoice is written in (XXX "no currency", XTS for tests, XAU gold, XDR, CLF) and
+    withdrawn ones (DEM, VEF); a PO total in one of those is a mistake upstream.
+    """
     if not isinstance(code, str) or not code.strip():
         raise InvalidAmount("The currency is missing (use an ISO code such as EUR)")
     upper = code.strip().upper()
     if len(upper) != 3 or not upper.isascii() or not upper.isalpha() or not is_currency(upper):
         raise InvalidAmount(f"{code.strip()[:20]!r} is not a currency code (use e.g. EUR, USD)")
+    if upper not in currencies_in_use():
+        raise InvalidAmount(
+            f"{upper} is not a currency any country pays in today (use e.g. EUR, USD)"
+        )
     return upper
+
+
+@lru_cache(maxsize=1)
+def currencies_in_use() -> frozenset[str]:
+    """ISO 4217 codes that are legal tender in some territory today (from CLDR via Babel)."""
+    today = datetime.now(UTC).date()
+    territories = get_global("territory_currencies").keys()
+    return frozenset(
+        code
+        for territory in territories
+        for code in get_territory_currencies(territory, today, tender=True, non_tender=False)
+    )
 
 
 def check_amount(amount: object, currency: str) -> Decimal:
@@ -163,10 +195,13 @@ def format_amount(amount: Decimal, currency: str, language: str) -> str:
 
     `language` is a Meta template language code ("es", "en_US", "pt_BR"); unknown codes
     fall back to English. Non-breaking spaces become plain spaces so the text is safe
-    in a template parameter and predictable in previews.
+    in a template parameter and predictable in previews. A currency shown by its letters
+    is kept apart from the digits ("KWD 1,234.567", not "KWD1,234.567"), as CLDR's
+    currency spacing asks and Babel does not do.
     """
     text = format_currency(amount, currency, locale=_locale(language))
-    return text.replace("\u00a0", " ").replace("\u202f", " ")
+    text = text.replace("\u00a0", " ").replace("\u202f", " ")
+    return _LETTERS_THEN_DIGIT.sub(r"\1 \2", _DIGIT_THEN_LETTERS.sub(r"\1 \2", text))
 
 
 def _locale(language: str) -> Locale:

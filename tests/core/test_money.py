@@ -170,3 +170,45 @@ def test_normalize_currency() -> None:
     for bad in ["XYZ", "€", "EURO", "", None, 978, "ÉUR"]:
         with pytest.raises(InvalidAmount):
             normalize_currency(bad)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("XXX", "not a currency any country pays in"),  # ISO "no currency"
+        ("XTS", "not a currency any country pays in"),  # ISO's code for tests
+        ("XAU", "not a currency any country pays in"),  # gold
+        ("DEM", "not a currency any country pays in"),  # withdrawn (euro)
+        ("ZZZ", "not a currency code"),
+        ("EU R", "not a currency code"),
+        ("'; DROP TABLE suppliers; --", "not a currency code"),
+    ],
+)
+def test_codes_nobody_pays_in_are_refused(code: str, reason: str) -> None:
+    with pytest.raises(InvalidAmount, match=reason):
+        normalize_currency(code)
+
+
+@pytest.mark.parametrize("code", ["EUR", "USD", "GBP", "MXN", "BRL", "XOF", "XAF", "XCD", "KWD"])
+def test_currencies_in_use_are_accepted(code: str) -> None:
+    assert normalize_currency(code.lower()) == code
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "language", "expected"),
+    [
+        ("1234.50", "EUR", "es", "1.234,50 €"),
+        ("1234.50", "EUR", "en", "€1,234.50"),
+        ("1234.50", "USD", "en_US", "$1,234.50"),
+        ("1234.50", "USD", "es", "1.234,50 US$"),
+        ("1234.50", "MXN", "es_MX", "$1,234.50"),
+        ("1234.50", "BRL", "pt_BR", "R$ 1.234,50"),
+        ("1234", "JPY", "en", "¥1,234"),
+        ("1234.567", "KWD", "en", "KWD 1,234.567"),
+        ("1234.50", "EUR", "xx", "€1,234.50"),  # an unknown language: English
+    ],
+)
+def test_the_amount_is_written_as_the_suppliers_language_writes_it(
+    amount: str, currency: str, language: str, expected: str
+) -> None:
+    assert format_amount(Decimal(amount), currency, language) == expected

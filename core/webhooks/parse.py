@@ -101,9 +101,25 @@ class StatusUpdate:
 
     @property
     def key(self) -> str:
-        """Identity for deduplication: Meta's retries of this event share it."""
-        codes = ",".join(str(e.code) for e in self.errors)
-        text = f"{self.wamid}\x1f{self.status}\x1f{int(self.at.timestamp())}\x1f{codes}"
+        """Identity for deduplication: Meta's retries of this event share it.
+
+        It covers every fact the status carries into its message (time, recipient, error,
+        pricing, conversation), so two events that differ in any of them are both kept and
+        folded: what a message ends with never depends on which of them came first.
+        """
+        error = self.error
+        parts = (
+            self.wamid,
+            self.status,
+            repr(self.at.timestamp()),
+            self.recipient_id,
+            ",".join(str(e.code) for e in self.errors),
+            error.title or error.message if error else None,
+            error.details if error else None,
+            self.pricing,
+            self.conversation,
+        )
+        text = "\x1f".join("" if p is None else str(p) for p in parts)
         return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
     @property

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
 from core.errors import TEMPLATE_CODES
 from core.models.events import StatusEventState
@@ -210,7 +210,11 @@ def _record_timeline(
             update(EVENTS)
             .where(
                 EVENTS.c.event_key == bindparam("b_key"),
-                EVENTS.c.state.in_([StatusEventState.PENDING, StatusEventState.UNMATCHED]),
+                # Not `IN (...)`: an expanding parameter cannot be used with executemany.
+                or_(
+                    EVENTS.c.state == StatusEventState.PENDING,
+                    EVENTS.c.state == StatusEventState.UNMATCHED,
+                ),
             )
             .values(
                 state=bindparam("b_state"),

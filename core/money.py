@@ -171,22 +171,29 @@ def check_amount(amount: object, currency: str) -> Decimal:
     if not amount.is_finite():
         raise InvalidAmount("The amount is not a finite number")
     if amount < 0:
-        raise InvalidAmount(f"{amount} is negative; an amount must be zero or more")
+        raise InvalidAmount(f"{_shown(amount)} is negative; an amount must be zero or more")
     if amount > MAX_AMOUNT:
-        raise InvalidAmount(f"{amount} is larger than any amount wanotify accepts")
+        raise InvalidAmount(f"{_shown(amount)} is larger than any amount wanotify accepts")
     digits = get_currency_precision(currency)
     exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)  # finite
     if -exponent > digits:
-        raise InvalidAmount(f"{amount} has more decimals than {currency} allows ({digits})")
+        raise InvalidAmount(f"{_shown(amount)} has more decimals than {currency} allows ({digits})")
     return amount
+
+
+def _shown(amount: Decimal) -> str:
+    """An amount for an error message, cut short if it is absurdly long (hostile input
+    must not fill logs and replies with thousands of digits)."""
+    text = str(amount)
+    return text if len(text) <= MAX_AMOUNT_CHARS else f"{text[:MAX_AMOUNT_CHARS]}... (an amount)"
 
 
 def amount_1000(amount: Decimal) -> int:
     """The amount times 1000 as an integer: the Cloud API's `currency.amount_1000`."""
     scaled = amount * 1000
     if scaled != scaled.to_integral_value():
-        raise InvalidAmount(f"{amount} has more than three decimals")
+        raise InvalidAmount(f"{_shown(amount)} has more than three decimals")
     return int(scaled)
 
 

@@ -12,7 +12,8 @@ Same validation, idempotency and outcomes as the RabbitMQ consumer (`handle_po_e
 
 The key is `PO_EVENTS_API_KEY`, sent as `Authorization: Bearer <key>` or `X-API-Key`.
 The handler uses `request.app.state.engine` and `request.app.state.settings` when the app
-sets them, else the process defaults.
+sets them, else those of the webhook app's runtime (`app.state.webhooks`), else the
+process defaults.
 """
 
 from __future__ import annotations
@@ -137,8 +138,12 @@ def _rejected(status_code: int, problems: list[str]) -> Response:
 
 
 def _state(request: Request, name: str, kind: type[Any]) -> Any:
-    value = getattr(request.app.state, name, None)
-    return value if isinstance(value, kind) else None
+    """`app.state.<name>`, or the webhook runtime's `<name>`, if it is a `kind`."""
+    for holder in (request.app.state, getattr(request.app.state, "webhooks", None)):
+        value = getattr(holder, name, None)
+        if isinstance(value, kind):
+            return value
+    return None
 
 
 def _client(request: Request) -> str:

@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from core.money import check_amount, normalize_currency
+from core.money import MAX_AMOUNT_CHARS, check_amount, normalize_currency
 
 #: The largest event accepted, in bytes. A PO event is well under 2 KiB; anything near
 #: this limit is a mistake (an attached PDF, a whole PO with lines) or hostile.
@@ -160,6 +160,8 @@ class Money(_Part):
             return Decimal(repr(value))  # the shortest text that reads back as this float
         if isinstance(value, str):
             text = value.strip()
+            if len(text) > MAX_AMOUNT_CHARS:
+                raise ValueError(f"is {len(text):,} characters long; that is not an amount")
             if not _AMOUNT_TEXT.match(text):
                 raise ValueError(
                     f"{value[:40]!r} is not a number; write it like 1234.50 "

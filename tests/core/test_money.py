@@ -212,3 +212,10 @@ def test_the_amount_is_written_as_the_suppliers_language_writes_it(
     amount: str, currency: str, language: str, expected: str
 ) -> None:
     assert format_amount(Decimal(amount), currency, language) == expected
+
+
+def test_errors_about_huge_amounts_stay_short() -> None:
+    with pytest.raises(InvalidAmount) as caught:
+        check_amount(Decimal("9" * 5000), "EUR")
+    assert len(str(caught.value)) < 120
+    assert "larger than any amount" in str(caught.value)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +27,7 @@ from core.settings import get_settings
 from tests.core.po_events.conftest import outbox, po_event
 
 KEY = "k-7d0c3f2a9b1e4c58"
+REPO = Path(__file__).resolve().parents[3]
 PATH = "/api/v1/po-events"
 
 
@@ -233,3 +239,67 @@ async def test_over_real_http(live_url: str, po_templates: Engine) -> None:
     assert duplicate.json()["message_id"] == created.json()["message_id"]
     assert rejected.status_code == 422 and rejected.json()["problems"]
     assert len(outbox(po_templates)) == 1
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the webhook app exited: {process.communicate()[1]}")
+        try:
+            if httpx.get(f"{base_url}/api/v1/whatsapp/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the webhook app did not become healthy")
+
+
+@pytest.fixture
+def webhook_process(po_templates: Engine, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """`wanotify webhook` as a real process on a free port, with the PO events API key."""
+    port = _free_port()
+    env = {
+        **os.environ, "DATABASE_URL": database_url, "WEBHOOK_PORT": str(port),
+        "PO_EVENTS_API_KEY": KEY, "WANOTIFY_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "webhook"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base_url, process)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def test_the_webhook_app_serves_po_events(webhook_process: str, po_templates: Engine) -> None:
+    """The route as deployed: `wanotify webhook`, the key from the environment, the
+    database from DATABASE_URL; the same event twice is one notice."""
+    event_ = po_event()
+    url = f"{webhook_process}{PATH}"
+    with httpx.Client(timeout=30) as http:
+        refused = http.post(url, json=event_, headers={"Authorization": "Bearer nope"})
+        created = http.post(url, json=event_, headers={"Authorization": f"Bearer {KEY}"})
+        replayed = http.post(url, json=event_, headers={"X-API-Key": KEY})
+        hostile = http.post(
+            url, content=b'{"event_id": {"$gt": ""}, "tenant_id": "acme\'; --"}',
+            headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+        )  # fmt: skip
+    assert refused.status_code == 401
+    assert created.status_code == 202, created.text
+    assert replayed.status_code == 200 and replayed.json()["status"] == "duplicate"
+    assert replayed.json()["message_id"] == created.json()["message_id"]
+    assert hostile.status_code == 422
+    assert "event_id must be text" in hostile.json()["problems"]
+    [row] = outbox(po_templates)
+    assert row.id == created.json()["message_id"]
+    assert (row.meta or {}).get("source") == "http"

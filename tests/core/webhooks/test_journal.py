@@ -1,0 +1,63 @@
+"""`core.webhooks.journal`: receipts committed before `append` returns, many per commit."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, text
+
+from core.db import get_engine
+from core.webhooks.journal import Journal, JournalUnavailable, ReceiptIn, write_receipts
+from tests.core.webhooks.helpers import T0, status, statuses_body
+
+
+def stored(engine: Engine) -> list[tuple[str, int]]:
+    with engine.connect() as conn:
+        return [
+            (r.body, r.event_count)
+            for r in conn.execute(
+                text("SELECT body, event_count FROM webhook_receipts ORDER BY id")
+            )
+        ]
+
+
+def receipt(n: int) -> ReceiptIn:
+    return ReceiptIn(statuses_body(status(f"wamid.J{n}", "sent", T0)), datetime.now(UTC), 1)
+
+
+def test_write_receipts_stores_bytes_exactly_and_once(engine: Engine) -> None:
+    body = b'{"entry": [], "name": "Harinas Mart\xc3\xadn"}'
+    write_receipts(engine, [ReceiptIn(body, datetime.now(UTC), 0)])
+    write_receipts(engine, [ReceiptIn(body, datetime.now(UTC), 0), receipt(1)])
+    rows = stored(engine)
+    assert len(rows) == 2
+    assert rows[0][0].encode() == body
+
+
+async def test_appends_return_after_commit_and_share_commits(engine: Engine) -> None:
+    batches: list[int] = []
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        journal = Journal(engine, executor, on_commit=batches.append)
+        await asyncio.gather(*(journal.append(receipt(n)) for n in range(300)))
+        await journal.close()
+    assert len(stored(engine)) == 300  # every append returned only once its row was durable
+    assert sum(batches) == 300
+    assert len(batches) < 300  # group commit: fewer transactions than receipts
+
+
+async def test_an_unwritable_database_fails_the_append(tmp_path) -> None:
+    broken = get_engine(f"sqlite:///{tmp_path / 'no-schema.db'}")  # no tables at all
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        journal = Journal(broken, executor)
+        with pytest.raises(JournalUnavailable):
+            await journal.append(receipt(1))
+        await journal.close()
+
+
+def test_the_digest_is_of_the_exact_bytes() -> None:
+    a = receipt(1)
+    b = ReceiptIn(a.body + b" ", a.received_at, 1)
+    assert a.sha256 != b.sha256 and len(a.sha256) == 64

@@ -1,0 +1,422 @@
+"""The webhook app over HTTP: routes, signature, bad input, durability across kill -9.
+
+Route-level checks use Starlette's TestClient (the real app, lifespan and database); the
+key flows run `wanotify webhook` as its own process under uvicorn on a free port.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, text
+from starlette.testclient import TestClient
+
+from core.settings import get_settings
+from core.webhooks.signature import sign
+from tests.core.webhooks.helpers import (
+    HEALTH_PATH,
+    SAMPLE_FAILED_WAMID,
+    SAMPLE_MESSAGE_ID,
+    SAMPLE_WAMID,
+    SECRET,
+    T0,
+    VERIFY_TOKEN,
+    WEBHOOK_PATH,
+    WebhookProcess,
+    add_message,
+    add_supplier,
+    body_of,
+    envelope,
+    message_row,
+    post_all,
+    sample,
+    sample_names,
+    signed,
+    status,
+    statuses_body,
+)
+from webhook_app import create_app
+
+
+def receipts(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM webhook_receipts")).scalar_one())
+
+
+@pytest.fixture
+def production_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test")
+    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
+    monkeypatch.setenv("WHATSAPP_APP_SECRET", SECRET)
+    monkeypatch.setenv("WHATSAPP_WEBHOOK_VERIFY_TOKEN", VERIFY_TOKEN)
+    monkeypatch.setenv("WEBHOOK_MAX_BODY_BYTES", str(64 * 1024))
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def client(engine: Engine, production_env: None) -> Iterator[TestClient]:
+    app = create_app(get_settings(), engine)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def post(client: TestClient, body: bytes, **headers: str) -> httpx.Response:
+    return client.post(WEBHOOK_PATH, content=body, headers={**signed(body), **headers})
+
+
+def wait_backlog_zero(client: TestClient, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        health = client.get(HEALTH_PATH).json()
+        if health["backlog"] == 0 or time.monotonic() > deadline:
+            return health
+        time.sleep(0.05)
+
+
+# --- verification --------------------------------------------------------------------------
+
+
+def test_verification_echoes_the_challenge_as_plain_text(client: TestClient) -> None:
+    query = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": VERIFY_TOKEN,
+        "hub.challenge": "1158201444",
+    }
+    response = client.get(WEBHOOK_PATH, params=query)
+    assert response.status_code == 200
+    assert response.text == "1158201444"
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN},
+        {},
+    ],
+)
+def test_verification_refuses_anything_else(client: TestClient, query: dict[str, str]) -> None:
+    response = client.get(WEBHOOK_PATH, params=query)
+    assert response.status_code == 403
+    assert "1" not in response.text
+
+
+# --- events: samples, signature ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sample_names())
+def test_every_sample_is_accepted_when_signed(
+    client: TestClient, engine: Engine, name: str
+) -> None:
+    response = post(client, sample(name))
+    assert (response.status_code, response.text) == (200, "EVENT_RECEIVED")
+    assert receipts(engine) == 1
+    health = wait_backlog_zero(client)
+    assert health["backlog"] == 0 and health["failed_receipts"] == 0
+
+
+def test_the_samples_end_as_rows(client: TestClient, engine: Engine) -> None:
+    sid = add_supplier(engine, "+34612345678")
+    mid = add_message(
+        engine, wamid=SAMPLE_WAMID, message_id=SAMPLE_MESSAGE_ID, po_number="PO-2026-0042",
+        supplier_id=sid,
+    )  # fmt: skip
+    failed = add_message(engine, wamid=SAMPLE_FAILED_WAMID, phone="+34600000000")
+    for name in sample_names():
+        assert post(client, sample(name)).status_code == 200
+    wait_backlog_zero(client)
+    row = message_row(engine, mid)
+    assert row["status"] == "read" and row["pricing_category"] == "utility"
+    assert message_row(engine, failed)["error_code"] == 131026
+    with engine.connect() as conn:
+        acks = conn.execute(text("SELECT action, po_number FROM po_acknowledgements")).all()
+        inbound = conn.execute(text("SELECT count(*) FROM inbound_messages")).scalar_one()
+    assert [tuple(a) for a in acks] == [("confirmed", "PO-2026-0042")]
+    assert inbound == 3
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing_signature"),
+        ("sha256=abc", "malformed_signature"),
+        ("bad", "malformed_signature"),
+    ],
+)
+def test_unsigned_or_badly_signed_posts_are_401_and_store_nothing(
+    client: TestClient, engine: Engine, header: str | None, reason: str
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers["X-Hub-Signature-256"] = header
+    response = client.post(WEBHOOK_PATH, content=sample("status_read.json"), headers=headers)
+    assert response.status_code == 401
+    assert receipts(engine) == 0
+    assert f'wanotify_webhook_rejected_requests_total{{reason="{reason}"}} 1.0' in (
+        client.get("/metrics").text
+    )
+
+
+def test_a_body_signed_with_another_secret_or_altered_is_401(
+    client: TestClient, engine: Engine
+) -> None:
+    body = sample("status_read.json")
+    forged = {"Content-Type": "application/json", "X-Hub-Signature-256": sign("guess", body)}
+    assert client.post(WEBHOOK_PATH, content=body, headers=forged).status_code == 401
+    altered = body.replace(b'"read"', b'"sent"')
+    headers = signed(body)
+    assert client.post(WEBHOOK_PATH, content=altered, headers=headers).status_code == 401
+    assert receipts(engine) == 0
+
+
+def test_no_app_secret_outside_sandbox_refuses_events(
+    engine: Engine, production_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WHATSAPP_APP_SECRET")
+    get_settings.cache_clear()
+    with TestClient(create_app(get_settings(), engine)) as client:
+        response = post(client, sample("status_sent.json"))
+        assert response.status_code == 503
+        assert client.get(HEALTH_PATH).json()["accepting_events"] is False
+    assert receipts(engine) == 0
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "code"),
+    [
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("", 415),
+        ("application/json; charset=utf-8", 200),
+        ("Application/JSON", 200),
+    ],
+)
+def test_content_type(client: TestClient, engine: Engine, content_type: str, code: int) -> None:
+    body = sample("status_sent.json")
+    headers = signed(body)
+    headers["Content-Type"] = content_type
+    if not content_type:
+        headers.pop("Content-Type")
+    assert client.post(WEBHOOK_PATH, content=body, headers=headers).status_code == code
+    assert receipts(engine) == (1 if code == 200 else 0)
+
+
+def test_oversize_bodies_are_413_declared_or_streamed(client: TestClient, engine: Engine) -> None:
+    big = body_of(envelope({"pad": "x" * (70 * 1024)}, field="account_update"))
+    assert post(client, big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(big), 8192):
+            yield big[i : i + 8192]
+
+    response = client.post(WEBHOOK_PATH, content=chunks(), headers=signed(big))
+    assert response.status_code == 413
+    assert receipts(engine) == 0
+
+
+def test_a_lying_content_length_is_refused(client: TestClient, engine: Engine) -> None:
+    body = sample("status_sent.json")
+    headers = {**signed(body), "Content-Length": "twelve"}
+    assert client.post(WEBHOOK_PATH, content=body, headers=headers).status_code == 400
+    assert receipts(engine) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b"null", b"[]", b'{"entry": "x"}', b"\xff\xfe", b"[" * 10000],
+)
+def test_signed_invalid_json_is_400(client: TestClient, engine: Engine, body: bytes) -> None:
+    assert post(client, body).status_code == 400
+    assert receipts(engine) == 0
+
+
+def test_unknown_fields_and_event_kinds_are_200_and_stored(
+    client: TestClient, engine: Engine
+) -> None:
+    unknown_field = body_of(envelope({"event": "X"}, field="brand_new_field"))
+    unknown_object = body_of({"object": "instagram", "entry": [{"id": "1", "changes": []}]})
+    for body in (unknown_field, unknown_object):
+        assert post(client, body).status_code == 200
+    health = wait_backlog_zero(client)
+    assert health["failed_receipts"] == 0 and receipts(engine) == 2
+
+
+def test_a_database_failure_is_503_never_500(client: TestClient, engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE webhook_receipts RENAME TO receipts_away"))
+    try:
+        response = post(client, sample("status_sent.json"))
+        assert response.status_code == 503
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE receipts_away RENAME TO webhook_receipts"))
+    assert post(client, sample("status_sent.json")).status_code == 200  # Meta's retry works
+
+
+def test_a_retried_body_is_stored_once(client: TestClient, engine: Engine) -> None:
+    for _ in range(3):
+        assert post(client, sample("status_delivered.json")).status_code == 200
+    assert receipts(engine) == 1
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=400) | st.text(max_size=200).map(str.encode))
+def test_any_signed_bytes_are_200_or_400_never_500(client: TestClient, body: bytes) -> None:
+    response = post(client, body)
+    assert response.status_code in (200, 400)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=10),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+        max_leaves=20,
+    )
+)
+def test_hostile_json_in_a_status_never_breaks_the_app(client: TestClient, junk: object) -> None:
+    item = status("wamid.HOSTILE", "sent", T0)
+    item["pricing"] = junk
+    item["errors"] = [junk]
+    item["conversation"] = junk
+    body = json.dumps(envelope({"statuses": [item, junk], "messages": [junk]})).encode()
+    assert post(client, body).status_code == 200
+    health = wait_backlog_zero(client)
+    assert health["failed_receipts"] == 0
+
+
+# --- health and metrics ------------------------------------------------------------------
+
+
+def test_health_reports_database_last_event_and_backlog(client: TestClient) -> None:
+    body = client.get(HEALTH_PATH).json()
+    assert body["database"] == "ok" and body["backlog"] == 0 and body["last_event_at"] is None
+    assert body["sandbox_mode"] is False and body["accepting_events"] is True
+    post(client, sample("status_sent.json"))
+    wait_backlog_zero(client)
+    body = client.get(HEALTH_PATH).json()
+    assert body["last_event_at"] is not None
+    assert body["held_statuses"] == 1  # the sample's message is not in this database
+
+
+def test_health_is_503_when_the_database_is_unreachable(
+    production_env: None, tmp_path: Path
+) -> None:
+    from core.db import get_engine
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    with TestClient(create_app(get_settings(), engine)) as client:
+        response = client.get(HEALTH_PATH)
+        assert response.status_code == 503
+        assert response.json()["status"] == "unavailable"
+        assert post(client, sample("status_sent.json")).status_code == 503
+
+
+def test_metrics_are_prometheus_text(client: TestClient, engine: Engine) -> None:
+    add_message(engine, wamid=SAMPLE_WAMID, message_id=SAMPLE_MESSAGE_ID)
+    post(client, sample("status_sent.json"))
+    post(client, sample("status_read.json"), **{"X-Hub-Signature-256": "sha256=" + "1" * 64})
+    wait_backlog_zero(client)
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    text_ = response.text
+    assert 'wanotify_webhook_events_total{kind="status",status="sent"} 1.0' in text_
+    assert 'wanotify_webhook_rejected_requests_total{reason="bad_signature"} 1.0' in text_
+    assert "wanotify_webhook_apply_lag_seconds_count 1.0" in text_
+    assert "wanotify_webhook_backlog 0.0" in text_
+
+
+def test_po_events_route_is_mounted(client: TestClient) -> None:
+    response = client.post("/api/v1/po-events", json={"x": 1})
+    assert response.status_code == 503 and response.json()["status"] == "disabled"
+
+
+# --- the real process ----------------------------------------------------------------------
+
+
+def test_the_app_under_uvicorn_applies_signed_samples(database_url: str, engine: Engine) -> None:
+    mid = add_message(engine, wamid=SAMPLE_WAMID, message_id=SAMPLE_MESSAGE_ID)
+    with WebhookProcess(database_url) as app:
+        query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}
+        verify = httpx.get(app.url + WEBHOOK_PATH, params=query)
+        assert (verify.status_code, verify.text) == (200, "42")
+        codes = post_all(app.url, [sample(n) for n in ("status_read.json", "status_sent.json")])
+        assert codes == [200, 200]
+        forged = httpx.post(
+            app.url + WEBHOOK_PATH, content=b"{}", headers={"Content-Type": "application/json"}
+        )
+        assert forged.status_code == 401
+        assert app.wait_applied()["backlog"] == 0
+        assert "wanotify_webhook_rejected_requests_total" in httpx.get(app.url + "/metrics").text
+    assert message_row(engine, mid)["status"] == "read"
+
+
+@pytest.mark.slow
+def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """kill -9 the server in the middle of a load: every 200 it gave survives and applies."""
+    ids = [add_message(engine, wamid=f"wamid.KILL{n:04d}") for n in range(400)]
+    bodies = [
+        statuses_body(status(f"wamid.KILL{n:04d}", word, T0 + k))
+        for n in range(400)
+        for k, word in enumerate(("sent", "delivered"))
+    ]
+    app = WebhookProcess(database_url, log_path=tmp_path / "webhook.log").start()
+    acked: list[bytes] = []
+
+    def one(client: httpx.Client, body: bytes) -> None:
+        try:
+            response = client.post(app.url + WEBHOOK_PATH, content=body, headers=signed(body))
+        except httpx.HTTPError:
+            return
+        if response.status_code == 200:
+            acked.append(body)
+
+    with httpx.Client(timeout=10) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(one, client, b) for b in bodies]
+        while len(acked) < 200:
+            time.sleep(0.01)
+        app.kill()  # SIGKILL, mid-load: no shutdown code, applier and journal cut off
+        concurrent.futures.wait(futures)
+    assert 200 <= len(acked) < len(bodies)
+    with engine.connect() as conn:
+        journal = {r[0] for r in conn.execute(text("SELECT body_sha256 FROM webhook_receipts"))}
+        unapplied = conn.execute(
+            text("SELECT count(*) FROM webhook_receipts WHERE applied_at IS NULL")
+        ).scalar_one()
+    assert {hashlib.sha256(b).hexdigest() for b in acked} <= journal
+    restarted = WebhookProcess(database_url, log_path=tmp_path / "webhook.log").start()
+    try:
+        assert restarted.wait_applied()["backlog"] == 0
+    finally:
+        restarted.stop()
+    expected: dict[str, set[str]] = {}
+    for body in acked:
+        item = json.loads(body)["entry"][0]["changes"][0]["value"]["statuses"][0]
+        expected.setdefault(item["id"], set()).add(item["status"])
+    rows = {
+        message_row(engine, mid)["whatsapp_message_id"]: message_row(engine, mid) for mid in ids
+    }
+    for wamid, words in expected.items():
+        want = "delivered" if "delivered" in words else "sent"
+        assert rows[wamid]["status"] == want, (wamid, words, unapplied)

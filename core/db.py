@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -50,7 +52,30 @@ def get_engine(url: str | None = None) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={
+            "application_name": application_name(),
+            # Day buckets and `now()` in SQL mean UTC days, whatever the server's zone.
+            "options": "-c timezone=UTC",
+            "connect_timeout": 10,
+        },
+    )
+
+
+def application_name(argv: list[str] | None = None) -> str:
+    """How this process shows in PostgreSQL's `pg_stat_activity`: "wanotify worker",
+    "wanotify webhook", ... so an operator can tell the processes apart."""
+    args = sys.argv if argv is None else argv
+    name = "wanotify"
+    if args and Path(args[0]).name in ("wanotify", "cli.py") and len(args) > 1:
+        command = args[1]
+        if command.replace("-", "").isalnum():
+            name = f"wanotify {command}"
+    return name[:63]
 
 
 @contextmanager

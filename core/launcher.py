@@ -16,10 +16,11 @@ log = logging.getLogger(__name__)
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
-def product_parts(settings: Settings) -> list[Part]:
+def product_parts(settings: Settings, *, dashboard: bool = True) -> list[Part]:
     """The processes of the product: sandbox (sandbox mode only), webhook app, dashboard.
 
     The dashboard's server process runs the sender itself, so no separate worker is needed.
+    `dashboard=False` leaves it out (headless runs and tests, with `wanotify worker`).
     """
     parts: list[Part] = []
     if settings.sandbox_mode:
@@ -27,6 +28,8 @@ def product_parts(settings: Settings) -> list[Part]:
         parts.append(Part("sandbox", wanotify_argv("sandbox"), sandbox_ready))
     webhook_ready = f"http://{settings.webhook_host}:{settings.webhook_port}/api/v1/whatsapp/health"
     parts.append(Part("webhook app", wanotify_argv("webhook"), webhook_ready))
+    if not dashboard:
+        return parts
     dashboard_argv = [
         sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP),
         "--server.port", str(settings.dashboard_port),
@@ -55,10 +58,10 @@ def sync_and_seed(settings: Settings) -> None:
         log.warning("SANDBOX MODE: demo data seeded (marked as demo in the dashboard)")
 
 
-def run_product(settings: Settings) -> int:
+def run_product(settings: Settings, *, dashboard: bool = True) -> int:
     """Migrate once, start every part in order, and supervise them until Ctrl-C."""
     migrate.upgrade()
     log.info("database schema is up to date")
-    parts = product_parts(settings)
+    parts = product_parts(settings, dashboard=dashboard)
     first = replace(parts[0], after_ready=lambda: sync_and_seed(settings))
     return supervise([first, *parts[1:]])

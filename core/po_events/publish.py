@@ -1,13 +1,21 @@
-"""Publish a "PO approved" event to RabbitMQ as an ERP would (demos, tests, `publish-po-event`).
+"""Publish a "PO approved" event to RabbitMQ as an ERP would (demos, tests, integrators).
 
 The publisher declares the same durable topology as the consumer, so an event published
 before the consumer ever ran waits in the queue instead of being dropped, and it waits
 for the broker's confirm: when `publish_po_event` returns, RabbitMQ has the event.
+
+From a shell, to check a deployment end to end (RABBITMQ_URL is read as by wanotify)::
+
+    python -m core.po_events.publish event.json     # a file, or - for standard input
+    python -m core.po_events.publish --example      # a made-up event for the default tenant
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -106,3 +114,54 @@ def example_po_event(
     if document_url:
         event["document_url"] = document_url
     return event
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m core.po_events.publish`: publish one event from a file, stdin or the
+    built-in example; print its message id. Exit 1 with one line when it cannot."""
+    parser = argparse.ArgumentParser(
+        prog="python -m core.po_events.publish",
+        description='Publish a "PO approved" event to RabbitMQ (RABBITMQ_URL).',
+    )
+    parser.add_argument("file", nargs="?", help="the event as JSON; - reads standard input")
+    parser.add_argument("--example", action="store_true", help="publish a made-up event")
+    parser.add_argument("--tenant", default=None, help="tenant of --example (default tenant)")
+    parser.add_argument("--prefix", default="wanotify", help="exchange/queue name prefix")
+    args = parser.parse_args(argv)
+    from core.settings import get_settings
+
+    settings = get_settings()
+    if args.example == bool(args.file):
+        parser.error("give an event FILE (or -) or --example, not both")
+    if args.example:
+        body: bytes = encode_event(
+            example_po_event(tenant_id=args.tenant or settings.default_tenant)
+        )
+    elif args.file == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(args.file, "rb") as handle:
+                body = handle.read()
+        except OSError as exc:
+            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 1
+    try:
+        message_id = asyncio.run(
+            publish_po_event(settings.rabbitmq_url, body, queue_prefix=args.prefix)
+        )
+    except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+        from core.po_events.topology import safe_url
+
+        print(
+            f"error: could not publish to {safe_url(settings.rabbitmq_url)}: "
+            f"{type(exc).__name__} {exc}".strip(),
+            file=sys.stderr,
+        )
+        return 1
+    print(message_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

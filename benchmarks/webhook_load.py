@@ -1,9 +1,12 @@
 """Webhook load: the journalled webhook app against the naive design, at rising rates.
 
     python -m benchmarks.webhook_load [--rates 1000,2000,3000,4000,5000] [--seconds 5]
+        [--database-url postgresql://postgres@127.0.0.1:5432/wanotify_h2] [--workers 2]
 
-Each design runs under uvicorn (httptools, uvloop) in its own process on a fresh SQLite
-file seeded with accepted messages. This process is the load generator: an aiohttp
+Each design runs under uvicorn (httptools, uvloop; `--workers N` processes) on a fresh
+database seeded with accepted messages: a SQLite file by default, or, with
+`--database-url postgresql://...`, that PostgreSQL database, EMPTIED before each design
+(give the benchmark a database of its own). This process is the load generator: an aiohttp
 client sending signed status webhooks (one status per POST, as Meta mostly does) on an
 open-loop schedule, so a slow server is not let off by a slower sender — latency is
 measured from each event's scheduled time. Per message there are `sent`, `delivered` and
@@ -31,7 +34,6 @@ import os
 import random
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -119,34 +121,55 @@ def create_naive_app() -> Starlette:
 # --- database setup and checks -------------------------------------------------------------
 
 
-def prepare_database(path: Path, messages: int) -> list[tuple[str, str]]:
-    """A migrated SQLite file with `messages` accepted messages; returns (id, wamid) pairs."""
-    from core import migrate
+def design_url(base: str | None, name: str, workdir: Path) -> str:
+    """The empty database a design runs on: its own SQLite file, or the PostgreSQL database
+    given, emptied (its `public` schema dropped and re-created) before each design."""
+    if base is None:
+        return f"sqlite:///{workdir / f'{name}.db'}"
+    from sqlalchemy import text
 
-    url = f"sqlite:///{path}"
+    from core.db import get_engine
+
+    engine = get_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return base
+
+
+def prepare_database(url: str, messages: int) -> list[tuple[str, str]]:
+    """A migrated database with `messages` accepted messages; returns (id, wamid) pairs."""
+    from sqlalchemy import insert
+
+    from core import migrate
+    from core.db import get_engine
+    from core.webhooks.sql import MESSAGES
+
     migrate.upgrade(url)
-    now = datetime.now(UTC).isoformat(sep=" ")
+    now = datetime.now(UTC)
     rows = []
     for i in range(messages):
         rows.append(
-            (
-                str(uuid.uuid4()),
-                "bench",
-                f"wamid.BENCH{i:08d}{uuid.uuid4().hex[:8]}",
-                f"bench:{i}",
-                f"+3461{i:07d}",
-                now,
-                now,
-            )
+            {
+                "id": str(uuid.uuid4()),
+                "tenant_id": "bench",
+                "whatsapp_message_id": f"wamid.BENCH{i:08d}{uuid.uuid4().hex[:8]}",
+                "idempotency_key": f"bench:{i}",
+                "recipient_phone": f"+3461{i:07d}",
+                "message_type": "template",
+                "status": "accepted",
+                "attempt_count": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
-    with sqlite3.connect(path) as db:
-        db.executemany(
-            "INSERT INTO whatsapp_messages (id, tenant_id, whatsapp_message_id, idempotency_key,"
-            " recipient_phone, message_type, status, attempt_count, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'template', 'accepted', 1, ?, ?)",
-            rows,
-        )
-    return [(r[0], r[2]) for r in rows]
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 1000):
+            conn.execute(insert(MESSAGES), rows[i : i + 1000])
+    engine.dispose()
+    return [(str(r["id"]), str(r["whatsapp_message_id"])) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -317,12 +340,14 @@ async def drive(url: str, events: list[Event], rate: float, pid: int) -> StepRes
 
 
 def _process_cpu(pid: int) -> float:
-    """CPU seconds used by a process (user + system), from /proc."""
+    """CPU seconds used by a process and its worker processes (user + system), from /proc."""
     try:
         fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_process_cpu(int(child)) for child in children)
 
 
 # --- running a design -----------------------------------------------------------------------
@@ -358,11 +383,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(target: list[str], database: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def serve(
+    target: list[str], database_url: str, port: int, workers: int
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a uvicorn app (`target` is its import arguments) until the block ends."""
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": database_url,
         "WHATSAPP_APP_SECRET": SECRET,
         "PYTHONPATH": str(ROOT),
     }
@@ -370,7 +397,7 @@ def serve(target: list[str], database: Path, port: int) -> Iterator[subprocess.P
         sys.executable, "-m", "uvicorn", *target,
         "--host", "127.0.0.1", "--port", str(port),
         "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning",
+        "--no-access-log", "--log-level", "warning", "--workers", str(workers),
     ]  # fmt: skip
     process = subprocess.Popen(argv, env=env, cwd=ROOT)
     try:
@@ -415,19 +442,19 @@ def run_design(
     target: list[str],
     rates: list[int],
     seconds: float,
-    workdir: Path,
+    database: str,
     seed: int,
     stop_when_saturated: bool,
+    workers: int = 1,
 ) -> DesignRun:
     """Seed a database, serve the design, drive every rate step, then check the database."""
     rng = random.Random(seed)
     per_step = [int(rate * seconds / (len(STAGES) * 1.02)) + 1 for rate in rates]
-    database = workdir / f"{name}.db"
     messages = prepare_database(database, sum(per_step))
     run = DesignRun(name)
     port = _free_port()
     url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-    with serve(target, database, port) as process:
+    with serve(target, database, port, workers) as process:
         start = 0
         for rate, count in zip(rates, per_step, strict=True):
             events = build_events(messages, start, count, rng)
@@ -459,19 +486,27 @@ def _run(coro: Any) -> StepResult:
 
 
 def _check(
-    run: DesignRun, database: Path, messages: list[tuple[str, str]], acked: list[Event]
+    run: DesignRun, database: str, messages: list[tuple[str, str]], acked: list[Event]
 ) -> None:
-    """Lost events, unapplied receipts and wrong final rows, read from the database file."""
-    with sqlite3.connect(database) as db:
-        journal = {row[0] for row in db.execute("SELECT body_sha256 FROM webhook_receipts")}
+    """Lost events, unapplied receipts and wrong final rows, read from the database."""
+    from sqlalchemy import text
+
+    from core.db import get_engine
+
+    engine = get_engine(database)
+    with engine.connect() as db:
         if run.name == "journalled":
+            journal = {
+                row[0] for row in db.execute(text("SELECT body_sha256 FROM webhook_receipts"))
+            }
             run.lost = sum(
                 1 for e in {e.digest: e for e in acked}.values() if e.digest not in journal
             )
             run.unapplied_after_drain = db.execute(
-                "SELECT count(*) FROM webhook_receipts WHERE applied_at IS NULL"
-            ).fetchone()[0]
-        rows = dict(db.execute("SELECT id, status FROM whatsapp_messages").fetchall())
+                text("SELECT count(*) FROM webhook_receipts WHERE applied_at IS NULL")
+            ).scalar_one()
+        rows = {r[0]: r[1] for r in db.execute(text("SELECT id, status FROM whatsapp_messages"))}
+    engine.dispose()
     complete: dict[int, set[str]] = {}
     for event in acked:
         complete.setdefault(event.message_index, set()).add(event.stage)
@@ -494,12 +529,15 @@ def _print_step(name: str, step: StepResult) -> None:
     )
 
 
-def report(ours: DesignRun, naive: DesignRun) -> None:
+def report(ours: DesignRun, naive: DesignRun, database: str, workers: int) -> None:
     """The summary the issue asks for."""
     best = ours.best_sustained
     naive_best = naive.best_sustained
     print()
-    print("summary (SQLite, one uvicorn worker each, load from a separate process)")
+    print(
+        f"summary ({database}, {workers} uvicorn worker(s) per design, load from a separate"
+        " process)"
+    )
     if best is not None:
         print(
             f"  journalled: sustained {best.achieved:.0f} events/s (step {best.offered:.0f}/s)"
@@ -540,25 +578,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-rates", default="250,500,1000,1500,2000,3000")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="keep the database files")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL database of its own (emptied before each design); default: SQLite",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
     naive_rates = [int(r) for r in args.naive_rates.split(",")]
+    if args.database_url is not None and args.database_url.startswith("sqlite"):
+        parser.error("--database-url is for PostgreSQL; SQLite files are made per run")
     workdir = Path(tempfile.mkdtemp(prefix="webhook-load-"))
-    print(f"webhook load: {args.seconds:.0f} s per step, databases in {workdir}", flush=True)
+    where = "PostgreSQL" if args.database_url else "SQLite"
+    print(
+        f"webhook load: {args.seconds:.0f} s per step, {where}, {args.workers} worker(s),"
+        f" workdir {workdir}",
+        flush=True,
+    )
     ours = run_design(
-        "journalled", ["webhook_app:app"], rates, args.seconds, workdir, args.seed, False
+        "journalled",
+        ["webhook_app:app"],
+        rates,
+        args.seconds,
+        design_url(args.database_url, "journalled", workdir),
+        args.seed,
+        False,
+        args.workers,
     )
     naive = run_design(
         "naive",
         ["--factory", "benchmarks.webhook_load:create_naive_app"],
         naive_rates,
         args.seconds,
-        workdir,
+        design_url(args.database_url, "naive", workdir),
         args.seed,
         True,
+        args.workers,
     )
-    report(ours, naive)
+    report(ours, naive, where, args.workers)
     if not args.keep:
         for path in workdir.iterdir():
             path.unlink()

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from core.db import is_sqlite
-from core.errors import human_reason
+from core.errors import HUMAN_REASONS, human_reason
 from core.models.messages import MessageStatus
 from core.models.types import UTCDateTime
 from core.pricing import FREE_PRICING_TYPES, micros_to_decimal, rate_change_instants
@@ -247,39 +247,22 @@ def funnel(engine: Engine, flt: StatsFilter) -> Funnel:
                COUNT(m.delivered_at) AS delivered,
                COUNT(m.read_at) AS read_count,
                SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed,
-               SUM(CASE WHEN {_QUEUED} THEN 1 ELSE 0 END) AS queued
+               SUM(CASE WHEN {_QUEUED} THEN 1 ELSE 0 END) AS queued,
+               COUNT(m.replied_at) AS replied
         FROM whatsapp_messages m
         WHERE {where}
     """
     with _read(engine) as conn:
         row = conn.execute(_q(sql, params)).one()
-        replied = _replied_count(conn, flt)
     return Funnel(
         total=int(row.total or 0),
         sent=int(row.sent or 0),
         delivered=int(row.delivered or 0),
         read=int(row.read_count or 0),
-        replied=replied,
+        replied=int(row.replied or 0),
         failed=int(row.failed or 0),
         queued=int(row.queued or 0),
     )
-
-
-def _replied_count(conn: Connection, flt: StatsFilter) -> int:
-    """Distinct messages in the filter that got a reply quoting them or a PO button press."""
-    where, params = _where(flt)
-    sql = f"""
-        SELECT COUNT(*) FROM (
-            SELECT i.context_message_id AS message_id
-            FROM inbound_messages i JOIN whatsapp_messages m ON m.id = i.context_message_id
-            WHERE i.tenant_id IN :tenants AND {where}
-            UNION
-            SELECT a.message_id
-            FROM po_acknowledgements a JOIN whatsapp_messages m ON m.id = a.message_id
-            WHERE a.tenant_id IN :tenants AND {where}
-        ) AS replied
-    """
-    return int(conn.execute(_q(sql, params)).scalar_one() or 0)
 
 
 def daily_rates(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
@@ -399,23 +382,44 @@ def failures_by_reason(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
     """
     where, params = _where(flt)
     sql = f"""
-        SELECT m.error_code AS code, COUNT(*) AS n, MAX(m.error_title) AS title
+        SELECT m.error_code AS code, COUNT(*) AS n
         FROM whatsapp_messages m
         WHERE {where} AND {_FAILED}
         GROUP BY m.error_code
-        ORDER BY n DESC
+        ORDER BY n DESC, m.error_code
     """
     with _read(engine) as conn:
         rows = conn.execute(_q(sql, params)).all()
+        unknown = [r.code for r in rows if r.code not in HUMAN_REASONS]
+        titles = _meta_titles(conn, where, params, unknown)
     total = sum(int(r.n) for r in rows)
     return pd.DataFrame(
         {
             "code": pd.array([r.code for r in rows], dtype="Int64"),
-            "reason": [human_reason(r.code, r.title) for r in rows],
+            "reason": [human_reason(r.code, titles.get(r.code)) for r in rows],
             "messages": [int(r.n) for r in rows],
             "share": [_ratio(int(r.n), total) for r in rows],
         }
     )
+
+
+def _meta_titles(
+    conn: Connection, where: str, params: Mapping[str, Any], codes: Sequence[int | None]
+) -> dict[int | None, str]:
+    """Meta's own title for codes we have no sentence for (one row read per code)."""
+    titles: dict[int | None, str] = {}
+    for code in codes[:50]:
+        test = "m.error_code IS NULL" if code is None else "m.error_code = :code"
+        sql = f"""
+            SELECT m.error_title FROM whatsapp_messages m
+            WHERE {where} AND {_FAILED} AND {test} AND m.error_title IS NOT NULL
+            LIMIT 1
+        """
+        bound = {**params, "code": code} if code is not None else dict(params)
+        title = conn.execute(_q(sql, bound)).scalar()
+        if title:
+            titles[code] = str(title)
+    return titles
 
 
 def supplier_table(engine: Engine, flt: StatsFilter, limit: int = 200) -> pd.DataFrame:
@@ -435,31 +439,18 @@ def supplier_table(engine: Engine, flt: StatsFilter, limit: int = 200) -> pd.Dat
                    COUNT(m.delivered_at) AS delivered,
                    COUNT(m.read_at) AS read_count,
                    SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed,
+                   COUNT(m.replied_at) AS replied,
                    MAX(m.created_at) AS last_sent_at
             FROM whatsapp_messages m
             WHERE {where}
             GROUP BY m.supplier_id
             ORDER BY messages DESC
             LIMIT :limit
-        ),
-        r AS (
-            SELECT m.supplier_id AS supplier_id, COUNT(DISTINCT x.message_id) AS replied
-            FROM (
-                SELECT i.context_message_id AS message_id FROM inbound_messages i
-                WHERE i.tenant_id IN :tenants AND i.context_message_id IS NOT NULL
-                UNION
-                SELECT a.message_id FROM po_acknowledgements a
-                WHERE a.tenant_id IN :tenants AND a.message_id IS NOT NULL
-            ) AS x JOIN whatsapp_messages m ON m.id = x.message_id
-            WHERE {where}
-            GROUP BY m.supplier_id
         )
         SELECT g.supplier_id, s.name AS supplier, g.messages, g.sent, g.delivered,
-               g.read_count, g.failed, COALESCE(r.replied, 0) AS replied, g.last_sent_at
+               g.read_count, g.failed, g.replied, g.last_sent_at
         FROM g
         LEFT JOIN suppliers s ON s.id = g.supplier_id
-        LEFT JOIN r ON r.supplier_id = g.supplier_id
-                    OR (r.supplier_id IS NULL AND g.supplier_id IS NULL)
         ORDER BY g.messages DESC, s.name
     """
     query = _q(sql, {**params, "limit": limit}).columns(last_sent_at=UTCDateTime())
@@ -485,23 +476,16 @@ def supplier_table(engine: Engine, flt: StatsFilter, limit: int = 200) -> pd.Dat
 def acknowledgements(engine: Engine, flt: StatsFilter) -> AckStats:
     """PO notices (messages with a PO number) and how many suppliers acknowledged."""
     where, params = _where(flt)
-    notices_sql = f"""
-        SELECT COUNT(*) AS notices, COUNT(m.delivered_at) AS delivered
+    sql = f"""
+        SELECT COUNT(*) AS notices, COUNT(m.delivered_at) AS delivered,
+               COUNT(m.ack_action) AS acknowledged,
+               SUM(CASE WHEN m.ack_action = 'confirmed' THEN 1 ELSE 0 END) AS confirmed,
+               SUM(CASE WHEN m.ack_action = 'rejected' THEN 1 ELSE 0 END) AS rejected
         FROM whatsapp_messages m
         WHERE {where} AND m.po_number IS NOT NULL
     """
-    acks_sql = f"""
-        SELECT COUNT(DISTINCT a.message_id) AS acknowledged,
-               COUNT(DISTINCT CASE WHEN a.action = 'confirmed' THEN a.message_id END)
-                   AS confirmed,
-               COUNT(DISTINCT CASE WHEN a.action = 'rejected' THEN a.message_id END)
-                   AS rejected
-        FROM po_acknowledgements a JOIN whatsapp_messages m ON m.id = a.message_id
-        WHERE a.tenant_id IN :tenants AND {where} AND m.po_number IS NOT NULL
-    """
     with _read(engine) as conn:
-        notices = conn.execute(_q(notices_sql, params)).one()
-        acks = conn.execute(_q(acks_sql, params)).one()
+        notices = acks = conn.execute(_q(sql, params)).one()
     return AckStats(
         notices=int(notices.notices or 0),
         delivered=int(notices.delivered or 0),
@@ -766,3 +750,43 @@ def _percentile_from_bins(bins: pd.DataFrame, q: float) -> float | None:
             return float(lower) + (float(upper) - float(lower)) * (target - seen) / count
         seen += count
     return float(bins["lower_s"].iloc[-1])
+
+
+# --- everything the analytics page shows ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnalyticsReport:
+    """Every figure of the analytics page for one filter, computed in one call."""
+
+    filter: StatsFilter
+    funnel: Funnel
+    daily: pd.DataFrame
+    granularity: Granularity
+    to_deliver: LatencyStats
+    to_read: LatencyStats
+    failures: pd.DataFrame
+    suppliers: pd.DataFrame
+    acknowledgements: AckStats
+    cost: CostReport
+
+    @property
+    def empty(self) -> bool:
+        """True when no message falls in the filter (the page shows an empty state)."""
+        return self.funnel.total == 0
+
+
+def report(engine: Engine, flt: StatsFilter, *, supplier_limit: int = 200) -> AnalyticsReport:
+    """Run every analytics query for `flt` (each aggregated in SQL)."""
+    return AnalyticsReport(
+        filter=flt,
+        funnel=funnel(engine, flt),
+        daily=daily_rates(engine, flt),
+        granularity=granularity_for(flt),
+        to_deliver=latency(engine, flt, "deliver"),
+        to_read=latency(engine, flt, "read"),
+        failures=failures_by_reason(engine, flt),
+        suppliers=supplier_table(engine, flt, limit=supplier_limit),
+        acknowledgements=acknowledgements(engine, flt),
+        cost=cost(engine, flt),
+    )

@@ -30,4 +30,8 @@ ANALYTICS_INDEX = Index(
     _messages.recipient_country,
     _messages.pricing_category,
     _messages.pricing_type,
+    _messages.error_code,
+    _messages.po_number,
+    _messages.replied_at,
+    _messages.ack_action,
 )

@@ -80,6 +80,11 @@ class WhatsAppMessage(SQLModel, table=True):
     pricing_type: str | None = Field(default=None, max_length=40)
     pricing_model: str | None = Field(default=None, max_length=10)
     billable: bool | None = Field(default=None)
+    # Kept by database triggers from inbound_messages / po_acknowledgements (migration
+    # 0005_analytics) so analytics count replies from the covering index alone.
+    replied_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    acknowledged_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    ack_action: str | None = Field(default=None, max_length=20)  # latest PO button answer
     conversation_id: str | None = Field(default=None, max_length=128)
     conversation_origin: str | None = Field(default=None, max_length=40)
     provider_response: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))

@@ -10,16 +10,23 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
+from core.auth import Action, PermissionDenied, require, visible_tenants, write_tenant
 from core.batches import (
+    BatchError,
     BatchInput,
     BatchProgress,
     batch_progress,
     batch_results,
     create_batch,
     find_existing_keys,
+    pause_batch,
+    resume_batch,
+    retry_failed,
 )
 from core.csv_export import results_csv
 from core.csv_import import PO_FIELDS, CsvTable, RowCheck, guess_mapping, read_csv, validate_rows
@@ -30,6 +37,7 @@ from core.notify import NoticeRejected, find_or_add_supplier, prepare_template_m
 from core.sender import drain
 from core.settings import get_settings
 from core.templates import TemplateDefinition, is_po_notice_template
+from core.users import UserInfo
 
 #: Columns of the results file, after the input's own columns.
 RESULT_COLUMNS = ["outcome", "status", "message_id", "wamid", "error"]
@@ -229,3 +237,82 @@ def results_csv_for(batch_id: str, *, engine: Engine | None = None) -> bytes:
             if column not in input_columns and column not in RESULT_COLUMNS:
                 input_columns.append(column)
     return results_csv(rows, [*input_columns, *RESULT_COLUMNS])
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """One line of the "recent batches" list: enough to pick a batch and come back to it."""
+
+    id: str
+    name: str
+    status: str
+    template: str
+    total_rows: int
+    created_by: str | None
+    created_at: datetime
+
+
+def recent_batches(engine: Engine, tenant_id: str, *, limit: int = 20) -> list[BatchSummary]:
+    """The tenant's latest batches, newest first (at most `limit`, capped at 200)."""
+    limit = max(1, min(limit, 200))
+    with Session(engine) as session:
+        rows = session.exec(
+            select(SendBatch)
+            .where(col(SendBatch.tenant_id) == tenant_id)
+            .order_by(col(SendBatch.created_at).desc(), col(SendBatch.id))
+            .limit(limit)
+        ).all()
+    return [
+        BatchSummary(
+            row.id,
+            row.name,
+            row.status,
+            f"{row.template_name or '?'} ({row.template_language or '?'})",
+            row.total_rows,
+            row.created_by,
+            row.created_at,
+        )
+        for row in rows
+    ]
+
+
+def start_batch_for(user: UserInfo, plan: BulkPlan, name: str, *, engine: Engine) -> SendBatch:
+    """`start_batch` on behalf of a dashboard user: role and tenant checked first."""
+    require(user, Action.SEND)
+    if plan.tenant_id != write_tenant(user):
+        raise PermissionDenied("This file was checked for another tenant")
+    return start_batch(plan, name=name, created_by=user.username, engine=engine)
+
+
+def pause_batch_for(user: UserInfo, batch_id: str, *, engine: Engine) -> bool:
+    """Pause one of the user's tenant's batches (role checked); False if not running."""
+    require(user, Action.MANAGE_BATCHES)
+    return pause_batch(engine, batch_id, tenant_id=write_tenant(user))
+
+
+def resume_batch_for(user: UserInfo, batch_id: str, *, engine: Engine) -> bool:
+    """Resume one of the user's tenant's batches (role checked); False if not paused."""
+    require(user, Action.MANAGE_BATCHES)
+    return resume_batch(engine, batch_id, tenant_id=write_tenant(user))
+
+
+def retry_failed_for(user: UserInfo, batch_id: str, *, engine: Engine) -> int:
+    """Re-send a batch's failed rows as deliberate resends (role checked); how many."""
+    require(user, Action.MANAGE_BATCHES)
+    return retry_failed(engine, batch_id, user.username, tenant_id=write_tenant(user))
+
+
+def progress_for(user: UserInfo, batch_id: str, *, engine: Engine) -> BatchProgress:
+    """A batch's progress, if it belongs to a tenant the user may see (BatchError if not)."""
+    for tenant in visible_tenants(user):
+        try:
+            return batch_progress(engine, batch_id, tenant_id=tenant)
+        except BatchError:
+            continue
+    raise BatchError(f"no batch {batch_id}")
+
+
+def results_csv_for_user(user: UserInfo, batch_id: str, *, engine: Engine) -> bytes:
+    """The results file of a batch the user may see (BatchError if not)."""
+    progress_for(user, batch_id, engine=engine)
+    return results_csv_for(batch_id, engine=engine)

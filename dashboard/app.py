@@ -35,9 +35,12 @@ def _sidebar(user: UserInfo, logout: Callable[[], None]) -> None:
     cfg = runtime.settings()
     with st.sidebar:
         if cfg.sandbox_mode:
-            st.warning("**Sandbox mode**: nothing reaches Meta or real suppliers.", icon="🧪")
+            st.warning(
+                "**Sandbox mode**: nothing reaches Meta or real suppliers.",
+                icon=":material/science:",
+            )
         st.caption(f"Signed in as **{user.display_name}** · {user.role.value} · {user.tenant_id}")
-        st.button("Log out", on_click=logout, key="logout", use_container_width=True)
+        st.button("Log out", on_click=logout, key="logout", width="stretch")
 
 
 def main() -> None:

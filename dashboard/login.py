@@ -36,19 +36,24 @@ def _login_form() -> None:
     db = runtime.engine()
     _, middle, _ = st.columns([1, 1.2, 1])
     with middle:
-        st.title("wanotify")
+        st.title("📦 wanotify")
         st.caption("Purchase-order notices to suppliers over WhatsApp")
-        if count_users(db) == 0:
+        users = count_users(db)
+        if users == 0:
             st.warning(
                 "No users yet. Create the first administrator from a terminal:\n\n"
                 "`.venv/bin/wanotify users add admin --role admin`"
             )
         with st.form("login", clear_on_submit=False):
-            username = st.text_input("Username", autocomplete="username")
-            password = st.text_input("Password", type="password", autocomplete="current-password")
-            submitted = st.form_submit_button("Log in", type="primary", use_container_width=True)
-        if cfg.sandbox_mode:
-            st.info("Sandbox mode: demo users `buyer`, `manager` and `admin`, password `demo-password`")
+            username = st.text_input("Username", autocomplete="username", max_chars=120)
+            password = st.text_input(
+                "Password", type="password", autocomplete="current-password", max_chars=200
+            )
+            submitted = st.form_submit_button("Log in", type="primary", width="stretch")
+        if cfg.sandbox_mode and users > count_users(db, include_demo=False):
+            st.info(
+                "Sandbox mode: demo users `buyer`, `manager` and `admin`, password `demo-password`"
+            )
         if submitted:
             result = login(db, username, password, allow_demo=cfg.sandbox_mode)
             if result.user is None:

@@ -1,13 +1,371 @@
-"""The bulk page (being built in this session)."""
+"""Bulk send from a CSV: upload, map columns, see every refused row, send, follow, download.
+
+Widgets only. Reading, mapping and checking the file is `core.bulk.plan_csv`; the
+batch lives in the database and the embedded sender does the sending, so progress
+survives closing the tab (the batch id is in the URL and in "Recent batches").
+"""
 
 from __future__ import annotations
 
-import streamlit as st
+import hashlib
 
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+from core.auth import PermissionDenied, write_tenant
+from core.batches import BatchError, BatchProgress
+from core.bulk import (
+    BulkPlan,
+    pause_batch_for,
+    plan_csv,
+    progress_for,
+    recent_batches,
+    results_csv_for_user,
+    resume_batch_for,
+    retry_failed_for,
+    start_batch_for,
+    wanted_fields,
+)
+from core.compose import TemplateChoice, sendable_templates
+from core.csv_import import CsvError
+from core.money import DecimalMark
+from core.notify import NoticeRejected
+from core.templates import render_preview
 from core.users import UserInfo
+from dashboard import runtime
+from dashboard.widgets import whatsapp_bubble
+
+NOT_IN_FILE = "— not in the file —"
+DECIMALS: dict[str, str] = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
+FIELD_LABELS = {
+    "phone": "Phone",
+    "supplier_name": "Supplier name",
+    "po_number": "PO number",
+    "total_amount": "Amount",
+    "currency": "Currency (EUR if missing)",
+    "language": "Language (optional)",
+    "document_link": "PDF link",
+    "header": "Header",
+}
+#: Fields a file may leave out.
+OPTIONAL_FIELDS = frozenset({"currency", "language"})
 
 
 def render(user: UserInfo) -> None:
-    """Draw the page for `user`."""
-    st.title("bulk")
-    st.info("This page is being built.")
+    """Draw the bulk page for `user` (buyers and admins)."""
+    db = runtime.engine()
+    st.title("Bulk send from CSV")
+    st.caption(
+        "Upload a CSV exported from your spreadsheet or ERP (commas or semicolons, decimal "
+        "commas and accents are fine). Every row is checked before anything is sent."
+    )
+    batch_id = _open_batch_id()
+    upload_tab, batches_tab = st.tabs(["New batch", "Recent batches"])
+    with upload_tab:
+        _new_batch(db, user)
+    with batches_tab:
+        _recent(db, user)
+    if batch_id:
+        st.divider()
+        _batch_panel(db, user, batch_id)
+
+
+def _open_batch_id() -> str | None:
+    value = st.query_params.get("batch")
+    return value[:36] if isinstance(value, str) and value else None
+
+
+def _new_batch(db: Engine, user: UserInfo) -> None:
+    templates = sendable_templates(db, write_tenant(user))
+    if not templates:
+        st.info(
+            "**No approved template yet.** An administrator syncs the templates approved in "
+            "WhatsApp Manager on the *Templates* page; then you can send batches here.",
+            icon=":material/description:",
+        )
+        return
+    po_first = sorted(templates, key=lambda t: (not t.po_notice, t.name, t.language))
+    left, right = st.columns([1, 1])
+    template = left.selectbox(
+        "Template", po_first, format_func=lambda t: t.label, key="bulk_template"
+    )
+    decimal_key = right.radio(
+        "Decimal separator of the amounts",
+        list(DECIMALS),
+        format_func=DECIMALS.__getitem__,
+        horizontal=True,
+        key="bulk_decimal",
+        help="Detect reads 1.234,50 and 1,234.50 and refuses amounts such as 2.750",
+    )
+    upload = st.file_uploader("CSV file", type=["csv", "txt"], key="bulk_file")
+    if upload is None or template is None:
+        st.caption(
+            "Columns the file needs for a PO notice: supplier name, phone, PO number and "
+            "amount; currency and language are optional. Names in Spanish work too "
+            "(proveedor, teléfono, pedido, importe…)."
+        )
+        return
+    data = upload.getvalue()
+    decimal: DecimalMark = "." if decimal_key == "." else "," if decimal_key == "," else "auto"
+    plan = _plan(db, user, data, template, decimal)
+    if plan is None:
+        return
+    file_id = hashlib.sha256(data + template.label.encode()).hexdigest()[:16]
+    mapping = _mapping(plan, file_id)
+    if mapping != plan.mapping:
+        plan = _plan(db, user, data, template, decimal, mapping)
+        if plan is None:
+            return
+    _checks(plan)
+    _start(db, user, plan, upload.name, file_id)
+
+
+def _plan(
+    db: Engine,
+    user: UserInfo,
+    data: bytes,
+    template: TemplateChoice,
+    decimal: DecimalMark,
+    mapping: dict[str, str | None] | None = None,
+) -> BulkPlan | None:
+    try:
+        return plan_csv(
+            data,
+            tenant_id=write_tenant(user),
+            template_name=template.name,
+            language=template.language,
+            decimal=decimal,
+            mapping=mapping,
+            engine=db,
+        )
+    except CsvError as exc:
+        st.error(f"**This file cannot be read:** {exc}", icon=":material/block:")
+    except NoticeRejected as exc:
+        st.error(f"**This template cannot be sent:** {exc}", icon=":material/block:")
+    return None
+
+
+def _mapping(plan: BulkPlan, file_id: str) -> dict[str, str | None]:
+    st.markdown("**Columns** — checked automatically; change any that are wrong")
+    headers = plan.table.headers
+    fields = wanted_fields(plan.definition)
+    cells = st.columns(min(len(fields), 6) or 1)
+    chosen: dict[str, str | None] = {}
+    for i, field in enumerate(fields):
+        guess = plan.mapping.get(field)
+        options = [NOT_IN_FILE, *headers]
+        picked = cells[i % len(cells)].selectbox(
+            FIELD_LABELS.get(field, field),
+            options,
+            index=options.index(guess) if guess in options else 0,
+            key=f"bulk_map_{file_id}_{field}",
+        )
+        chosen[field] = None if picked == NOT_IN_FILE else picked
+    missing = [
+        FIELD_LABELS.get(f, f) for f, h in chosen.items() if h is None and f not in OPTIONAL_FIELDS
+    ]
+    if missing:
+        st.warning(f"No column chosen for: {', '.join(missing)}", icon=":material/warning:")
+    return chosen
+
+
+def _checks(plan: BulkPlan) -> None:
+    rejected = plan.rejected
+    warned = [check for check in plan.valid if check.warnings]
+    cols = st.columns(4)
+    cols[0].metric("Rows in the file", len(plan.checks))
+    cols[1].metric("Ready to send", plan.valid_count)
+    cols[2].metric("Refused", len(rejected))
+    cols[3].metric("Read as", f"{plan.table.encoding}, “{_sep(plan.table.delimiter)}”")
+    if rejected:
+        st.error(
+            f"**{len(rejected)} row{'s' if len(rejected) != 1 else ''} will not be sent.** "
+            "Fix them in the file and upload it again, or send the others now.",
+            icon=":material/error:",
+        )
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "Row": [c.row_number for c in rejected],
+                    "Supplier": [c.values.get("supplier_name", "") for c in rejected],
+                    "Phone": [c.values.get("phone", "") for c in rejected],
+                    "Reason": ["; ".join(c.errors) for c in rejected],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+            key="bulk_rejected",
+        )
+    if warned:
+        with st.expander(f"{len(warned)} row(s) with a warning (they will be sent)"):
+            for check in warned:
+                st.markdown(f"- Row {check.row_number}: {'; '.join(check.warnings)}")
+    if plan.valid:
+        with st.expander(f"Dry run: the {plan.valid_count} messages that would be sent"):
+            first = plan.valid[0]
+            if first.params is not None:
+                st.caption(f"Row {first.row_number} as the supplier will see it:")
+                whatsapp_bubble(render_preview(plan.definition, first.params))
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "Row": [c.row_number for c in plan.valid],
+                        "To": [c.phone_e164 for c in plan.valid],
+                        "Message": [(c.preview or "")[:160] for c in plan.valid],
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+
+
+def _sep(delimiter: str) -> str:
+    return {",": ",", ";": ";", "\t": "tab"}.get(delimiter, delimiter)
+
+
+def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: str) -> None:
+    started: dict[str, str] = st.session_state.setdefault("bulk_started", {})
+    name_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
+    name = name_col.text_input(
+        "Batch name", value=file_name.rsplit(".", 1)[0][:200], key=f"bulk_name_{file_id}"
+    )
+    if file_id in started:
+        go_col.button("Sent ✓", disabled=True, width="stretch", key=f"bulk_sent_{file_id}")
+        return
+    count = plan.valid_count
+    clicked = go_col.button(
+        f"Send {count} message{'s' if count != 1 else ''}",
+        type="primary",
+        icon=":material/send:",
+        disabled=count == 0,
+        width="stretch",
+        key=f"bulk_go_{file_id}",
+    )
+    if clicked:
+        try:
+            batch = start_batch_for(user, plan, name.strip() or file_name, engine=db)
+        except PermissionDenied as exc:
+            st.error(str(exc))
+            return
+        started[file_id] = batch.id  # a second click (or rerun) opens it, never sends again
+        st.query_params["batch"] = batch.id
+        st.rerun()
+
+
+def _recent(db: Engine, user: UserInfo) -> None:
+    batches = recent_batches(db, write_tenant(user))
+    if not batches:
+        st.info("No batches yet: your uploads will be listed here.", icon=":material/inbox:")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Started": [b.created_at.strftime("%Y-%m-%d %H:%M UTC") for b in batches],
+                "Name": [b.name for b in batches],
+                "Template": [b.template for b in batches],
+                "Rows": [b.total_rows for b in batches],
+                "Status": [b.status for b in batches],
+                "By": [b.created_by or "" for b in batches],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    labels = {b.id: f"{b.name} · {b.created_at:%Y-%m-%d %H:%M} · {b.status}" for b in batches}
+    pick_col, open_col = st.columns([3, 1], vertical_alignment="bottom")
+    picked = pick_col.selectbox(
+        "Open a batch", list(labels), format_func=labels.__getitem__, key="bulk_pick"
+    )
+    if open_col.button("Open", key="bulk_open", width="stretch") and picked:
+        st.query_params["batch"] = picked
+        st.rerun()
+
+
+@st.fragment(run_every="1s")
+def _batch_panel(db: Engine, user: UserInfo, batch_id: str) -> None:
+    """The batch's live progress and its actions, read from the database every second."""
+    try:
+        progress = progress_for(user, batch_id, engine=db)
+    except BatchError:
+        st.warning("That batch does not exist or belongs to another tenant.")
+        return
+    title, close = st.columns([5, 1])
+    title.subheader(f"Batch: {progress.name}")
+    if close.button("Close", key="bulk_close", width="stretch"):
+        st.query_params.pop("batch", None)
+        st.rerun(scope="app")
+    settled = progress.enqueued - progress.queued
+    label = _state_label(progress)
+    st.progress(
+        progress.percent / 100,
+        text=f"{label} — {settled} of {progress.enqueued} messages settled",
+    )
+    counts = progress.counts
+    cols = st.columns(7)
+    for cell, (name, value) in zip(
+        cols,
+        (
+            ("Queued", progress.queued),
+            ("Accepted", counts.get("accepted", 0) + counts.get("sent", 0)),
+            ("Delivered", counts.get("delivered", 0)),
+            ("Read", counts.get("read", 0)),
+            ("Failed", progress.failed),
+            ("Need attention", progress.needs_attention),
+            ("Refused at upload", progress.invalid_rows),
+        ),
+        strict=True,
+    ):
+        cell.metric(name, value)
+    _actions(db, user, progress)
+
+
+def _state_label(progress: BatchProgress) -> str:
+    if progress.status == "paused":
+        return "Paused"
+    if progress.status == "cancelled":
+        return "Cancelled"
+    return "Done" if progress.done else "Sending"
+
+
+def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
+    buttons = st.columns(4)
+    retryable = progress.failed + progress.needs_attention
+    try:
+        if progress.status == "running" and not progress.done:
+            if buttons[0].button("Pause", icon=":material/pause:", key="bulk_pause"):
+                pause_batch_for(user, progress.batch_id, engine=db)
+                st.rerun(scope="fragment")
+        elif progress.status == "paused" and buttons[0].button(
+            "Resume", icon=":material/play_arrow:", type="primary", key="bulk_resume"
+        ):
+            resume_batch_for(user, progress.batch_id, engine=db)
+            st.rerun(scope="fragment")
+        if buttons[1].button(
+            f"Retry failed ({retryable})",
+            icon=":material/replay:",
+            disabled=retryable == 0,
+            key="bulk_retry",
+        ):
+            retry_failed_for(user, progress.batch_id, engine=db)
+            st.rerun(scope="fragment")
+    except PermissionDenied as exc:
+        st.error(str(exc))
+
+    def results() -> bytes:
+        return results_csv_for_user(user, progress.batch_id, engine=db)
+
+    buttons[2].download_button(
+        "Download results (CSV)",
+        data=results,
+        file_name=f"{_safe_name(progress.name)}-results.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key="bulk_download",
+    )
+
+
+def _safe_name(name: str) -> str:
+    kept = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name).strip("-")
+    return kept[:60] or "batch"

@@ -1,13 +1,226 @@
-"""The send page (being built in this session)."""
+"""Send a PO notice: pick the supplier and template, check the preview, send once, follow it.
+
+Widgets only: suppliers, templates, the draft (preview and problems), the send and the
+live status all come from `core.compose`.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
+from sqlalchemy import Engine
 
+from core.auth import PermissionDenied, write_tenant
+from core.compose import (
+    Draft,
+    NoticeForm,
+    SupplierChoice,
+    TemplateChoice,
+    draft_notice,
+    message_state,
+    po_notice_templates,
+    search_suppliers,
+    send_notice,
+)
+from core.models.types import utcnow
+from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
+from dashboard import runtime
+from dashboard.widgets import status_timeline, whatsapp_bubble
+
+NEW_SUPPLIER = 0  # the select box's "type a new supplier" option
+CURRENCIES = ["EUR", "USD", "GBP", "MXN", "COP", "BRL", "CLP", "ARS", "PEN", "CHF"]
+DECIMALS = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
+_FORM_KEYS = ("send_name", "send_phone", "send_po", "send_amount", "send_document")
 
 
 def render(user: UserInfo) -> None:
-    """Draw the page for `user`."""
-    st.title("send")
-    st.info("This page is being built.")
+    """Draw the send page for `user` (buyers and admins)."""
+    db = runtime.engine()
+    st.title("Send a PO notice")
+    st.caption(
+        "Tell a supplier about an approved purchase order on WhatsApp. The preview is "
+        "exactly what they will see; each PO is sent once per supplier and template."
+    )
+    templates = po_notice_templates(db, write_tenant(user))
+    if not templates:
+        st.info(
+            "**No approved PO notice template yet.** An administrator syncs the templates "
+            "approved in WhatsApp Manager on the *Templates* page; then they appear here.",
+            icon=":material/description:",
+        )
+        return
+    form_col, preview_col = st.columns([1.15, 1], gap="large")
+    with form_col:
+        form = _form(db, user, templates)
+    draft = draft_notice(db, user, form)
+    with preview_col:
+        _preview(draft, form)
+    with form_col:
+        _send_button(db, user, draft)
+    last = st.session_state.get("send_last")
+    if isinstance(last, str):
+        with preview_col:
+            st.divider()
+            _live_status(db, write_tenant(user), last)
+
+
+def _apply_supplier(choices: dict[int, SupplierChoice]) -> None:
+    """Fill the form from the picked supplier (on_change, before the rerun draws)."""
+    picked = choices.get(st.session_state.get("send_supplier", NEW_SUPPLIER))
+    if picked is None:
+        return
+    st.session_state["send_name"] = picked.name
+    st.session_state["send_phone"] = picked.phone_e164
+    st.session_state["send_language_wish"] = picked.language
+
+
+def _form(db: Engine, user: UserInfo, templates: list[TemplateChoice]) -> NoticeForm:
+    st.subheader("Supplier")
+    query = st.text_input(
+        "Find a supplier", placeholder="Name or phone number", key="send_query", max_chars=100
+    )
+    matches = search_suppliers(db, write_tenant(user), query)
+    choices = {match.id: match for match in matches}
+    st.selectbox(
+        "Pick from your suppliers",
+        [NEW_SUPPLIER, *choices],
+        format_func=lambda i: choices[i].label if i in choices else "+ A new supplier",
+        key="send_supplier",
+        on_change=_apply_supplier,
+        args=(choices,),
+        help=f"{len(matches)} match{'es' if len(matches) != 1 else ''}"
+        + (" (showing the first 20)" if len(matches) >= 20 else ""),
+    )
+    name_col, phone_col = st.columns(2)
+    name = name_col.text_input("Supplier name", key="send_name", max_chars=200)
+    phone = phone_col.text_input(
+        "WhatsApp number", key="send_phone", placeholder="+34 612 34 56 78", max_chars=40
+    )
+
+    st.subheader("Purchase order")
+    po_col, amount_col, currency_col = st.columns([1.3, 1, 0.7])
+    po_number = po_col.text_input("PO number", key="send_po", max_chars=64)
+    amount = amount_col.text_input(
+        "Total amount", key="send_amount", placeholder="1234.50", max_chars=40
+    )
+    currency = currency_col.selectbox(
+        "Currency", CURRENCIES, key="send_currency", accept_new_options=True
+    )
+    decimal = st.radio(
+        "Decimal separator in the amount",
+        list(DECIMALS),
+        format_func=DECIMALS.__getitem__,
+        horizontal=True,
+        key="send_decimal",
+        help="Detect reads 1.234,50 and 1,234.50; an amount like 2.750 needs you to say",
+    )
+
+    st.subheader("Template")
+    # Templates without a PDF header first: they need nothing beyond the PO's fields.
+    ordered = sorted(templates, key=lambda t: (t.needs_document, t.name, t.language))
+    names = list(dict.fromkeys(t.name for t in ordered))
+    tpl_col, lang_col = st.columns([1.3, 1])
+    name_choice = tpl_col.selectbox("Approved template", names, key="send_template")
+    languages = [t.language for t in templates if t.name == name_choice]
+    wish = st.session_state.pop("send_language_wish", None)
+    if wish in languages:
+        st.session_state["send_language"] = wish
+    elif st.session_state.get("send_language") not in languages:
+        st.session_state.pop("send_language", None)
+        if DEFAULT_LANGUAGE in languages:
+            st.session_state["send_language"] = DEFAULT_LANGUAGE
+    language = lang_col.selectbox("Language", languages, key="send_language")
+    chosen = next(t for t in templates if t.name == name_choice and t.language == language)
+    document = ""
+    if chosen.needs_document:
+        document = st.text_input(
+            "Link to the PO's PDF (https)", key="send_document", placeholder="https://…/po.pdf"
+        )
+    return NoticeForm(
+        supplier_name=name,
+        phone=phone,
+        po_number=po_number,
+        amount=amount,
+        currency=str(currency or ""),
+        template_name=chosen.name,
+        language=chosen.language,
+        document_url=document,
+        decimal="." if decimal == "." else "," if decimal == "," else "auto",
+    )
+
+
+def _touched() -> bool:
+    return any(str(st.session_state.get(key) or "").strip() for key in _FORM_KEYS)
+
+
+def _preview(draft: Draft, form: NoticeForm) -> None:
+    st.subheader("What the supplier will see")
+    if draft.preview is not None:
+        whatsapp_bubble(draft.preview, time_label=f"{utcnow():%H:%M}")
+        st.caption(f"Template **{form.template_name}** in **{form.language}**")
+    else:
+        st.info("Enter the PO details to see the message.", icon=":material/chat:")
+    if not _touched():
+        st.caption("Fill in the supplier and the PO: problems are listed here before you send.")
+    elif draft.problems:
+        st.warning(
+            "**Fix before sending:**\n" + "\n".join(f"- {problem}" for problem in draft.problems),
+            icon=":material/error:",
+        )
+    else:
+        st.success(f"Ready to send to {draft.recipient}", icon=":material/check_circle:")
+
+
+def _send_button(db: Engine, user: UserInfo, draft: Draft) -> None:
+    clicked = st.button(
+        "Send to supplier",
+        type="primary",
+        icon=":material/send:",
+        disabled=not draft.ok,
+        key="send_go",
+        width="stretch",
+    )
+    if clicked:
+        _send(db, user, draft)
+    note = st.session_state.get("send_note")
+    if isinstance(note, tuple) and note[2] in (None, draft.idempotency_key):
+        kind, text, _ = note
+        (st.success if kind == "ok" else st.info if kind == "again" else st.error)(text)
+
+
+def _send(db: Engine, user: UserInfo, draft: Draft) -> None:
+    try:
+        outcome = send_notice(db, user, draft)
+    except (PermissionDenied, NoticeRejected) as exc:
+        st.session_state["send_note"] = ("error", str(exc), None)
+        return
+    st.session_state["send_last"] = outcome.message_id
+    po = draft.notice.po_number.strip() if draft.notice else ""
+    if outcome.created:
+        st.session_state["send_note"] = (
+            "ok",
+            f"PO {po} queued for {draft.recipient}.",
+            draft.idempotency_key,
+        )
+    else:
+        st.session_state["send_note"] = (
+            "again",
+            f"PO {po} was already sent to {draft.recipient} with this template: "
+            "nothing was sent twice. Its status is below.",
+            draft.idempotency_key,
+        )
+
+
+@st.fragment(run_every="1s")
+def _live_status(db: Engine, tenant: str, message_id: str) -> None:
+    """The last sent message's status, refreshed every second as webhooks arrive."""
+    state = message_state(db, tenant, message_id)
+    if state is None:
+        return
+    head, action = st.columns([3, 1], vertical_alignment="bottom")
+    head.subheader(f"PO {state.po_number or ''} to {state.recipient}")
+    if action.button("New notice", key="send_new", width="stretch"):
+        for key in (*_FORM_KEYS, "send_last", "send_note", "send_query", "send_supplier"):
+            st.session_state.pop(key, None)
+        st.rerun(scope="app")
+    status_timeline(state)

@@ -1,0 +1,122 @@
+"""Small drawing helpers the dashboard's pages share (no rules here: those live in core).
+
+`whatsapp_bubble_html` is a pure function (text in, escaped HTML out) so it is tested
+without a browser; `whatsapp_bubble` and `status_timeline` draw with Streamlit.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+
+import streamlit as st
+
+from core.compose import MessageState
+from core.templates import Preview
+
+#: Colours and shapes of WhatsApp's chat view (light theme).
+_BUBBLE_CSS = """
+<style>
+.wa-chat{background:#EFEAE2;border-radius:12px;padding:18px 16px;max-width:460px;
+  font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;}
+.wa-bubble{background:#FFFFFF;border-radius:0 8px 8px 8px;padding:8px 10px 6px 10px;
+  box-shadow:0 1px 0.5px rgba(11,20,26,.13);color:#111B21;font-size:14.2px;line-height:19px;
+  position:relative;}
+.wa-header{font-weight:700;margin-bottom:4px;}
+.wa-doc{display:flex;align-items:center;gap:8px;background:#F5F6F6;border-radius:6px;
+  padding:10px;margin-bottom:6px;color:#54656F;font-size:13px;}
+.wa-doc b{color:#111B21;}
+.wa-doc-icon{background:#E2574C;color:#fff;font-weight:700;font-size:10px;border-radius:3px;
+  padding:6px 4px;}
+.wa-body{white-space:pre-wrap;word-wrap:break-word;}
+.wa-footer{color:#667781;font-size:12.5px;margin-top:4px;}
+.wa-time{color:#667781;font-size:11px;text-align:right;margin-top:2px;}
+.wa-button{background:#FFFFFF;border-radius:8px;margin-top:2px;padding:9px;text-align:center;
+  color:#027EB5;font-size:14px;box-shadow:0 1px 0.5px rgba(11,20,26,.13);}
+.wa-missing{background:#FFF3CD;border-radius:3px;padding:0 2px;}
+</style>
+"""
+
+
+def _text(value: str) -> str:
+    """Escaped text with WhatsApp's *bold* and unfilled {{placeholders}} marked up."""
+    escaped = html.escape(value)
+    parts = escaped.split("{{")
+    out = [parts[0]]
+    for part in parts[1:]:
+        name, sep, rest = part.partition("}}")
+        out.append(f'<span class="wa-missing">{{{{{name}}}}}</span>{rest}' if sep else "{{" + part)
+    return "".join(out)
+
+
+def whatsapp_bubble_html(preview: Preview, *, time_label: str = "") -> str:
+    """The preview as a WhatsApp chat bubble: header, body, footer, then the buttons.
+
+    Every text is HTML-escaped (supplier names and PO numbers come from outside); a
+    document header shows as the attachment card WhatsApp draws for a PDF.
+    """
+    inner = []
+    media = preview.header_media
+    if media is not None:
+        kind = str(media.get("type", "document"))
+        name = str(media.get("filename") or media.get("link") or kind)
+        badge = {"document": "PDF", "image": "IMG", "video": "VID"}.get(kind, "FILE")
+        inner.append(
+            f'<div class="wa-doc"><span class="wa-doc-icon">{badge}</span>'
+            f"<div><b>{html.escape(name.rsplit('/', 1)[-1])}</b>"
+            f"<br>{html.escape(kind.capitalize())}</div></div>"
+        )
+    if preview.header:
+        inner.append(f'<div class="wa-header">{_text(preview.header)}</div>')
+    inner.append(f'<div class="wa-body">{_text(preview.body)}</div>')
+    if preview.footer:
+        inner.append(f'<div class="wa-footer">{_text(preview.footer)}</div>')
+    if time_label:
+        inner.append(f'<div class="wa-time">{html.escape(time_label)}</div>')
+    buttons = "".join(
+        f'<div class="wa-button">↩ {html.escape(label)}</div>' for label in preview.buttons
+    )
+    return (
+        f'{_BUBBLE_CSS}<div class="wa-chat" data-testid="wa-preview">'
+        f'<div class="wa-bubble">{"".join(inner)}</div>{buttons}</div>'
+    )
+
+
+def whatsapp_bubble(preview: Preview, *, time_label: str = "") -> None:
+    """Draw the preview as the supplier will see it on WhatsApp."""
+    st.html(whatsapp_bubble_html(preview, time_label=time_label))
+
+
+_STATUS_ICONS = {
+    "pending": ":material/schedule:",
+    "sending": ":material/schedule:",
+    "accepted": ":material/check:",
+    "sent": ":material/check:",
+    "delivered": ":material/done_all:",
+    "read": ":material/done_all:",
+    "failed": ":material/error:",
+    "needs_attention": ":material/help:",
+    "cancelled": ":material/block:",
+}
+
+
+def status_badge(status: str) -> str:
+    """Markdown for a status word with WhatsApp's tick marks (blue for read)."""
+    icon = _STATUS_ICONS.get(status, ":material/circle:")
+    colour = {"read": "blue", "failed": "red", "needs_attention": "orange"}.get(status, "gray")
+    return f":{colour}[**{icon} {status.replace('_', ' ')}**]"
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%H:%M:%S UTC") if at is not None else "—"
+
+
+def status_timeline(state: MessageState) -> None:
+    """Draw a message's status and the time each stage was reached."""
+    st.markdown(f"Status: {status_badge(state.status)}", help="Updates as WhatsApp reports it")
+    rows = "\n".join(
+        f"| {step.name[:1].upper() + step.name[1:]} | {_when(step.at)} |" for step in state.steps
+    )
+    st.markdown(f"| Stage | Reached |\n|---|---|\n{rows}")
+    if state.error:
+        st.error(f"WhatsApp reported a failure: {state.error}")

@@ -1,0 +1,51 @@
+"""Logging in to the dashboard in a real browser: the form, wrong passwords, role menus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.fixtures.browser import Product, log_in, screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+def _menu(page: Any) -> list[str]:
+    nav = page.locator("[data-testid='stSidebarNav']")
+    return [text.strip().split("\n")[-1] for text in nav.locator("a").all_inner_texts()]
+
+
+def test_nothing_is_shown_before_login_and_a_wrong_password_is_refused(
+    page: Any, product: Product
+) -> None:
+    page.goto(product.dashboard_url)
+    wait_idle(page)
+    assert page.locator("[data-testid='stSidebarNav']").count() == 0
+    screenshot(page, "login")
+    page.get_by_label("Username").fill("e2e-buyer")
+    page.get_by_role("textbox", name="Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    wait_idle(page)
+    assert page.get_by_text("Wrong username or password").is_visible()
+    assert page.locator("[data-testid='stSidebarNav']").count() == 0
+
+
+def test_a_buyer_sees_only_the_send_pages(page: Any, product: Product) -> None:
+    log_in(page, product, "buyer")
+    assert _menu(page) == ["Send PO notice", "Bulk send (CSV)"]
+    assert page.get_by_text("Signed in as").is_visible()
+    page.goto(f"{product.dashboard_url}/analytics")  # not offered: not reachable by URL
+    wait_idle(page)
+    assert page.locator(".js-plotly-plot").count() == 0
+    assert "Analytics" not in _menu(page)
+
+
+def test_a_manager_sees_analytics_messages_and_health(page: Any, product: Product) -> None:
+    log_in(page, product, "manager")
+    assert _menu(page) == ["Messages", "Analytics", "Health"]
+
+
+def test_an_admin_sees_every_page(page: Any, product: Product) -> None:
+    log_in(page, product, "admin")
+    assert len(_menu(page)) == 8

@@ -326,7 +326,11 @@ def _rowcount(result: Any) -> int:
 
 
 def _write_accepted(conn: Connection, items: list[Accepted], now: datetime) -> int:
-    moving = (MessageStatus.SENDING, MessageStatus.NEEDS_ATTENTION)
+    # Two equalities, not IN (...): an IN list is an "expanding" parameter, which
+    # SQLAlchemy refuses in an executemany (one UPDATE for several accepted messages).
+    moving = or_(
+        M.c.status == MessageStatus.SENDING, M.c.status == MessageStatus.NEEDS_ATTENTION
+    )
     params = [
         {
             "b_id": a.message.id,
@@ -354,11 +358,11 @@ def _write_accepted(conn: Connection, items: list[Accepted], now: datetime) -> i
                 bindparam("b_response", type_=M.c.provider_response.type),
                 type_=M.c.provider_response.type,
             ),
-            status=case((M.c.status.in_(moving), MessageStatus.ACCEPTED), else_=M.c.status),
-            error_code=case((M.c.status.in_(moving), None), else_=M.c.error_code),
-            error_class=case((M.c.status.in_(moving), None), else_=M.c.error_class),
-            error_message=case((M.c.status.in_(moving), None), else_=M.c.error_message),
-            error_title=case((M.c.status.in_(moving), None), else_=M.c.error_title),
+            status=case((moving, MessageStatus.ACCEPTED), else_=M.c.status),
+            error_code=case((moving, None), else_=M.c.error_code),
+            error_class=case((moving, None), else_=M.c.error_class),
+            error_message=case((moving, None), else_=M.c.error_message),
+            error_title=case((moving, None), else_=M.c.error_title),
             updated_at=bindparam("b_now", type_=M.c.updated_at.type),
         )
     )

@@ -48,8 +48,11 @@ def main() -> None:
     st.set_page_config(page_title="wanotify", page_icon="📦", layout="wide")
     runtime.embedded_sender()
     user = login.require_login()
-    pages = [_page(VIEWS[page], user) for page in allowed_pages(user.role)]
-    navigation = st.navigation(pages)
+    pages = {page.value: _page(VIEWS[page], user) for page in allowed_pages(user.role)}
+    navigation = st.navigation(list(pages.values()))
+    wanted = login.take_wanted_page()
+    if wanted is not None and wanted[0] in pages:  # a deep link opened before logging in
+        st.switch_page(pages[wanted[0]], query_params=wanted[1])
     _sidebar(user, login.logout)
     navigation.run()
 

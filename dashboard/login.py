@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import streamlit as st
 
 from core.users import UserInfo, count_users, login
 from dashboard import runtime
 
 _USER_KEY = "wanotify_user"
+_WANTED_KEY = "wanotify_wanted"
+
+
+def _remember_wanted_page() -> None:
+    """Keep the page and query the browser asked for, to open them after the login."""
+    if _WANTED_KEY in st.session_state:
+        return
+    path = urlsplit(st.context.url or "").path.strip("/")
+    slug = path.rsplit("/", 1)[-1][:40]
+    st.session_state[_WANTED_KEY] = (slug, {k: st.query_params[k][:200] for k in st.query_params})
+
+
+def take_wanted_page() -> tuple[str, dict[str, str]] | None:
+    """The page slug and query asked for before logging in (once), or None."""
+    wanted = st.session_state.pop(_WANTED_KEY, None)
+    if isinstance(wanted, tuple) and wanted[0]:
+        return wanted
+    return None
 
 
 def current_user() -> UserInfo | None:
@@ -26,6 +46,7 @@ def require_login() -> UserInfo:
     user = current_user()
     if user is not None:
         return user
+    _remember_wanted_page()
     _login_form()
     st.stop()
     raise AssertionError("unreachable")  # st.stop() raises

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
+from core import csv_import
 from core.auth import PermissionDenied, write_tenant
 from core.batches import BatchError, BatchProgress
 from core.bulk import (
@@ -30,7 +31,7 @@ from core.bulk import (
 from core.compose import TemplateChoice, sendable_templates
 from core.csv_import import CsvError
 from core.money import DecimalMark
-from core.notify import NoticeRejected
+from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.templates import render_preview
 from core.users import UserInfo
 from dashboard import runtime
@@ -48,6 +49,18 @@ FIELD_LABELS = {
     "document_link": "PDF link",
     "header": "Header",
 }
+#: The upload limit shown and enforced by the browser: what `read_csv` accepts.
+MAX_UPLOAD_MB = max(1, csv_import.MAX_BYTES // (1024 * 1024))
+#: How the file's encoding is named to a buyer.
+ENCODINGS = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8 (BOM)",
+    "cp1252": "Windows (ANSI)",
+    "latin-1": "Latin-1",
+    "utf-16": "UTF-16",
+}
+#: Refused rows shown as a plain table up to this many (a scrolling grid beyond).
+TABLE_ROWS = 100
 #: Fields a file may leave out.
 OPTIONAL_FIELDS = frozenset({"currency", "language"})
 
@@ -61,14 +74,14 @@ def render(user: UserInfo) -> None:
         "commas and accents are fine). Every row is checked before anything is sent."
     )
     batch_id = _open_batch_id()
+    if batch_id:
+        with st.container(border=True):
+            _batch_panel(db, user, batch_id)
     upload_tab, batches_tab = st.tabs(["New batch", "Recent batches"])
     with upload_tab:
         _new_batch(db, user)
     with batches_tab:
         _recent(db, user)
-    if batch_id:
-        st.divider()
-        _batch_panel(db, user, batch_id)
 
 
 def _open_batch_id() -> str | None:
@@ -85,7 +98,10 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
             icon=":material/description:",
         )
         return
-    po_first = sorted(templates, key=lambda t: (not t.po_notice, t.name, t.language))
+    po_first = sorted(
+        templates,
+        key=lambda t: (not t.po_notice, t.needs_document, t.name, t.language != DEFAULT_LANGUAGE),
+    )
     left, right = st.columns([1, 1])
     template = left.selectbox(
         "Template", po_first, format_func=lambda t: t.label, key="bulk_template"
@@ -98,7 +114,9 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
         key="bulk_decimal",
         help="Detect reads 1.234,50 and 1,234.50 and refuses amounts such as 2.750",
     )
-    upload = st.file_uploader("CSV file", type=["csv", "txt"], key="bulk_file")
+    upload = st.file_uploader(
+        "CSV file", type=["csv", "txt"], key="bulk_file", max_upload_size=MAX_UPLOAD_MB
+    )
     if upload is None or template is None:
         st.caption(
             "Columns the file needs for a PO notice: supplier name, phone, PO number and "
@@ -177,26 +195,31 @@ def _checks(plan: BulkPlan) -> None:
     cols[0].metric("Rows in the file", len(plan.checks))
     cols[1].metric("Ready to send", plan.valid_count)
     cols[2].metric("Refused", len(rejected))
-    cols[3].metric("Read as", f"{plan.table.encoding}, “{_sep(plan.table.delimiter)}”")
+    cols[3].metric(
+        "Read as",
+        ENCODINGS.get(plan.table.encoding, plan.table.encoding),
+        _sep(plan.table.delimiter),
+        delta_color="off",
+        delta_arrow="off",
+    )
     if rejected:
         st.error(
             f"**{len(rejected)} row{'s' if len(rejected) != 1 else ''} will not be sent.** "
             "Fix them in the file and upload it again, or send the others now.",
             icon=":material/error:",
         )
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "Row": [c.row_number for c in rejected],
-                    "Supplier": [c.values.get("supplier_name", "") for c in rejected],
-                    "Phone": [c.values.get("phone", "") for c in rejected],
-                    "Reason": ["; ".join(c.errors) for c in rejected],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-            key="bulk_rejected",
+        frame = pd.DataFrame(
+            {
+                "Row": [c.row_number for c in rejected],
+                "Supplier": [c.values.get("supplier_name", "") for c in rejected],
+                "Phone": [c.values.get("phone", "") for c in rejected],
+                "Reason": ["; ".join(c.errors) for c in rejected],
+            }
         )
+        if len(frame) <= TABLE_ROWS:  # a plain table: readable, searchable, printable
+            st.table(frame, hide_index=True)
+        else:
+            st.dataframe(frame, hide_index=True, width="stretch", key="bulk_rejected")
     if warned:
         with st.expander(f"{len(warned)} row(s) with a warning (they will be sent)"):
             for check in warned:
@@ -221,7 +244,7 @@ def _checks(plan: BulkPlan) -> None:
 
 
 def _sep(delimiter: str) -> str:
-    return {",": ",", ";": ";", "\t": "tab"}.get(delimiter, delimiter)
+    return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(delimiter, delimiter)
 
 
 def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: str) -> None:
@@ -329,19 +352,19 @@ def _state_label(progress: BatchProgress) -> str:
 
 
 def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
-    buttons = st.columns(4)
+    buttons = st.container(horizontal=True)
     retryable = progress.failed + progress.needs_attention
     try:
         if progress.status == "running" and not progress.done:
-            if buttons[0].button("Pause", icon=":material/pause:", key="bulk_pause"):
+            if buttons.button("Pause", icon=":material/pause:", key="bulk_pause"):
                 pause_batch_for(user, progress.batch_id, engine=db)
                 st.rerun(scope="fragment")
-        elif progress.status == "paused" and buttons[0].button(
+        elif progress.status == "paused" and buttons.button(
             "Resume", icon=":material/play_arrow:", type="primary", key="bulk_resume"
         ):
             resume_batch_for(user, progress.batch_id, engine=db)
             st.rerun(scope="fragment")
-        if buttons[1].button(
+        if buttons.button(
             f"Retry failed ({retryable})",
             icon=":material/replay:",
             disabled=retryable == 0,
@@ -355,7 +378,7 @@ def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
     def results() -> bytes:
         return results_csv_for_user(user, progress.batch_id, engine=db)
 
-    buttons[2].download_button(
+    buttons.download_button(
         "Download results (CSV)",
         data=results,
         file_name=f"{_safe_name(progress.name)}-results.csv",

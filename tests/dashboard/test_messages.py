@@ -1,0 +1,137 @@
+"""The messages page (AppTest) on a real SQLite file: search, paging, hostile input, the
+timeline and the deliberate, confirmed resend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from core.db import session_scope
+from core.models.messages import WhatsAppMessage
+from tests.dashboard.pages import dashboard_env, page, person, texts
+
+__all__ = ["dashboard_env"]
+
+MODULE = "dashboard.views.messages"
+NOW = datetime.now(UTC)
+
+
+def _message(engine: Engine, n: int, *, tenant: str = "default", **values: object) -> str:
+    at = values.pop("at", NOW - timedelta(minutes=n))
+    row = WhatsAppMessage(
+        tenant_id=tenant,
+        idempotency_key=f"t:{tenant}:{n}",
+        recipient_phone=str(values.pop("phone", f"+3461200{n:04d}")),
+        request_payload={"type": "template", "template": {"name": "po_notification"}},
+        template_name="po_notification",
+        status=str(values.pop("status", "delivered")),
+        po_number=str(values.pop("po", f"PO-2026-{n:04d}")),
+        body_text="Hola, le enviamos el pedido",
+        created_at=at,
+        updated_at=at,
+        **values,
+    )
+    with session_scope(engine) as session:
+        session.add(row)
+    return row.id
+
+
+def _table_pos(at: object) -> list[str]:
+    return list(at.dataframe[0].value["PO"])  # type: ignore[attr-defined]
+
+
+def test_search_by_po_phone_and_status(dashboard_env: str, engine: Engine) -> None:
+    _message(engine, 1)
+    _message(engine, 2, status="failed", error_code=131026)
+    _message(engine, 3, phone="+34699111222")
+    at = page(MODULE, person("manager")).run()
+    assert not at.exception
+    assert len(_table_pos(at)) == 3
+    at.text_input(key="messages_po").set_value("po-2026-0002").run()
+    assert _table_pos(at) == ["PO-2026-0002"]
+    assert "Undeliverable" in str(at.dataframe[0].value["Problem"].iloc[0])
+    at.text_input(key="messages_po").set_value("").run()
+    at.text_input(key="messages_phone").set_value("699 111 222").run()
+    assert _table_pos(at) == ["PO-2026-0003"]
+    at.text_input(key="messages_phone").set_value("").run()
+    at.multiselect(key="messages_status").set_value(["failed"]).run()
+    assert _table_pos(at) == ["PO-2026-0002"]
+
+
+def test_hostile_search_text_is_plain_text(dashboard_env: str, engine: Engine) -> None:
+    _message(engine, 1)
+    at = page(MODULE, person("manager")).run()
+    at.text_input(key="messages_po").set_value("%").run()
+    assert "No messages found" in texts(at)
+    at.text_input(key="messages_po").set_value("'; DROP TABLE whatsapp_messages; --").run()
+    assert "No messages found" in texts(at)
+    at.text_input(key="messages_po").set_value("").run()
+    at.text_input(key="messages_phone").set_value("robert'); --").run()
+    assert "needs some digits" in texts(at)
+    at.text_input(key="messages_phone").set_value("x" * 500).run()
+    assert "at most 64 characters" in texts(at)
+    with Session(engine) as session:
+        assert len(session.exec(select(WhatsAppMessage)).all()) == 1
+
+
+def test_results_are_paged(dashboard_env: str, engine: Engine) -> None:
+    for n in range(1, 121):
+        _message(engine, n)
+    at = page(MODULE, person("manager")).run()
+    assert len(_table_pos(at)) == 50
+    assert "1–50 of 120" in texts(at)
+    assert "Page 1 of 3" in texts(at)
+    at.button(key="messages_next").click().run()
+    assert "51–100 of 120" in texts(at)
+    assert _table_pos(at)[0] == "PO-2026-0051"
+    at.text_input(key="messages_po").set_value("PO-2026-01").run()  # new filter: page 1
+    assert "1–21 of 21" in texts(at)
+
+
+def test_the_timeline_and_a_confirmed_resend(dashboard_env: str, engine: Engine) -> None:
+    failed = _message(engine, 1, status="failed", error_code=131053,
+                      accepted_at=NOW - timedelta(minutes=1),
+                      failed_at=NOW - timedelta(seconds=30))  # fmt: skip
+    at = page(MODULE, person("manager"))
+    at.session_state["messages_selected"] = failed
+    at.run()
+    assert "Accepted by WhatsApp" in texts(at)
+    assert "Status: failed" in texts(at)
+    assert "PDF/image" in texts(at)
+    at.button(key=f"resend_{failed}").click().run()
+    assert "Send this message again" in texts(at)
+    with Session(engine) as session:
+        assert len(session.exec(select(WhatsAppMessage)).all()) == 1  # nothing yet
+    at.button(key=f"resend_yes_{failed}").click().run()
+    assert not at.exception
+    with Session(engine) as session:
+        copies = session.exec(
+            select(WhatsAppMessage).where(col(WhatsAppMessage.id) != failed)
+        ).all()
+    assert len(copies) == 1
+    assert copies[0].status == "pending" and (copies[0].meta or {})["resend_of"] == failed
+    assert copies[0].created_by == "manager-user"
+
+
+def test_resend_is_not_offered_for_delivered_or_foreign_messages(
+    dashboard_env: str, engine: Engine
+) -> None:
+    delivered = _message(engine, 1)
+    foreign = _message(engine, 2, tenant="branch", status="failed")
+    at = page(MODULE, person("manager", "default", "branch"))
+    at.session_state["messages_selected"] = delivered
+    at.run()
+    assert not [b for b in at.button if b.key == f"resend_{delivered}"]
+    at.session_state["messages_selected"] = foreign
+    at.run()
+    assert not [b for b in at.button if b.key == f"resend_{foreign}"]
+    assert "Resend from an account of that tenant" in texts(at)
+
+
+def test_buyers_are_refused(dashboard_env: str, engine: Engine) -> None:
+    _message(engine, 1)
+    at = page(MODULE, person("buyer")).run()
+    assert "may not view messages" in texts(at)
+    assert not at.dataframe

@@ -1,0 +1,122 @@
+"""One reading of the whole system's health for the dashboard's health page.
+
+Sandbox or live; whether the Cloud API answers and accepts the token; the business
+number's quality rating and messaging tier; whether sending is paused (and why) with
+the queue's depth; the webhook pipeline (last event received, backlog, held statuses);
+the local template registry. Each probe reports its failure instead of raising, so the
+page always renders, and nothing secret (token, app secret) is ever part of a reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+
+from core.auth import Action, require
+from core.cloud_api import CloudApiClient, PhoneHealth
+from core.control import ControlState, resume_sending, sending_state
+from core.errors import GraphError
+from core.models.templates import WhatsAppTemplate
+from core.settings import Settings
+from core.users import UserInfo
+from core.webhooks.health import WebhookHealth, read_health
+
+#: Codes meaning "the token is wrong or lacks permission" rather than "Meta is down".
+TOKEN_CODES = frozenset({190, 10, 200, 3})
+API_TIMEOUT_SECONDS = 8.0
+
+
+@dataclass(frozen=True)
+class ApiCheck:
+    """Did the Cloud API answer a read of the phone number, and what it said."""
+
+    reachable: bool
+    token_ok: bool
+    phone: PhoneHealth | None = None
+    problem: str | None = None  # plain words, never the token
+
+    @property
+    def ok(self) -> bool:
+        """True when the API answered and accepted the token."""
+        return self.reachable and self.token_ok
+
+
+@dataclass(frozen=True)
+class TemplateRegistryState:
+    """How many templates the tenant has locally, and when they were last synced."""
+
+    total: int
+    approved: int
+    held: int
+    last_synced_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Everything the health page shows."""
+
+    sandbox_mode: bool
+    api_base_url: str
+    api_version: str
+    phone_number_id: str
+    api: ApiCheck
+    sending: ControlState
+    webhooks: WebhookHealth
+    templates: TemplateRegistryState
+
+
+async def check_api(settings: Settings, within: float = API_TIMEOUT_SECONDS) -> ApiCheck:
+    """Read the business number from the Cloud API (or the sandbox) to prove access."""
+    try:
+        async with asyncio.timeout(within), CloudApiClient(settings, max_connections=1) as client:
+            phone = await client.phone_health()
+    except TimeoutError:
+        return ApiCheck(False, False, problem=f"No answer within {within:.0f} s")
+    except GraphError as exc:
+        if exc.http_status == 599 or (exc.code is None and (exc.http_status or 500) >= 500):
+            return ApiCheck(False, False, problem=f"Cannot reach the API: {exc.message}")
+        if exc.code in TOKEN_CODES or exc.http_status == 401:
+            return ApiCheck(True, False, problem=f"The access token was refused: {exc.reason}")
+        return ApiCheck(True, True, problem=f"The API answered with an error: {exc.reason}")
+    return ApiCheck(True, True, phone=phone)
+
+
+def template_registry_state(engine: Engine, tenant_id: str) -> TemplateRegistryState:
+    """Counts of the tenant's active templates (approved, held) and the last sync time."""
+    t = WhatsAppTemplate.__table__.c  # type: ignore[attr-defined]
+    query = select(
+        func.count(),
+        func.count().filter(t.status == "APPROVED"),
+        func.count().filter(t.held_reason.is_not(None)),
+        func.max(t.synced_at),
+    ).where(t.tenant_id == tenant_id, t.is_active.is_(True))
+    with engine.connect() as conn:
+        total, approved, held, synced = conn.execute(query).one()
+    return TemplateRegistryState(int(total), int(approved), int(held), synced)
+
+
+def read_system_health(
+    engine: Engine, settings: Settings, tenant_id: str, *, api: ApiCheck | None = None
+) -> HealthReport:
+    """A full reading; the API probe runs here unless one is passed in (it is the slow part)."""
+    if api is None:
+        api = asyncio.run(check_api(settings))
+    return HealthReport(
+        sandbox_mode=settings.sandbox_mode,
+        api_base_url=settings.api_base_url,
+        api_version=settings.whatsapp_api_version,
+        phone_number_id=settings.phone_number_id,
+        api=api,
+        sending=sending_state(engine, settings.phone_number_id, tenant_id),
+        webhooks=read_health(engine),
+        templates=template_registry_state(engine, tenant_id),
+    )
+
+
+def resume(engine: Engine, settings: Settings, user: UserInfo | None) -> ControlState:
+    """Lift a pause on the configured number, on an admin's word (role checked here)."""
+    who = require(user, Action.RESUME_SENDING)
+    return resume_sending(engine, settings.phone_number_id, who.username)

@@ -8,8 +8,11 @@ closes and `make run` needs no separate worker.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -49,8 +52,32 @@ class EmbeddedSender:
 
     def shutdown(self) -> None:
         """Ask the dispatcher to finish in-flight sends and stop."""
-        if self.loop is not None and self.stop is not None:
-            self.loop.call_soon_threadsafe(self.stop.set)
+        if self.loop is not None and self.stop is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(self.stop.set)
+
+    def stop_and_wait(self, timeout: float = 15.0) -> bool:
+        """Stop the dispatcher and wait for it (claimed rows go back to pending)."""
+        self.shutdown()
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+def _at_shutdown(callback: Callable[[], object]) -> None:
+    """Run `callback` when the process exits, before thread pools refuse new work.
+
+    Plain `atexit` runs too late: by then `concurrent.futures` has stopped accepting
+    work and the dispatcher's database calls would fail mid-shutdown, leaving claimed
+    rows as "sending". `threading`'s exit hooks run first (newest first).
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(callback)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            return
+    atexit.register(callback)
 
 
 def _run_sender(sender: EmbeddedSender, cfg: Settings, db: Engine) -> None:
@@ -82,5 +109,6 @@ def embedded_sender() -> EmbeddedSender | None:
     )
     sender.thread.start()
     sender.started.wait(timeout=5)
+    _at_shutdown(sender.stop_and_wait)
     log.info("embedded sender started in the dashboard process")
     return sender

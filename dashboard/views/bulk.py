@@ -8,6 +8,7 @@ survives closing the tab (the batch id is in the URL and in "Recent batches").
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -351,29 +352,43 @@ def _state_label(progress: BatchProgress) -> str:
     return "Done" if progress.done else "Sending"
 
 
+def _act(action: Callable[..., object], user: UserInfo, batch_id: str, db: Engine) -> None:
+    """Run a batch action from a button's callback, before the panel redraws."""
+    try:
+        action(user, batch_id, engine=db)
+    except (PermissionDenied, BatchError) as exc:
+        st.session_state["bulk_action_error"] = str(exc)
+
+
 def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
     buttons = st.container(horizontal=True)
     retryable = progress.failed + progress.needs_attention
-    try:
-        if progress.status == "running" and not progress.done:
-            if buttons.button("Pause", icon=":material/pause:", key="bulk_pause"):
-                pause_batch_for(user, progress.batch_id, engine=db)
-                st.rerun(scope="fragment")
-        elif progress.status == "paused" and buttons.button(
-            "Resume", icon=":material/play_arrow:", type="primary", key="bulk_resume"
-        ):
-            resume_batch_for(user, progress.batch_id, engine=db)
-            st.rerun(scope="fragment")
-        if buttons.button(
-            f"Retry failed ({retryable})",
-            icon=":material/replay:",
-            disabled=retryable == 0,
-            key="bulk_retry",
-        ):
-            retry_failed_for(user, progress.batch_id, engine=db)
-            st.rerun(scope="fragment")
-    except PermissionDenied as exc:
-        st.error(str(exc))
+    args = (user, progress.batch_id, db)
+    if progress.status == "running" and not progress.done:
+        buttons.button(
+            "Pause",
+            icon=":material/pause:",
+            key="bulk_pause",
+            on_click=_act,
+            args=(pause_batch_for, *args),
+        )
+    elif progress.status == "paused":
+        buttons.button(
+            "Resume",
+            icon=":material/play_arrow:",
+            type="primary",
+            key="bulk_resume",
+            on_click=_act,
+            args=(resume_batch_for, *args),
+        )
+    buttons.button(
+        f"Retry failed ({retryable})",
+        icon=":material/replay:",
+        disabled=retryable == 0,
+        key="bulk_retry",
+        on_click=_act,
+        args=(retry_failed_for, *args),
+    )
 
     def results() -> bytes:
         return results_csv_for_user(user, progress.batch_id, engine=db)
@@ -387,6 +402,9 @@ def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
         on_click="ignore",
         key="bulk_download",
     )
+    error = st.session_state.pop("bulk_action_error", None)
+    if error:
+        st.error(error)
 
 
 def _safe_name(name: str) -> str:

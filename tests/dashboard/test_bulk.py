@@ -1,0 +1,165 @@
+"""The bulk page (AppTest) on a real SQLite file: upload, mapping, refusals, batch panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from core.models.batches import SendBatch
+from core.models.messages import WhatsAppMessage
+from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
+from core.templates import upsert_templates
+from tests.dashboard.pages import dashboard_env, page, person, texts
+
+__all__ = ["dashboard_env"]
+
+MODULE = "dashboard.views.bulk"
+SAMPLES = Path("/work/shared/samples/csv")
+
+
+def _templates(engine: Engine) -> None:
+    upsert_templates(
+        engine, "default", [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
+    )
+
+
+def _upload(at, name: str, data: bytes):  # type: ignore[no-untyped-def]
+    at.file_uploader(key="bulk_file").set_value((name, data, "text/csv"))
+    return at.run()
+
+
+def test_a_fresh_install_has_useful_empty_states(dashboard_env: str, engine: Engine) -> None:
+    at = page(MODULE, person("buyer")).run()
+    assert not at.exception
+    shown = texts(at)
+    assert "No approved template yet" in shown and "No batches yet" in shown
+
+
+def test_the_sample_with_errors_lists_every_refused_row_with_its_reason(
+    dashboard_env: str, engine: Engine
+) -> None:
+    _templates(engine)
+    at = page(MODULE, person("buyer")).run()
+    assert at.selectbox(key="bulk_template").value.label == "po_notification (es)"
+    at = _upload(at, "errors.csv", (SAMPLES / "po_batch_with_errors.csv").read_bytes())
+    assert not at.exception
+    assert "6 rows will not be sent" in texts(at)
+    (table,) = at.table
+    refused = table.value
+    assert list(refused["Row"]) == [2, 3, 4, 5, 6, 7]
+    reasons = " | ".join(refused["Reason"])
+    for expected in (
+        "phone number is missing",
+        "too short",
+        "line break",
+        "'abc' is not an amount",
+        "Same PO, phone and template as row 1",
+        "spreadsheet formula",
+    ):
+        assert expected in reasons
+    assert [m.value for m in at.metric][:3] == ["7", "1", "6"]
+    assert at.button(key=next(b.key for b in at.button if b.key.startswith("bulk_go_"))).label == (
+        "Send 1 message"
+    )
+
+
+def test_an_ambiguous_amount_is_refused_until_the_separator_is_chosen(
+    dashboard_env: str, engine: Engine
+) -> None:
+    _templates(engine)
+    at = page(MODULE, person("buyer")).run()
+    at = _upload(at, "valid.csv", (SAMPLES / "po_batch_valid.csv").read_bytes())
+    assert "ambiguous: 2.750" in " ".join(at.table[0].value["Reason"])
+    at.radio(key="bulk_decimal").set_value(".").run()
+    assert "ambiguous" not in " ".join(at.table[0].value["Reason"])
+
+
+def test_unreadable_files_are_refused_with_a_reason(dashboard_env: str, engine: Engine) -> None:
+    _templates(engine)
+    at = page(MODULE, person("buyer")).run()
+    at = _upload(at, "book.csv", b"PK\x03\x04 an excel workbook")
+    assert "This file cannot be read" in texts(at) and "Excel workbook" in texts(at)
+    at = _upload(at, "mixed.csv", b"name;phone,mobile\nx;y,z\na,b;c\n")
+    assert "unclear which one separates" in texts(at)
+    at = _upload(at, "empty.csv", b"")
+    assert "empty" in texts(at)
+
+
+def test_a_remapped_column_is_used_and_sending_opens_the_batch_once(
+    dashboard_env: str, engine: Engine
+) -> None:
+    _templates(engine)
+    data = (
+        "Empresa;Móvil;Otro móvil;Pedido;Importe\n"
+        "Harinas;000;612 34 56 78;PO-1;10,50\n"
+        "Lácteos;000;612 555 111;PO-2;20,00\n"
+    ).encode("cp1252")
+    at = page(MODULE, person("buyer", name="ana")).run()
+    at = _upload(at, "marzo.csv", data)
+    phone = next(s for s in at.selectbox if s.label == "Phone")
+    assert phone.value == "Móvil"  # the guess
+    assert "2 rows will not be sent" in texts(at)
+    phone.set_value("Otro móvil").run()
+    assert "will not be sent" not in texts(at)
+    go = next(b for b in at.button if b.key and b.key.startswith("bulk_go_"))
+    assert go.label == "Send 2 messages"
+    go.click().run()
+    assert not at.exception
+    assert at.query_params["batch"]
+    with Session(engine) as session:
+        (batch,) = session.exec(select(SendBatch)).all()
+        messages = session.exec(select(WhatsAppMessage)).all()
+    assert batch.name == "marzo" and batch.created_by == "ana" and len(messages) == 2
+    assert "Batch: marzo" in texts(at)
+    (bar,) = at.get("progress")
+    assert "Sending — 0 of 2 messages settled" in str(bar.proto)
+    sent = next(b for b in at.button if b.key and b.key.startswith("bulk_sent_"))
+    assert sent.disabled  # the same file cannot start a second batch
+    at.button(key="bulk_pause").click().run()
+    with Session(engine) as session:
+        assert session.get(SendBatch, batch.id).status == "paused"  # type: ignore[union-attr]
+    at.button(key="bulk_resume").click().run()
+    with Session(engine) as session:
+        assert session.get(SendBatch, batch.id).status == "running"  # type: ignore[union-attr]
+
+
+def test_a_batch_of_another_tenant_cannot_be_opened(dashboard_env: str, engine: Engine) -> None:
+    with Session(engine) as session:
+        batch = SendBatch(tenant_id="other", name="secret", total_rows=1)
+        session.add(batch)
+        session.commit()
+        batch_id = batch.id
+    at = page(MODULE, person("buyer"))
+    at.query_params["batch"] = batch_id
+    at.run()
+    assert "does not exist or belongs to another tenant" in texts(at)
+    assert "secret" not in texts(at)
+
+
+def test_retry_failed_counts_and_resends_only_the_failed_rows(
+    dashboard_env: str, engine: Engine
+) -> None:
+    _templates(engine)
+    data = b"supplier;phone;po;amount\nA;612 34 56 78;PO-1;10.50\nB;612 555 111;PO-2;20.00\n"
+    at = page(MODULE, person("buyer", name="ana")).run()
+    at = _upload(at, "two.csv", data)
+    next(b for b in at.button if b.key and b.key.startswith("bulk_go_")).click().run()
+    with Session(engine) as session:
+        first, second = session.exec(select(WhatsAppMessage).order_by("batch_row")).all()
+        first.status, first.error_message = "failed", "Message undeliverable"
+        second.status = "delivered"
+        session.add_all([first, second])
+        session.commit()
+    at.run()
+    retry = at.button(key="bulk_retry")
+    assert retry.label == "Retry failed (1)" and not retry.disabled
+    retry.click().run()
+    assert not at.exception
+    with Session(engine) as session:
+        rows = session.exec(select(WhatsAppMessage)).all()
+    assert len(rows) == 3
+    (resent,) = [r for r in rows if r.idempotency_key.startswith("resend:")]
+    assert resent.status == "pending" and resent.po_number == "PO-1"
+    assert at.button(key="bulk_retry").label == "Retry failed (0)"

@@ -1,0 +1,46 @@
+"""core.template_admin on a real SQLite file and the real sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from core.auth import PermissionDenied
+from core.models.templates import WhatsAppTemplate
+from core.sandbox import SandboxServer
+from core.template_admin import sync_templates_as, template_summaries
+from core.templates import upsert_templates
+from tests.dashboard.pages import person
+from tests.fixtures.templates import po_notification, positional_reminder
+
+
+def test_summaries_explain_why_a_template_cannot_be_sent(engine: Engine) -> None:
+    rejected = positional_reminder(status="REJECTED", rejected_reason="TAG_CONTENT_MISMATCH")
+    upsert_templates(engine, "default", [po_notification("es"), rejected])
+    with Session(engine) as session:
+        row = session.exec(
+            select(WhatsAppTemplate).where(col(WhatsAppTemplate.template_name) == "po_notification")
+        ).one()
+        row.held_reason = "Meta paused it for low quality (132015)"
+        session.add(row)
+        session.commit()
+    by_name = {t.name: t for t in template_summaries(engine, "default")}
+    po, reminder = by_name["po_notification"], by_name["delivery_reminder"]
+    assert not po.sendable and "on hold" in (po.problem or "")
+    assert po.parameter_count == 3 and po.parameter_names == ("supplier_name", "po_number",
+                                                              "total_amount")  # fmt: skip
+    assert po.preview is not None and "{{supplier_name}}" in po.preview.body
+    assert reminder.rejected_reason == "TAG_CONTENT_MISMATCH" and not reminder.sendable
+    assert template_summaries(engine, "other-tenant") == []
+
+
+def test_only_admins_sync_and_only_for_their_tenant(
+    engine: Engine, sandbox_env: SandboxServer
+) -> None:
+    with pytest.raises(PermissionDenied):
+        sync_templates_as(engine, person("manager"))
+    report = sync_templates_as(engine, person("admin", "acme"))
+    assert report.added == 11
+    assert len(template_summaries(engine, "acme", include_inactive=True)) == 11
+    assert template_summaries(engine, "default") == []

@@ -1,0 +1,138 @@
+"""core/bulk.py: planning the sample CSVs, batches on behalf of a user, recent batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from core.auth import PermissionDenied
+from core.batches import BatchError
+from core.bulk import (
+    pause_batch_for,
+    plan_csv,
+    progress_for,
+    recent_batches,
+    results_csv_for_user,
+    resume_batch_for,
+    retry_failed_for,
+    start_batch_for,
+)
+from core.csv_import import CsvError
+from core.models.users import Role
+from core.notify import NoticeRejected
+from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
+from core.templates import upsert_templates
+from core.users import UserInfo
+
+SAMPLES = Path("/work/shared/samples/csv")
+
+
+def user(role: Role = Role.BUYER, tenant: str = "acme", *extra: str) -> UserInfo:
+    return UserInfo(1, f"{role}-1", "X", role, tenant, (tenant, *extra), True, False, None)
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    definitions = [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
+    for tenant in ("acme", "other"):
+        upsert_templates(engine, tenant, definitions)
+    return engine
+
+
+def plan(db: Engine, data: bytes, tenant: str = "acme", **kw: object):  # type: ignore[no-untyped-def]
+    return plan_csv(
+        data, tenant_id=tenant, template_name="po_notification", language="es", engine=db, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_the_sample_with_errors_keeps_one_row_and_says_why_for_the_rest(db: Engine) -> None:
+    checked = plan(db, (SAMPLES / "po_batch_with_errors.csv").read_bytes())
+    assert [c.row_number for c in checked.valid] == [1]
+    assert {c.row_number for c in checked.rejected} == {2, 3, 4, 5, 6, 7}
+    assert all(c.errors for c in checked.rejected)
+
+
+def test_a_european_export_reads_the_same_as_the_plain_one(db: Engine) -> None:
+    plain = (SAMPLES / "po_batch_valid.csv").read_bytes()
+    european = (
+        plain.decode("utf-8")
+        .replace(",", ";")
+        .replace("1234.50", "1234,50")
+        .replace("318.00", "318,00")
+        .replace("980.10", "980,10")
+        .replace('"Azúcares del Sur; S.A."', '"Azúcares del Sur, S.A."')
+    )
+    data = european.encode("cp1252")
+    a, b = plan(db, plain, decimal="."), plan(db, b"\xef\xbb\xbf" + european.encode(), decimal=",")
+    c = plan(db, data, decimal=",")
+    assert [x.params for x in b.checks if x.ok] == [x.params for x in c.checks if x.ok]
+    assert c.table.encoding == "cp1252" and c.table.delimiter == ";"
+    assert [x.values["supplier_name"] for x in c.checks][:3] == [
+        "Harinas Martín S.L.",
+        "Lácteos Ruiz",
+        "Azúcares del Sur, S.A.",
+    ]
+    assert len(a.valid) == len(c.valid)
+
+
+def test_unreadable_files_and_unknown_templates_are_refused(db: Engine) -> None:
+    with pytest.raises(CsvError, match="Excel workbook"):
+        plan(db, b"PK\x03\x04rest")
+    with pytest.raises(CsvError, match="binary"):
+        plan(db, b"a,b\n\x00\x01")
+    with pytest.raises(NoticeRejected, match="no template"):
+        plan_csv(b"a,b\n1,2\n", tenant_id="acme", template_name="nope", language="es", engine=db)
+
+
+def test_batches_run_for_the_users_tenant_and_role(db: Engine) -> None:
+    checked = plan(db, (SAMPLES / "po_batch_with_errors.csv").read_bytes())
+    with pytest.raises(PermissionDenied):
+        start_batch_for(user(Role.MANAGER), checked, "x", engine=db)
+    with pytest.raises(PermissionDenied, match="another tenant"):
+        start_batch_for(user(tenant="other"), checked, "x", engine=db)
+    batch = start_batch_for(user(), checked, "errores", engine=db)
+    assert batch.created_by == "buyer-1" and batch.total_rows == 7
+    progress = progress_for(user(), batch.id, engine=db)
+    assert progress.invalid_rows == 6 and progress.queued == 1
+    for action in (pause_batch_for, resume_batch_for, retry_failed_for):
+        with pytest.raises(PermissionDenied):
+            action(user(Role.MANAGER), batch.id, engine=db)
+        with pytest.raises(BatchError):
+            action(user(tenant="other"), batch.id, engine=db)
+    assert pause_batch_for(user(), batch.id, engine=db)
+    assert not pause_batch_for(user(), batch.id, engine=db)  # already paused
+    assert resume_batch_for(user(), batch.id, engine=db)
+    assert retry_failed_for(user(), batch.id, engine=db) == 0
+    with pytest.raises(BatchError):
+        progress_for(user(tenant="other"), batch.id, engine=db)
+    assert progress_for(user(Role.MANAGER, "other", "acme"), batch.id, engine=db).total_rows == 7
+
+
+def test_the_results_file_has_one_row_per_input_row_and_is_formula_safe(db: Engine) -> None:
+    checked = plan(db, (SAMPLES / "po_batch_with_errors.csv").read_bytes())
+    batch = start_batch_for(user(), checked, "errores", engine=db)
+    with pytest.raises(BatchError):
+        results_csv_for_user(user(tenant="other"), batch.id, engine=db)
+    data = results_csv_for_user(user(), batch.id, engine=db)
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert [r["row_number"] for r in rows] == [str(n) for n in range(1, 8)]
+    assert [r["outcome"] for r in rows] == ["queued", *["refused"] * 6]
+    assert rows[6]["supplier_name"].startswith("'=")
+    assert "line" in rows[3]["error"]
+
+
+def test_recent_batches_are_newest_first_and_never_another_tenants(db: Engine) -> None:
+    data = (SAMPLES / "po_batch_with_errors.csv").read_bytes()
+    first = start_batch_for(user(), plan(db, data), "first", engine=db)
+    second = start_batch_for(user(), plan(db, data), "second", engine=db)  # all already sent
+    start_batch_for(user(tenant="other"), plan(db, data, "other"), "theirs", engine=db)
+    listed = recent_batches(db, "acme")
+    assert [b.id for b in listed] == [second.id, first.id]
+    assert listed[0].status == "done" and listed[0].template == "po_notification (es)"
+    assert [b.name for b in recent_batches(db, "other")] == ["theirs"]
+    assert len(recent_batches(db, "acme", limit=1)) == 1
+    assert len(recent_batches(db, "acme", limit=-5)) == 1

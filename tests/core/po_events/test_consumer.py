@@ -25,6 +25,8 @@ from core.po_events.consumer import PoConsumerError, consume_po_events
 from core.po_events.intake import handle_po_event
 from core.po_events.publish import publish_po_event
 from core.po_events.topology import PROBLEMS_HEADER, REASON_HEADER
+from core.sandbox import SandboxServer
+from core.sender import drain
 from core.settings import get_settings, load_settings
 from tests.core.po_events.conftest import body_parameters, outbox, po_event, wait_until
 from tests.fixtures.rabbitmq import Broker
@@ -121,6 +123,34 @@ async def test_copies_delivered_together_are_one_notice(
     assert len(outbox(po_templates)) == 1
     assert await broker.counts(broker.names.queue) == (0, 0)
     assert await broker.drain(broker.names.dead_queue) == []
+
+
+async def test_each_po_reaches_the_sandbox_once_through_the_sender(
+    broker: Broker, po_templates: Engine, sandbox_env: SandboxServer
+) -> None:
+    """The whole road: ERP events on the broker (each PO published three times, once
+    under a new event id), the consumer, the outbox, the real sender and the sandbox's
+    HTTP API. Every PO is sent exactly once, to its own supplier."""
+    pos = [(f"45000123{n:02d}", f"+34 61234{n:04d}") for n in range(6)]
+    for round_ in range(3):
+        for number, phone in pos:
+            event_ = po_event(
+                event_id=f"evt-{number}-{round_ if round_ < 2 else 'replayed'}",
+                po={"id": number, "number": number},
+            )
+            event_["supplier"]["phone"] = phone
+            await publish_po_event(broker.url, event_, queue_prefix=broker.prefix)
+    async with running_consumer(broker, po_templates):
+        await eventually(lambda: _ready_is_zero(broker), "the consumer to take every event")
+    assert len(outbox(po_templates)) == len(pos)
+    report = await drain(get_settings(), po_templates, timeout=120)
+    assert report.stats.accepted == len(pos), report
+    sent = await asyncio.to_thread(sandbox_env.messages)
+    assert sorted(m["to"] for m in sent) == sorted(f"3461234{n:04d}" for n in range(6))
+    assert (await asyncio.to_thread(sandbox_env.stats))["duplicates"] == []
+    rows = outbox(po_templates)
+    assert {row.status for row in rows} == {MessageStatus.ACCEPTED}
+    assert {row.whatsapp_message_id for row in rows} == {m["id"] for m in sent}
 
 
 async def _ready_is_zero(broker: Broker) -> bool:

@@ -66,8 +66,8 @@ DEMO_SUPPLIERS: tuple[tuple[str, str, str, str], ...] = (
     ("Conservas Rías Baixas", "+34612345607", "es", "Vigo"),
     ("Papelera Castellana S.A.", "+34612345608", "es", "Burgos"),
     ("Quesos La Mancha S.L.", "+34612345609", "es", "Ciudad Real"),
-    ("Bright Packaging Ltd", "+447700900101", "en", "Leeds"),
-    ("Northern Mills Ltd", "+447700900102", "en", "Manchester"),
+    ("Bright Packaging Ltd", "+447911123456", "en", "Leeds"),
+    ("Northern Mills Ltd", "+447911123457", "en", "Manchester"),
     ("Azeites do Douro Lda", "+351912345603", "en", "Porto"),
 )
 

@@ -102,3 +102,11 @@ def test_real_data_is_left_alone(engine: Engine) -> None:
     with Session(engine) as session:
         kept = session.exec(select(Supplier).where(col(Supplier.name) == "Real S.A.")).all()
         assert [s.phone_e164 for s in kept] == ["+34699000111"]
+
+
+def test_every_demo_supplier_gets_notices(engine: Engine) -> None:
+    seed_demo(engine, "default", now=NOW)
+    with Session(engine) as session:
+        used = set(session.exec(select(WhatsAppMessage.supplier_id).distinct()).all())
+        suppliers = {s.id for s in session.exec(select(Supplier)).all()}
+    assert suppliers and used == suppliers  # every demo number passes phone validation

@@ -7,7 +7,7 @@ for the broker's confirm: when `publish_po_event` returns, RabbitMQ has the even
 From a shell, to check a deployment end to end (RABBITMQ_URL is read as by wanotify)::
 
     python -m core.po_events.publish event.json     # a file, or - for standard input
-    python -m core.po_events.publish --example      # a made-up event for the default tenant
+    python -m core.po_events.publish --example --phone "+34 600 000 000"   # a TEST-... PO
 """
 
 from __future__ import annotations
@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", nargs="?", help="the event as JSON; - reads standard input")
     parser.add_argument("--example", action="store_true", help="publish a made-up event")
     parser.add_argument("--tenant", default=None, help="tenant of --example (default tenant)")
+    parser.add_argument(
+        "--phone", default=None, help="supplier phone of --example (required with a real account)"
+    )
+    parser.add_argument("--po-number", default=None, help="PO number of --example (TEST-...)")
     parser.add_argument("--prefix", default="wanotify", help="exchange/queue name prefix")
     args = parser.parse_args(argv)
     from core.settings import get_settings
@@ -133,10 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.example == bool(args.file):
         parser.error("give an event FILE (or -) or --example, not both")
+    if args.example and args.phone is None and not settings.sandbox_mode:
+        # The made-up supplier's number could be someone's: never message it for real.
+        parser.error("with a real WhatsApp account, --example needs --phone (your own number)")
     if args.example:
-        body: bytes = encode_event(
-            example_po_event(tenant_id=args.tenant or settings.default_tenant)
+        example = example_po_event(
+            tenant_id=args.tenant or settings.default_tenant,
+            po_number=args.po_number or f"TEST-{uuid.uuid4().hex[:8].upper()}",
+            **({"phone": args.phone} if args.phone else {}),
         )
+        body: bytes = encode_event(example)
     elif args.file == "-":
         body = sys.stdin.buffer.read()
     else:

@@ -49,8 +49,27 @@ async def test_the_command_publishes_a_file_or_the_example(
     printed = capsys.readouterr().out.split()
     assert len(printed) == 2
     bodies = [json.loads(m.body) for m in await broker.drain(broker.names.queue)]
-    assert [b["po"]["number"] for b in bodies] == ["PO-CLI-1", "4500012345"]
+    assert bodies[0]["po"]["number"] == "PO-CLI-1"
+    assert bodies[1]["po"]["number"].startswith("TEST-")  # a new PO each time: enqueued
     assert bodies[1]["tenant_id"] == "acme"
+
+
+async def test_with_a_real_account_the_example_goes_only_to_the_given_phone(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test-token")
+    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
+    get_settings.cache_clear()
+    assert not get_settings().sandbox_mode
+    with pytest.raises(SystemExit):
+        main(["--example", "--prefix", broker.prefix])
+    assert "needs --phone" in capsys.readouterr().err
+    argv = ["--example", "--phone", "+34 600 111 222", "--po-number", "T-1", "--prefix",
+            broker.prefix]  # fmt: skip
+    assert await asyncio.to_thread(main, argv) == 0
+    [message] = await broker.drain(broker.names.queue)
+    body = json.loads(message.body)
+    assert body["supplier"]["phone"] == "+34 600 111 222" and body["po"]["number"] == "T-1"
 
 
 def test_the_command_says_why_it_cannot_publish(

@@ -21,9 +21,11 @@ from babel.numbers import is_currency
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlmodel import Session, col, select
 
+from core.auth import Action, require, write_tenant
 from core.db import session_scope
 from core.models.pricing import ANY, RateCardEntry
 from core.models.types import UTCDateTime, utcnow
+from core.users import UserInfo
 
 MICROS = 1_000_000
 #: Pricing categories Meta reports (lower case, as in webhooks).
@@ -350,3 +352,40 @@ def _currency(code: str) -> str:
     if len(upper) != 3 or not upper.isalpha() or not is_currency(upper):
         raise RateCardError(f"{code[:10]!r} is not an ISO currency code such as USD or EUR")
     return upper
+
+
+# --- an admin's edits (role checked in the action) -------------------------------------
+
+
+def set_rate_as(
+    engine: Engine,
+    user: UserInfo | None,
+    *,
+    market: str,
+    category: str,
+    rate: Decimal | str,
+    currency: str,
+    effective_from: datetime,
+    pricing_type: str = "regular",
+    note: str | None = None,
+) -> Rate:
+    """`set_rate` for the admin's home tenant, recording who entered it."""
+    who = require(user, Action.MANAGE_SETTINGS)
+    return set_rate(
+        engine,
+        write_tenant(who),
+        market=market,
+        category=category,
+        rate=rate,
+        currency=currency,
+        effective_from=effective_from,
+        pricing_type=pricing_type,
+        note=note,
+        created_by=who.username,
+    )
+
+
+def delete_rate_as(engine: Engine, user: UserInfo | None, rate_id: int) -> bool:
+    """`delete_rate` for the admin's home tenant (False when the row is not theirs)."""
+    who = require(user, Action.MANAGE_SETTINGS)
+    return delete_rate(engine, write_tenant(who), rate_id)

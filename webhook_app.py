@@ -1,4 +1,4 @@
-"""The webhook app: Meta's webhook endpoints, a thin Starlette layer over `core.webhooks`.
+"""The webhook app: Meta's webhook endpoints, a thin ASGI layer over `core.webhooks`.
 
 - `GET  /api/v1/whatsapp/webhook`  Meta's subscription check (echoes `hub.challenge`).
 - `POST /api/v1/whatsapp/webhook`  signed events; 200 once they are durably journalled.
@@ -6,7 +6,9 @@
 - `GET  /metrics`                  Prometheus text.
 - `POST /api/v1/po-events`         the ERP's "PO approved" events (`core.po_events.http`).
 
-Serve it with `wanotify webhook` (or `uvicorn webhook_app:app`). More routes join through
+Serve it with `wanotify webhook` (or `uvicorn webhook_app:app`). The event POST is served
+by `core.webhooks.asgi` directly (at Meta's peak a framework's routing costs more than
+the event); every other route is Starlette's. More routes join through
 `create_app(extra_routes=...)`; they reach the database and settings through
 `request.app.state.engine` / `.settings` (and the pipeline through `.webhooks`).
 """
@@ -19,12 +21,14 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.datastructures import State
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.po_events.http import handle_http_po_event
 from core.settings import Settings, get_settings
+from core.webhooks.asgi import Receive, Scope, Send, receive_post, respond
 from core.webhooks.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from core.webhooks.runtime import Answer, ApplierTuning, WebhookRuntime
 
@@ -32,7 +36,6 @@ WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
 HEALTH_PATH = "/api/v1/whatsapp/health"
 METRICS_PATH = "/metrics"
 PO_EVENTS_PATH = "/api/v1/po-events"
-SIGNATURE_HEADER = "x-hub-signature-256"
 
 log = logging.getLogger("wanotify.webhook_app")
 
@@ -40,29 +43,6 @@ log = logging.getLogger("wanotify.webhook_app")
 def _runtime(request: Request) -> WebhookRuntime:
     runtime: WebhookRuntime = request.app.state.webhooks
     return runtime
-
-
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json"
-
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it grows past `limit` bytes."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _respond(answer: Answer) -> Response:
-    return PlainTextResponse(answer.message, status_code=answer.status_code)
 
 
 async def verify_subscription(request: Request) -> Response:
@@ -74,33 +54,6 @@ async def verify_subscription(request: Request) -> Response:
     if challenge is None:
         return PlainTextResponse("Forbidden", status_code=403)
     return PlainTextResponse(challenge, headers={"X-Content-Type-Options": "nosniff"})
-
-
-async def receive_events(request: Request) -> Response:
-    """Signed events: size and type checks here, signature and journal in the runtime."""
-    runtime = _runtime(request)
-    limit = runtime.max_body_bytes
-    length = request.headers.get("content-length")
-    if length is not None and not length.strip().isdigit():
-        return _respond(runtime.reject("bad_content_length", 400, "invalid Content-Length"))
-    if length is not None and int(length) > limit:
-        return _respond(runtime.reject("too_large", 413, f"body over {limit} bytes"))
-    if not _is_json(request.headers.get("content-type")):
-        return _respond(
-            runtime.reject("content_type", 415, "Content-Type must be application/json")
-        )
-    try:
-        body = await _read_limited(request, limit)
-    except ClientDisconnect:
-        return _respond(runtime.reject("client_disconnected", 400, "client went away"))
-    if body is None:
-        return _respond(runtime.reject("too_large", 413, f"body over {limit} bytes"))
-    try:
-        answer = await runtime.receive(body, request.headers.get(SIGNATURE_HEADER))
-    except Exception:  # never a 500: Meta keeps the event and retries after a 503
-        log.exception("webhook POST failed")
-        return _respond(runtime.reject("internal_error", 503, "temporarily unavailable"))
-    return _respond(answer)
 
 
 async def health(request: Request) -> Response:
@@ -119,14 +72,36 @@ async def metrics(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    """The webhook app's own routes."""
+    """The Starlette routes (the event POST is served before them, by `WebhookApp`)."""
     return [
         Route(WEBHOOK_PATH, verify_subscription, methods=["GET"]),
-        Route(WEBHOOK_PATH, receive_events, methods=["POST"]),
         Route(HEALTH_PATH, health, methods=["GET"]),
         Route(METRICS_PATH, metrics, methods=["GET"]),
         Route(PO_EVENTS_PATH, handle_http_po_event, methods=["POST"]),
     ]
+
+
+class WebhookApp:
+    """The ASGI app: the event POST straight to `core.webhooks.asgi`, the rest to Starlette."""
+
+    def __init__(self, starlette: Starlette) -> None:
+        self.starlette = starlette
+
+    @property
+    def state(self) -> State:
+        """The Starlette app's state (`webhooks`, `engine`, `settings` once started)."""
+        return self.starlette.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI connection."""
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == WEBHOOK_PATH:
+            runtime = getattr(self.starlette.state, "webhooks", None)
+            if runtime is None:  # not started (or stopping): Meta retries a 503
+                await respond(send, Answer(503, "not_started", "webhook app is not running"))
+                return
+            await receive_post(runtime, scope, receive, send)
+            return
+        await self.starlette(scope, receive, send)
 
 
 def create_app(
@@ -135,7 +110,7 @@ def create_app(
     *,
     tuning: ApplierTuning | None = None,
     extra_routes: Sequence[BaseRoute] = (),
-) -> Starlette:
+) -> WebhookApp:
     """A webhook app; settings are read at startup when not given (so importing is free)."""
 
     @asynccontextmanager
@@ -149,8 +124,9 @@ def create_app(
             yield
         finally:
             await runtime.stop()
+            del app.state.webhooks
 
-    return Starlette(routes=[*routes(), *extra_routes], lifespan=lifespan)
+    return WebhookApp(Starlette(routes=[*routes(), *extra_routes], lifespan=lifespan))
 
 
 app = create_app()

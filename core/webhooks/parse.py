@@ -215,7 +215,8 @@ def count_events(doc: dict[str, Any]) -> int:
     Used to size applier batches; the full, lenient parse happens once, in the applier.
     """
     count = 0
-    for entry in doc.get("entry") or ():
+    entries = doc.get("entry")
+    for entry in entries if isinstance(entries, list) else ():
         changes = entry.get("changes") if isinstance(entry, dict) else None
         for change in changes if isinstance(changes, list) else ():
             value = change.get("value") if isinstance(change, dict) else None
@@ -236,7 +237,11 @@ def parse_payload(doc: dict[str, Any], received_at: datetime) -> ParsedPayload:
     if parsed.object != WHATSAPP_OBJECT:
         parsed.issues.append(f"object {_show(obj)} is not {WHATSAPP_OBJECT}: ignored")
         return parsed
-    for i, entry in enumerate(doc.get("entry") or []):
+    entries = doc.get("entry")
+    if not isinstance(entries, list):
+        parsed.issues.append("`entry` is not a list")
+        return parsed
+    for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             parsed.issues.append(f"entry[{i}] is not an object")
             continue

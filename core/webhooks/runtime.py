@@ -23,6 +23,13 @@ from core.db import get_engine
 from core.models.types import utcnow
 from core.settings import Settings
 from core.webhooks.apply import DEFAULT_HOLD_GRACE, ApplyReport, apply_next_batch, sweep_held
+from core.webhooks.checkpoint import (
+    RESTART_BYTES,
+    Checkpointer,
+    checkpoint,
+    take_over_checkpoints,
+    wal_bytes,
+)
 from core.webhooks.health import WebhookHealth, read_health
 from core.webhooks.journal import Journal, JournalUnavailable, ReceiptIn
 from core.webhooks.metrics import WebhookMetrics
@@ -75,6 +82,7 @@ class WebhookRuntime:
         self._applier: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._checkpointer: Checkpointer | None = None
 
     @property
     def max_body_bytes(self) -> int:
@@ -84,6 +92,9 @@ class WebhookRuntime:
     async def start(self) -> None:
         """Start the database thread, the journal and the applier."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-db")
+        if take_over_checkpoints(self.engine):  # SQLite: no fsync stalls inside commits
+            self._checkpointer = Checkpointer(self.engine)
+            self._checkpointer.start()
         self._journal = Journal(self.engine, self._executor, on_commit=self._committed)
         self._stopping = False
         self._applier = asyncio.create_task(self._apply_forever(), name="webhook-applier")
@@ -103,6 +114,9 @@ class WebhookRuntime:
             await self._journal.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
     def verify_subscription(
         self, mode: str | None, token: str | None, challenge: str | None
@@ -192,6 +206,8 @@ class WebhookRuntime:
                     default_tenant=self.settings.default_tenant,
                 )
                 self.metrics.count_applied(report)
+                if self._checkpointer is not None and wal_bytes(self.engine) > RESTART_BYTES:
+                    await self._run_db(checkpoint, self.engine)  # lets the WAL restart
                 if loop.time() >= next_sweep:
                     recheck = loop.time() >= next_unmatched
                     swept: ApplyReport = await self._run_db(

@@ -44,5 +44,8 @@ def check_signature(secret: str, body: bytes, header: str | None) -> SignatureCh
     return SignatureCheck.MISMATCH
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def _is_hex(value: str) -> bool:
-    return all(c in "0123456789abcdef" for c in value)
+    return _HEX.issuperset(value)

@@ -9,7 +9,7 @@ was reported, and each stage keeps its earliest timestamp.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from core.models.messages import MessageStatus
@@ -54,29 +54,53 @@ def apply_stage(progress: Progress, stage: str, at: datetime) -> Progress:
     """
     if stage not in WEBHOOK_STAGES:
         return progress
+    sent_at, delivered_at, read_at = progress.sent_at, progress.delivered_at, progress.read_at
+    failed_at = progress.failed_at
     if stage == "failed":
-        failed = replace(progress, failed_at=_earliest(progress.failed_at, at))
-        return replace(failed, status=derive_status(failed))
-    updated = progress
-    if stage in ("read",):
-        updated = replace(updated, read_at=_earliest(updated.read_at, at))
-    if stage in ("read", "delivered"):
-        updated = replace(updated, delivered_at=_earliest(updated.delivered_at, at))
-    updated = replace(updated, sent_at=_earliest(updated.sent_at, at))
-    return replace(updated, status=derive_status(updated))
+        failed_at = _earliest(failed_at, at)
+    else:
+        if stage == "read":
+            read_at = _earliest(read_at, at)
+        if stage in ("read", "delivered"):
+            delivered_at = _earliest(delivered_at, at)
+        sent_at = _earliest(sent_at, at)
+    # One construction per event (this runs for every status at Meta's peak rate).
+    return Progress(
+        status=_status_of(progress.status, sent_at, delivered_at, read_at, failed_at),
+        sent_at=sent_at,
+        delivered_at=delivered_at,
+        read_at=read_at,
+        failed_at=failed_at,
+    )
+
+
+def _status_of(
+    current: str,
+    sent_at: datetime | None,
+    delivered_at: datetime | None,
+    read_at: datetime | None,
+    failed_at: datetime | None,
+) -> str:
+    if read_at is not None:
+        return MessageStatus.READ
+    if delivered_at is not None:
+        return MessageStatus.DELIVERED
+    if failed_at is not None:
+        return MessageStatus.FAILED
+    if sent_at is not None:
+        return MessageStatus.SENT
+    return current
 
 
 def derive_status(progress: Progress) -> str:
     """The status the stage timestamps imply; pre-webhook statuses are kept as they are."""
-    if progress.read_at is not None:
-        return MessageStatus.READ
-    if progress.delivered_at is not None:
-        return MessageStatus.DELIVERED
-    if progress.failed_at is not None:
-        return MessageStatus.FAILED
-    if progress.sent_at is not None:
-        return MessageStatus.SENT
-    return progress.status
+    return _status_of(
+        progress.status,
+        progress.sent_at,
+        progress.delivered_at,
+        progress.read_at,
+        progress.failed_at,
+    )
 
 
 def is_final(status: str) -> bool:

@@ -99,6 +99,7 @@ class WebhookMetrics:
             ["state"],
             registry=r,
         )
+        self._accepted = self.requests.labels("accepted")  # once: this runs per request
 
     def count_rejected(self, reason: str) -> None:
         """One refused request."""
@@ -107,7 +108,7 @@ class WebhookMetrics:
 
     def count_accepted(self) -> None:
         """One acknowledged (journalled) body."""
-        self.requests.labels("accepted").inc()
+        self._accepted.inc()
 
     def count_applied(self, report: ApplyReport) -> None:
         """What one applier batch or sweep did, and the events in the receipts it took."""

@@ -522,6 +522,11 @@ def _unix(value: Any) -> float | None:
 
 
 def _string(value: Any, limit: int | None = None) -> str | None:
+    if type(value) is str:  # the usual case, first
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        value = value.strip()
+        return (value[:limit] if limit is not None else value) if value else None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -99,7 +100,15 @@ def worker(
     from core.sender import run_worker
 
     settings = _settings()
-    asyncio.run(run_worker(settings, get_engine(), worker_id=worker_id))
+
+    async def _serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)  # finish in-flight sends, then exit
+        await run_worker(settings, get_engine(), worker_id=worker_id, stop=stop)
+
+    asyncio.run(_serve())
 
 
 @app.command()

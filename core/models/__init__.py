@@ -4,7 +4,7 @@ import core.models.analytics  # covering index for the dashboard's charts
 import core.models.events  # noqa: F401  (webhook receipts, timelines, replies, acks)
 from core.models.base import metadata
 from core.models.batches import BatchRow, BatchStatus, SendBatch
-from core.models.control import SenderControl
+from core.models.control import SenderBudgetMember, SenderControl
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.pricing import RateCardEntry
 from core.models.suppliers import Supplier
@@ -19,6 +19,7 @@ __all__ = [
     "RateCardEntry",
     "Role",
     "SendBatch",
+    "SenderBudgetMember",
     "SenderControl",
     "Supplier",
     "User",

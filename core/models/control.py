@@ -26,3 +26,25 @@ class SenderControl(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+class SenderBudgetMember(SQLModel, table=True):
+    """A live sender worker's share of its phone number's throughput budget.
+
+    Workers split WHATSAPP_MAX_MPS between them through these rows (`core.sender.budget`):
+    `share` is the number of sends per one-second window this worker enforces now. After
+    lowering it, its window still holds starts made under `previous_share` until
+    `settled_at`, so nobody may take that room before then.
+    """
+
+    __tablename__ = "sender_budget_members"
+
+    worker_id: str = Field(primary_key=True, max_length=128)
+    phone_number_id: str = Field(max_length=64, index=True)
+    share: int = Field(default=0)
+    previous_share: int = Field(default=0)
+    settled_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    heartbeat_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    joined_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

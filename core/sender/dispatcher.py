@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 
 from core.errors import GraphError
 from core.models.types import utcnow
-from core.sender import store
+from core.sender import budget, store
 from core.sender.ratelimit import PAIR_INTERVAL_SECONDS, PairGate, RateLimiter, SlidingWindowLimiter
 from core.sender.recovery import INFLIGHT_LOST_CLASS, recover_stale
 from core.sender.retry import Action, RetryPolicy, decide
@@ -107,10 +107,13 @@ class DispatcherOptions:
     flush_rows: int = 1000
     pair_interval: float = PAIR_INTERVAL_SECONDS
     pair_margin: float = 0.1
-    window_margin: float = 0.01
+    window_margin: float = 0.02
     shutdown_timeout: float | None = None  # default: request timeout + 2 s
     phone_number_id: str | None = None
     seed: int | None = None  # jitter seed, for reproducible tests
+    #: share WHATSAPP_MAX_MPS with every other worker of the phone number (database)
+    shared_budget: bool = True
+    budget_refresh_seconds: float = budget.REFRESH_SECONDS
 
 
 @dataclass
@@ -158,7 +161,18 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.phone_number_id = opts.phone_number_id or settings.phone_number_id
         mps = opts.mps or settings.whatsapp_max_mps
-        self.limiter: RateLimiter = limiter or SlidingWindowLimiter(mps, margin=opts.window_margin)
+        self.cap = int(mps)
+        #: the limiter whose cap is this worker's share of the budget (None: not shared)
+        self._shared: SlidingWindowLimiter | None = None
+        if limiter is None:
+            window = SlidingWindowLimiter(mps, margin=opts.window_margin)
+            if opts.shared_budget:
+                window.set_cap(0)  # nothing until the first refresh grants a share
+                self._shared = window
+            limiter = window
+        self.limiter: RateLimiter = limiter
+        self._budget_executor: ThreadPoolExecutor | None = None
+        self.budget_share: budget.BudgetShare | None = None
         self.retry = opts.retry or RetryPolicy(max_attempts=settings.whatsapp_max_attempts)
         timeout = settings.whatsapp_request_timeout
         self.lease = opts.lease_seconds or max(60.0, 3 * timeout)
@@ -214,16 +228,78 @@ class Dispatcher:
         `shutdown_timeout`), return claimed-but-unsent rows to pending, flush writes.
         """
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"db-{self.worker_id}")
+        if self._shared is not None:
+            self._budget_executor = ThreadPoolExecutor(1, thread_name_prefix="budget")
         try:
             await self._start_up()
             async with self.client_factory() as client:
                 await self._run_tasks(client, stop, until_idle)
         finally:
+            await self._leave_budget()
             self._executor.shutdown(wait=True)
             self._executor = None
         return self.stats
 
+    # --- shared budget --------------------------------------------------------------
+
+    async def _refresh_budget(self) -> None:
+        """Renew this worker's share of the phone number's budget (own thread)."""
+        if self._shared is None or self._budget_executor is None:
+            return
+        asked_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        try:
+            share = await loop.run_in_executor(
+                self._budget_executor,
+                lambda: budget.refresh(
+                    self.engine,
+                    worker_id=self.worker_id,
+                    phone_number_id=self.phone_number_id,
+                    cap=self.cap,
+                    window_seconds=1.0 + self.options.window_margin,
+                ),
+            )
+        except Exception:  # the share simply expires; sending stops until a refresh works
+            log.warning("could not renew the throughput share", exc_info=True)
+            return
+        if share != self.budget_share:
+            log.info(
+                "throughput share: %d of %d msg/s (%d worker(s))",
+                share.share,
+                self.cap,
+                share.members,
+            )
+        self.budget_share = share
+        spent = time.monotonic() - asked_at
+        self._shared.set_cap(share.share, expires_in=budget.STOP_AFTER_SECONDS - spent)
+
+    async def _budget_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.options.budget_refresh_seconds)
+            await self._refresh_budget()
+
+    async def _leave_budget(self) -> None:
+        if self._shared is None or self._budget_executor is None:
+            return
+        self._shared.set_cap(0)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                self._budget_executor,
+                lambda: budget.leave(
+                    self.engine,
+                    worker_id=self.worker_id,
+                    window_seconds=1.0 + self.options.window_margin,
+                ),
+            )
+        except Exception:  # the row expires with its heartbeat anyway
+            log.warning("could not leave the throughput budget", exc_info=True)
+        finally:
+            self._budget_executor.shutdown(wait=True)
+            self._budget_executor = None
+
     async def _start_up(self) -> None:
+        await self._refresh_budget()
         report = await self._db(
             recover_stale, self.engine, lease_seconds=self.lease, grace_seconds=self.grace
         )
@@ -254,6 +330,7 @@ class Dispatcher:
         sender = asyncio.create_task(self._sender(client), name="dispatcher-sender")
         claimer = asyncio.create_task(self._claimer(until_idle), name="dispatcher-claimer")
         stopper = asyncio.create_task(stop.wait(), name="dispatcher-stop")
+        budgeter = asyncio.create_task(self._budget_loop(), name="dispatcher-budget")
         try:
             done, _ = await asyncio.wait(
                 {claimer, sender, writer, stopper}, return_when=asyncio.FIRST_COMPLETED
@@ -264,6 +341,8 @@ class Dispatcher:
         finally:
             stopper.cancel()
             await self._shut_down(claimer, sender, writer)
+            budgeter.cancel()
+            await asyncio.gather(budgeter, return_exceptions=True)
 
     async def _shut_down(
         self, claimer: asyncio.Task[None], sender: asyncio.Task[None], writer: asyncio.Task[None]

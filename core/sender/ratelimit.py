@@ -5,11 +5,15 @@
 cap in any window of `window + margin` seconds, which is stricter than Meta's count of
 accepted messages per second and so keeps us under it, while a saturated queue still
 starts a send the moment the oldest start leaves the window (≥ 97 % of the cap).
-A multi-process limiter (a budget shared through the database) implements the same
-interface.
+Several worker processes share one budget through the database (`core.sender.budget`):
+each runs this limiter with its share as the cap (`set_cap`), so together they never
+exceed the cap.
 
-Throughput errors (130429, 4, 80007) halve the rate (multiplicative decrease), hold it
-for a while, then ramp it back linearly to the cap (additive increase): AIMD.
+Throughput errors (130429, 4, 80007) cut the rate to 90 % (multiplicative decrease,
+once per window, so repeated errors compound: 81 %, 73 %, ... until Meta stops
+refusing), hold it for 1 s, then ramp it back linearly to the cap over 3 s (additive
+increase): AIMD. A single 130429 caused by network jitter costs little; a number whose
+real limit is lower than WHATSAPP_MAX_MPS converges to it in a few steps.
 
 `PairGate` keeps Meta's pair limit (one message per recipient per 6 s): it says when a
 recipient may next receive, so the dispatcher postpones that message and sends others.
@@ -22,6 +26,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Protocol
 
 Clock = Callable[[], float]
@@ -52,6 +57,15 @@ class SlidingWindowLimiter:
 
     `margin` absorbs the jitter between starting a request here and Meta counting it
     there; it costs `margin / window` of throughput (1 % for 10 ms).
+
+    Starts are also spread out: at most `ceil(limit / slices)` in any `1 / slices` of
+    the window. A whole second's quota fired at once (the first second of a batch,
+    when every connection is new) reaches Meta spread over the time its connections
+    take to open, and so overlaps the next second's sends in Meta's count; evenly paced
+    starts arrive as they left. The full window stays the binding limit.
+
+    `set_cap` changes the cap at once (a share of a budget several workers split);
+    cap 0 stops every start until it is raised.
     """
 
     def __init__(
@@ -60,22 +74,30 @@ class SlidingWindowLimiter:
         *,
         window: float = 1.0,
         margin: float = 0.01,
-        hold_seconds: float = 5.0,
-        ramp_seconds: float = 10.0,
+        slices: int = 10,
+        decrease: float = 0.9,
+        hold_seconds: float = 1.0,
+        ramp_seconds: float = 3.0,
         min_rate: float = 1.0,
         clock: Clock = time.monotonic,
     ) -> None:
-        if cap <= 0 or window <= 0 or margin < 0:
-            raise ValueError("cap and window must be positive, margin not negative")
+        if cap < 0 or window <= 0 or margin < 0 or slices < 1:
+            raise ValueError("cap must not be negative, window positive, margin not negative")
         self.cap = float(cap)
         self._span = window + margin
         self._window = window
+        self._slices = slices
+        if not 0 < decrease < 1:
+            raise ValueError("decrease must be between 0 and 1")
+        self._decrease = decrease
         self._hold = hold_seconds
-        self._ramp_per_second = self.cap / ramp_seconds if ramp_seconds > 0 else math.inf
-        self._min_rate = min(min_rate, self.cap)
+        self._ramp_seconds = ramp_seconds
+        self._min_rate = min_rate
         self._clock = clock
         self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._cap_expires_at = math.inf
         self._penalty_rate: float | None = None
         self._penalty_at = -math.inf
         self.throttle_count = 0
@@ -85,46 +107,81 @@ class SlidingWindowLimiter:
         """Sends per second allowed now: the cap, or the AIMD-reduced rate."""
         return self._rate_at(self._clock())
 
+    def set_cap(self, cap: float, *, expires_in: float | None = None) -> None:
+        """Change the cap now (waiting starts re-check at once); 0 stops all starts.
+
+        With `expires_in`, the cap falls to 0 after that many seconds unless renewed: a
+        worker whose share of a shared budget could not be renewed must stop sending.
+        """
+        if cap < 0:
+            raise ValueError("cap must not be negative")
+        self.cap = float(cap)
+        self._cap_expires_at = math.inf if expires_in is None else self._clock() + expires_in
+        self._changed.set()
+
     def _rate_at(self, now: float) -> float:
+        if now >= self._cap_expires_at:
+            return 0.0
         if self._penalty_rate is None:
             return self.cap
         since = now - self._penalty_at
         if since < self._hold:
-            return self._penalty_rate
-        rate = self._penalty_rate + self._ramp_per_second * (since - self._hold)
+            return min(self.cap, self._penalty_rate)
+        ramp = self.cap / self._ramp_seconds if self._ramp_seconds > 0 else math.inf
+        rate = self._penalty_rate + ramp * (since - self._hold)
         if rate >= self.cap:
             self._penalty_rate = None
             return self.cap
         return rate
 
     def throttled(self) -> None:
-        """Halve the rate (once per window: a burst of 130429s is one signal)."""
+        """Cut the rate by `decrease` (once per window: a burst of 130429s is one signal)."""
         now = self._clock()
         if now - self._penalty_at < self._window:
             return
-        self._penalty_rate = max(self._min_rate, self._rate_at(now) / 2)
+        self._penalty_rate = max(min(self._min_rate, self.cap), self._rate_at(now) * self._decrease)
         self._penalty_at = now
         self.throttle_count += 1
 
     def _limit(self, now: float) -> int:
-        return max(1, math.floor(self._rate_at(now) * self._window + 1e-9))
+        rate = self._rate_at(now)
+        if rate <= 0:
+            return 0
+        return max(1, math.floor(rate * self._window + 1e-9))
+
+    def _wait(self, now: float) -> float | None:
+        """Seconds until one more start fits (0: now), or None while the cap is 0."""
+        horizon = now - self._span
+        starts = self._starts
+        while starts and starts[0] <= horizon:
+            starts.popleft()
+        limit = self._limit(now)
+        if limit == 0:
+            return None if now >= self._cap_expires_at or self.cap == 0 else 0.05
+        wait = 0.0
+        if len(starts) >= limit:  # the start that must leave the window first
+            wait = starts[len(starts) - limit] - horizon
+        slices = min(self._slices, limit)
+        burst = math.ceil(limit / slices)
+        if len(starts) >= burst:
+            slice_horizon = now - self._span / slices
+            wait = max(wait, starts[len(starts) - burst] - slice_horizon)
+        return max(wait, 0.0)
 
     async def acquire(self) -> None:
         """Wait for a free slot in the window, then record this start."""
         async with self._lock:
             while True:
                 now = self._clock()
-                horizon = now - self._span
-                starts = self._starts
-                while starts and starts[0] <= horizon:
-                    starts.popleft()
-                limit = self._limit(now)
-                if len(starts) < limit:
-                    starts.append(now)
+                wait = self._wait(now)
+                if wait == 0.0:
+                    self._starts.append(now)
                     return
-                # the start that must leave the window before one more fits
-                wait = starts[len(starts) - limit] - horizon
-                await asyncio.sleep(max(wait, 0.0))
+                self._changed.clear()
+                if self._cap_expires_at < math.inf and wait is not None:
+                    wait = min(wait, max(0.0, self._cap_expires_at - now))
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait)
 
     def starts_in_window(self) -> int:
         """How many starts the current window holds (for metrics and tests)."""

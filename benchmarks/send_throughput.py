@@ -1,0 +1,326 @@
+"""Send throughput: real `wanotify worker` processes against the sandbox at 150 ms latency.
+
+    python -m benchmarks.send_throughput [--caps 80,1000] [--seconds 8]
+        [--database-url postgresql://...] [--workers N] [--latency-ms 150]
+
+For each cap: a fresh database (a SQLite file by default; with `--database-url`, that
+database, migrated, with earlier benchmark rows removed: use a dedicated one) gets
+`cap × seconds` pending PO notices to distinct suppliers; `--workers` real worker
+processes (the product's `wanotify worker`, sharing one throughput budget through the
+database) send them to a sandbox answering every send after `--latency-ms` and
+enforcing the cap itself (130429 beyond it). Counted by the sandbox, from its own
+accepted timestamps:
+
+- achieved rate / cap: accepted sends per second while there was enough work (the middle
+  90 % of accepts; also shown from the first to the last accept, which includes the
+  worker's start and the tail of retried sends);
+- most sends in any one-second window / cap (sliding, exact);
+- duplicates: messages the sandbox accepted more than once (by our id in
+  `biz_opaque_callback_data`), and sends it refused with 130429.
+
+Goal: rate/cap ≥ 0.97, max-window/cap ≤ 1.00, 0 duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Engine, delete, func, inspect, select, text
+
+from core import migrate
+from core.db import get_engine
+from core.models.batches import BatchRow
+from core.models.control import SenderControl
+from core.models.messages import MessageStatus, WhatsAppMessage
+from core.outbox import OutboundMessage, enqueue_many
+from core.sandbox import SandboxServer
+
+ROOT = Path(__file__).resolve().parents[1]
+TENANT = "bench"
+GOAL_RATE = 0.97
+#: Last four digits the sandbox treats as magic outcomes: never used here.
+MAGIC_SUFFIXES = {0, 47, 99, 132, 190, 200, 201, 202, 368, 429, 500, 501}
+
+
+@dataclass(frozen=True)
+class Result:
+    """One run's figures, as the sandbox counted them."""
+
+    cap: int
+    workers: int
+    messages: int
+    accepted: int
+    span_seconds: float
+    max_in_window: int
+    duplicates: int
+    throttled: int  # sends the sandbox refused with 130429
+    left_unsent: int
+    steady_rate: float  # accepts/s between the 5th and 95th percentile accept
+
+    @property
+    def rate_ratio(self) -> float:
+        """Achieved accepted sends per second / cap."""
+        if self.accepted < 2 or self.span_seconds <= 0:
+            return 0.0
+        return (self.accepted - 1) / self.span_seconds / self.cap
+
+    @property
+    def steady_ratio(self) -> float:
+        """Accepted sends per second while the queue was full (the middle 90 %) / cap."""
+        return self.steady_rate / self.cap
+
+    @property
+    def window_ratio(self) -> float:
+        """Most accepted sends in any one-second window / cap."""
+        return self.max_in_window / self.cap
+
+    @property
+    def goal_met(self) -> bool:
+        """Rate ≥ 97 % of the cap, never over it, nothing sent twice, nothing left."""
+        return (
+            self.steady_ratio >= GOAL_RATE
+            and self.window_ratio <= 1.0
+            and self.duplicates == 0
+            and self.left_unsent == 0
+        )
+
+
+def recipient(index: int) -> str:
+    """A distinct Spanish mobile per index whose last four digits are not magic."""
+    prefix, suffix = divmod(index, 9000)
+    return f"+3461{prefix:03d}{1000 + suffix:04d}"
+
+
+def notice_payload(to: str, index: int) -> dict[str, Any]:
+    """A valid `po_notification` body (the sandbox validates it like Meta does)."""
+    po = f"PO-B{index}"
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to.lstrip("+"),
+        "type": "template",
+        "template": {
+            "name": "po_notification",
+            "language": {"code": "es"},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "parameter_name": "supplier_name", "text": "Proveedor"},
+                        {"type": "text", "parameter_name": "po_number", "text": po},
+                        {
+                            "type": "currency",
+                            "parameter_name": "total_amount",
+                            "currency": {
+                                "fallback_value": "1.234,50 €",
+                                "code": "EUR",
+                                "amount_1000": 1234500,
+                            },
+                        },
+                    ],
+                },
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": "0",
+                    "parameters": [{"type": "payload", "payload": f"ack:{po}"}],
+                },
+            ],
+        },
+    }
+
+
+def prepare_database(url: str, count: int, run: str) -> Engine:
+    """Migrate, remove earlier benchmark rows, lift any pause, enqueue `count` notices."""
+    migrate.upgrade(url)
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        bench_ids = select(WhatsAppMessage.id).where(  # type: ignore[call-overload]
+            WhatsAppMessage.tenant_id == TENANT
+        )
+        conn.execute(delete(BatchRow).where(BatchRow.message_id.in_(bench_ids)))  # type: ignore[union-attr]
+        conn.execute(delete(WhatsAppMessage).where(WhatsAppMessage.tenant_id == TENANT))  # type: ignore[arg-type]
+        conn.execute(delete(SenderControl))
+        if inspect(conn).has_table("sender_budget_members"):
+            conn.execute(text("DELETE FROM sender_budget_members"))
+    messages = []
+    for index in range(count):
+        to = recipient(index)
+        messages.append(
+            OutboundMessage(
+                tenant_id=TENANT,
+                idempotency_key=f"bench:{run}:{index}",
+                recipient_phone=to,
+                request_payload=notice_payload(to, index),
+                template_name="po_notification",
+                template_language="es",
+            )
+        )
+    for start in range(0, count, 2000):
+        enqueue_many(messages[start : start + 2000], engine=engine)
+    return engine
+
+
+def unsettled(engine: Engine) -> int:
+    """Benchmark messages still pending or being sent."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(
+                    WhatsAppMessage.tenant_id == TENANT,  # type: ignore[arg-type]
+                    WhatsAppMessage.status.in_(  # type: ignore[attr-defined]
+                        (MessageStatus.PENDING, MessageStatus.SENDING)
+                    ),
+                )
+            ).scalar_one()
+        )
+
+
+def start_workers(
+    count: int, url: str, sandbox_url: str, cap: int, log_file: IO[str]
+) -> list[subprocess.Popen[str]]:
+    """`count` real `wanotify worker` processes on `url`, sending to the sandbox."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WHATSAPP_", "SANDBOX_", "DATABASE_URL"))
+    }
+    env.update(
+        DATABASE_URL=url,
+        WHATSAPP_API_BASE_URL=sandbox_url,
+        WHATSAPP_MAX_MPS=str(cap),
+        WANOTIFY_LOG_LEVEL=os.environ.get("WANOTIFY_LOG_LEVEL", "WARNING"),
+        PYTHONPATH=str(ROOT),
+    )
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "worker", "--id", f"bench-{n}"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+        )
+        for n in range(count)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM (graceful), then SIGKILL any that linger."""
+    for proc in workers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in workers:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_once(
+    cap: int, seconds: float, workers: int, latency_ms: float, database_url: str | None
+) -> Result:
+    """One cap: enqueue, send with real workers, read the sandbox's counters."""
+    count = int(cap * seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        engine = prepare_database(url, count, run=f"{cap}-{time.time_ns()}")
+        with SandboxServer(latency_ms=latency_ms, mps=cap, webhooks_enabled=False) as sandbox:
+            log_path = Path(tmp) / "workers.log"
+            log_file = log_path.open("w")
+            procs = start_workers(workers, url, sandbox.url, cap, log_file)
+            deadline = time.monotonic() + seconds * 6 + 60
+            try:
+                while unsettled(engine) and time.monotonic() < deadline:
+                    if any(p.poll() is not None for p in procs):
+                        log_file.flush()
+                        raise RuntimeError("a worker exited early:\n" + log_path.read_text())
+                    time.sleep(0.2)
+            finally:
+                stop_workers(procs)
+                log_file.close()
+                if os.environ.get("BENCH_SHOW_LOG"):  # the workers' warnings and errors
+                    lines = log_path.read_text().splitlines()
+                    print("\n".join(line[:400] for line in lines if "rror" in line)[-6000:])
+            stats = sandbox.stats(recipients=False)
+            accept_times = sorted(
+                float(m["accepted_at"]) for m in sandbox.messages(limit=count + 1000)
+            )
+        left = unsettled(engine)
+        engine.dispose()
+    return Result(
+        cap=cap,
+        workers=workers,
+        messages=count,
+        accepted=int(stats["accepted"]),
+        span_seconds=float(stats["accept_span_seconds"]),
+        max_in_window=int(stats["max_in_window"]),
+        duplicates=sum(int(d["count"]) - 1 for d in stats["duplicates"]),
+        throttled=int(stats["rejected"].get("130429", 0)),
+        left_unsent=left,
+        steady_rate=steady_rate(accept_times),
+    )
+
+
+def steady_rate(times: list[float]) -> float:
+    """Accepts per second between the 5th and the 95th percentile accept time.
+
+    The first and last few percent are the worker starting up and the tail of retried
+    sends (a 130429 or a 5xx waits its backoff): not "enough work" for the dispatcher.
+    """
+    if len(times) < 20:
+        return 0.0
+    low, high = int(len(times) * 0.05), int(len(times) * 0.95)
+    span = times[high] - times[low]
+    return (high - low) / span if span > 0 else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every cap, print the ratios; exit 1 when a goal is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--caps", default="80,1000", help="comma-separated caps (msg/s)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="work per cap, in seconds")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--latency-ms", type=float, default=150.0, help="sandbox latency")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args(argv)
+    caps = [int(c) for c in args.caps.split(",") if c.strip()]
+    where = "SQLite file" if args.database_url is None else args.database_url.split("@")[-1]
+    print(
+        f"send throughput: {args.workers} worker process(es), {where}, "
+        f"sandbox latency {args.latency_ms:g} ms"
+    )
+    print(
+        f"{'cap':>6} {'msgs':>6} {'accepted':>8} {'rate/cap':>9} {'all/cap':>8} "
+        f"{'maxwin/cap':>10} {'dups':>5} {'130429':>7} {'left':>5}  goal"
+    )
+    ok = True
+    for cap in caps:
+        result = run_once(cap, args.seconds, args.workers, args.latency_ms, args.database_url)
+        ok = ok and result.goal_met
+        print(
+            f"{cap:>6} {result.messages:>6} {result.accepted:>8} {result.steady_ratio:>9.3f} "
+            f"{result.rate_ratio:>8.3f} {result.window_ratio:>10.3f} {result.duplicates:>5} "
+            f"{result.throttled:>7} "
+            f"{result.left_unsent:>5}  {'met' if result.goal_met else 'MISSED'}"
+        )
+    print(
+        f"rate/cap: steady accepted rate (middle 90 % of accepts) / cap, goal >= {GOAL_RATE}; "
+        "all/cap: first to last accept; maxwin/cap: most accepts in any 1 s window / cap, "
+        "goal <= 1.00; dups: sent twice, goal 0"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -294,7 +294,8 @@ def users_remove(username: str) -> None:
     from core.db import get_engine
     from core.users import remove_user
 
-    remove_user(get_engine(), username)
+    if not remove_user(get_engine(), username):
+        raise UserError(f"No user named {username!r}")
     out.print(f"User {username} removed.")
 
 
@@ -335,7 +336,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("core.csv_import", "CsvError"),
         ("core.csv_import", "InvalidAmount"),
         ("core.errors", "GraphError"),
-        ("core.users", "UserAdminError"),
+        ("core.users", "UserError"),
     ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))

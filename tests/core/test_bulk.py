@@ -28,7 +28,7 @@ from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
 from core.templates import upsert_templates
 from core.users import UserInfo
 
-SAMPLES = Path("/work/shared/samples/csv")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "csv"  # beside the repo
 
 
 def user(role: Role = Role.BUYER, tenant: str = "acme", *extra: str) -> UserInfo:

@@ -16,7 +16,7 @@ from tests.dashboard.pages import dashboard_env, page, person, texts
 __all__ = ["dashboard_env"]
 
 MODULE = "dashboard.views.bulk"
-SAMPLES = Path("/work/shared/samples/csv")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "csv"  # beside the repo
 
 
 def _templates(engine: Engine) -> None:

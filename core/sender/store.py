@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Text,
     bindparam,
     case,
+    cast,
     func,
     or_,
     select,
@@ -321,6 +323,16 @@ def apply_outcomes(engine: Engine, outcomes: Sequence[Outcome], worker_id: str) 
     return report
 
 
+def _fill_json(column: Any, value: Any) -> Any:
+    """`value` where `column` holds nothing yet, else the column unchanged.
+
+    "Nothing" is SQL NULL or a JSON `null`: rows inserted through the ORM with None store
+    JSON `null`, which a plain COALESCE would keep.
+    """
+    empty = or_(column.is_(None), cast(column, Text) == "null")
+    return case((empty, value), else_=column)
+
+
 def _rowcount(result: Any) -> int:
     return max(0, int(getattr(result, "rowcount", 0) or 0))
 
@@ -353,10 +365,8 @@ def _write_accepted(conn: Connection, items: list[Accepted], now: datetime) -> i
             accepted_at=func.coalesce(
                 M.c.accepted_at, bindparam("b_at", type_=M.c.accepted_at.type)
             ),
-            provider_response=func.coalesce(
-                M.c.provider_response,
-                bindparam("b_response", type_=M.c.provider_response.type),
-                type_=M.c.provider_response.type,
+            provider_response=_fill_json(
+                M.c.provider_response, bindparam("b_response", type_=M.c.provider_response.type)
             ),
             status=case((moving, MessageStatus.ACCEPTED), else_=M.c.status),
             error_code=case((moving, None), else_=M.c.error_code),
@@ -448,10 +458,8 @@ def _write_failures(conn: Connection, items: list[Failed], now: datetime) -> int
             status=MessageStatus.FAILED,
             attempt_count=bindparam("b_attempt"),
             failed_at=bindparam("b_at", type_=M.c.failed_at.type),
-            provider_response=func.coalesce(
-                M.c.provider_response,
-                bindparam("b_details", type_=M.c.provider_response.type),
-                type_=M.c.provider_response.type,
+            provider_response=_fill_json(
+                M.c.provider_response, bindparam("b_details", type_=M.c.provider_response.type)
             ),
             updated_at=bindparam("b_now", type_=M.c.updated_at.type),
             **_error_values(),

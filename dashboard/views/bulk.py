@@ -77,7 +77,7 @@ def render(user: UserInfo) -> None:
     batch_id = _open_batch_id()
     if batch_id:
         with st.container(border=True):
-            _batch_panel(db, user, batch_id)
+            _open_batch(db, user, batch_id)
     upload_tab, batches_tab = st.tabs(["New batch", "Recent batches"])
     with upload_tab:
         _new_batch(db, user)
@@ -306,9 +306,8 @@ def _recent(db: Engine, user: UserInfo) -> None:
         st.rerun()
 
 
-@st.fragment(run_every="1s")
 def _batch_panel(db: Engine, user: UserInfo, batch_id: str) -> None:
-    """The batch's live progress and its actions, read from the database every second."""
+    """The batch's progress and its actions, counted from its messages in the database."""
     try:
         progress = progress_for(user, batch_id, engine=db)
     except BatchError:
@@ -342,6 +341,19 @@ def _batch_panel(db: Engine, user: UserInfo, batch_id: str) -> None:
     ):
         cell.metric(name, value)
     _actions(db, user, progress)
+
+
+def _open_batch(db: Engine, user: UserInfo, batch_id: str) -> None:
+    """The batch panel: live (every second) while it sends, drawn once when it is done."""
+    try:
+        settled = progress_for(user, batch_id, engine=db).done
+    except BatchError:
+        settled = True  # the panel says the batch cannot be shown
+    (_batch_panel if settled else _live_batch_panel)(db, user, batch_id)
+
+
+#: The batch panel, redrawn every second while messages are still queued.
+_live_batch_panel = st.fragment(run_every="1s")(_batch_panel)
 
 
 def _state_label(progress: BatchProgress) -> str:

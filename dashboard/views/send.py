@@ -61,7 +61,11 @@ def render(user: UserInfo) -> None:
     if isinstance(last, str):
         with preview_col:
             st.divider()
-            _live_status(db, write_tenant(user), last)
+            state = message_state(db, write_tenant(user), last)
+            if state is not None and state.final:  # nothing more will come: no polling
+                _status_panel(db, write_tenant(user), last)
+            else:
+                _live_status(db, write_tenant(user), last)
 
 
 def _apply_supplier(choices: dict[int, SupplierChoice]) -> None:
@@ -211,9 +215,8 @@ def _send(db: Engine, user: UserInfo, draft: Draft) -> None:
         )
 
 
-@st.fragment(run_every="1s")
-def _live_status(db: Engine, tenant: str, message_id: str) -> None:
-    """The last sent message's status, refreshed every second as webhooks arrive."""
+def _status_panel(db: Engine, tenant: str, message_id: str) -> None:
+    """The last sent message's status and the time of each stage."""
     state = message_state(db, tenant, message_id)
     if state is None:
         return
@@ -224,3 +227,7 @@ def _live_status(db: Engine, tenant: str, message_id: str) -> None:
             st.session_state.pop(key, None)
         st.rerun(scope="app")
     status_timeline(state)
+
+
+#: The status panel, redrawn every second while webhooks may still change the status.
+_live_status = st.fragment(run_every="1s")(_status_panel)

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     whatsapp_request_timeout: float = Field(
         default=20.0, gt=0, validation_alias="WHATSAPP_REQUEST_TIMEOUT"
     )
+    #: how long a worker may hold a claimed message before others presume it dead
+    #: (default: 3 × the request timeout, at least 60 s)
+    whatsapp_claim_lease_seconds: float | None = Field(
+        default=None, gt=0, validation_alias="WHATSAPP_CLAIM_LEASE_SECONDS"
+    )
     database_url: str = Field(default="sqlite:///wanotify.db", validation_alias="DATABASE_URL")
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/", validation_alias="RABBITMQ_URL"

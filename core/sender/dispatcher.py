@@ -96,7 +96,7 @@ class DispatcherOptions:
 
     mps: float | None = None  # WHATSAPP_MAX_MPS
     retry: RetryPolicy | None = None  # max_attempts from WHATSAPP_MAX_ATTEMPTS
-    lease_seconds: float | None = None  # default: 3 × request timeout, at least 60 s
+    lease_seconds: float | None = None  # WHATSAPP_CLAIM_LEASE_SECONDS (3 × timeout, ≥ 60 s)
     grace_seconds: float | None = None  # WHATSAPP_INFLIGHT_GRACE_SECONDS
     recovery_interval: float | None = None  # default: a quarter of min(lease, grace)
     max_in_flight: int = 1000
@@ -175,7 +175,11 @@ class Dispatcher:
         self.budget_share: budget.BudgetShare | None = None
         self.retry = opts.retry or RetryPolicy(max_attempts=settings.whatsapp_max_attempts)
         timeout = settings.whatsapp_request_timeout
-        self.lease = opts.lease_seconds or max(60.0, 3 * timeout)
+        self.lease = (
+            opts.lease_seconds
+            or settings.whatsapp_claim_lease_seconds
+            or max(60.0, 3 * timeout)
+        )
         self.grace = opts.grace_seconds or settings.whatsapp_inflight_grace_seconds
         self.recovery_interval = opts.recovery_interval or max(
             0.2, min(30.0, min(self.lease, self.grace) / 4)

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -97,3 +105,61 @@ def rows(engine: Engine) -> dict[str, WhatsAppMessage]:
     """Every message row by id."""
     with Session(engine) as session:
         return {m.id: m for m in session.exec(select(WhatsAppMessage)).all()}
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def worker_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `wanotify worker` process on `database_url` and the sandbox."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WHATSAPP_", "SANDBOX_", "WEBHOOK_", "DATABASE_URL"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        WHATSAPP_API_BASE_URL=sandbox_url,
+        WANOTIFY_LOG_LEVEL="INFO",
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    return env
+
+
+def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes]:
+    """A real `wanotify worker --id name` process, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "worker", "--id", name],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM and wait (SIGKILL after 30 s); returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `predicate` until true; fail the test saying `what` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def status_counts(engine: Engine) -> Counter[str]:
+    """How many messages are in each status."""
+    return Counter(m.status for m in rows(engine).values())

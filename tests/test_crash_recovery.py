@@ -1,0 +1,111 @@
+"""Crash test: `wanotify worker` killed with SIGKILL mid-batch, then restarted.
+
+Real processes, a real SQLite file, the sandbox over HTTP posting signed status
+webhooks to the real webhook app. After the restart: no message was sent twice (the
+sandbox counts our ids), none was lost, and none is silently stuck: a send that was in
+flight ends as sent (its webhook matched by our id) or as needs-attention with the
+reason, after the grace period, for a person to resend.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from core.models.messages import MessageStatus
+from core.sandbox import BackgroundServer, SandboxServer
+from core.sender import INFLIGHT_LOST_MESSAGE
+from core.settings import get_settings
+from tests.core.sender.helpers import (
+    enqueue_notices,
+    phone,
+    rows,
+    start_worker,
+    status_counts,
+    stop_worker,
+    wait_until,
+    worker_env,
+)
+from webhook_app import WEBHOOK_PATH, create_app
+
+REACHED_META = {
+    MessageStatus.ACCEPTED,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.READ,
+}
+
+
+@pytest.fixture
+def webhook_url(database_url: str, engine: Engine) -> Iterator[str]:
+    """The real webhook app on a free port, applying events to the test's database."""
+    server = BackgroundServer(create_app(get_settings(), engine))
+    yield server.start() + WEBHOOK_PATH
+    server.stop()
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
+    sandbox: SandboxServer, database_url: str, engine: Engine, webhook_url: str, tmp_path: Path
+) -> None:
+    sandbox.configure(
+        latency_ms=400, webhook_url=webhook_url, time_scale=0.02, duplicate_rate=0.2
+    )
+    ids = enqueue_notices(engine, [phone(i) for i in range(80)])
+    env = worker_env(
+        database_url,
+        sandbox.url,
+        WHATSAPP_MAX_MPS="20",
+        WHATSAPP_INFLIGHT_GRACE_SECONDS="4",
+        WHATSAPP_CLAIM_LEASE_SECONDS="4",
+    )
+    log = tmp_path / "worker.log"
+    first = start_worker(env, "crash-1", log)
+    try:
+        wait_until(lambda: sandbox.stats()["accepted"] >= 25, 60, "25 sends before the kill")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    at_kill = status_counts(engine)
+    in_flight = {i for i, m in rows(engine).items() if m.status == MessageStatus.SENDING}
+    assert at_kill[MessageStatus.SENDING] > 0, at_kill  # the kill caught sends in flight
+    assert at_kill[MessageStatus.PENDING] > 0, at_kill  # ...and the batch was unfinished
+
+    second = start_worker(env, "crash-2", log)
+    try:
+        wait_until(
+            lambda: not (
+                {MessageStatus.PENDING, MessageStatus.SENDING} & set(status_counts(engine))
+            ),
+            120,
+            "every message to settle after the restart",
+        )
+        sandbox.wait_for_webhooks(timeout=30)
+    finally:
+        assert stop_worker(second) == 0, log.read_text()
+
+    stats = sandbox.stats()
+    assert stats["duplicates"] == []  # no message reached the sandbox twice
+    sent_ids = {m["biz_opaque_callback_data"] for m in sandbox.messages(limit=1000)}
+    assert len(sent_ids) == stats["accepted"]
+    final = rows(engine)
+    assert set(final) == set(ids)  # none lost
+    for message_id, message in final.items():
+        if message_id in sent_ids:  # reached Meta: recorded as such, wamid and all
+            assert message.status in REACHED_META, (message_id, message.status)
+            assert message.whatsapp_message_id is not None
+        else:  # never reached Meta: a person is asked, with the reason
+            assert message.status == MessageStatus.NEEDS_ATTENTION, (message_id, message.status)
+            assert message.error_message == INFLIGHT_LOST_MESSAGE
+    attention = sum(m.status == MessageStatus.NEEDS_ATTENTION for m in final.values())
+    assert attention <= at_kill[MessageStatus.SENDING]  # only what the dead worker held
+    assert stats["accepted"] + attention == len(ids)
+    # sends whose answer died with the worker were settled by their webhook (our id)
+    assert in_flight & sent_ids, "no in-flight send had reached the sandbox"
+    assert all(final[i].status in REACHED_META for i in in_flight & sent_ids)

@@ -107,19 +107,17 @@ class StatusUpdate:
         pricing, conversation), so two events that differ in any of them are both kept and
         folded: what a message ends with never depends on which of them came first.
         """
-        error = self.error
-        parts = (
-            self.wamid,
-            self.status,
-            repr(self.at.timestamp()),
-            self.recipient_id,
-            ",".join(str(e.code) for e in self.errors),
-            error.title or error.message if error else None,
-            error.details if error else None,
-            self.pricing,
-            self.conversation,
-        )
-        text = "\x1f".join("" if p is None else str(p) for p in parts)
+        error, pricing, talk = self.error, self.pricing, self.conversation
+        parts = [self.wamid, self.status, repr(self.at.timestamp()), self.recipient_id]
+        if error is not None:
+            codes = ",".join(str(e.code) for e in self.errors)
+            parts += [codes, error.title or error.message, error.details]
+        if pricing is not None:
+            parts += ["p", pricing.category, pricing.type, pricing.model, str(pricing.billable)]
+        if talk is not None:
+            expires = talk.expires_at.isoformat() if talk.expires_at else None
+            parts += ["c", talk.id, talk.origin, expires]
+        text = "\x1f".join(p or "" for p in parts)
         return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
     @property

@@ -7,12 +7,14 @@ for writing are locked with `SELECT ... FOR UPDATE` by the callers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import Insert
 
 from core.db import is_sqlite
@@ -76,3 +78,56 @@ def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 def rowcount(result: Any) -> int:
     """Rows an UPDATE changed (0 when the driver cannot tell)."""
     return max(0, int(getattr(result, "rowcount", 0) or 0))
+
+
+_COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+
+def _driver_value(value: Any, sqlite_: bool) -> Any:
+    """A parameter as the driver takes it; times as `UTCDateTime` stores them."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: wanotify stores timezone-aware UTC times only")
+        value = value.astimezone(UTC)
+        if sqlite_:  # SQLAlchemy's SQLite DATETIME text, byte for byte
+            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return value
+
+
+def execute_many(
+    conn: Connection,
+    name: str,
+    statement: ClauseElement,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> int:
+    """executemany of `statement` (compiled once per dialect, cached under `name`) with
+    parameters converted here, not row by row by SQLAlchemy: the applier writes thousands
+    of rows a second and that per-row processing was a fifth of its CPU. Only for plain
+    bound parameters (no IN lists); an INSERT names its `columns` (every row has them all).
+    Returns the rows changed (0 if the driver cannot tell).
+    """
+    if not rows:
+        return 0
+    dialect = conn.dialect
+    key = (name, dialect.name)
+    cached = _COMPILED.get(key)
+    if cached is None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns or ()))
+        order = getattr(compiled, "positiontup", None)  # SQLCompiler: the qmark order
+        positions = tuple(order) if getattr(compiled, "positional", False) and order else None
+        cached = (compiled.string, positions, dict(compiled.params))
+        _COMPILED[key] = cached
+    sql, positions, defaults = cached
+    sqlite_ = dialect.name == "sqlite"
+    if positions is not None:
+        params: list[Any] = [
+            tuple(_driver_value(row.get(p, defaults.get(p)), sqlite_) for p in positions)
+            for row in rows
+        ]
+    else:
+        params = [
+            {p: _driver_value(row.get(p, v), sqlite_) for p, v in defaults.items()} for row in rows
+        ]
+    return rowcount(conn.exec_driver_sql(sql, params))

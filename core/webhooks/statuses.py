@@ -21,7 +21,14 @@ from core.errors import TEMPLATE_CODES
 from core.models.events import StatusEventState
 from core.webhooks.fold import MessageState, StatusFact, fold
 from core.webhooks.parse import Conversation, EventError, Pricing, StatusUpdate
-from core.webhooks.sql import EVENTS, MESSAGES, TEMPLATES, chunks, insert_ignoring, rowcount
+from core.webhooks.sql import (
+    EVENTS,
+    MESSAGES,
+    TEMPLATES,
+    chunks,
+    execute_many,
+    insert_ignoring,
+)
 
 _STATE_COLUMNS = tuple(f.name for f in fields(MessageState))
 _ROW_COLUMNS = (*_STATE_COLUMNS, "tenant_id", "whatsapp_message_id", "template_name")
@@ -187,7 +194,8 @@ def _record_timeline(
     inserted = 0
     if fresh:
         rows = [_timeline_row(i, *targets[i.fact.key], now) for i in fresh]
-        inserted = rowcount(conn.execute(insert_ignoring(conn, EVENTS, ["event_key"]), rows))
+        statement = insert_ignoring(conn, EVENTS, ["event_key"])
+        inserted = execute_many(conn, "timeline_insert", statement, rows, columns=list(rows[0]))
         report.duplicates += len(fresh) - inserted
     if inserted == len(items):
         return
@@ -280,7 +288,7 @@ def _fold_and_write(
             key = (message.tenant_id, message.template_name, message.template_language or "")
             holds[key] = folded.error_message or "Template held by Meta"
     if changes:
-        conn.execute(_message_update(), changes)
+        execute_many(conn, "message_update", _message_update(), changes)
         report.messages_changed += len(changes)
     if holds:
         report.templates_held += _hold_templates(conn, holds, now)

@@ -1,0 +1,49 @@
+"""`core.webhooks.sql`: the driver-level executemany writes what SQLAlchemy would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine, insert, select, text
+
+from core.webhooks.sql import EVENTS, execute_many, insert_ignoring
+
+
+def _row(key: str, at: datetime) -> dict:
+    return {
+        "event_key": key, "tenant_id": None, "message_id": None, "wamid": "wamid.SQL",
+        "status": "sent", "at": at, "recipient_id": None, "callback_data": None,
+        "error_code": None, "error_title": None, "error_details": None,
+        "pricing_category": "utility", "pricing_type": None, "pricing_model": None,
+        "billable": True, "conversation_id": None, "conversation_origin": None,
+        "conversation_expires_at": None, "state": "pending", "receipt_id": None,
+        "received_at": at, "applied_at": None,
+    }  # fmt: skip
+
+
+def test_rows_match_sqlalchemys_own_writes(engine: Engine) -> None:
+    at = datetime(2026, 12, 1, 10, 0, 0, 5, tzinfo=timezone(timedelta(hours=2)))
+    with engine.begin() as conn:
+        conn.execute(insert(EVENTS), [_row("by-sqlalchemy", at)])
+        rows = [_row("by-driver", at), _row("by-driver", at)]  # the second is a duplicate
+        statement = insert_ignoring(conn, EVENTS, ["event_key"])
+        assert execute_many(conn, "t_insert", statement, rows, columns=list(rows[0])) == 1
+    with engine.connect() as conn:
+        got = conn.execute(select(EVENTS.c.event_key, EVENTS.c.at, EVENTS.c.billable)).all()
+        raw = conn.execute(text("SELECT at FROM message_status_events ORDER BY event_key")).all()
+    assert {r.at for r in got} == {at.astimezone(UTC)}
+    assert {r.billable for r in got} == {True}
+    assert raw[0][0] == raw[1][0]  # the very same stored text (or value)
+
+
+def test_naive_times_are_refused(engine: Engine) -> None:
+    with engine.begin() as conn, pytest.raises(ValueError, match="naive"):
+        statement = insert_ignoring(conn, EVENTS, ["event_key"])
+        row = _row("naive", datetime(2026, 12, 1))
+        execute_many(conn, "t_insert_naive", statement, [row], columns=list(row))
+
+
+def test_nothing_to_write(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert execute_many(conn, "t_empty", insert_ignoring(conn, EVENTS, ["event_key"]), []) == 0

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 import core.models  # noqa: F401  (registers every table)
 from core.db import get_engine, normalise_url
 from core.models.base import metadata
 
 config = context.config
+
+
+#: PostgreSQL advisory lock key held while migrating ("wanotify" as a number): two
+#: `wanotify db upgrade` started at once (two hosts of one deploy) take turns, and the
+#: second finds the schema already at head instead of failing halfway.
+MIGRATION_LOCK_KEY = 0x77616E6F74696679
 
 
 def _run(connection: Connection) -> None:
@@ -20,6 +26,11 @@ def _run(connection: Connection) -> None:
         render_as_batch=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Held to the end of the migration transaction; the version is re-read after.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         context.run_migrations()
 
 

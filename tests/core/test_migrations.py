@@ -3,6 +3,9 @@ down to base and up again, one revision at a time, and no difference from the mo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +21,8 @@ import core.models  # noqa: F401  (registers every table on the metadata)
 from core import migrate
 from core.db import get_engine, is_sqlite
 from core.models.base import metadata
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -146,3 +151,32 @@ def test_upgrade_keeps_rows_written_at_an_older_revision(empty_url: str) -> None
         rows = connection.execute(text("SELECT tenant_id, name, phone_e164 FROM suppliers")).all()
     assert [tuple(row) for row in rows] == [("acme", "Harinas Martín", "+34612345678")]
     assert schema_diff(empty_url) == []
+
+
+def test_two_upgrades_at_once_take_turns_on_postgresql(
+    empty_postgres_url: str, tmp_path: Path
+) -> None:
+    """Two deploy hosts running `wanotify db upgrade` at the same moment: both succeed
+    (the second waits on the migration lock, then finds the schema at head). Two real
+    processes: Alembic's context is global to a process."""
+    env = {
+        **os.environ, "DATABASE_URL": empty_postgres_url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }  # fmt: skip
+    start = tmp_path / "go"
+    code = (
+        "import pathlib, time\n"
+        f"while not pathlib.Path({str(start)!r}).exists(): time.sleep(0.01)\n"
+        "from core import migrate\n"
+        "migrate.upgrade()\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    start.touch()
+    outcomes = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outcomes
+    assert current_revisions(empty_postgres_url) == set(script().get_heads())
+    assert schema_diff(empty_postgres_url) == []

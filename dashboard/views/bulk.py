@@ -52,6 +52,8 @@ FIELD_LABELS = {
 }
 #: The upload limit shown and enforced by the browser: what `read_csv` accepts.
 MAX_UPLOAD_MB = max(1, csv_import.MAX_BYTES // (1024 * 1024))
+#: Checked files kept per session (a plan of 10,000 rows takes seconds to make).
+PLANS_KEPT = 4
 #: How the file's encoding is named to a buyer.
 ENCODINGS = {
     "utf-8": "UTF-8",
@@ -148,8 +150,20 @@ def _plan(
     decimal: DecimalMark,
     mapping: dict[str, str | None] | None = None,
 ) -> BulkPlan | None:
+    """The checked file; the last plan is kept for the session, as checking 10,000 rows
+    takes seconds and every click reruns the page (the send re-checks duplicates)."""
+    key = (
+        write_tenant(user),
+        hashlib.sha256(data).hexdigest(),
+        template.label,
+        decimal,
+        tuple(sorted((mapping or {}).items(), key=lambda item: item[0])),
+    )
+    kept: dict[tuple[object, ...], BulkPlan] = st.session_state.setdefault("bulk_plans", {})
+    if key in kept:
+        return kept[key]
     try:
-        return plan_csv(
+        plan: BulkPlan = plan_csv(
             data,
             tenant_id=write_tenant(user),
             template_name=template.name,
@@ -160,9 +174,14 @@ def _plan(
         )
     except CsvError as exc:
         st.error(f"**This file cannot be read:** {exc}", icon=":material/block:")
+        return None
     except NoticeRejected as exc:
         st.error(f"**This template cannot be sent:** {exc}", icon=":material/block:")
-    return None
+        return None
+    while len(kept) >= PLANS_KEPT:  # the guessed and the chosen mapping, a file or two
+        kept.pop(next(iter(kept)))
+    kept[key] = plan
+    return plan
 
 
 def _mapping(plan: BulkPlan, file_id: str) -> dict[str, str | None]:
@@ -268,7 +287,8 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
     )
     if clicked:
         try:
-            batch = start_batch_for(user, plan, name.strip() or file_name, engine=db)
+            with st.spinner(f"Queuing {count:,} messages…"):
+                batch = start_batch_for(user, plan, name.strip() or file_name, engine=db)
         except PermissionDenied as exc:
             st.error(str(exc))
             return

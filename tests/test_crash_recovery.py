@@ -53,7 +53,7 @@ def test_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     sandbox: SandboxServer, database_url: str, engine: Engine, webhook_url: str, tmp_path: Path
 ) -> None:
     sandbox.configure(
-        latency_ms=400, webhook_url=webhook_url, time_scale=0.02, duplicate_rate=0.2
+        latency_ms=800, webhook_url=webhook_url, time_scale=1.0, duplicate_rate=0.2
     )
     ids = enqueue_notices(engine, [phone(i) for i in range(80)])
     env = worker_env(
@@ -86,7 +86,6 @@ def test_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
             120,
             "every message to settle after the restart",
         )
-        sandbox.wait_for_webhooks(timeout=30)
     finally:
         assert stop_worker(second) == 0, log.read_text()
 

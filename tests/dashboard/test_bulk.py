@@ -163,3 +163,24 @@ def test_retry_failed_counts_and_resends_only_the_failed_rows(
     (resent,) = [r for r in rows if r.idempotency_key.startswith("resend:")]
     assert resent.status == "pending" and resent.po_number == "PO-1"
     assert at.button(key="bulk_retry").label == "Retry failed (0)"
+
+
+def test_recent_batches_are_listed_and_one_can_be_opened_again(
+    dashboard_env: str, engine: Engine
+) -> None:
+    with Session(engine) as session:
+        mine = SendBatch(tenant_id="default", name="marzo", total_rows=3, created_by="ana")
+        theirs = SendBatch(tenant_id="other", name="secret", total_rows=1)
+        session.add_all([mine, theirs])
+        session.commit()
+        mine_id = mine.id
+    at = page(MODULE, person("buyer")).run()
+    (listed,) = at.dataframe
+    assert list(listed.value["Name"]) == ["marzo"]
+    assert at.selectbox(key="bulk_pick").value == mine_id
+    at.button(key="bulk_open").click().run()
+    assert at.query_params["batch"] == mine_id
+    assert "Batch: marzo" in texts(at)
+    at.button(key="bulk_close").click().run()
+    assert "batch" not in at.query_params
+    assert "Batch: marzo" not in texts(at)

@@ -208,3 +208,33 @@ def test_an_unknown_currency_in_a_valid_event_writes_nothing(po_templates: Engin
     assert result.problems == ("total.currency: 'BTC' is not a currency code (use e.g. EUR, USD)",)
     with Session(po_templates) as session:
         assert session.exec(select(Supplier)).all() == []  # no half-written supplier either
+
+
+def test_without_a_language_the_suppliers_stored_one_is_used(po_templates: Engine) -> None:
+    """An ERP that does not know the supplier's language: wanotify's own record decides
+    (here English, from an earlier notice), and a new supplier gets Spanish."""
+    known = po_event(po={"id": "1", "number": "PO-EN-1"})
+    known["supplier"]["language"] = "en"
+    assert handle_po_event(known, engine=po_templates, source="http").status == "enqueued"
+    later = po_event(po={"id": "2", "number": "PO-EN-2"})
+    later["supplier"]["language"] = None
+    new = po_event(po={"id": "3", "number": "PO-ES-3"})
+    new["supplier"].update(language="", phone="+34 622 333 444", name="Nuevo")
+    assert handle_po_event(later, engine=po_templates, source="http").status == "enqueued"
+    assert handle_po_event(new, engine=po_templates, source="http").status == "enqueued"
+    by_po = {row.po_number: row for row in outbox(po_templates)}
+    assert by_po["PO-EN-2"].template_language == "en"
+    assert body_parameters(by_po["PO-EN-2"])["total_amount"] == "€1,234.50"
+    assert by_po["PO-ES-3"].template_language == "es"
+    assert body_parameters(by_po["PO-ES-3"])["total_amount"] == "1.234,50 €"
+
+
+def test_amounts_in_other_currencies_follow_the_currency_and_language(
+    po_templates: Engine,
+) -> None:
+    event = po_event(total={"amount": "98765", "currency": "JPY"})
+    event["supplier"]["language"] = "en"
+    assert handle_po_event(event, engine=po_templates, source="http").status == "enqueued"
+    [row] = outbox(po_templates)
+    assert body_parameters(row)["total_amount"] == "¥98,765"
+    assert body_parameters(row)["currency"] == ("JPY", 98765000)

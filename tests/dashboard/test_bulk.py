@@ -184,3 +184,12 @@ def test_recent_batches_are_listed_and_one_can_be_opened_again(
     at.button(key="bulk_close").click().run()
     assert "batch" not in at.query_params
     assert "Batch: marzo" not in texts(at)
+
+
+def test_a_forged_batch_id_in_the_url_is_refused_calmly(dashboard_env: str, engine: Engine) -> None:
+    for forged in ("'; DROP TABLE send_batches; --", "x" * 5000, "../../etc/passwd"):
+        at = page(MODULE, person("buyer"))
+        at.query_params["batch"] = forged
+        at.run()
+        assert not at.exception
+        assert "does not exist or belongs to another tenant" in texts(at)

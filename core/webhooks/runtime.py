@@ -1,8 +1,10 @@
 """The webhook pipeline of one process: check, journal, acknowledge; then apply in batches.
 
-`WebhookRuntime` is what the HTTP layer calls. It owns one database thread that does all
-of this process's writes in turn — journal commits and applier batches — so SQLite sees
-a single writer per process and the event loop never waits on the database.
+`WebhookRuntime` is what the HTTP layer calls. On SQLite it owns one database thread that
+does all of this process's writes in turn — journal commits and applier batches — so the
+file sees a single writer per process; on PostgreSQL (row locks, no file lock) journal
+commits get a thread of their own, so they never wait behind an applier batch. Either
+way the event loop never waits on the database.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from core.db import get_engine
+from core.db import get_engine, is_sqlite
 from core.models.types import utcnow
 from core.settings import Settings
 from core.webhooks.apply import DEFAULT_HOLD_GRACE, ApplyReport, apply_next_batch, sweep_held
@@ -77,7 +79,8 @@ class WebhookRuntime:
         self.engine = engine or get_engine(settings.database_url)
         self.tuning = tuning or ApplierTuning()
         self.metrics = WebhookMetrics()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = None  # the applier's (and SQLite's)
+        self._journal_executor: ThreadPoolExecutor | None = None  # PostgreSQL only
         self._journal: Journal | None = None
         self._applier: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -92,10 +95,16 @@ class WebhookRuntime:
     async def start(self) -> None:
         """Start the database thread, the journal and the applier."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-db")
+        journal_executor = self._executor
+        if not is_sqlite(self.engine):
+            self._journal_executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="webhook-journal"
+            )
+            journal_executor = self._journal_executor
         if take_over_checkpoints(self.engine):  # SQLite: no fsync stalls inside commits
             self._checkpointer = Checkpointer(self.engine)
             self._checkpointer.start()
-        self._journal = Journal(self.engine, self._executor, on_commit=self._committed)
+        self._journal = Journal(self.engine, journal_executor, on_commit=self._committed)
         self._stopping = False
         self._applier = asyncio.create_task(self._apply_forever(), name="webhook-applier")
         if self.settings.app_secret is None:
@@ -114,6 +123,9 @@ class WebhookRuntime:
             await self._journal.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._journal_executor is not None:
+            self._journal_executor.shutdown(wait=True)
+            self._journal_executor = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None

@@ -165,11 +165,16 @@ def _claim(
         .order_by(M.c.created_at)
         .limit(limit)
     )
-    if not sqlite:
-        candidates = candidates.with_for_update(skip_locked=True, of=M)
+    if sqlite:  # one writer at a time: the subquery runs once, under the write lock
+        chosen = M.c.id.in_(candidates.scalar_subquery())
+    else:
+        # A CTE, not `IN (subquery)`: PostgreSQL may re-run a subquery per row, and with
+        # SKIP LOCKED every run finds new rows, so one claim would take the whole queue.
+        claimable = candidates.with_for_update(skip_locked=True, of=M).cte("claimable")
+        chosen = M.c.id == claimable.c.id
     result = conn.execute(
         update(M)
-        .where(M.c.id.in_(candidates.scalar_subquery()), M.c.status == MessageStatus.PENDING)
+        .where(chosen, M.c.status == MessageStatus.PENDING)
         .values(status=MessageStatus.SENDING, claimed_by=worker_id, claimed_at=now, updated_at=now)
         .returning(
             M.c.id,

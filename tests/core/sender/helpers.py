@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from core.control import queue_depth
 from core.models.messages import WhatsAppMessage
 from core.outbox import OutboundMessage, enqueue_many
 from core.sender import DispatcherOptions, DrainReport, RetryPolicy, drain
@@ -115,12 +116,11 @@ def worker_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, s
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("WHATSAPP_", "SANDBOX_", "WEBHOOK_", "DATABASE_URL"))
+        if not k.startswith(("WHATSAPP_", "SANDBOX_", "WEBHOOK_", "DATABASE_URL", "WANOTIFY_"))
     }
     env.update(
         DATABASE_URL=database_url,
         WHATSAPP_API_BASE_URL=sandbox_url,
-        WANOTIFY_LOG_LEVEL="INFO",
         PYTHONPATH=str(ROOT),
         **extra,
     )
@@ -151,13 +151,25 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> int:
     return proc.returncode
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` until true; fail the test saying `what` did not happen in time."""
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.5
+) -> None:
+    """Poll `predicate` until true; fail the test saying `what` did not happen in time.
+
+    Polls sparingly: the sandbox shares this process, and a busy test thread would
+    delay its accept timestamps and bunch them.
+    """
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(every)
+
+
+def unsettled(engine: Engine) -> int:
+    """Messages still pending or being sent (one light COUNT query)."""
+    depth = queue_depth(engine)
+    return depth.pending + depth.sending
 
 
 def status_counts(engine: Engine) -> Counter[str]:

@@ -8,6 +8,7 @@ validated and previewed, and the exact Cloud API body stored with an idempotency
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,13 +17,13 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.cloud_api import CloudApiClient
+from core.cloud_api import CloudApiClient, text_message
 from core.db import get_engine, session_scope
 from core.keys import content_key, po_notice_key
 from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
-from core.outbox import EnqueueResult, OutboundMessage, enqueue
+from core.outbox import EnqueueResult, OutboundMessage, OutboxError, enqueue
 from core.phones import InvalidPhoneNumber, country_calling_code, normalize_phone, wa_digits
 from core.sender import drain
 from core.settings import get_settings
@@ -41,6 +42,8 @@ from core.templates import (
 )
 
 DEFAULT_LANGUAGE = "es"
+
+log = logging.getLogger(__name__)
 
 
 class NoticeRejected(ValueError):
@@ -321,6 +324,130 @@ def sync_templates_now(tenant_id: str, *, engine: Engine | None = None) -> SyncR
     return asyncio.run(_sync())
 
 
+def send_text_message(
+    *,
+    tenant_id: str,
+    phone: str,
+    body: str,
+    idempotency_key: str | None = None,
+    created_by: str | None = None,
+    source: str = "api",
+    engine: Engine | None = None,
+) -> EnqueueResult:
+    """Queue a free-form text (Meta accepts it only inside the 24 h window, else 131047)."""
+    engine = engine or get_engine()
+    recipient = normalised_phone(phone)
+    try:
+        payload = text_message(wa_digits(recipient), body)
+    except ValueError as exc:
+        raise NoticeRejected([str(exc)]) from None
+    with session_scope(engine) as session:
+        supplier = find_or_add_supplier(session, tenant_id, recipient)
+        supplier_id = supplier.id
+    outbound = OutboundMessage(
+        tenant_id=tenant_id,
+        idempotency_key=idempotency_key or content_key(recipient, ["text", body]),
+        recipient_phone=recipient,
+        request_payload=payload,
+        message_type="text",
+        body_text=body,
+        recipient_country=country_calling_code(recipient),
+        supplier_id=supplier_id,
+        created_by=created_by,
+        meta={"source": source},
+    )
+    return enqueue(outbound, engine=engine)
+
+
+class WhatsAppService:
+    """The seed system's interface, kept so its callers work unchanged.
+
+    `send_message` no longer talks to Meta itself: it queues the message in the outbox
+    (idempotent: the same content to the same number is one message) and the sender
+    delivers it under Meta's limits. True means "queued" (or queued before).
+    """
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self._engine = engine
+
+    def send_message(
+        self,
+        to_phone: str,
+        message: str,
+        template_name: str | None = None,
+        template_params: Mapping[str, Any] | Sequence[Any] | None = None,
+        tenant_id: str | None = None,
+    ) -> bool:
+        """Queue a template (when `template_name` is given) or a text; False if refused.
+
+        `template_params` is a mapping of parameter names to values, or a list of values
+        for positional templates ({{1}}, {{2}}, ...). The template's language is the
+        supplier's, else Spanish, else the only one the template has. The reason for a
+        refusal (notifications disabled, bad number, unknown template, bad parameters)
+        is logged; nothing is queued then.
+        """
+        settings = get_settings()
+        if not settings.enable_whatsapp_notifications:
+            log.info("WhatsApp notifications are disabled (ENABLE_WHATSAPP_NOTIFICATIONS)")
+            return False
+        tenant = tenant_id or settings.default_tenant
+        engine = self._engine or get_engine()
+        try:
+            if template_name:
+                language = self._language(engine, tenant, to_phone, template_name)
+                send_template_message(
+                    tenant_id=tenant,
+                    phone=to_phone,
+                    template_name=template_name,
+                    language=language,
+                    params=_seed_params(template_params),
+                    source="seed-api",
+                    engine=engine,
+                )
+            else:
+                send_text_message(
+                    tenant_id=tenant, phone=to_phone, body=message, source="seed-api", engine=engine
+                )
+        except (NoticeRejected, OutboxError) as exc:
+            log.warning("message to %s not queued: %s", _masked(to_phone), exc)
+            return False
+        return True
+
+    @staticmethod
+    def _language(engine: Engine, tenant_id: str, phone: str, template_name: str) -> str:
+        recipient = normalised_phone(phone)
+        with session_scope(engine) as session:
+            supplier = session.exec(
+                select(Supplier).where(
+                    col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164) == recipient
+                )
+            ).first()
+            languages = sorted(
+                t.language
+                for t in list_templates(session, tenant_id)
+                if t.template_name == template_name
+            )
+        for choice in (supplier.language if supplier else None, DEFAULT_LANGUAGE):
+            if choice and choice in languages:
+                return choice
+        return languages[0] if len(languages) == 1 else DEFAULT_LANGUAGE
+
+
+def _seed_params(params: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if isinstance(params, Mapping):
+        return {str(k): v for k, v in params.items()}
+    if isinstance(params, str):
+        return {"1": params}
+    return {str(i): value for i, value in enumerate(params, start=1)}
+
+
+def _masked(phone: str) -> str:
+    digits = "".join(ch for ch in str(phone) if ch.isdigit())
+    return f"…{digits[-4:]}" if len(digits) >= 4 else "…"
+
+
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters as stored: Decimals as text, so JSON keeps them exact."""
 
@@ -340,6 +467,7 @@ __all__ = [
     "NoticeRejected",
     "PoNotice",
     "PreparedMessage",
+    "WhatsAppService",
     "dispatch_until_settled",
     "find_or_add_supplier",
     "prepare_po_notice",
@@ -347,5 +475,6 @@ __all__ = [
     "resolve_template",
     "send_po_notice",
     "send_template_message",
+    "send_text_message",
     "sync_templates_now",
 ]

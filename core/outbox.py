@@ -71,6 +71,8 @@ class OutboundMessage:
             raise OutboxError("tenant_id is required (at most 64 characters)")
         if not self.idempotency_key or len(self.idempotency_key) > 200:
             raise OutboxError("idempotency_key is required (at most 200 characters)")
+        if "\x00" in self.tenant_id or "\x00" in self.idempotency_key:
+            raise OutboxError("tenant_id and idempotency_key must not contain NUL characters")
         phone = self.recipient_phone
         if not (phone.startswith("+") and phone[1:].isdigit() and 8 <= len(phone) <= 16):
             raise OutboxError(f"recipient_phone must be E.164 like +34612345678, got {phone!r}")

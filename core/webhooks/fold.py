@@ -9,7 +9,8 @@ and no earlier event has to be read back:
 
 - error: an error with a code beats one without, then the lowest code, title, words;
 - pricing and conversation: the greatest value (Meta reports the same one on every
-  status of a message; the order only has to be fixed when it does not).
+  status of a message; the order only has to be fixed when it does not);
+- the recipient's wa_id: the smallest reported (there is one; again only a fixed order).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def fold(state: MessageState, facts: Iterable[StatusFact]) -> MessageState:
             talk = (fact.conversation.id, fact.conversation.origin)
             if conversation is None or _order(talk) > _order(conversation):
                 conversation = talk
-        if state.wa_id is None and fact.recipient_id is not None:
+        if fact.recipient_id is not None:  # one recipient per message; min() if Meta disagrees
             wa_id = fact.recipient_id if wa_id is None else min(wa_id, fact.recipient_id)
     return MessageState(
         id=state.id,

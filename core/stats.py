@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -38,7 +38,14 @@ from core.db import is_sqlite
 from core.errors import HUMAN_REASONS, human_reason
 from core.models.messages import MessageStatus
 from core.models.types import UTCDateTime
-from core.pricing import FREE_PRICING_TYPES, micros_to_decimal, rate_change_instants
+from core.pricing import (
+    FREE_PRICING_TYPES,
+    find_rate,
+    list_rates,
+    micros_to_decimal,
+    rate_change_instants,
+    rate_to_micros,
+)
 
 Granularity = Literal["day", "week", "month"]
 Stage = Literal["deliver", "read"]
@@ -243,11 +250,11 @@ def funnel(engine: Engine, flt: StatsFilter) -> Funnel:
     where, params = _where(flt)
     sql = f"""
         SELECT COUNT(*) AS total,
-               SUM(CASE WHEN {_SENT} THEN 1 ELSE 0 END) AS sent,
+               COUNT(COALESCE(m.accepted_at, m.sent_at)) AS sent,
                COUNT(m.delivered_at) AS delivered,
                COUNT(m.read_at) AS read_count,
-               SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed,
-               SUM(CASE WHEN {_QUEUED} THEN 1 ELSE 0 END) AS queued,
+               COUNT(CASE WHEN {_FAILED} THEN 1 END) AS failed,
+               COUNT(CASE WHEN {_QUEUED} THEN 1 END) AS queued,
                COUNT(m.replied_at) AS replied
         FROM whatsapp_messages m
         WHERE {where}
@@ -279,10 +286,10 @@ def daily_rates(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
         WITH {cte}
         SELECT b.k AS k,
                COUNT(*) AS messages,
-               SUM(CASE WHEN {_SENT} THEN 1 ELSE 0 END) AS sent,
+               COUNT(COALESCE(m.accepted_at, m.sent_at)) AS sent,
                COUNT(m.delivered_at) AS delivered,
                COUNT(m.read_at) AS read_count,
-               SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed
+               COUNT(CASE WHEN {_FAILED} THEN 1 END) AS failed
         FROM b JOIN whatsapp_messages m
           ON m.tenant_id IN :tenants AND m.created_at >= b.s AND m.created_at < b.e
         WHERE {where}
@@ -431,31 +438,36 @@ def supplier_table(engine: Engine, flt: StatsFilter, limit: int = 200) -> pd.Dat
     """
     limit = max(1, min(int(limit), 5000))
     where, params = _where(flt)
-    sql = f"""
-        WITH g AS (
-            SELECT m.supplier_id AS supplier_id,
-                   COUNT(*) AS messages,
-                   SUM(CASE WHEN {_SENT} THEN 1 ELSE 0 END) AS sent,
-                   COUNT(m.delivered_at) AS delivered,
-                   COUNT(m.read_at) AS read_count,
-                   SUM(CASE WHEN {_FAILED} THEN 1 ELSE 0 END) AS failed,
-                   COUNT(m.replied_at) AS replied,
-                   MAX(m.created_at) AS last_sent_at
-            FROM whatsapp_messages m
-            WHERE {where}
-            GROUP BY m.supplier_id
-            ORDER BY messages DESC
-            LIMIT :limit
-        )
-        SELECT g.supplier_id, s.name AS supplier, g.messages, g.sent, g.delivered,
-               g.read_count, g.failed, g.replied, g.last_sent_at
-        FROM g
-        LEFT JOIN suppliers s ON s.id = g.supplier_id
-        ORDER BY g.messages DESC, s.name
+    counts = f"""
+        COUNT(*) AS messages,
+        COUNT(COALESCE(m.accepted_at, m.sent_at)) AS sent,
+        COUNT(m.delivered_at) AS delivered,
+        COUNT(m.read_at) AS read_count,
+        COUNT(CASE WHEN {_FAILED} THEN 1 END) AS failed,
+        COUNT(m.replied_at) AS replied,
+        MAX(m.created_at) AS last_sent_at
     """
-    query = _q(sql, {**params, "limit": limit}).columns(last_sent_at=UTCDateTime())
+    # Driven from the suppliers table: each supplier's messages are one range of the
+    # supplier index, already grouped, so no sort of every message is needed.
+    known_sql = f"""
+        SELECT s.id AS supplier_id, s.name AS supplier, {counts}
+        FROM suppliers s JOIN whatsapp_messages m
+          ON m.tenant_id = s.tenant_id AND m.supplier_id = s.id
+        WHERE s.tenant_id IN :tenants AND {where}
+        GROUP BY s.id
+    """
+    bare_sql = f"""
+        SELECT NULL AS supplier_id, NULL AS supplier, {counts}
+        FROM whatsapp_messages m
+        WHERE {where} AND m.supplier_id IS NULL
+        HAVING COUNT(*) > 0
+    """
     with _read(engine) as conn:
-        rows = conn.execute(query).all()
+        rows = list(conn.execute(_q(known_sql, params).columns(last_sent_at=UTCDateTime())))
+        if not flt.supplier_ids:
+            rows += list(conn.execute(_q(bare_sql, params).columns(last_sent_at=UTCDateTime())))
+    rows.sort(key=lambda r: (-int(r.messages), r.supplier is None, str(r.supplier or "")))
+    rows = rows[:limit]
     return pd.DataFrame(
         {
             "supplier_id": pd.array([r.supplier_id for r in rows], dtype="Int64"),
@@ -502,57 +514,85 @@ def cost(engine: Engine, flt: StatsFilter) -> CostReport:
     (or "*") and market (or "*"), the most specific one winning, in force when the
     message was created. Slices are split at every rate change inside the range, so a
     price change mid-day is applied exactly.
+
+    SQL counts delivered messages per (tenant, pricing type, category, market) and
+    slice, one query per combination found (a handful), each a range read of the cost
+    index with no sort; the card's rate for each count is looked up here, in Decimal.
     """
     granularity = granularity_for(flt)
     display = time_buckets(flt, granularity)
     start, end = flt.utc_range
+    tenants = {"tenants": list(flt.tenant_ids)}
     with _read(engine) as conn:
         changes = rate_change_instants(conn, flt.tenant_ids, start, end)
         pieces = _split(display, changes)
         cte, bucket_params = _buckets_cte(pieces)
         where, params = _where(flt, with_range=False)
-        free = ", ".join(f"'{t}'" for t in sorted(FREE_PRICING_TYPES))
-        sql = f"""
-            WITH {cte},
-            g AS (
-                SELECT b.k AS k, b.s AS s, m.tenant_id AS tenant,
-                       m.recipient_country AS market, m.pricing_category AS category,
-                       m.pricing_type AS ptype, COUNT(*) AS n
+        combos = conn.execute(_q(_COMBOS_SQL, tenants)).all()
+        counts: list[tuple[Any, int, int]] = []  # (combo, piece index, messages)
+        for combo in combos:
+            market = "m.recipient_country IS NULL" if combo.market is None else (
+                "m.recipient_country = :c_market"
+            )
+            sql = f"""
+                WITH {cte}
+                SELECT b.k AS k, COUNT(*) AS n
                 FROM b JOIN whatsapp_messages m
-                  ON m.tenant_id IN :tenants AND m.created_at >= b.s AND m.created_at < b.e
+                  ON m.tenant_id = :c_tenant AND m.pricing_type = :c_ptype
+                 AND m.pricing_category = :c_category AND {market}
+                 AND m.created_at >= b.s AND m.created_at < b.e
                 WHERE {where} AND m.delivered_at IS NOT NULL
-                GROUP BY b.k, b.s, m.tenant_id, m.recipient_country, m.pricing_category,
-                         m.pricing_type
-            )
-            SELECT g.k AS k,
-                   COALESCE(g.category, '') AS category,
-                   r.currency AS currency,
-                   SUM(g.n) AS n,
-                   SUM(g.n * COALESCE(r.rate_micros, 0)) AS micros,
-                   SUM(CASE WHEN g.ptype IS NULL OR g.category IS NULL THEN g.n ELSE 0 END)
-                       AS unreported,
-                   SUM(CASE WHEN g.ptype IN ({free}) AND r.id IS NULL THEN g.n ELSE 0 END)
-                       AS free_n,
-                   SUM(CASE WHEN g.ptype IS NOT NULL AND g.category IS NOT NULL
-                             AND g.ptype NOT IN ({free}) AND r.id IS NULL
-                            THEN g.n ELSE 0 END) AS unpriced,
-                   MAX(CASE WHEN r.is_example THEN 1 ELSE 0 END) AS example
-            FROM g LEFT JOIN rate_cards r ON r.id = (
-                SELECT c.id FROM rate_cards c
-                WHERE c.tenant_id = g.tenant AND c.pricing_type = g.ptype
-                  AND (c.category = g.category OR c.category = '*')
-                  AND (c.market = g.market OR c.market = '*')
-                  AND c.effective_from <= g.s
-                  AND (c.effective_to IS NULL OR c.effective_to > g.s)
-                ORDER BY CASE WHEN c.market = '*' THEN 1 ELSE 0 END,
-                         CASE WHEN c.category = '*' THEN 1 ELSE 0 END,
-                         c.effective_from DESC, c.id DESC
-                LIMIT 1
-            )
-            GROUP BY g.k, COALESCE(g.category, ''), r.currency
-        """
-        rows = conn.execute(_q(sql, {**params, **bucket_params})).all()
+                GROUP BY b.k
+            """
+            bound = {**params, **bucket_params, "c_tenant": combo.tenant,
+                     "c_ptype": combo.ptype, "c_category": combo.category}  # fmt: skip
+            if combo.market is not None:
+                bound["c_market"] = combo.market
+            counts.extend((combo, int(r.k), int(r.n)) for r in conn.execute(_q(sql, bound)))
+        where_r, params_r = _where(flt)
+        unreported = int(conn.execute(_q(f"""
+            SELECT COUNT(*) FROM whatsapp_messages m
+            WHERE {where_r} AND m.delivered_at IS NOT NULL
+              AND (m.pricing_type IS NULL OR m.pricing_category IS NULL)
+        """, params_r)).scalar_one())  # fmt: skip
+    cards = {tenant: list_rates(engine, tenant) for tenant in flt.tenant_ids}
+    rows = [_CostRow(0, "", None, 0, 0, unreported, 0, 0, False)] if unreported else []
+    for combo, k, n in counts:
+        piece = pieces[k]
+        rate = find_rate(cards.get(combo.tenant, []), combo.market, combo.category.lower(),
+                         combo.ptype.lower(), piece.start)  # fmt: skip
+        if rate is not None:
+            micros = n * rate_to_micros(rate.rate)
+            rows.append(_CostRow(k, combo.category, rate.currency, n, micros, 0, 0, 0,
+                                 rate.is_example))  # fmt: skip
+        elif combo.ptype.lower() in FREE_PRICING_TYPES:
+            rows.append(_CostRow(k, combo.category, None, n, 0, 0, n, 0, False))
+        else:
+            rows.append(_CostRow(k, combo.category, None, n, 0, 0, 0, n, False))
     return _cost_report(rows, pieces, display, granularity)
+
+
+class _CostRow(NamedTuple):
+    k: int
+    category: str
+    currency: str | None
+    n: int
+    micros: int
+    unreported: int
+    free_n: int
+    unpriced: int
+    example: bool
+
+
+#: The (tenant, pricing type, category, market) combinations Meta reported for delivered
+#: messages; a skip-scan of the cost index, so it reads a few index pages, not every row.
+_COMBOS_SQL = """
+    SELECT DISTINCT m.tenant_id AS tenant, m.pricing_type AS ptype,
+           m.pricing_category AS category, m.recipient_country AS market
+    FROM whatsapp_messages m
+    WHERE m.tenant_id IN :tenants AND m.pricing_type IS NOT NULL
+      AND m.pricing_category IS NOT NULL
+"""
 
 
 def _cost_report(

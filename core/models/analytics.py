@@ -35,3 +35,35 @@ ANALYTICS_INDEX = Index(
     _messages.replied_at,
     _messages.ack_action,
 )
+
+#: The per-supplier table reads each supplier's messages as one range of this index
+#: (it replaces the narrower (tenant_id, supplier_id) index, a prefix of it).
+SUPPLIER_INDEX = Index(
+    "ix_whatsapp_messages_supplier_analytics",
+    _messages.tenant_id,
+    _messages.supplier_id,
+    _messages.created_at,
+    _messages.status,
+    _messages.template_name,
+    _messages.accepted_at,
+    _messages.sent_at,
+    _messages.delivered_at,
+    _messages.read_at,
+    _messages.replied_at,
+)
+
+#: Cost counts delivered messages per pricing type, category and market: each
+#: combination is one range of this index, and its distinct leading values are found by
+#: a skip-scan that reads a few pages.
+COST_INDEX = Index(
+    "ix_whatsapp_messages_cost",
+    _messages.tenant_id,
+    _messages.pricing_type,
+    _messages.pricing_category,
+    _messages.recipient_country,
+    _messages.created_at,
+    _messages.delivered_at,
+    _messages.status,
+    _messages.template_name,
+    _messages.supplier_id,
+)

@@ -37,7 +37,7 @@ class WhatsAppMessage(SQLModel, table=True):
         Index("ix_whatsapp_messages_dispatch", "status", "next_attempt_at"),
         Index("ix_whatsapp_messages_batch", "batch_id", "batch_row"),
         Index("ix_whatsapp_messages_tenant_po", "tenant_id", "po_number"),
-        Index("ix_whatsapp_messages_tenant_supplier", "tenant_id", "supplier_id"),
+        # (tenant_id, supplier_id, ...) lives in core.models.analytics (SUPPLIER_INDEX)
         Index("ix_whatsapp_messages_recipient", "recipient_phone"),
     )
 

@@ -28,6 +28,7 @@ from core.webhooks.sql import (
     chunks,
     execute_many,
     insert_ignoring,
+    rowcount,
 )
 
 _STATE_COLUMNS = tuple(f.name for f in fields(MessageState))
@@ -356,14 +357,25 @@ def _hold_templates(conn: Connection, holds: dict[tuple[str, str, str], str], no
 def release_held(
     conn: Connection, *, now: datetime, grace_cutoff: datetime, include_unmatched: bool, limit: int
 ) -> StatusReport:
-    """Apply held events whose message now exists; mark `unmatched` those past the grace."""
+    """Apply held events whose message now exists; mark `unmatched` those past the grace.
+
+    Only events that can match are read back (their wamid, or their callback data as a
+    message id, is in the messages table), so statuses that will never match — another
+    system's messages on the same number — cost the sweep nothing and never crowd out
+    the ones that can be applied.
+    """
     report = StatusReport()
     states = [StatusEventState.PENDING]
     if include_unmatched:
         states.append(StatusEventState.UNMATCHED)
+    m = MESSAGES.c
+    matchable = or_(
+        select(m.id).where(m.whatsapp_message_id == EVENTS.c.wamid).exists(),
+        select(m.id).where(m.id == EVENTS.c.callback_data).exists(),
+    )
     rows = conn.execute(
         select(EVENTS)
-        .where(EVENTS.c.state != StatusEventState.APPLIED, EVENTS.c.state.in_(states))
+        .where(EVENTS.c.state.in_(states), matchable)
         .order_by(EVENTS.c.id)
         .limit(limit)
     ).all()
@@ -377,14 +389,17 @@ def release_held(
         )
         for row in rows
     ]
-    still_held = apply_status_items(conn, items, now, report)
-    expired = [i.fact.key for i in still_held if i.received_at < grace_cutoff]
-    for keys in chunks(expired):
-        result = conn.execute(
-            update(EVENTS)
-            .where(EVENTS.c.event_key.in_(keys), EVENTS.c.state == StatusEventState.PENDING)
-            .values(state=StatusEventState.UNMATCHED)
+    if items:
+        apply_status_items(conn, items, now, report)
+    result = conn.execute(
+        update(EVENTS)
+        .where(
+            EVENTS.c.state == StatusEventState.PENDING,
+            EVENTS.c.received_at < bindparam("b_cutoff", type_=EVENTS.c.received_at.type),
         )
-        report.unmatched += max(0, int(result.rowcount or 0))
+        .values(state=StatusEventState.UNMATCHED),
+        {"b_cutoff": grace_cutoff},
+    )
+    report.unmatched += rowcount(result)
     report.held = 0  # still held: counted when first held, not again at each sweep
     return report

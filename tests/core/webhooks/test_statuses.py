@@ -361,3 +361,16 @@ def test_release_does_not_touch_applied_events(engine: Engine) -> None:
     sweep_held(engine, include_unmatched=True)
     assert message_row(engine, mid)["status"] == "sent"
     assert timeline(engine, "wamid.A1")[0]["applied_at"] is None
+
+
+def test_statuses_that_cannot_match_never_crowd_out_ones_that_can(engine: Engine) -> None:
+    """Another system's messages on the same number: their statuses never find a row."""
+    strangers = [status(f"wamid.OTHER{n:04d}", "sent", T0) for n in range(30)]
+    journal(engine, statuses_body(*strangers))
+    journal(engine, statuses_body(status("wamid.OURS", "delivered", T0 + 4)))
+    apply_all(engine)
+    mid = add_message(engine, wamid="wamid.OURS")
+    report = sweep_held(engine, limit=5)  # far fewer than the held statuses
+    assert report.statuses.applied == 1
+    assert message_row(engine, mid)["status"] == "delivered"
+    assert read_health(engine).held == 30

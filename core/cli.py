@@ -31,7 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(templates_app, name="templates")
 app.add_typer(users_app, name="users")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 out = Console()
 
 

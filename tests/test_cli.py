@@ -125,3 +125,76 @@ def test_commands_before_migration_say_what_to_run(cli_env: dict[str, str], tmp_
     result = wanotify("status", env=cli_env, cwd=tmp_path)
     assert result.returncode == 1
     assert "wanotify db upgrade" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("run",),
+        ("db", "upgrade"),
+        ("send",),
+        ("send-csv",),
+        ("worker",),
+        ("templates", "sync"),
+        ("sandbox",),
+        ("resume",),
+        ("status",),
+    ],
+)
+def test_every_command_exists(
+    cli_env: dict[str, str], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    result = wanotify(*command, "--help", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("send-csv", "missing.csv"), "missing.csv: no such file"),
+        (("send-csv", "po.csv", "--decimal", ";"), "--decimal must be auto"),
+        (("send-csv", "po.csv", "--template", "nope"), "There is no template 'nope'"),
+        (("send", "--to", "612345678", "--param", "oops"), "write it as NAME=VALUE"),
+        (("send", "--to", "612345678", "--template", "po_notification"), "is missing"),
+    ],
+)
+def test_user_errors_are_one_clear_line_and_non_zero(
+    ready_env: dict[str, str],
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    args: tuple[str, ...],
+    words: str,
+) -> None:
+    (tmp_path / "po.csv").write_text("supplier_name,phone,po_number,amount\nA,612345678,P1,10\n")
+    result = wanotify(*args, env=ready_env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and words in last, result.stderr
+    assert sandbox.messages() == []
+
+
+def test_send_csv_shows_progress_and_sends_each_valid_row_once(
+    ready_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "pos.csv"
+    source.write_text(
+        "supplier_name,phone,po_number,amount,currency\n"
+        'Harinas Martín,612345601,PO-1,"1.234,50",EUR\n'
+        "Aceites Sur,612345602,PO-2,99,EUR\n"
+        "Aceites Sur,612345602,PO-2,99,EUR\n"
+        "Nadie,12,PO-3,5,EUR\n",
+        "utf-8",
+    )
+    run = wanotify("send-csv", str(source), env=ready_env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Sending" in run.stderr  # the progress bar
+    results = tmp_path / "pos.results.csv"
+    rows = list(csv.DictReader(io.StringIO(results.read_text("utf-8-sig"))))
+    assert [int(r["row_number"]) for r in rows] == [1, 2, 3, 4]
+    assert [r["outcome"] for r in rows] == ["sent", "sent", "refused", "refused"]
+    assert len(sandbox.messages()) == 2
+    again = wanotify("send-csv", str(source), env=ready_env, cwd=tmp_path)  # idempotent
+    assert again.returncode == 0, again.stderr
+    assert len(sandbox.messages()) == 2

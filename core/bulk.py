@@ -29,16 +29,32 @@ from core.batches import (
     retry_failed,
 )
 from core.csv_export import results_csv
-from core.csv_import import PO_FIELDS, CsvTable, RowCheck, guess_mapping, read_csv, validate_rows
+from core.csv_import import (
+    PO_FIELDS,
+    CsvTable,
+    RowCheck,
+    guess_mapping,
+    read_csv,
+    validate_rows,
+)
 from core.db import get_engine, session_scope
 from core.models.batches import SendBatch
+from core.models.suppliers import Supplier
+from core.models.types import utcnow
 from core.money import DecimalMark
-from core.notify import NoticeRejected, find_or_add_supplier, prepare_template_message
+from core.notify import (
+    DEFAULT_LANGUAGE,
+    NoticeRejected,
+    prepare_template_message,
+    resolve_template,
+)
 from core.sender import drain
 from core.settings import get_settings
 from core.templates import TemplateDefinition, is_po_notice_template
 from core.users import UserInfo
 
+#: Phones per `IN (...)` lookup: well under SQLite's variable limit.
+_IN_CHUNK = 500
 #: Columns of the results file, after the input's own columns.
 RESULT_COLUMNS = ["outcome", "status", "message_id", "wamid", "error"]
 
@@ -93,8 +109,6 @@ def plan_csv(
     Raises CsvError when the file cannot be read for certain, NoticeRejected when the
     template cannot be sent at all.
     """
-    from core.notify import resolve_template
-
     table = read_csv(data)
     with session_scope(engine or get_engine()) as session:
         definition = resolve_template(session, tenant_id, template_name, language)
@@ -134,22 +148,23 @@ def start_batch(
     source: str = "csv",
     engine: Engine | None = None,
 ) -> SendBatch:
-    """Record the batch (every input row) and queue its valid rows, in one transaction."""
+    """Record the batch (every input row) and queue its valid rows, in one transaction.
+
+    The template is looked up once, as it is now (NoticeRejected if it was paused or
+    removed since the file was checked), and the rows' suppliers in a few queries.
+    """
     engine = engine or get_engine()
-    definition = plan.definition
     rows: list[BatchInput] = []
     with session_scope(engine) as session:
+        definition = resolve_template(
+            session, plan.tenant_id, plan.definition.name, plan.definition.language
+        )
+        suppliers = _suppliers_for(session, plan)
         for check, raw in zip(plan.checks, plan.table.rows, strict=True):
             if not check.ok or check.phone_e164 is None:
                 rows.append(BatchInput(check.row_number, raw, error="; ".join(check.errors)))
                 continue
-            supplier = find_or_add_supplier(
-                session,
-                plan.tenant_id,
-                check.phone_e164,
-                name=check.values.get("supplier_name"),
-                language=check.values.get("language") or None,
-            )
+            supplier = suppliers[check.phone_e164]
             try:
                 prepared = prepare_template_message(
                     session,
@@ -163,6 +178,7 @@ def start_batch(
                     po_number=(check.values.get("po_number") or "").strip() or None,
                     created_by=created_by,
                     source=source,
+                    definition=definition,
                 )
             except NoticeRejected as exc:
                 rows.append(BatchInput(check.row_number, raw, error=str(exc)))
@@ -178,6 +194,47 @@ def start_batch(
         created_by,
         source=source,
     )
+
+
+def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
+    """The tenant's supplier for the phone of every valid row.
+
+    Known suppliers come back in a few `IN (...)` queries; unknown ones are recorded
+    exactly as `find_or_add_supplier` records them (name from the row, its language or
+    the default, opted in now) with one flush for all, instead of a query and a flush
+    per row.
+    """
+    first: dict[str, RowCheck] = {}
+    for check in plan.valid:
+        if check.phone_e164 is not None:
+            first.setdefault(check.phone_e164, check)
+    phones = list(first)
+    found: dict[str, Supplier] = {}
+    for start in range(0, len(phones), _IN_CHUNK):
+        chunk = phones[start : start + _IN_CHUNK]
+        for supplier in session.exec(
+            select(Supplier).where(
+                col(Supplier.tenant_id) == plan.tenant_id, col(Supplier.phone_e164).in_(chunk)
+            )
+        ).all():
+            found[supplier.phone_e164] = supplier
+    now = utcnow()
+    added = [
+        Supplier(
+            tenant_id=plan.tenant_id,
+            name=(check.values.get("supplier_name") or phone).strip()[:200],
+            phone_e164=phone,
+            language=check.values.get("language") or DEFAULT_LANGUAGE,
+            opted_in_at=now,
+        )
+        for phone, check in first.items()
+        if phone not in found
+    ]
+    if added:
+        session.add_all(added)
+        session.flush()
+        found.update((supplier.phone_e164, supplier) for supplier in added)
+    return found
 
 
 ProgressCallback = Callable[[int, int, str], None]

@@ -157,10 +157,16 @@ def prepare_template_message(
     source: str = "api",
     batch_id: str | None = None,
     batch_row: int | None = None,
+    definition: TemplateDefinition | None = None,
 ) -> PreparedMessage:
-    """Check and build one template message; NoticeRejected lists every problem found."""
+    """Check and build one template message; NoticeRejected lists every problem found.
+
+    A caller preparing many messages of one template passes its `definition` (resolved
+    once by `resolve_template`) instead of having it looked up for every message.
+    """
     recipient = normalised_phone(phone)
-    definition = resolve_template(session, tenant_id, template_name, language)
+    if definition is None:
+        definition = resolve_template(session, tenant_id, template_name, language)
     problems = validate_parameters(definition, params)
     if problems:
         raise NoticeRejected([problem.message for problem in problems])

@@ -289,7 +289,7 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
         try:
             with st.spinner(f"Queuing {count:,} messages…"):
                 batch = start_batch_for(user, plan, name.strip() or file_name, engine=db)
-        except PermissionDenied as exc:
+        except (PermissionDenied, NoticeRejected) as exc:  # e.g. the template was paused
             st.error(str(exc))
             return
         started[file_id] = batch.id  # a second click (or rerun) opens it, never sends again

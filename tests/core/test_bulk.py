@@ -136,3 +136,63 @@ def test_recent_batches_are_newest_first_and_never_another_tenants(db: Engine) -
     assert [b.name for b in recent_batches(db, "other")] == ["theirs"]
     assert len(recent_batches(db, "acme", limit=1)) == 1
     assert len(recent_batches(db, "acme", limit=-5)) == 1
+
+
+def test_a_template_paused_after_the_check_stops_the_batch_and_queues_nothing(
+    db: Engine,
+) -> None:
+    from sqlmodel import Session, func, select
+
+    from core.models.batches import SendBatch
+    from core.models.templates import WhatsAppTemplate
+
+    checked = plan(db, (SAMPLES / "po_batch_valid.csv").read_bytes(), decimal=".")
+    with Session(db) as session:
+        row = session.exec(
+            select(WhatsAppTemplate).where(
+                WhatsAppTemplate.tenant_id == "acme",
+                WhatsAppTemplate.template_name == "po_notification",
+                WhatsAppTemplate.language == "es",
+            )
+        ).one()
+        row.status = "PAUSED"
+        session.add(row)
+        session.commit()
+    with pytest.raises(NoticeRejected):
+        start_batch_for(user(), checked, "late", engine=db)
+    with Session(db) as session:
+        assert session.exec(select(func.count()).select_from(SendBatch)).one() == 0
+
+
+def test_new_suppliers_are_recorded_once_and_known_ones_reused(db: Engine) -> None:
+    from sqlmodel import Session, select
+
+    from core.models.messages import WhatsAppMessage
+    from core.models.suppliers import Supplier
+
+    with Session(db) as session:
+        session.add(Supplier(tenant_id="acme", name="Ya conocido", phone_e164="+34612345678"))
+        session.add(Supplier(tenant_id="other", name="Ajeno", phone_e164="+34612555111"))
+        session.commit()
+    data = (
+        "supplier_name,phone,po_number,total_amount,language\n"
+        "Harinas,+34 612 34 56 78,PO-1,10.50,es\n"
+        "Lácteos Ruiz,612 555 111,PO-2,20.00,\n"
+        "Lácteos Ruiz,612 555 111,PO-3,30.00,\n"
+    ).encode()
+    batch = start_batch_for(user(), plan(db, data), "mixed", engine=db)
+    with Session(db) as session:
+        mine = {
+            s.phone_e164: s
+            for s in session.exec(select(Supplier).where(Supplier.tenant_id == "acme")).all()
+        }
+        messages = session.exec(
+            select(WhatsAppMessage).where(WhatsAppMessage.batch_id == batch.id)
+        ).all()
+    assert set(mine) == {"+34612345678", "+34612555111"}
+    assert mine["+34612345678"].name == "Ya conocido"  # known: reused, not renamed
+    assert mine["+34612555111"].name == "Lácteos Ruiz" and mine["+34612555111"].language == "es"
+    assert mine["+34612555111"].opted_in_at is not None
+    by_phone = {m.po_number: m.supplier_id for m in messages}
+    assert by_phone["PO-2"] == by_phone["PO-3"] == mine["+34612555111"].id
+    assert by_phone["PO-1"] == mine["+34612345678"].id

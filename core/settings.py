@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     whatsapp_request_timeout: float = Field(
         default=20.0, gt=0, validation_alias="WHATSAPP_REQUEST_TIMEOUT"
     )
+    #: seconds added to the one-second window our limiter counts in: absorbs the jitter
+    #: between starting a send here and Meta counting it (costs margin/1 s of throughput)
+    whatsapp_rate_margin_seconds: float = Field(
+        default=0.02, ge=0, le=1, validation_alias="WHATSAPP_RATE_MARGIN_SECONDS"
+    )
     #: how long a worker may hold a claimed message before others presume it dead
     #: (default: 3 × the request timeout, at least 60 s)
     whatsapp_claim_lease_seconds: float | None = Field(

@@ -107,7 +107,7 @@ class DispatcherOptions:
     flush_rows: int = 1000
     pair_interval: float = PAIR_INTERVAL_SECONDS
     pair_margin: float = 0.1
-    window_margin: float = 0.02
+    window_margin: float | None = None  # WHATSAPP_RATE_MARGIN_SECONDS
     shutdown_timeout: float | None = None  # default: request timeout + 2 s
     phone_number_id: str | None = None
     seed: int | None = None  # jitter seed, for reproducible tests
@@ -162,10 +162,15 @@ class Dispatcher:
         self.phone_number_id = opts.phone_number_id or settings.phone_number_id
         mps = opts.mps or settings.whatsapp_max_mps
         self.cap = int(mps)
+        self.window_margin = (
+            opts.window_margin
+            if opts.window_margin is not None
+            else settings.whatsapp_rate_margin_seconds
+        )
         #: the limiter whose cap is this worker's share of the budget (None: not shared)
         self._shared: SlidingWindowLimiter | None = None
         if limiter is None:
-            window = SlidingWindowLimiter(mps, margin=opts.window_margin)
+            window = SlidingWindowLimiter(mps, margin=self.window_margin)
             if opts.shared_budget:
                 window.set_cap(0)  # nothing until the first refresh grants a share
                 self._shared = window
@@ -260,7 +265,7 @@ class Dispatcher:
                     worker_id=self.worker_id,
                     phone_number_id=self.phone_number_id,
                     cap=self.cap,
-                    window_seconds=1.0 + self.options.window_margin,
+                    window_seconds=1.0 + self.window_margin,
                 ),
             )
         except Exception:  # the share simply expires; sending stops until a refresh works
@@ -293,7 +298,7 @@ class Dispatcher:
                 lambda: budget.leave(
                     self.engine,
                     worker_id=self.worker_id,
-                    window_seconds=1.0 + self.options.window_margin,
+                    window_seconds=1.0 + self.window_margin,
                 ),
             )
         except Exception:  # the row expires with its heartbeat anyway

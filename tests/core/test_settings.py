@@ -101,6 +101,7 @@ def test_current_name_wins_over_the_deprecated_one(monkeypatch: pytest.MonkeyPat
         ("ENABLE_WHATSAPP_NOTIFICATIONS", "perhaps"),
         ("WHATSAPP_INFLIGHT_GRACE_SECONDS", "-1"),
         ("WHATSAPP_CLAIM_LEASE_SECONDS", "soon"),
+        ("WHATSAPP_RATE_MARGIN_SECONDS", "2"),
         ("SANDBOX_PORT", "99999"),
     ],
 )

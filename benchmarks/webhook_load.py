@@ -10,8 +10,9 @@ database seeded with accepted messages: a SQLite file by default, or, with
 minimal HTTP/1.1 client over 128 keep-alive connections (so it takes little of the CPU it
 shares with the server) sending signed status webhooks (one status per POST, as Meta
 mostly does) on an open-loop schedule, so a slow server is not let off by a slower
-sender — latency is measured from each event's scheduled time, queueing included. Per message there are `sent`, `delivered` and
-`read`, mixed across messages, partly out of order, with some duplicates.
+sender — latency is measured from each event's scheduled time, queueing included. Per
+message there are `sent`, `delivered` and `read`, mixed across messages, partly out of
+order, with some duplicates.
 
 - **journalled** (`webhook_app:app`): verify, commit to the journal with group commit,
   answer 200; a batched applier folds events into messages just after.

@@ -307,6 +307,8 @@ async def test_survives_a_full_broker_restart(
         await publish_po_event(broker.url, po_event(), queue_prefix=broker.prefix)
         await wait_until(lambda: outbox(po_templates), "the row after the restart", 90)
     assert "lost the RabbitMQ connection" in caplog.text and "reconnected" in caplog.text
+    assert len(outbox(po_templates)) == 1
+    assert await broker.counts(broker.names.queue) == (0, 0)  # the broker is up again
 
 
 async def test_sigterm_stops_the_consumer_gracefully(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlmodel import Session, col, select
 
 from core.models.batches import SendBatch
@@ -104,7 +105,7 @@ def test_a_batch_is_found_again_after_logging_in_and_its_results_download(
         "?.getAttribute('aria-valuenow') === '100'",
         timeout=60_000,
     )
-    assert page.get_by_text("Done — 47 of 47 messages settled").is_visible()
+    expect(page.get_by_text("Done — 47 of 47 messages settled")).to_be_visible()
     screenshot(page, "bulk-done")
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download results (CSV)").click()

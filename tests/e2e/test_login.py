@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.fixtures.browser import Product, log_in, screenshot, wait_idle
 
@@ -27,16 +28,25 @@ def test_nothing_is_shown_before_login_and_a_wrong_password_is_refused(
     page.get_by_role("textbox", name="Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
     wait_idle(page)
-    assert page.get_by_text("Wrong username or password").is_visible()
+    expect(page.get_by_text("Wrong username or password")).to_be_visible(timeout=30_000)
     assert page.locator("[data-testid='stSidebarNav']").count() == 0
 
 
 def test_a_buyer_sees_only_the_send_pages(page: Any, product: Product) -> None:
     log_in(page, product, "buyer")
     assert _menu(page) == ["Send PO notice", "Bulk send (CSV)"]
-    assert page.get_by_text("Signed in as").is_visible()
-    page.goto(f"{product.dashboard_url}/analytics")  # not offered: not reachable by URL
+    expect(page.get_by_text("Signed in as")).to_be_visible()
+
+
+def test_a_page_the_role_may_not_use_cannot_be_reached_by_url(page: Any, product: Product) -> None:
+    page.goto(f"{product.dashboard_url}/analytics")  # a deep link to a manager's page
     wait_idle(page)
+    page.get_by_label("Username").fill("e2e-buyer")
+    page.get_by_role("textbox", name="Password").fill(product.password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("[data-testid='stSidebarNav']")
+    expect(page.get_by_role("heading", name="Send a PO notice")).to_be_visible(timeout=30_000)
+    assert page.get_by_role("heading", name="Analytics").count() == 0
     assert page.locator(".js-plotly-plot").count() == 0
     assert "Analytics" not in _menu(page)
 

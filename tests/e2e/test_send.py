@@ -71,6 +71,6 @@ def test_invalid_values_are_flagged_and_nothing_is_sent(page: Any, product: Prod
     warning = page.locator("[data-testid='stAlertContainer']", has_text="Fix before sending")
     expect(warning).to_contain_text("too short", timeout=30_000)
     expect(warning).to_contain_text("'abc' is not an amount")
-    assert page.get_by_role("button", name="Send to supplier").is_disabled()
+    expect(page.get_by_role("button", name="Send to supplier")).to_be_disabled()
     screenshot(page, "send-invalid")
     assert _messages(product, "PO-E2E-BAD") == []

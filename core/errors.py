@@ -107,7 +107,7 @@ def human_reason(code: int | None, fallback: str | None = None) -> str:
     return f"Meta error {code}" if code is not None else "Unknown error"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: `with` blocks (contextmanager) set __traceback__ on re-raise
 class GraphError(Exception):
     """An error from the Graph API (or a transport failure), with everything Meta said."""
 

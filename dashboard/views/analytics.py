@@ -72,9 +72,9 @@ def render(user: UserInfo) -> None:
         return
     if _demo_rows(url, flt.tenant_ids):
         st.info(
-            "**Demo data.** These figures include the sandbox's demo messages "
-            "(PO numbers from PO-…-041xx, suppliers marked DEMO-). They disappear with a "
-            "fresh database.",
+            "**Demo data.** These figures include the sandbox's demo messages and "
+            "suppliers (ERP references DEMO-…), seeded so the charts are not empty. A "
+            "fresh database in live mode has none.",
             icon=":material/science:",
         )
     data = _report(url, *_key(flt))

@@ -44,3 +44,14 @@ def test_only_admins_sync_and_only_for_their_tenant(
     assert report.added == 11
     assert len(template_summaries(engine, "acme", include_inactive=True)) == 11
     assert template_summaries(engine, "default") == []
+
+
+def test_a_graph_error_keeps_its_type_through_a_with_block(engine: Engine) -> None:
+    """The templates page catches GraphError around a spinner and inside session_scope:
+    both are generator context managers, which set __traceback__ when re-raising."""
+    from core.db import session_scope
+    from core.errors import GraphError
+
+    with pytest.raises(GraphError) as caught, session_scope(engine):
+        raise GraphError(code=190, message="Error validating access token")
+    assert caught.value.code == 190

@@ -604,6 +604,11 @@ def _p50_at_best(run: DesignRun) -> float:
     return step.percentile(0.5) if step else float("nan")
 
 
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min), {five:.1f} (5 min)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both designs and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -627,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     where = "PostgreSQL" if args.database_url else "SQLite"
     print(
         f"webhook load: {args.seconds:.0f} s per step, {where}, {args.workers} worker(s),"
-        f" workdir {workdir}",
+        f" workdir {workdir}; machine load average {_load()} ({os.cpu_count()} CPUs)",
         flush=True,
     )
     ours = run_design(
@@ -651,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
     )
     report(ours, naive, where, args.workers)
+    print(f"  machine load average at the end: {_load()} (other work on it skews every figure)")
     if not args.keep:
         for path in workdir.iterdir():
             path.unlink()

@@ -9,7 +9,9 @@ one-second window measures the workers' combined rate, not its own refusals.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,30 +37,38 @@ from tests.core.sender.helpers import (
 CAP = 30
 WORKERS = 3
 MESSAGES = 180
-#: This engineer's own PostgreSQL database unless the suite runs on another one.
-OWN_PG_URL = "postgresql://postgres@127.0.0.1:5432/wanotify_h1"
+#: The PostgreSQL server used when WANOTIFY_TEST_DATABASE_URL names none.
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _pg_url() -> str:
+def _admin(url: str) -> Engine:
+    return get_engine(str(make_url(url).set(database="postgres")))
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    """The configured test database (schema emptied), or a private one dropped afterwards.
+
+    A private database per run: several people may run this suite on one server at once.
+    """
     configured = os.environ.get("WANOTIFY_TEST_DATABASE_URL", "")
-    return configured if configured.startswith("postgres") else OWN_PG_URL
-
-
-def _fresh_postgres(url: str) -> None:
-    """Empty the database's public schema, creating the database first if missing."""
+    if configured.startswith("postgres"):
+        engine = get_engine(configured)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        yield configured
+        return
+    name = f"wanotify_workers_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = str(make_url(PG_SERVER).set(database=name))
+    with _admin(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        engine = get_engine(url)
-        with engine.connect():
-            pass
-    except OperationalError:
-        admin = get_engine(str(make_url(url).set(database="postgres")))
-        name = make_url(url).database
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = get_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        yield url
+    finally:
+        get_engine(url).dispose()
+        with _admin(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,15 +76,20 @@ def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     """A migrated, empty database that worker processes share."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'workers.db'}"
-    else:
-        url = _pg_url()
-        try:
-            _fresh_postgres(url)
-        except OperationalError as exc:
-            pytest.skip(f"PostgreSQL unreachable at {make_url(url).host}: {exc.orig}")
-    migrate.upgrade(url)
-    yield url
-    get_engine(url).dispose()
+        migrate.upgrade(url)
+        yield url
+        get_engine(url).dispose()
+        return
+    try:
+        database = _postgres_database()
+        url = database.__enter__()
+    except OperationalError as exc:
+        pytest.skip(f"PostgreSQL unreachable: {exc.orig}")
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        database.__exit__(None, None, None)
 
 
 @pytest.mark.slow

@@ -6,6 +6,8 @@ counts is what we sent, not what it refused.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import Engine
 
@@ -13,7 +15,7 @@ from core.control import resume_sending, sending_state
 from core.models.messages import MessageStatus
 from core.outbox import OutboundMessage, enqueue
 from core.sandbox import SandboxServer
-from core.settings import SANDBOX_PHONE_NUMBER_ID
+from core.settings import SANDBOX_PHONE_NUMBER_ID, get_settings
 from tests.core.sender.helpers import enqueue_notices, notice, phone, rows, run_drain
 
 
@@ -181,3 +183,23 @@ def test_permanent_error_fails_only_that_message_with_code_and_reason(
     assert stored[bad].attempt_count == 1  # never retried
     assert "Parameter value is not valid" in str(stored[bad].provider_response)
     assert stored[good].status == MessageStatus.ACCEPTED
+
+
+def test_a_send_whose_answer_never_came_is_never_resent_and_asks_a_person(
+    sandbox_env: SandboxServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHATSAPP_REQUEST_TIMEOUT", "0.3")
+    get_settings.cache_clear()
+    sandbox_env.configure(latency_ms=1500)  # Meta takes it, but answers too late
+    (message_id,) = enqueue_notices(engine, [phone(1)])
+    first = run_drain(engine, lease_seconds=0.5, grace_seconds=1.0)
+    assert first.stats.unknown == 1
+    waiting = rows(engine)[message_id]
+    assert waiting.status == MessageStatus.SENDING  # waits for a webhook with our id
+    assert "No answer from Meta" in (waiting.error_message or "")
+    time.sleep(1.2)  # past the grace period, with no webhook
+    run_drain(engine, lease_seconds=0.5, grace_seconds=1.0)
+    final = rows(engine)[message_id]
+    assert final.status == MessageStatus.NEEDS_ATTENTION
+    assert "Check WhatsApp before resending" in (final.error_message or "")
+    assert sandbox_env.stats()["accepted"] == 1  # sent once, never again

@@ -373,9 +373,11 @@ def release_held(
         select(m.id).where(m.whatsapp_message_id == EVENTS.c.wamid).exists(),
         select(m.id).where(m.id == EVENTS.c.callback_data).exists(),
     )
+    # `state <> 'applied'` lets SQLite use the partial index of held events (not a scan).
+    not_applied = EVENTS.c.state != StatusEventState.APPLIED
     rows = conn.execute(
         select(EVENTS)
-        .where(EVENTS.c.state.in_(states), matchable)
+        .where(not_applied, EVENTS.c.state.in_(states), matchable)
         .order_by(EVENTS.c.id)
         .limit(limit)
     ).all()
@@ -394,6 +396,7 @@ def release_held(
     result = conn.execute(
         update(EVENTS)
         .where(
+            not_applied,
             EVENTS.c.state == StatusEventState.PENDING,
             EVENTS.c.received_at < bindparam("b_cutoff", type_=EVENTS.c.received_at.type),
         )

@@ -162,6 +162,13 @@ class CloudApiClient:
             trust_env=transport is None,  # an injected transport is never bypassed by proxies
         )
 
+        # The hot path's URL, parsed once: httpx would parse and merge it on every send
+        # (a measurable share of the sender's CPU at 1,000 messages a second).
+        self._messages_url = httpx.URL(
+            f"{self._settings.api_base_url}/{self._version}/"
+            f"{self._settings.phone_number_id}/messages"
+        )
+
     def __repr__(self) -> str:
         return f"CloudApiClient(base_url={self._settings.api_base_url!r})"
 
@@ -177,8 +184,7 @@ class CloudApiClient:
 
     async def send_message(self, payload: dict[str, Any]) -> SendResult:
         """POST a complete Cloud API message body; Meta's acceptance or a GraphError."""
-        path = f"/{self._version}/{self._settings.phone_number_id}/messages"
-        body = await self._request("POST", path, json_body=payload)
+        body = await self._request("POST", self._messages_url, json_body=payload)
         return _send_result(body)
 
     async def send_template(
@@ -261,7 +267,7 @@ class CloudApiClient:
     async def _request(
         self,
         method: str,
-        path: str,
+        path: str | httpx.URL,
         *,
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, SmallInteger, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.models.types import PortableJSON, UTCDateTime, new_id, utcnow
@@ -85,6 +85,13 @@ class WhatsAppMessage(SQLModel, table=True):
     replied_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     acknowledged_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     ack_action: str | None = Field(default=None, max_length=20)  # latest PO button answer
+    # Whole seconds from sent (else accepted) to delivered / read, and their bin of
+    # core.stats.LATENCY_EDGES, kept by database triggers (migration
+    # 0008_analytics_latency) for the latency charts; never set by code.
+    deliver_seconds: int | None = Field(default=None, sa_column=Column(BigInteger()))
+    read_seconds: int | None = Field(default=None, sa_column=Column(BigInteger()))
+    deliver_bin: int | None = Field(default=None, sa_column=Column(SmallInteger()))
+    read_bin: int | None = Field(default=None, sa_column=Column(SmallInteger()))
     conversation_id: str | None = Field(default=None, max_length=128)
     conversation_origin: str | None = Field(default=None, max_length=40)
     provider_response: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))

@@ -343,3 +343,98 @@ def test_report_bundles_every_figure(engine: Engine) -> None:
     assert len(data.daily) == 30
     assert data.to_read.count == 1
     assert data.acknowledgements.notices == 1
+
+
+# --- latency columns kept by the database (migration 0008) ------------------------------
+
+
+def latency_row(engine: Engine, mid: str) -> tuple[Any, ...]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT deliver_seconds, deliver_bin, read_seconds, read_bin "
+                "FROM whatsapp_messages WHERE id = :id"
+            ),
+            {"id": mid},
+        ).one()
+    return tuple(row)
+
+
+def test_latency_columns_are_kept_by_the_database_whoever_writes(engine: Engine) -> None:
+    mid = message(engine, sent=2, delivered=7)  # exactly 5 s: the bin from 5 s up
+    assert latency_row(engine, mid) == (5, 1, None, None)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE whatsapp_messages SET read_at = :at WHERE id = :id"),
+            {"at": T0 + timedelta(seconds=2 + 3600, milliseconds=500), "id": mid},
+        )
+    assert latency_row(engine, mid) == (5, 1, 3600, 9)
+    with engine.begin() as conn:  # no sent time: counted from acceptance (at +1 s)
+        conn.execute(text("UPDATE whatsapp_messages SET sent_at = NULL WHERE id = :id"),
+                     {"id": mid})  # fmt: skip
+    assert latency_row(engine, mid) == (6, 1, 3601, 9)
+    with engine.begin() as conn:  # a direct write of the derived columns is undone
+        conn.execute(
+            text("UPDATE whatsapp_messages SET deliver_seconds = 999, read_bin = 0 WHERE id = :id"),
+            {"id": mid},
+        )
+    assert latency_row(engine, mid) == (6, 1, 3601, 9)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE whatsapp_messages SET delivered_at = NULL WHERE id = :id"),
+                     {"id": mid})  # fmt: skip
+    assert latency_row(engine, mid) == (None, None, 3601, 9)
+    with engine.begin() as conn:  # no start at all: no latency
+        conn.execute(text("UPDATE whatsapp_messages SET accepted_at = NULL WHERE id = :id"),
+                     {"id": mid})  # fmt: skip
+    assert latency_row(engine, mid) == (None, None, None, None)
+
+
+def test_latency_columns_are_set_when_a_row_is_inserted_complete(engine: Engine) -> None:
+    mid = message(engine, sent=2, delivered=2 + 86400 * 4, read=2 + 14)
+    assert latency_row(engine, mid) == (86400 * 4, 14, 14, 1)
+    pending = message(engine, sent=None, status="pending")
+    assert latency_row(engine, pending) == (None, None, None, None)
+
+
+def test_latency_bins_match_the_timestamps_exactly(engine: Engine) -> None:
+    """Many latencies, edges exact and a millisecond either side, fall where they should."""
+    offsets = [-3.0, 0.0]
+    for edge in stats.LATENCY_EDGES:
+        offsets += [edge - 0.001, float(edge), edge + 0.001]
+    offsets += [400_000.25, 10 * 365 * 86400.0]
+    expected = [0] * (len(stats.LATENCY_EDGES) + 1)
+    for seconds in offsets:
+        message(engine, sent=2, delivered=2 + seconds, read=2 + seconds)
+        expected[sum(1 for edge in stats.LATENCY_EDGES if seconds >= edge)] += 1
+    for stage in ("deliver", "read"):
+        lat = stats.latency(engine, flt(), stage)  # type: ignore[arg-type]
+        assert list(lat.bins["messages"]) == expected
+        assert lat.count == len(offsets)
+
+
+def test_latency_counts_each_tenant_of_the_filter_and_no_other(engine: Engine) -> None:
+    message(engine, tenant="acme", delivered=2 + 3)
+    message(engine, tenant="beta", delivered=2 + 20)
+    message(engine, tenant="gamma", delivered=2 + 20)
+    message(engine, tenant="beta", delivered=2 + 20, status="cancelled")
+    lat = stats.latency(engine, flt(tenant_ids=("acme", "beta")), "deliver")
+    assert list(lat.bins["messages"][:3]) == [1, 0, 1]
+    assert lat.count == 2
+
+
+def test_where_refuses_a_tenant_outside_the_filter() -> None:
+    with pytest.raises(stats.StatsFilterError):
+        stats._where(flt(), tenants=("intruder",))
+
+
+def test_the_migrations_bins_are_the_charts_bins() -> None:
+    """The triggers bin with the edges copied into migration 0008: they must agree."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(stats.__file__).parent / "migrations/versions/0008_analytics_latency.py"
+    spec = importlib.util.spec_from_file_location("m0008", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.EDGES == stats.LATENCY_EDGES

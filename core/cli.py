@@ -97,7 +97,7 @@ def worker(
     """Run a sender worker: claims pending messages and sends them under Meta's limits."""
     _service_logging()
     from core.db import get_engine
-    from core.sender import run_worker
+    from core.sender import run_loop, run_worker
 
     settings = _settings()
 
@@ -108,7 +108,7 @@ def worker(
             loop.add_signal_handler(signum, stop.set)  # finish in-flight sends, then exit
         await run_worker(settings, get_engine(), worker_id=worker_id, stop=stop)
 
-    asyncio.run(_serve())
+    run_loop(_serve())
 
 
 @app.command()

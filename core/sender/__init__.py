@@ -16,7 +16,7 @@ from core.sender.dispatcher import (
 from core.sender.ratelimit import PairGate, RateLimiter, SlidingWindowLimiter
 from core.sender.recovery import INFLIGHT_LOST_MESSAGE, RecoveryReport, recover_stale
 from core.sender.retry import RetryPolicy
-from core.sender.worker import DrainReport, drain, run_worker
+from core.sender.worker import DrainReport, drain, run_loop, run_worker
 
 __all__ = [
     "INFLIGHT_LOST_MESSAGE",
@@ -34,5 +34,6 @@ __all__ = [
     "drain",
     "new_worker_id",
     "recover_stale",
+    "run_loop",
     "run_worker",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -20,6 +22,22 @@ from core.sender.ratelimit import RateLimiter
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a worker's top coroutine on uvloop when it is installed, else on asyncio's loop.
+
+    uvloop's event loop costs markedly less CPU per send (timers, task steps, socket
+    callbacks) than asyncio's pure-Python one: at 1,000 sends a second that is the
+    difference between keeping up and falling behind on a shared 2-core machine.
+    """
+    try:
+        import uvloop
+    except ImportError:  # Windows, or a minimal install
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.cloud_api import CloudApiClient, SendResult
@@ -626,3 +626,106 @@ async def test_sandbox_sync_into_the_registry(sandbox_env: SandboxServer, engine
             "447911123456", defn.name, defn.language, build_components(defn, params)
         )
     assert result.wamid
+
+
+# The direct send path (aiohttp) and the httpx path answer alike ---------------------------
+
+ANSWERS: list[tuple[int, bytes]] = [
+    (200, json.dumps(ACCEPTED).encode()),
+    (400, json.dumps(meta_error(130429, "Rate limit hit", "throughput reached")).encode()),
+    (401, json.dumps(meta_error(190, "Invalid OAuth access token")).encode()),
+    (400, json.dumps(meta_error(131026, "Message undeliverable")).encode()),
+    (429, json.dumps(meta_error(4, "Too many calls")).encode()),
+    (502, b"<html><body>Bad gateway</body></html>"),
+    (500, b""),
+    (400, b'{"error": {"code": 131056, "message": "(#131056) pai'),
+    (200, b"[1, 2, 3]"),
+    (200, b'{"messages": []}'),
+    (200, b'{"messages": [{"id": "wamid.X"}], "n": NaN}'),
+]
+
+
+class Echo:
+    """A loopback server answering the next canned (status, body) and keeping requests."""
+
+    def __init__(self) -> None:
+        self.answer: tuple[int, bytes] = (200, b"{}")
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        app = Starlette(routes=[Route("/{version}/{node}/messages", self.send, methods=["POST"])])
+        self.server = BackgroundServer(app)
+
+    async def send(self, request: Request) -> Response:
+        self.requests.append((dict(request.headers), await request.body()))
+        status, body = self.answer
+        return Response(body, status, media_type="application/json")
+
+
+@pytest.fixture
+def echo() -> Iterator[Echo]:
+    server = Echo()
+    server.server.start()
+    yield server
+    server.server.stop()
+
+
+async def outcome(client: CloudApiClient, payload: dict[str, Any]) -> Any:
+    try:
+        result = await client.send_message(payload)
+    except GraphError as error:
+        return (
+            "error",
+            error.code,
+            error.error_class,
+            error.message,
+            error.http_status,
+            error.details,
+            error.fbtrace_id,
+            error.reason,
+        )
+    return ("ok", result.wamid, result.wa_id, result.input, result.message_status, result.raw)
+
+
+@pytest.mark.parametrize(("status", "body"), ANSWERS)
+async def test_direct_send_classifies_every_answer_as_the_httpx_path_does(
+    echo: Echo, status: int, body: bytes
+) -> None:
+    """Over real HTTP (aiohttp) and through httpx (MockTransport): the same typed result."""
+    echo.answer = (status, body)
+    payload = {"messaging_product": "whatsapp", "to": "34612345678"}
+    async with CloudApiClient(meta_settings(WHATSAPP_API_BASE_URL=echo.server.url)) as client:
+        direct = await outcome(client, payload)
+    async with mock_client(answer(status, raw=body)) as client:
+        via_httpx = await outcome(client, payload)
+    assert direct == via_httpx
+    assert len(echo.requests) == 1
+
+
+async def test_direct_send_body_and_headers(echo: Echo) -> None:
+    """The body is the payload as JSON (UTF-8, not escaped), the token goes only in the
+    Authorization header, and integers beyond 64 bits (orjson refuses them) still go."""
+    echo.answer = (200, json.dumps(ACCEPTED).encode())
+    payload = {"to": "34612345678", "text": {"body": "Pedido nº 7 — añadido"}, "n": 2**70}
+    async with CloudApiClient(meta_settings(WHATSAPP_API_BASE_URL=echo.server.url)) as client:
+        await client.send_message(payload)
+        await client.send_message({"to": "34612345678"})
+    headers, raw = echo.requests[0]
+    assert json.loads(raw) == payload
+    assert headers["authorization"] == f"Bearer {TOKEN}"
+    assert headers["content-type"] == "application/json"
+    assert TOKEN not in raw.decode()
+    assert "añadido".encode() in raw or b"a\\u00f1adido" in raw
+
+
+def test_environment_proxy_is_read_once_and_honours_no_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert CloudApiClient(meta_settings())._send_proxy == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "graph.example.test")
+    assert CloudApiClient(meta_settings())._send_proxy is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("https_proxy", raising=False)
+    assert CloudApiClient(meta_settings())._send_proxy is None

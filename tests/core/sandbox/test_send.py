@@ -325,3 +325,49 @@ def test_huge_chunked_body_without_length_is_refused(sandbox: SandboxServer) -> 
         response = http.post(MESSAGES_PATH, content=chunks())
     assert response.status_code == 413
     assert error_code(response) == 100
+
+
+def test_a_client_hanging_up_mid_body_sends_nothing(sandbox: SandboxServer) -> None:
+    """Half a body then a closed connection: no answer is owed and nothing is accepted."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    from tests.core.sandbox.helpers import AUTH
+
+    body = json.dumps(po_notification()).encode()
+    url = urlsplit(sandbox.url)
+    head = (
+        f"POST {MESSAGES_PATH} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+    with client(sandbox.url) as http:  # the server is still healthy, and counted nothing
+        assert http.post(MESSAGES_PATH, json=po_notification("+34612345679")).status_code == 200
+    assert [m["to"] for m in sandbox.messages()] == ["+34612345679"]
+
+
+def test_other_methods_on_the_send_path_get_metas_answer(sandbox: SandboxServer) -> None:
+    with client(sandbox.url) as http:
+        response = http.get(MESSAGES_PATH)
+    assert response.status_code == 405
+    assert error_code(response) == 100
+    assert sandbox.messages() == []
+
+
+def test_the_first_of_repeated_authorization_headers_counts(sandbox: SandboxServer) -> None:
+    import httpx
+
+    from tests.core.sandbox.helpers import AUTH
+
+    headers = httpx.Headers([("Authorization", AUTH["Authorization"]), ("Authorization", "x")])
+    with httpx.Client(base_url=sandbox.url, timeout=30.0) as http:
+        ok = http.post(MESSAGES_PATH, json=po_notification(), headers=headers)
+        reversed_headers = httpx.Headers(list(reversed(headers.multi_items())))
+        refused = http.post(
+            MESSAGES_PATH, json=po_notification("+34612345679"), headers=reversed_headers
+        )
+    assert ok.status_code == 200
+    assert refused.status_code == 401 and error_code(refused) == 190

@@ -59,12 +59,15 @@ def current_revisions(url: str) -> set[str]:
 
 
 def leftover_postgres_objects(url: str) -> list[str]:
-    """Enum types and sequences left in `public` (a downgrade must drop what it made)."""
+    """Enum types, sequences and functions (of triggers) left in `public`: a downgrade
+    must drop what its upgrade made."""
     query = text(
         "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
         "WHERE n.nspname = 'public' AND t.typtype = 'e' "
         "UNION ALL SELECT sequence_name FROM information_schema.sequences "
-        "WHERE sequence_schema = 'public'"
+        "WHERE sequence_schema = 'public' "
+        "UNION ALL SELECT p.proname FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
     )
     with get_engine(url).connect() as connection:
         return [str(name) for name in connection.execute(query).scalars()]

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from enum import IntFlag
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,11 +74,28 @@ LATENCY_EDGES: tuple[int, ...] = (
 )
 _SENT = "(m.accepted_at IS NOT NULL OR m.sent_at IS NOT NULL)"
 _FAILED = f"m.status = '{MessageStatus.FAILED.value}'"
-_QUEUED = (
-    f"m.status IN ('{MessageStatus.PENDING.value}', '{MessageStatus.SENDING.value}', "
-    f"'{MessageStatus.NEEDS_ATTENTION.value}')"
-)
 _NOT_CANCELLED = f"m.status <> '{MessageStatus.CANCELLED.value}'"
+
+
+class StageFlag(IntFlag):
+    """The bits of `whatsapp_messages.stage_flags`: how far a message got.
+
+    Kept by database triggers from the row's own columns (migration
+    0008_analytics_latency), so the funnel and daily rates count index ranges, one per
+    combination, instead of decoding half a dozen columns of every message.
+    """
+
+    SENT = 1  # accepted_at or sent_at set
+    DELIVERED = 2
+    READ = 4
+    REPLIED = 8
+    FAILED = 16  # status failed
+    DEQUEUED = 32  # status no longer pending, sending or needs_attention
+    CANCELLED = 64  # status cancelled (left out of every figure)
+
+
+#: Every combination of stage bits a message that was not cancelled can have.
+_LIVE_STAGES = ", ".join(str(v) for v in range(StageFlag.CANCELLED))
 
 
 class StatsFilterError(ValueError):
@@ -247,29 +265,46 @@ def _next_label(day: date, unit: Granularity) -> date:
 
 def funnel(engine: Engine, flt: StatsFilter) -> Funnel:
     """Counts of messages sent, delivered, read, replied to, failed and still queued."""
-    where, params = _where(flt)
-    sql = f"""
-        SELECT COUNT(*) AS total,
-               COUNT(COALESCE(m.accepted_at, m.sent_at)) AS sent,
-               COUNT(m.delivered_at) AS delivered,
-               COUNT(m.read_at) AS read_count,
-               COUNT(CASE WHEN {_FAILED} THEN 1 END) AS failed,
-               COUNT(CASE WHEN {_QUEUED} THEN 1 END) AS queued,
-               COUNT(m.replied_at) AS replied
-        FROM whatsapp_messages m
-        WHERE {where}
-    """
+    start, end = flt.utc_range
     with _read(engine) as conn:
-        row = conn.execute(_q(sql, params)).one()
+        counts = _stage_counts(conn, flt, start, end)
     return Funnel(
-        total=int(row.total or 0),
-        sent=int(row.sent or 0),
-        delivered=int(row.delivered or 0),
-        read=int(row.read_count or 0),
-        replied=int(row.replied or 0),
-        failed=int(row.failed or 0),
-        queued=int(row.queued or 0),
+        total=sum(counts.values()),
+        sent=_with(counts, StageFlag.SENT),
+        delivered=_with(counts, StageFlag.DELIVERED),
+        read=_with(counts, StageFlag.READ),
+        replied=_with(counts, StageFlag.REPLIED),
+        failed=_with(counts, StageFlag.FAILED),
+        queued=sum(n for flags, n in counts.items() if not flags & StageFlag.DEQUEUED),
     )
+
+
+def _stage_counts(
+    conn: Connection, flt: StatsFilter, start: datetime, end: datetime
+) -> dict[int, int]:
+    """Messages created in [start, end) per combination of stage bits (not cancelled).
+
+    Per tenant, the combinations listed explicitly make each one a range of the stages
+    index, already grouped: no sort and no column decoded per message.
+    """
+    counts: dict[int, int] = {}
+    for tenant in flt.tenant_ids:
+        where, params = _where(flt, tenants=(tenant,), status_test=False)
+        sql = f"""
+            SELECT m.stage_flags AS flags, COUNT(*) AS n
+            FROM whatsapp_messages m
+            WHERE {where} AND m.stage_flags IN ({_LIVE_STAGES})
+            GROUP BY m.stage_flags
+        """
+        bound = {**params, "range_start": start, "range_end": end}
+        for r in conn.execute(_q(sql, bound)):
+            counts[int(r.flags)] = counts.get(int(r.flags), 0) + int(r.n)
+    return counts
+
+
+def _with(counts: Mapping[int, int], flag: StageFlag) -> int:
+    """How many of the counted messages have `flag`."""
+    return sum(n for flags, n in counts.items() if flags & flag)
 
 
 def daily_rates(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
@@ -280,33 +315,18 @@ def daily_rates(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
     slice of the range has a row, zeros included, so the line has no gaps.
     """
     buckets = time_buckets(flt)
-    where, params = _where(flt)
-    # One range read of the covering index per slice: already grouped, so unlike a
-    # join on a slices table with GROUP BY, no message goes through a sort.
-    sql = f"""
-        SELECT COUNT(*) AS messages,
-               COUNT(COALESCE(m.accepted_at, m.sent_at)) AS sent,
-               COUNT(m.delivered_at) AS delivered,
-               COUNT(m.read_at) AS read_count,
-               COUNT(CASE WHEN {_FAILED} THEN 1 END) AS failed
-        FROM whatsapp_messages m
-        WHERE {where}
-    """
-    rows: dict[int, Any] = {}
+    per_bucket: dict[int, dict[int, int]] = {}
     with _read(engine) as conn:
         for bucket in buckets:
-            bound = {**params, "range_start": bucket.start, "range_end": bucket.end}
-            row = conn.execute(_q(sql, bound)).one()
-            if row.messages:
-                rows[bucket.index] = row
+            per_bucket[bucket.index] = _stage_counts(conn, flt, bucket.start, bucket.end)
     records = []
     for bucket in buckets:
-        r = rows.get(bucket.index)
-        messages, sent, delivered, read, failed = (
-            (int(r.messages), int(r.sent), int(r.delivered), int(r.read_count), int(r.failed))
-            if r is not None
-            else (0, 0, 0, 0, 0)
-        )
+        counts = per_bucket[bucket.index]
+        messages = sum(counts.values())
+        sent = _with(counts, StageFlag.SENT)
+        delivered = _with(counts, StageFlag.DELIVERED)
+        read = _with(counts, StageFlag.READ)
+        failed = _with(counts, StageFlag.FAILED)
         records.append(
             {
                 "bucket": bucket.label,
@@ -687,14 +707,20 @@ def supplier_options(engine: Engine, tenant_ids: Sequence[str]) -> list[tuple[in
 
 
 def _where(
-    flt: StatsFilter, *, with_range: bool = True, tenants: Sequence[str] | None = None
+    flt: StatsFilter,
+    *,
+    with_range: bool = True,
+    tenants: Sequence[str] | None = None,
+    status_test: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (on alias `m`) and parameters of a filter (or of some of its
-    tenants: `tenants` must be a subset of the filter's)."""
+    tenants: `tenants` must be a subset of the filter's). Without `status_test` the
+    caller leaves cancelled messages out itself (by their stage bits)."""
     chosen = list(flt.tenant_ids if tenants is None else tenants)
     if not set(chosen) <= set(flt.tenant_ids):
         raise StatsFilterError("A tenant outside the filter")
-    clauses = [_NOT_CANCELLED, "m.tenant_id IN :tenants"]
+    clauses = [_NOT_CANCELLED] if status_test else []
+    clauses.append("m.tenant_id IN :tenants")
     params: dict[str, Any] = {"tenants": chosen}
     if with_range:
         start, end = flt.utc_range

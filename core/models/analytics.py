@@ -93,3 +93,14 @@ READ_LATENCY_INDEX = Index(
     sqlite_where=text("read_bin IS NOT NULL"),
     postgresql_where=text("read_bin IS NOT NULL"),
 )
+
+#: The funnel and daily rates count messages per combination of stage bits (kept by the
+#: triggers of migration 0008): each combination is one range of the date range.
+STAGE_INDEX = Index(
+    "ix_whatsapp_messages_stages",
+    _messages.tenant_id,
+    _messages.stage_flags,
+    _messages.created_at,
+    _messages.template_name,
+    _messages.supplier_id,
+)

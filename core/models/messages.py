@@ -92,6 +92,11 @@ class WhatsAppMessage(SQLModel, table=True):
     read_seconds: int | None = Field(default=None, sa_column=Column(BigInteger()))
     deliver_bin: int | None = Field(default=None, sa_column=Column(SmallInteger()))
     read_bin: int | None = Field(default=None, sa_column=Column(SmallInteger()))
+    # The funnel stages reached, as bits (core.stats.StageFlag), kept by the same
+    # triggers; 0 is a new pending message, so creating one needs no rewrite.
+    stage_flags: int = Field(
+        default=0, sa_column=Column(SmallInteger(), server_default="0", nullable=False)
+    )
     conversation_id: str | None = Field(default=None, max_length=128)
     conversation_origin: str | None = Field(default=None, max_length=40)
     provider_response: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))

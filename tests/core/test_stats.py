@@ -438,3 +438,81 @@ def test_the_migrations_bins_are_the_charts_bins() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.EDGES == stats.LATENCY_EDGES
+
+
+def stage_flags(engine: Engine, mid: str) -> stats.StageFlag:
+    with engine.connect() as conn:
+        value = conn.execute(
+            text("SELECT stage_flags FROM whatsapp_messages WHERE id = :id"), {"id": mid}
+        ).scalar_one()
+    return stats.StageFlag(value)
+
+
+def test_stage_flags_follow_the_row_whoever_writes(engine: Engine) -> None:
+    F = stats.StageFlag
+    pending = message(engine, sent=None, status="pending")
+    assert stage_flags(engine, pending) == F(0)
+    mid = message(engine, delivered=3)
+    assert stage_flags(engine, mid) == F.SENT | F.DELIVERED | F.DEQUEUED
+    reply(engine, mid, T0 + timedelta(hours=1))  # the 0005 trigger sets replied_at
+    assert stage_flags(engine, mid) == F.SENT | F.DELIVERED | F.REPLIED | F.DEQUEUED
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE whatsapp_messages SET status = 'failed', stage_flags = 0 WHERE id = :id"),
+            {"id": mid},
+        )
+    assert stage_flags(engine, mid) == F.SENT | F.DELIVERED | F.REPLIED | F.FAILED | F.DEQUEUED
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE whatsapp_messages SET status = 'cancelled' WHERE id = :id"),
+            {"id": pending},
+        )
+    assert stage_flags(engine, pending) == F.DEQUEUED | F.CANCELLED
+    with engine.begin() as conn:  # a row written by raw SQL, not through the model
+        conn.execute(
+            text(
+                "INSERT INTO whatsapp_messages (id, tenant_id, idempotency_key, recipient_phone,"
+                " message_type, status, attempt_count, created_at, updated_at, read_at)"
+                " VALUES ('raw-1', 'acme', 'raw:1', '+34612000009', 'template', 'needs_attention',"
+                " 1, :at, :at, :at)"
+            ),
+            {"at": T0},
+        )
+    assert stage_flags(engine, "raw-1") == F.READ
+
+
+def test_funnel_and_daily_rates_agree_with_the_rows(engine: Engine) -> None:
+    """Every combination of stages counted once, by the same rules as the rows say."""
+    statuses = ["pending", "sending", "needs_attention", "sent", "delivered", "read", "failed"]
+    for i in range(60):
+        status = statuses[i % len(statuses)]
+        done = status not in ("pending", "sending", "needs_attention")
+        mid = message(
+            engine, at=T0 + timedelta(hours=i * 7), status=status,
+            sent=2 if done else None, delivered=5 if i % 3 else None,
+            read=9 if i % 4 == 0 else None,
+        )  # fmt: skip
+        if i % 5 == 0:
+            reply(engine, mid, T0 + timedelta(hours=i * 7 + 1))
+    message(engine, status="cancelled", delivered=5)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT created_at, status, accepted_at, sent_at, delivered_at, read_at,"
+                " replied_at FROM whatsapp_messages WHERE status <> 'cancelled'"
+            )
+        ).all()
+    f = stats.funnel(engine, flt())
+    assert (f.total, f.sent, f.delivered, f.read, f.replied) == (
+        len(rows),
+        sum(1 for r in rows if r.accepted_at or r.sent_at),
+        sum(1 for r in rows if r.delivered_at),
+        sum(1 for r in rows if r.read_at),
+        sum(1 for r in rows if r.replied_at),
+    )
+    assert f.failed == sum(1 for r in rows if r.status == "failed")
+    assert f.queued == sum(1 for r in rows if r.status in statuses[:3])
+    daily = stats.daily_rates(engine, flt())
+    assert int(daily["messages"].sum()) == f.total
+    assert int(daily["delivered"].sum()) == f.delivered
+    assert int(daily["failed"].sum()) == f.failed

@@ -36,16 +36,20 @@ ANALYTICS_INDEX = Index(
     _messages.ack_action,
 )
 
-#: The per-supplier table reads each supplier's messages as one range of this index,
-#: grouped by stage bits in index order (migration 0008 replaced 0007's wide version;
-#: its (tenant_id, supplier_id) prefix also serves lookups by supplier).
+#: The per-supplier table reads each supplier's messages as one range of this index
+#: (it replaces the narrower (tenant_id, supplier_id) index, a prefix of it).
 SUPPLIER_INDEX = Index(
-    "ix_whatsapp_messages_supplier_stages",
+    "ix_whatsapp_messages_supplier_analytics",
     _messages.tenant_id,
     _messages.supplier_id,
-    _messages.stage_flags,
     _messages.created_at,
+    _messages.status,
     _messages.template_name,
+    _messages.accepted_at,
+    _messages.sent_at,
+    _messages.delivered_at,
+    _messages.read_at,
+    _messages.replied_at,
 )
 
 #: Cost counts delivered messages per pricing type, category and market: each

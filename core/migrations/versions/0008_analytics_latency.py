@@ -18,8 +18,7 @@ an AFTER trigger that rewrites them only when they differ from what the timestam
 on PostgreSQL a BEFORE trigger that sets them on the row being written. Two partial
 indexes lead with (tenant, bin, created_at) and one with (tenant, stage_flags,
 created_at), so each bin or combination of stages is one index range of the date range,
-counted with no sort and no column decoded; the per-supplier index becomes (tenant,
-supplier, stage_flags, created_at, template). Existing rows are backfilled here.
+counted with no sort and no column decoded. Existing rows are backfilled here.
 
 Notes for later migrations: changing the chart's bins needs a migration that recomputes
 the bins (a test compares EDGES with core.stats). On SQLite, a batch operation that
@@ -48,15 +47,6 @@ INDEXES = {
 INDEX_TAIL = ["created_at", "status", "template_name", "supplier_id"]
 STAGE_INDEX = "ix_whatsapp_messages_stages"
 STAGE_INDEX_COLUMNS = ["tenant_id", "stage_flags", "created_at", "template_name", "supplier_id"]
-#: The per-supplier table groups by (supplier, stage bits) in this index's order; it
-#: replaces 0007's wide supplier index.
-SUPPLIER_INDEX = "ix_whatsapp_messages_supplier_stages"
-SUPPLIER_INDEX_COLUMNS = ["tenant_id", "supplier_id", "stage_flags", "created_at", "template_name"]
-OLD_SUPPLIER_INDEX = "ix_whatsapp_messages_supplier_analytics"
-OLD_SUPPLIER_COLUMNS = [
-    "tenant_id", "supplier_id", "created_at", "status", "template_name", "accepted_at",
-    "sent_at", "delivered_at", "read_at", "replied_at",
-]  # fmt: skip
 WATCHED = (
     "status, accepted_at, sent_at, delivered_at, read_at, replied_at, deliver_seconds, "
     "read_seconds, deliver_bin, read_bin, stage_flags"
@@ -187,15 +177,11 @@ def upgrade() -> None:
                 postgresql_where=sa.text(f"{column} IS NOT NULL"),
             )
         batch_op.create_index(STAGE_INDEX, STAGE_INDEX_COLUMNS, unique=False)
-        batch_op.create_index(SUPPLIER_INDEX, SUPPLIER_INDEX_COLUMNS, unique=False)
-        batch_op.drop_index(OLD_SUPPLIER_INDEX)
 
 
 def downgrade() -> None:
     """Back to 0007: no latency indexes, triggers or columns."""
     with op.batch_alter_table("whatsapp_messages", schema=None) as batch_op:
-        batch_op.create_index(OLD_SUPPLIER_INDEX, OLD_SUPPLIER_COLUMNS, unique=False)
-        batch_op.drop_index(SUPPLIER_INDEX)
         batch_op.drop_index(STAGE_INDEX)
         for name in INDEXES:
             batch_op.drop_index(name)

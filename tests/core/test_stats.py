@@ -407,7 +407,7 @@ def test_latency_bins_match_the_timestamps_exactly(engine: Engine) -> None:
         message(engine, sent=2, delivered=2 + seconds, read=2 + seconds)
         expected[sum(1 for edge in stats.LATENCY_EDGES if seconds >= edge)] += 1
     for stage in ("deliver", "read"):
-        lat = stats.latency(engine, flt(), stage)  # type: ignore[arg-type]
+        lat = stats.latency(engine, flt(), stage)
         assert list(lat.bins["messages"]) == expected
         assert lat.count == len(offsets)
 

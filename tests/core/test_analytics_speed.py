@@ -1,0 +1,102 @@
+"""The analytics queries keep their fast plans on SQLite (no timings: the plans themselves).
+
+Each chart must read one covering index by ranges and never sort every message (a
+"TEMP B-TREE"): that is what keeps a million messages under half a second. A plan that
+regresses (a new index the planner prefers, a rewritten query) fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+
+from core import stats
+from core.db import is_sqlite
+from tests.core.test_stats import T0, message, supplier
+
+
+@contextmanager
+def captured_selects(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Every SELECT on whatsapp_messages run inside the block, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def listen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "whatsapp_messages" in statement and not statement.startswith("EXPLAIN"):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+
+
+def plans(engine: Engine, run: Callable[[], object]) -> list[str]:
+    """The query plan lines of every statement `run` sends."""
+    with captured_selects(engine) as seen:
+        run()
+    lines: list[str] = []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in seen:
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            lines += [str(row[-1]) for row in cursor.fetchall()]
+    finally:
+        raw.close()
+    return lines
+
+
+@pytest.fixture
+def sqlite_engine(engine: Engine) -> Engine:
+    if not is_sqlite(engine):
+        pytest.skip("query plans are checked on SQLite, the volume target")
+    sid = supplier(engine, "Plans SA")
+    for i in range(30):
+        message(engine, at=T0, delivered=5 + i, read=50 + i, supplier_id=sid)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    return engine
+
+
+FLT = stats.StatsFilter(
+    tenant_ids=("acme", "beta"), start=date(2026, 11, 1), end=date(2026, 11, 30),
+    tz="Europe/Madrid", template_names=("po_notification",),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("chart", "index"),
+    [
+        ("funnel", "ix_whatsapp_messages_stages"),
+        ("daily", "ix_whatsapp_messages_stages"),
+        ("deliver", "ix_whatsapp_messages_deliver_latency"),
+        ("read", "ix_whatsapp_messages_read_latency"),
+    ],
+)
+def test_each_chart_reads_ranges_of_its_covering_index_without_a_sort(
+    sqlite_engine: Engine, chart: str, index: str
+) -> None:
+    run = {
+        "funnel": lambda: stats.funnel(sqlite_engine, FLT),
+        "daily": lambda: stats.daily_rates(sqlite_engine, FLT),
+        "deliver": lambda: stats.latency(sqlite_engine, FLT, "deliver"),
+        "read": lambda: stats.latency(sqlite_engine, FLT, "read"),
+    }[chart]
+    lines = plans(sqlite_engine, run)
+    assert lines
+    assert all(f"COVERING INDEX {index}" in line for line in lines), lines
+    assert all("created_at>?" in line for line in lines), lines  # the range is seeked
+    assert not [line for line in lines if "TEMP B-TREE" in line], lines
+
+
+def test_the_supplier_table_is_driven_from_suppliers(sqlite_engine: Engine) -> None:
+    lines = plans(sqlite_engine, lambda: stats.supplier_table(sqlite_engine, FLT))
+    joined = [line for line in lines if "ix_whatsapp_messages_supplier_analytics" in line]
+    assert joined and all("supplier_id=?" in line for line in joined), lines
+    assert not [line for line in lines if "TEMP B-TREE" in line], lines

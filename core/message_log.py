@@ -8,7 +8,6 @@ checked (`core.auth.scope_tenants`), paged in SQL (a page never ships more than
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from core.models.events import InboundMessage, MessageStatusEvent, PoAcknowledge
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.outbox import RESENDABLE, OutboxError, resend
+from core.paging import ResultPage
 from core.stats import StatsFilterError, local_midnight
 from core.users import UserInfo
 
@@ -101,19 +101,8 @@ class MessageRow:
         return self.status in RESENDABLE
 
 
-@dataclass(frozen=True)
-class MessagePage:
-    """One page of results and where it sits in the whole."""
-
-    rows: list[MessageRow]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        """How many pages the whole result has (at least 1)."""
-        return max(1, math.ceil(self.total / self.page_size))
+#: One page of MessageRow rows.
+MessagePage = ResultPage[MessageRow]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ that supplier instead of adding a duplicate.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from core.csv_import import CsvError, CsvTable, guess_mapping, read_csv
 from core.db import session_scope
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
+from core.paging import ResultPage
 from core.phones import InvalidPhoneNumber, display_phone, normalize_phone, wa_digits
 from core.users import UserInfo
 
@@ -71,19 +71,8 @@ class SupplierView:
     is_demo: bool
 
 
-@dataclass(frozen=True)
-class SupplierPage:
-    """One page of the directory."""
-
-    rows: list[SupplierView]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        """How many pages the whole directory has (at least 1)."""
-        return max(1, math.ceil(self.total / self.page_size))
+#: One page of SupplierView rows.
+SupplierPage = ResultPage[SupplierView]
 
 
 @dataclass(frozen=True)

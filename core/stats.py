@@ -35,9 +35,18 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from core.analytics_rollup import Split, split, week_dates
 from core.db import is_sqlite
 from core.errors import HUMAN_REASONS, human_reason
 from core.models.messages import MessageStatus
+from core.models.rollup import (
+    HOURLY_NULL_CATEGORY,
+    HOURLY_NULL_MARKET,
+    HOURLY_NULL_PRICING_TYPE,
+    HOURLY_NULL_TEMPLATE,
+    WEEKLY_NULL_SUPPLIER,
+    WEEKLY_NULL_TEMPLATE,
+)
 from core.models.types import UTCDateTime
 from core.pricing import (
     FREE_PRICING_TYPES,
@@ -449,23 +458,133 @@ def _meta_titles(
     return titles
 
 
-def supplier_table(engine: Engine, flt: StatsFilter, limit: int = 200) -> pd.DataFrame:
+def supplier_table(
+    engine: Engine, flt: StatsFilter, limit: int = 200, *, rollup: bool = True
+) -> pd.DataFrame:
     """Per supplier (most messages first, at most `limit`): counts, rates, replies, last send.
 
     Columns: supplier_id (Int64; missing for messages sent to a bare number), supplier,
     messages, delivered, read, failed, replied, delivery_rate, read_rate, reply_rate,
     last_sent_at.
+
+    Whole UTC weeks of the range are read from the weekly per-supplier rollup (kept by
+    the triggers of migration 0009), the days before the first and after the last whole
+    week from the supplier index; `rollup=False` reads every message (the same figures,
+    slower). With a supplier filter the supplier index is already a small read.
     """
     limit = max(1, min(int(limit), 5000))
-    where, params = _where(flt)
+    start, end = flt.utc_range
+    parts = split(start, end, "week") if rollup and not flt.supplier_ids else (
+        Split(inner=None, edges=((start, end),))
+    )
+    found: dict[int | None, _SupplierCounts] = {}
+    with _read(engine) as conn:
+        if parts.inner is not None:
+            _add_weekly_rollup(conn, flt, parts.inner, found)
+        for edge in parts.edges:
+            _add_supplier_range(conn, flt, edge, found)
+        chosen = sorted(
+            (c for c in found.values() if c.messages),
+            key=lambda c: (-c.messages, c.supplier_id is None, c.name or "", c.supplier_id or 0),
+        )[:limit]
+        last = _last_sent(conn, flt, [c.supplier_id for c in chosen])
+    return pd.DataFrame(
+        {
+            "supplier_id": pd.array([c.supplier_id for c in chosen], dtype="Int64"),
+            "supplier": [c.name or "(no supplier record)" for c in chosen],
+            "messages": [c.messages for c in chosen],
+            "delivered": [c.delivered for c in chosen],
+            "read": [c.read for c in chosen],
+            "failed": [c.failed for c in chosen],
+            "replied": [c.replied for c in chosen],
+            "delivery_rate": [_ratio(c.delivered, c.sent) for c in chosen],
+            "read_rate": [_ratio(c.read, c.delivered) for c in chosen],
+            "reply_rate": [_ratio(c.replied, c.delivered) for c in chosen],
+            "last_sent_at": [last.get(c.supplier_id) for c in chosen],
+        }
+    )
+
+
+@dataclass
+class _SupplierCounts:
+    supplier_id: int | None
+    name: str | None
+    messages: int = 0
+    sent: int = 0
+    delivered: int = 0
+    read: int = 0
+    failed: int = 0
+    replied: int = 0
+
+    def add(self, row: Any) -> None:
+        self.messages += int(row.messages or 0)
+        self.sent += int(row.sent or 0)
+        self.delivered += int(row.delivered or 0)
+        self.read += int(row.read_count or 0)
+        self.failed += int(row.failed or 0)
+        self.replied += int(row.replied or 0)
+
+
+def _add_rows(found: dict[int | None, _SupplierCounts], rows: Any) -> None:
+    for row in rows:
+        key = None if row.supplier_id is None else int(row.supplier_id)
+        counts = found.setdefault(key, _SupplierCounts(key, row.supplier))
+        counts.add(row)
+
+
+def _add_weekly_rollup(
+    conn: Connection,
+    flt: StatsFilter,
+    inner: tuple[datetime, datetime],
+    found: dict[int | None, _SupplierCounts],
+) -> None:
+    """Counts of the whole weeks `inner` from the weekly per-supplier rollup.
+
+    Driven from the suppliers table like the raw query: each supplier's weeks are one
+    range of the rollup's primary key, already grouped, so no sort.
+    """
+    first, after = week_dates(inner)
+    templates, params = _rollup_templates(flt, WEEKLY_NULL_TEMPLATE)
+    params.update(week_start=first, week_end=after)
+    sums = """
+        SUM(r.messages) AS messages, SUM(r.sent) AS sent, SUM(r.delivered) AS delivered,
+        SUM(r.read_count) AS read_count, SUM(r.failed) AS failed, SUM(r.replied) AS replied
+    """
+    known_sql = f"""
+        SELECT s.id AS supplier_id, s.name AS supplier, {sums}
+        FROM suppliers s CROSS JOIN analytics_supplier_weekly r
+        WHERE r.tenant_id = s.tenant_id AND r.supplier_id = s.id AND s.tenant_id IN :tenants
+          AND r.week >= :week_start AND r.week < :week_end
+          AND (r.null_bits & {WEEKLY_NULL_SUPPLIER}) = 0 {templates}
+        GROUP BY s.id, s.name
+    """
+    bare_sql = f"""
+        SELECT NULL AS supplier_id, NULL AS supplier, {sums}
+        FROM analytics_supplier_weekly r
+        WHERE r.tenant_id IN :tenants AND r.supplier_id = 0
+          AND (r.null_bits & {WEEKLY_NULL_SUPPLIER}) <> 0
+          AND r.week >= :week_start AND r.week < :week_end {templates}
+    """
+    _add_rows(found, conn.execute(_q(known_sql, params)))
+    if not flt.supplier_ids:
+        _add_rows(found, (r for r in conn.execute(_q(bare_sql, params)) if r.messages))
+
+
+def _add_supplier_range(
+    conn: Connection,
+    flt: StatsFilter,
+    between: tuple[datetime, datetime],
+    found: dict[int | None, _SupplierCounts],
+) -> None:
+    """Counts of the messages created in `between`, from the supplier index."""
+    where, params = _where(flt, between=between)
     counts = f"""
         COUNT(*) AS messages,
         COUNT(COALESCE(m.accepted_at, m.sent_at)) AS sent,
         COUNT(m.delivered_at) AS delivered,
         COUNT(m.read_at) AS read_count,
         COUNT(CASE WHEN {_FAILED} THEN 1 END) AS failed,
-        COUNT(m.replied_at) AS replied,
-        MAX(m.created_at) AS last_sent_at
+        COUNT(m.replied_at) AS replied
     """
     # Driven from the suppliers table: each supplier's messages are one range of the
     # supplier index, already grouped, so no sort of every message is needed. CROSS
@@ -484,52 +603,94 @@ def supplier_table(engine: Engine, flt: StatsFilter, limit: int = 200) -> pd.Dat
         WHERE {where} AND m.supplier_id IS NULL
         HAVING COUNT(*) > 0
     """
-    with _read(engine) as conn:
-        rows = list(conn.execute(_q(known_sql, params).columns(last_sent_at=UTCDateTime())))
-        if not flt.supplier_ids:
-            rows += list(conn.execute(_q(bare_sql, params).columns(last_sent_at=UTCDateTime())))
-    rows.sort(key=lambda r: (-int(r.messages), r.supplier is None, str(r.supplier or "")))
-    rows = rows[:limit]
-    return pd.DataFrame(
-        {
-            "supplier_id": pd.array([r.supplier_id for r in rows], dtype="Int64"),
-            "supplier": [r.supplier or "(no supplier record)" for r in rows],
-            "messages": [int(r.messages) for r in rows],
-            "delivered": [int(r.delivered) for r in rows],
-            "read": [int(r.read_count) for r in rows],
-            "failed": [int(r.failed) for r in rows],
-            "replied": [int(r.replied) for r in rows],
-            "delivery_rate": [_ratio(int(r.delivered), int(r.sent)) for r in rows],
-            "read_rate": [_ratio(int(r.read_count), int(r.delivered)) for r in rows],
-            "reply_rate": [_ratio(int(r.replied), int(r.delivered)) for r in rows],
-            "last_sent_at": [r.last_sent_at for r in rows],
-        }
-    )
+    _add_rows(found, conn.execute(_q(known_sql, params)))
+    if not flt.supplier_ids:
+        _add_rows(found, conn.execute(_q(bare_sql, params)))
 
 
-def acknowledgements(engine: Engine, flt: StatsFilter) -> AckStats:
-    """PO notices (messages with a PO number) and how many suppliers acknowledged."""
-    where, params = _where(flt)
-    sql = f"""
-        SELECT COUNT(*) AS notices, COUNT(m.delivered_at) AS delivered,
-               COUNT(m.ack_action) AS acknowledged,
-               SUM(CASE WHEN m.ack_action = 'confirmed' THEN 1 ELSE 0 END) AS confirmed,
-               SUM(CASE WHEN m.ack_action = 'rejected' THEN 1 ELSE 0 END) AS rejected
-        FROM whatsapp_messages m
-        WHERE {where} AND m.po_number IS NOT NULL
+def _last_sent(
+    conn: Connection, flt: StatsFilter, supplier_ids: Sequence[int | None]
+) -> dict[int | None, datetime]:
+    """The latest creation time in the range per supplier shown (None: bare numbers).
+
+    One backward step of the supplier index per supplier shown (at most the table's
+    limit), so the table's counts can come from the rollup.
     """
+    where, params = _where(flt)
+    last: dict[int | None, datetime] = {}
+    known = [int(s) for s in supplier_ids if s is not None]
+    if known:
+        sql = f"""
+            SELECT s.id AS supplier_id, (
+                SELECT m.created_at FROM whatsapp_messages m
+                WHERE m.tenant_id = s.tenant_id AND m.supplier_id = s.id AND {where}
+                ORDER BY m.created_at DESC LIMIT 1
+            ) AS last_sent_at
+            FROM suppliers s WHERE s.id IN :ids AND s.tenant_id IN :tenants
+        """
+        rows = conn.execute(_q(sql, {**params, "ids": known}).columns(last_sent_at=UTCDateTime()))
+        last.update({int(r.supplier_id): r.last_sent_at for r in rows if r.last_sent_at})
+    if None in supplier_ids:
+        for tenant in flt.tenant_ids:
+            where_t, params_t = _where(flt, tenants=(tenant,))
+            sql = f"""
+                SELECT m.created_at AS last_sent_at FROM whatsapp_messages m
+                WHERE {where_t} AND m.supplier_id IS NULL
+                ORDER BY m.created_at DESC LIMIT 1
+            """
+            at = conn.execute(_q(sql, params_t).columns(last_sent_at=UTCDateTime())).scalar()
+            if at is not None and (None not in last or at > last[None]):
+                last[None] = at
+    return last
+
+
+def acknowledgements(engine: Engine, flt: StatsFilter, *, rollup: bool = True) -> AckStats:
+    """PO notices (messages with a PO number) and how many suppliers acknowledged.
+
+    Whole UTC hours of the range come from the hourly rollup (migration 0009), the
+    minutes at its ends (zones with a :30 offset) from the covering index;
+    `rollup=False` reads every message. A supplier filter reads the supplier index.
+    """
+    start, end = flt.utc_range
+    parts = split(start, end, "hour") if rollup and not flt.supplier_ids else (
+        Split(inner=None, edges=((start, end),))
+    )
+    totals = [0, 0, 0, 0, 0]  # notices, delivered, acknowledged, confirmed, rejected
     with _read(engine) as conn:
-        notices = acks = conn.execute(_q(sql, params)).one()
+        if parts.inner is not None:
+            templates, params = _rollup_templates(flt, HOURLY_NULL_TEMPLATE)
+            params.update(range_start=parts.inner[0], range_end=parts.inner[1])
+            sql = f"""
+                SELECT SUM(r.notices), SUM(r.notices_delivered), SUM(r.acknowledged),
+                       SUM(r.confirmed), SUM(r.rejected)
+                FROM analytics_hourly r
+                WHERE r.tenant_id IN :tenants AND r.hour >= :range_start
+                  AND r.hour < :range_end {templates}
+            """
+            row = conn.execute(_q(sql, params)).one()
+            totals = [t + int(v or 0) for t, v in zip(totals, row, strict=True)]
+        for edge in parts.edges:
+            where, params = _where(flt, between=edge)
+            sql = f"""
+                SELECT COUNT(*), COUNT(m.delivered_at), COUNT(m.ack_action),
+                       SUM(CASE WHEN m.ack_action = 'confirmed' THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN m.ack_action = 'rejected' THEN 1 ELSE 0 END)
+                FROM whatsapp_messages m
+                WHERE {where} AND m.po_number IS NOT NULL
+            """
+            row = conn.execute(_q(sql, params)).one()
+            totals = [t + int(v or 0) for t, v in zip(totals, row, strict=True)]
+    notices, delivered, acknowledged, confirmed, rejected = totals
     return AckStats(
-        notices=int(notices.notices or 0),
-        delivered=int(notices.delivered or 0),
-        acknowledged=int(acks.acknowledged or 0),
-        confirmed=int(acks.confirmed or 0),
-        rejected=int(acks.rejected or 0),
+        notices=notices,
+        delivered=delivered,
+        acknowledged=acknowledged,
+        confirmed=confirmed,
+        rejected=rejected,
     )
 
 
-def cost(engine: Engine, flt: StatsFilter) -> CostReport:
+def cost(engine: Engine, flt: StatsFilter, *, rollup: bool = True) -> CostReport:
     """What delivered messages cost by Meta's reported pricing and the tenant's rate card.
 
     The rate of a message is the card's row for its tenant, pricing type, category
@@ -537,49 +698,40 @@ def cost(engine: Engine, flt: StatsFilter) -> CostReport:
     message was created. Slices are split at every rate change inside the range, so a
     price change mid-day is applied exactly.
 
-    SQL counts delivered messages per (tenant, pricing type, category, market) and
-    slice, one query per combination found (a handful), each a range read of the cost
-    index with no sort; the card's rate for each count is looked up here, in Decimal.
+    Delivered messages are counted per (tenant, pricing type, category, market) and
+    slice: whole UTC hours of each slice from the hourly rollup (migration 0009), the
+    minutes left at a slice's ends (a rate change at 10:17, a :30 zone) from the cost
+    index, one range read per combination with no sort. `rollup=False` reads every
+    message; a supplier filter too (its messages are a small read). The card's rate for
+    each count is looked up here, in Decimal.
     """
     granularity = granularity_for(flt)
     display = time_buckets(flt, granularity)
     start, end = flt.utc_range
-    tenants = {"tenants": list(flt.tenant_ids)}
+    use_rollup = rollup and not flt.supplier_ids
+    counts: dict[_Combo, int] = {}
     with _read(engine) as conn:
         changes = rate_change_instants(conn, flt.tenant_ids, start, end)
         pieces = _split(display, changes)
-        cte, bucket_params = _buckets_cte(pieces)
-        where, params = _where(flt, with_range=False)
-        combos = conn.execute(_q(_COMBOS_SQL, tenants)).all()
-        counts: list[tuple[Any, int, int]] = []  # (combo, piece index, messages)
-        for combo in combos:
-            market = "m.recipient_country IS NULL" if combo.market is None else (
-                "m.recipient_country = :c_market"
+        inner: list[tuple[int, datetime, datetime]] = []
+        edges: list[tuple[int, datetime, datetime]] = []
+        for piece in pieces:
+            parts = split(piece.start, piece.end, "hour") if use_rollup else (
+                Split(inner=None, edges=((piece.start, piece.end),))
             )
-            sql = f"""
-                WITH {cte}
-                SELECT b.k AS k, COUNT(*) AS n
-                FROM b JOIN whatsapp_messages m
-                  ON m.tenant_id = :c_tenant AND m.pricing_type = :c_ptype
-                 AND m.pricing_category = :c_category AND {market}
-                 AND m.created_at >= b.s AND m.created_at < b.e
-                WHERE {where} AND m.delivered_at IS NOT NULL
-                GROUP BY b.k
-            """
-            bound = {**params, **bucket_params, "c_tenant": combo.tenant,
-                     "c_ptype": combo.ptype, "c_category": combo.category}  # fmt: skip
-            if combo.market is not None:
-                bound["c_market"] = combo.market
-            counts.extend((combo, int(r.k), int(r.n)) for r in conn.execute(_q(sql, bound)))
-        where_r, params_r = _where(flt)
-        unreported = int(conn.execute(_q(f"""
-            SELECT COUNT(*) FROM whatsapp_messages m
-            WHERE {where_r} AND m.delivered_at IS NOT NULL
-              AND (m.pricing_type IS NULL OR m.pricing_category IS NULL)
-        """, params_r)).scalar_one())  # fmt: skip
+            if parts.inner is not None:
+                inner.append((piece.index, *parts.inner))
+            edges.extend((piece.index, s, e) for s, e in parts.edges)
+        unreported = _hourly_cost_counts(conn, flt, inner, counts) if inner else 0
+        if edges:
+            unreported += _raw_cost_counts(conn, flt, edges, counts)
     cards = {tenant: list_rates(engine, tenant) for tenant in flt.tenant_ids}
     rows = [_CostRow(0, "", None, 0, 0, unreported, 0, 0, False)] if unreported else []
-    for combo, k, n in counts:
+    for combo in sorted(counts, key=_Combo.sort_key):
+        n = counts[combo]
+        if not n:
+            continue
+        k = combo.k
         piece = pieces[k]
         rate = find_rate(cards.get(combo.tenant, []), combo.market, combo.category.lower(),
                          combo.ptype.lower(), piece.start)  # fmt: skip
@@ -592,6 +744,99 @@ def cost(engine: Engine, flt: StatsFilter) -> CostReport:
         else:
             rows.append(_CostRow(k, combo.category, None, n, 0, 0, 0, n, False))
     return _cost_report(rows, pieces, display, granularity)
+
+
+class _Combo(NamedTuple):
+    """Delivered messages of one tenant, pricing type, category and market in piece k."""
+
+    tenant: str
+    ptype: str
+    category: str
+    market: str | None
+    k: int
+
+    @staticmethod
+    def sort_key(c: _Combo) -> tuple[str, str, str, bool, str, int]:
+        return (c.tenant, c.ptype, c.category, c.market is None, c.market or "", c.k)
+
+
+def _hourly_cost_counts(
+    conn: Connection,
+    flt: StatsFilter,
+    inner: Sequence[tuple[int, datetime, datetime]],
+    counts: dict[_Combo, int],
+) -> int:
+    """Add the whole hours of each piece from the hourly rollup to `counts`; returns the
+    delivered messages Meta reported no pricing for (type or category missing)."""
+    cte, cte_params = _ranges_cte(inner)
+    templates, params = _rollup_templates(flt, HOURLY_NULL_TEMPLATE)
+    unreported = 0
+    no_pricing = HOURLY_NULL_PRICING_TYPE | HOURLY_NULL_CATEGORY
+    for tenant in flt.tenant_ids:
+        sql = f"""
+            WITH {cte}
+            SELECT b.k AS k, r.pricing_type AS ptype, r.pricing_category AS category,
+                   r.recipient_country AS market, r.null_bits AS null_bits,
+                   SUM(r.delivered) AS n
+            FROM b JOIN analytics_hourly r
+              ON r.tenant_id = :c_tenant AND r.hour >= b.s AND r.hour < b.e
+            WHERE r.delivered <> 0 {templates}
+            GROUP BY b.k, r.pricing_type, r.pricing_category, r.recipient_country, r.null_bits
+        """
+        bound = {**params, **cte_params, "c_tenant": tenant}
+        bound.pop("tenants")
+        for r in conn.execute(_q(sql, bound)):
+            bits = int(r.null_bits)
+            if bits & no_pricing:
+                unreported += int(r.n)
+                continue
+            market = None if bits & HOURLY_NULL_MARKET else str(r.market)
+            key = _Combo(tenant, str(r.ptype), str(r.category), market, int(r.k))
+            counts[key] = counts.get(key, 0) + int(r.n)
+    return unreported
+
+
+def _raw_cost_counts(
+    conn: Connection,
+    flt: StatsFilter,
+    edges: Sequence[tuple[int, datetime, datetime]],
+    counts: dict[_Combo, int],
+) -> int:
+    """Add the delivered messages created in `edges` (k, start, end) to `counts`, one
+    range read of the cost index per combination; returns those with no pricing."""
+    cte, cte_params = _ranges_cte(edges)
+    where, params = _where(flt, with_range=False)
+    combos = conn.execute(_q(_COMBOS_SQL, {"tenants": list(flt.tenant_ids)})).all()
+    for combo in combos:
+        market = "m.recipient_country IS NULL" if combo.market is None else (
+            "m.recipient_country = :c_market"
+        )
+        sql = f"""
+            WITH {cte}
+            SELECT b.k AS k, COUNT(*) AS n
+            FROM b JOIN whatsapp_messages m
+              ON m.tenant_id = :c_tenant AND m.pricing_type = :c_ptype
+             AND m.pricing_category = :c_category AND {market}
+             AND m.created_at >= b.s AND m.created_at < b.e
+            WHERE {where} AND m.delivered_at IS NOT NULL
+            GROUP BY b.k
+        """
+        bound = {**params, **cte_params, "c_tenant": combo.tenant,
+                 "c_ptype": combo.ptype, "c_category": combo.category}  # fmt: skip
+        if combo.market is not None:
+            bound["c_market"] = combo.market
+        for r in conn.execute(_q(sql, bound)):
+            key = _Combo(str(combo.tenant), str(combo.ptype), str(combo.category),
+                         combo.market, int(r.k))  # fmt: skip
+            counts[key] = counts.get(key, 0) + int(r.n)
+    sql = f"""
+        WITH {cte}
+        SELECT COUNT(*) FROM b JOIN whatsapp_messages m
+          ON m.created_at >= b.s AND m.created_at < b.e
+        WHERE {where} AND m.delivered_at IS NOT NULL
+          AND (m.pricing_type IS NULL OR m.pricing_category IS NULL)
+    """
+    return int(conn.execute(_q(sql, {**params, **cte_params})).scalar_one())
 
 
 class _CostRow(NamedTuple):
@@ -645,7 +890,9 @@ def _cost_report(
     cat_frame = pd.DataFrame.from_records(
         [
             {"category": cat, "currency": cur, "messages": n, "cost": amount}
-            for (cat, cur), (n, amount) in sorted(by_cat.items(), key=lambda kv: -kv[1][1])
+            for (cat, cur), (n, amount) in sorted(
+                by_cat.items(), key=lambda kv: (-kv[1][1], kv[0])
+            )
         ],
         columns=["category", "currency", "messages", "cost"],
     )
@@ -714,10 +961,12 @@ def _where(
     with_range: bool = True,
     tenants: Sequence[str] | None = None,
     status_test: bool = True,
+    between: tuple[datetime, datetime] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (on alias `m`) and parameters of a filter (or of some of its
     tenants: `tenants` must be a subset of the filter's). Without `status_test` the
-    caller leaves cancelled messages out itself (by their stage bits)."""
+    caller leaves cancelled messages out itself (by their stage bits). `between`
+    narrows the creation range to a part of the filter's (an edge of a rollup read)."""
     chosen = list(flt.tenant_ids if tenants is None else tenants)
     if not set(chosen) <= set(flt.tenant_ids):
         raise StatsFilterError("A tenant outside the filter")
@@ -726,6 +975,10 @@ def _where(
     params: dict[str, Any] = {"tenants": chosen}
     if with_range:
         start, end = flt.utc_range
+        if between is not None:
+            if not (start <= between[0] <= between[1] <= end):
+                raise StatsFilterError("A range outside the filter's")
+            start, end = between
         clauses.append("m.created_at >= :range_start AND m.created_at < :range_end")
         params["range_start"], params["range_end"] = start, end
     if flt.template_names:
@@ -737,7 +990,17 @@ def _where(
     return " AND ".join(clauses), params
 
 
-_EXPANDING = ("tenants", "templates", "suppliers")
+def _rollup_templates(flt: StatsFilter, null_bit: int) -> tuple[str, dict[str, Any]]:
+    """The template filter on a rollup (alias `r`; a NULL template is stored as '' with
+    `null_bit` set, and no filter matches it), and the tenants and templates to bind."""
+    params: dict[str, Any] = {"tenants": list(flt.tenant_ids)}
+    if not flt.template_names:
+        return "", params
+    params["templates"] = list(flt.template_names)
+    return f"AND r.template_name IN :templates AND (r.null_bits & {null_bit}) = 0", params
+
+
+_EXPANDING = ("tenants", "templates", "suppliers", "ids")
 _TIMES = ("range_start", "range_end")
 
 
@@ -754,15 +1017,16 @@ def _q(sql: str, params: Mapping[str, Any]) -> TextClause:
     return text(sql).bindparams(*binds)
 
 
-def _buckets_cte(buckets: Sequence[Bucket]) -> tuple[str, dict[str, Any]]:
-    """`b(k, s, e) AS (VALUES ...)`: the slices as a table SQL can join on."""
-    if not buckets:
+def _ranges_cte(ranges: Sequence[tuple[int, datetime, datetime]]) -> tuple[str, dict[str, Any]]:
+    """`b(k, s, e) AS (VALUES ...)`: (slice index, start, end) ranges as a table SQL can
+    join on (several ranges may share a slice)."""
+    if not ranges:
         raise StatsFilterError("The range has no days")
-    rows = ", ".join(f"({b.index}, :bs{b.index}, :be{b.index})" for b in buckets)
+    rows = ", ".join(f"({int(k)}, :bs{i}, :be{i})" for i, (k, _s, _e) in enumerate(ranges))
     params: dict[str, Any] = {}
-    for b in buckets:
-        params[f"bs{b.index}"] = b.start
-        params[f"be{b.index}"] = b.end
+    for i, (_k, start, end) in enumerate(ranges):
+        params[f"bs{i}"] = start
+        params[f"be{i}"] = end
     return f"b(k, s, e) AS (VALUES {rows})", params
 
 

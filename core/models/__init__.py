@@ -1,7 +1,8 @@
 """Every table wanotify stores, imported here so `SQLModel.metadata` knows them all."""
 
 import core.models.analytics  # covering index for the dashboard's charts
-import core.models.events  # noqa: F401  (webhook receipts, timelines, replies, acks)
+import core.models.events
+import core.models.rollup  # noqa: F401  (exact analytics rollups kept by triggers)
 from core.models.base import metadata
 from core.models.batches import BatchRow, BatchStatus, SendBatch
 from core.models.control import SenderBudgetMember, SenderControl

@@ -112,7 +112,7 @@ def decide_send(
         category=message.pricing_category,
         biz_opaque=message.biz_opaque,
         message_status=message_status,
-        body=body,
+        raw_body=raw,
         accepted_at=wall,
         accepted_monotonic=now,
     )

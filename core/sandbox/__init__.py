@@ -6,10 +6,10 @@ configurable latency; lists templates with cursor paging; answers phone-number h
 and posts signed status webhooks (sent/delivered/read/failed, with Meta's duplicates,
 reordering and batching) and supplier replies back to the configured webhook URL.
 
-Run it with `run_sandbox(settings)` (CLI), `SandboxServer(**config)` (tests: a thread) or
-`SandboxProcess(**config)` (benchmarks: a process of its own); the ASGI factory is
-`create_app(config)`. Controls live under `/_sandbox/`: `stats`, `config`, `inject`,
-`reset`, `messages`, `inbound`, `templates/status`, `health`.
+Run it with `run_sandbox(settings)` (CLI), `SandboxServer(**config)` (tests: a thread)
+or `core.sandbox.process.SandboxProcess(**config)` (benchmarks: a process of its own);
+the ASGI factory is `create_app(config)`. Controls live under `/_sandbox/`: `stats`,
+`config`, `inject`, `reset`, `messages`, `inbound`, `templates/status`, `health`.
 
 Magic recipients: the last four digits of `to` choose the outcome (any country code;
 +34 600 00 0000 style numbers are the usual choice):
@@ -39,14 +39,12 @@ digit for area codes 11-28 and lose it for 31-99.
 
 from core.sandbox.app import create_app
 from core.sandbox.config import ConfigError, SandboxConfig
-from core.sandbox.process import SandboxProcess
 from core.sandbox.server import BackgroundServer, SandboxServer, run_sandbox
 
 __all__ = [
     "BackgroundServer",
     "ConfigError",
     "SandboxConfig",
-    "SandboxProcess",
     "SandboxServer",
     "create_app",
     "run_sandbox",

@@ -77,19 +77,65 @@ def test_cap_zero_blocks_until_raised_and_an_unrenewed_cap_expires() -> None:
     asyncio.run(run())
 
 
-def test_throttling_cuts_the_rate_then_ramps_back_to_the_cap() -> None:
+def test_throttling_cuts_the_rate_by_the_refusals_then_ramps_back_to_the_cap() -> None:
     clock = FakeClock()
-    limiter = SlidingWindowLimiter(100, clock=clock)
-    limiter.throttled()
-    assert limiter.rate == pytest.approx(90)
-    limiter.throttled()  # the same burst of 130429s: one signal
-    assert limiter.rate == pytest.approx(90)
-    clock.now += 1.0
-    limiter.throttled()  # again, a window later and still slowed: compounds
-    assert limiter.rate == pytest.approx(81)
-    clock.now += 1.0 + 3.0
-    assert limiter.rate == 100
+    limiter = SlidingWindowLimiter(1000, clock=clock)
+    for _ in range(30):  # one clump of 130429s: one signal, 30 sends too many
+        limiter.throttled()
+        clock.now += 0.001
+    assert limiter.throttle_count == 1
+    assert limiter.rate == pytest.approx(970)
+    clock.now = 100.0 + 0.49
+    assert limiter.rate == pytest.approx(970)  # held half a second
+    clock.now = 100.0 + 0.5 + 0.045  # then ramps at cap / 3 s per second
+    assert limiter.rate == pytest.approx(985)
+    clock.now = 100.0 + 0.5 + 0.09
+    assert limiter.rate == 1000
+    assert limiter._limit(clock.now) == 1000
+
+
+def test_a_lower_real_limit_is_reached_in_a_window_and_cuts_compound() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(1000, clock=clock)
+    for _ in range(200):  # Meta takes 800/s: 200 of our 1,000 refused in the window
+        limiter.throttled()
+    assert limiter.rate == pytest.approx(800)
+    clock.now += 0.3
+    for _ in range(100):  # the same window: the same signal, cut further
+        limiter.throttled()
+    assert limiter.rate == pytest.approx(700)
+    assert limiter.throttle_count == 1
+    clock.now += 0.7  # a window later, held 0.5 s and ramping since 0.5 s at 1000/3 a s
+    assert limiter.rate == pytest.approx(700 + 1000 / 3 * 0.5)
+    for _ in range(50):  # still refused: a new signal, from the rate now
+        limiter.throttled()
+    assert limiter.rate == pytest.approx(700 + 1000 / 3 * 0.5 - 50)
     assert limiter.throttle_count == 2
+    start = limiter.rate + 50
+    for _ in range(2000):  # one window never cuts more than half
+        limiter.throttled()
+    assert limiter.rate == pytest.approx(start / 2)
+    clock.now += 2.0  # one signal later still, close to nothing left: not below 1/s
+    for _ in range(1000):
+        limiter.throttled()
+    clock.now += 1.0
+    for _ in range(1000):
+        limiter.throttled()
+    assert limiter.rate >= 1.0
+    clock.now += 0.5 + 3.0
+    assert limiter.rate == 1000  # ramps all the way back once Meta stops refusing
+
+
+def test_a_throttled_limiter_starts_fewer_in_its_window() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(100, margin=0.0, slices=1, clock=clock)
+    for _ in range(10):
+        limiter.throttled()
+    assert limiter._limit(clock.now) == 90
+    for _ in range(90):
+        assert limiter._wait(clock.now) == 0.0
+        limiter._starts.append(clock.now)
+    assert limiter._wait(clock.now) == pytest.approx(1.0)  # the 91st waits for the window
 
 
 def test_bad_limiter_settings_are_refused() -> None:
@@ -98,7 +144,7 @@ def test_bad_limiter_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         SlidingWindowLimiter(10, window=0)
     with pytest.raises(ValueError):
-        SlidingWindowLimiter(10, decrease=1.5)
+        SlidingWindowLimiter(10, max_cut=1.5)
     with pytest.raises(ValueError):
         SlidingWindowLimiter(10).set_cap(-2)
 

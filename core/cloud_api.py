@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
@@ -34,6 +35,7 @@ import aiohttp
 import httpx
 import orjson
 import yarl
+from aiohttp.abc import AbstractStreamWriter
 from httpx_aiohttp import HttpxAiohttpClient
 
 from core.errors import GraphError
@@ -219,12 +221,23 @@ class CloudApiClient:
             )
         return self._session
 
-    async def send_message(self, payload: dict[str, Any]) -> SendResult:
-        """POST a complete Cloud API message body; Meta's acceptance or a GraphError."""
+    async def send_message(
+        self, payload: dict[str, Any], *, on_written: Callable[[], None] | None = None
+    ) -> SendResult:
+        """POST a complete Cloud API message body; Meta's acceptance or a GraphError.
+
+        `on_written` is called once, just before the request's bytes are written to the
+        connection (after any wait for a pooled or new connection): the dispatcher's
+        limiter dates the send then. Not called when the request never got that far
+        (no connection); through an injected httpx transport, just before the request.
+        """
         if not self._direct:
+            if on_written is not None:
+                on_written()
             body = await self._request("POST", self._messages_url, json_body=payload)
             return _send_result(body)
-        data = _dump(payload)
+        body_bytes = _dump(payload)
+        data = body_bytes if on_written is None else _WriteNotifyingBytes(body_bytes, on_written)
         session = self._send_session()
         try:
             async with asyncio.timeout(self._timeout):  # the whole exchange, body included
@@ -342,6 +355,32 @@ class CloudApiClient:
             return _answer(response.status_code, response.content)
         log.info("%s %s failed: %s", method, path, error.message)
         raise error
+
+
+class _WriteNotifyingBytes(aiohttp.BytesPayload):
+    """A JSON request body that calls `on_written` once, as aiohttp starts writing it
+    (headers and body go out together, after the connection is ready)."""
+
+    def __init__(self, value: bytes, on_written: Callable[[], None]) -> None:
+        super().__init__(value, content_type="application/json")
+        self._on_written: Callable[[], None] | None = on_written
+
+    def _notify(self) -> None:
+        hook, self._on_written = self._on_written, None
+        if hook is not None:
+            hook()
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Notify, then write the whole body."""
+        self._notify()
+        await super().write(writer)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        """Notify, then write the body (aiohttp's path for a known length)."""
+        self._notify()
+        await super().write_with_length(writer, content_length)
 
 
 def _env_proxy(url: yarl.URL) -> str | None:

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from sqlalchemy import Engine
 
@@ -64,6 +64,24 @@ class MessageClient(Protocol):
     async def send_message(self, payload: dict[str, Any]) -> Any:
         """Send `payload`; return a SendResult-like object or raise GraphError."""
         ...
+
+
+class WriteReportingClient(Protocol):
+    """A client that says when a request's bytes go out (core.cloud_api.CloudApiClient):
+    the limiter dates the send then, not when it let the send through."""
+
+    async def send_message(
+        self, payload: dict[str, Any], *, on_written: Callable[[], None] | None = None
+    ) -> Any:
+        """Send `payload`, calling `on_written` just before its bytes are written."""
+        ...
+
+
+def reports_writes(client: object) -> bool:
+    """Whether `client.send_message` takes `on_written` (else a send is dated at once)."""
+    from core.cloud_api import CloudApiClient
+
+    return isinstance(client, CloudApiClient)
 
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[MessageClient]]
@@ -473,6 +491,7 @@ class Dispatcher:
             self.stats.released += 1
 
     async def _sender(self, client: MessageClient) -> None:
+        writes = reports_writes(client)
         while not self._stopping:
             if not self._ready:
                 self._want_more.set()
@@ -501,12 +520,13 @@ class Dispatcher:
             finally:
                 self._holding -= 1
             if self._stopping or self._paused is not None:
+                self.limiter.sent()  # not sent after all: dated now, the safe side
                 self._slots.release()
                 self._ready.appendleft(message)
                 continue
             self.pairs.mark_sent(message.recipient)
             self.stats.started += 1
-            task = asyncio.create_task(self._send_one(client, message))
+            task = asyncio.create_task(self._send_one(client, message, writes))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -530,12 +550,29 @@ class Dispatcher:
             return False
         return True
 
-    async def _send_one(self, client: MessageClient, message: ClaimedMessage) -> None:
+    async def _send_one(
+        self, client: MessageClient, message: ClaimedMessage, reports: bool = False
+    ) -> None:
+        """One API call. The limiter dates the send when its bytes are written (a
+        reporting client calls back), else at once; in any case exactly once."""
         payload = dict(message.payload)
         payload.setdefault("to", message.recipient)
         payload["biz_opaque_callback_data"] = message.id
+        dated = False
+
+        def written() -> None:
+            nonlocal dated
+            if not dated:
+                dated = True
+                self.limiter.sent()
+
         try:
-            result = await client.send_message(payload)
+            if reports:
+                reporting = cast(WriteReportingClient, client)
+                result = await reporting.send_message(payload, on_written=written)
+            else:
+                written()
+                result = await client.send_message(payload)
         except GraphError as error:
             self._on_error(message, error)
         except asyncio.CancelledError:
@@ -546,6 +583,7 @@ class Dispatcher:
         else:
             self._on_accepted(message, result)
         finally:
+            written()  # never written (no connection, cancelled): dated now all the same
             self._slots.release()
 
     def _on_accepted(self, message: ClaimedMessage, result: Any) -> None:

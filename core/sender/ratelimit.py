@@ -49,7 +49,11 @@ class RateLimiter(Protocol):
         ...
 
     async def acquire(self) -> None:
-        """Wait until one more send may start, and count it as started."""
+        """Wait until one more send may start; it counts as in the window from now on."""
+        ...
+
+    def sent(self) -> None:
+        """The send `acquire` let through has just been written (or given up): date it."""
         ...
 
     def throttled(self) -> None:
@@ -72,6 +76,15 @@ class SlidingWindowLimiter:
     than the cap locally and never bind in steady state. (With exact tenths each slice
     waited on the previous slice's actual, slightly late starts: a 1 ms timer overshoot
     per slice cost 1 % of the rate.)
+
+    A start is dated when its request is written, not when `acquire` let it through:
+    `acquire` counts it as *pending* (in the window, at every moment) until the
+    dispatcher calls `sent()` as the request's bytes go out, and only then dates it.
+    Sends that wait for a new connection (the first second of a batch) or sit through
+    a pause of the process are so counted from when they really left; dating them at
+    `acquire` made Meta see the late ones together with the next second's (130429).
+    Dates only move later, so the guarantee holds: when `acquire` admits a send, fewer
+    than the cap are dated in the window or still pending.
 
     `set_cap` changes the cap at once (a share of a budget several workers split);
     cap 0 stops every start until it is raised.
@@ -103,7 +116,8 @@ class SlidingWindowLimiter:
         self._ramp_seconds = ramp_seconds
         self._min_rate = min_rate
         self._clock = clock
-        self._starts: deque[float] = deque()
+        self._starts: deque[float] = deque()  # dated starts, oldest first
+        self._pending = 0  # admitted by `acquire`, not yet `sent()`
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._cap_expires_at = math.inf
@@ -179,24 +193,29 @@ class SlidingWindowLimiter:
         limit = self._limit(now)
         if limit == 0:
             return None if now >= self._cap_expires_at or self.cap == 0 else 0.05
+        count = len(starts) + self._pending  # pending starts are in every window
         wait = 0.0
-        if len(starts) >= limit:  # the start that must leave the window first
-            wait = starts[len(starts) - limit] - horizon
+        if count >= limit:  # the dated start that must leave the window first
+            index = count - limit
+            # pending ones alone fill it: none can leave before a window from now
+            wait = starts[index] - horizon if index < len(starts) else self._span
         slices = min(self._slices, limit)
         burst = math.ceil(limit / slices)
-        if len(starts) >= burst:
-            slice_horizon = now - self._window * SLICE_SLACK / slices
-            wait = max(wait, starts[len(starts) - burst] - slice_horizon)
+        if count >= burst:
+            slice_span = self._window * SLICE_SLACK / slices
+            index = count - burst
+            slice_wait = starts[index] - (now - slice_span) if index < len(starts) else slice_span
+            wait = max(wait, slice_wait)
         return max(wait, 0.0)
 
     async def acquire(self) -> None:
-        """Wait for a free slot in the window, then record this start."""
+        """Wait for a free slot in the window, then count this start as pending."""
         async with self._lock:
             while True:
                 now = self._clock()
                 wait = self._wait(now)
                 if wait == 0.0:
-                    self._starts.append(now)
+                    self._pending += 1
                     return
                 self._changed.clear()
                 if self._cap_expires_at < math.inf and wait is not None:
@@ -204,10 +223,26 @@ class SlidingWindowLimiter:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), wait)
 
+    def sent(self) -> None:
+        """Date one pending start now: its request is being written (or it was dropped).
+
+        Call it exactly once per `acquire`, as late as the request really leaves; a
+        send that never left is dated when it is given up (counted: the safe side).
+        """
+        if self._pending <= 0:
+            raise RuntimeError("sent() without a matching acquire()")
+        self._pending -= 1
+        self._starts.append(self._clock())
+
+    @property
+    def pending(self) -> int:
+        """Starts admitted but not yet dated (requests not yet written)."""
+        return self._pending
+
     def starts_in_window(self) -> int:
-        """How many starts the current window holds (for metrics and tests)."""
+        """How many starts the current window holds, pending ones included."""
         horizon = self._clock() - self._span
-        return sum(1 for t in self._starts if t > horizon)
+        return self._pending + sum(1 for t in self._starts if t > horizon)
 
 
 class PairGate:

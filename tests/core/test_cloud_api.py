@@ -469,6 +469,41 @@ async def test_sequential_sends_reuse_one_kept_alive_connection(
     assert server.served == 30 and len(server.ports) == 1
 
 
+async def test_on_written_fires_once_as_the_request_leaves_after_waiting_for_a_connection(
+    probe: Callable[[float], Probe],
+) -> None:
+    """The limiter dates a send by this callback: with one connection, the second
+    request is written (and reported) only once the first answer freed it."""
+    server = probe(0.2)
+    settings = meta_settings(WHATSAPP_API_BASE_URL=server.server.url)
+    served_when_written: dict[int, list[int]] = {0: [], 1: []}
+    async with CloudApiClient(settings, max_connections=1) as client:
+        await asyncio.gather(
+            *(
+                client.send_message(
+                    {"to": str(i)},
+                    on_written=lambda i=i: served_when_written[i].append(server.served),  # type: ignore[misc]
+                )
+                for i in (0, 1)
+            )
+        )
+    assert server.served == 2
+    assert sorted(len(calls) for calls in served_when_written.values()) == [1, 1]  # once each
+    assert sorted(calls[0] for calls in served_when_written.values()) == [0, 1]
+
+
+async def test_on_written_is_not_called_when_no_connection_was_made() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = meta_settings(WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{port}")
+    calls: list[int] = []
+    async with CloudApiClient(settings, timeout=5) as client:
+        with pytest.raises(GraphError):
+            await client.send_message({}, on_written=lambda: calls.append(1))
+    assert calls == []  # nothing left: the dispatcher dates it when it gives up
+
+
 @pytest.fixture
 async def raw_server() -> AsyncIterator[Callable[[Callable[..., Any]], Any]]:
     """A bare TCP server on loopback whose connection handler the test supplies."""

@@ -203,3 +203,31 @@ def test_a_send_whose_answer_never_came_is_never_resent_and_asks_a_person(
     assert final.status == MessageStatus.NEEDS_ATTENTION
     assert "Check WhatsApp before resending" in (final.error_message or "")
     assert sandbox_env.stats()["accepted"] == 1  # sent once, never again
+
+
+def test_every_send_is_dated_once_by_the_limiter_when_its_request_left(
+    sandbox_env: SandboxServer, engine: Engine
+) -> None:
+    import asyncio
+
+    from core.sender import SlidingWindowLimiter, drain
+    from core.settings import load_settings
+    from tests.core.sender.helpers import fast_options
+
+    sandbox_env.configure(latency_ms=100)
+    ids = enqueue_notices(engine, [phone(i) for i in range(8)])
+    limiter = SlidingWindowLimiter(1000)
+    before = time.monotonic()
+    report = asyncio.run(
+        drain(load_settings(), engine, timeout=60, limiter=limiter, options=fast_options())
+    )
+    assert report.accepted == len(ids)
+    assert limiter.pending == 0  # no admitted send left undated
+    dated = list(limiter._starts)
+    assert len(dated) == len(ids)  # one date per send, none twice
+    assert all(before <= at for at in dated)
+    stats = sandbox_env.stats()  # the sandbox's monotonic clock is this machine's too
+    # dated as the requests left: before the sandbox accepted them, not at the answers
+    # (100 ms after), nor when the limiter admitted them
+    assert min(dated) <= stats["first_accept_monotonic"]
+    assert max(dated) <= stats["last_accept_monotonic"]

@@ -26,6 +26,7 @@ def test_never_more_than_the_cap_in_any_window_and_starts_are_spread() -> None:
     async def run() -> None:
         for _ in range(50):
             await limiter.acquire()
+            limiter.sent()
             starts.append(time.monotonic())
 
     asyncio.run(run())
@@ -160,3 +161,37 @@ def test_pair_gate_spaces_one_recipient_and_not_the_others() -> None:
     clock.now = 117.0
     gate.prune()
     assert len(gate) == 0
+
+
+def test_a_start_is_dated_when_its_request_is_written_not_when_admitted() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(3, margin=0.0, slices=1, clock=clock)
+
+    async def admit(count: int) -> None:
+        for _ in range(count):
+            await limiter.acquire()
+
+    asyncio.run(admit(3))
+    assert limiter.pending == 3 and limiter.starts_in_window() == 3
+    clock.now += 5.0  # their requests waited (new connections, a pause): still counted
+    assert limiter._wait(clock.now) == pytest.approx(1.0)
+    for _ in range(3):
+        limiter.sent()  # written now, at 105: the window runs from here
+    assert limiter.pending == 0 and limiter.starts_in_window() == 3
+    clock.now += 0.999
+    assert limiter._wait(clock.now) == pytest.approx(0.001)
+    clock.now += 0.001
+    assert limiter._wait(clock.now) == 0.0
+
+
+def test_pending_starts_count_towards_the_slices_too() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(100, margin=0.0, clock=clock)
+    for _ in range(10):  # a tenth of the cap admitted, none written yet
+        limiter._pending += 1
+    assert limiter._wait(clock.now) == pytest.approx(0.09)  # a slice: 90 % of a tenth
+
+
+def test_sent_without_acquire_is_a_bug() -> None:
+    with pytest.raises(RuntimeError):
+        SlidingWindowLimiter(5).sent()

@@ -140,20 +140,40 @@ PG_FUNCTION = "wanotify_analytics_rollup"
 PG_TRIGGER = "trg_analytics_rollup"
 
 
-def _upsert(table: str, keys: dict[str, str], counts: dict[str, str], where: str) -> str:
-    """Add `counts` (expressions) to the cell `keys` of `table`, creating it if missing."""
+def _upsert(
+    table: str, keys: dict[str, str], counts: dict[str, str], where: str | None = None
+) -> str:
+    """Add `counts` (expressions) to the cell `keys` of `table`, creating it if missing
+    (only when `where` holds, if given)."""
     columns = [*keys, *counts]
     sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+    values = ", ".join([*keys.values(), *counts.values()])
+    rows = f"VALUES ({values})" if where is None else f"SELECT {values} WHERE {where}"
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"SELECT {', '.join([*keys.values(), *counts.values()])} WHERE {where} "
+        f"INSERT INTO {table} ({', '.join(columns)}) {rows} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
     )
 
 
-def _same(old: dict[str, str], new: dict[str, str], sqlite: bool) -> str:
+#: table -> the message columns its cell key is derived from (created_at via the bucket)
+KEY_COLUMNS = {
+    HOURLY: ("tenant_id", "template_name", "pricing_type", "pricing_category",
+             "recipient_country"),
+    WEEKLY: ("tenant_id", "supplier_id", "template_name"),
+}  # fmt: skip
+BUCKET = {HOURLY: "hour", WEEKLY: "week"}
+
+
+def _same(table: str, sqlite: bool) -> str:
+    """True when the old and new row fall in the same cell: the key columns unchanged
+    (NULL and '' told apart) and the creation time unchanged or in the same bucket (the
+    bucket is only computed when created_at changed, which is rare)."""
     test = "IS" if sqlite else "IS NOT DISTINCT FROM"
-    return " AND ".join(f"{old[c]} {test} {new[c]}" for c in old)
+    keys_of = ROLLUPS[table][0]
+    bucket = BUCKET[table]
+    same_bucket = f"{keys_of('OLD.', sqlite)[bucket]} {test} {keys_of('NEW.', sqlite)[bucket]}"
+    columns = [f"OLD.{c} {test} NEW.{c}" for c in KEY_COLUMNS[table]]
+    return " AND ".join([*columns, f"(OLD.created_at {test} NEW.created_at OR {same_bucket})"])
 
 
 def _sqlite_triggers(table: str) -> dict[str, str]:
@@ -162,17 +182,17 @@ def _sqlite_triggers(table: str) -> dict[str, str]:
     old_c, new_c = counts_of("OLD."), counts_of("NEW.")
     negated = {c: f"-{e}" for c, e in old_c.items()}
     delta = {c: f"({new_c[c]} - {old_c[c]})" for c in new_c}
-    same = _same(old_k, new_k, sqlite=True)
+    same = _same(table, sqlite=True)
     changed = " OR ".join(f"{old_c[c]} <> {new_c[c]}" for c in new_c)
     of = f"AFTER UPDATE OF {', '.join(watched)} ON whatsapp_messages"
     live_old, live_new = f"OLD.status <> '{CANCELLED}'", f"NEW.status <> '{CANCELLED}'"
     return {
         "insert": f"AFTER INSERT ON whatsapp_messages WHEN {live_new} BEGIN "
-        f"{_upsert(table, new_k, new_c, 'true')}; END",
+        f"{_upsert(table, new_k, new_c)}; END",
         "delete": f"AFTER DELETE ON whatsapp_messages WHEN {live_old} BEGIN "
-        f"{_upsert(table, old_k, negated, 'true')}; END",
+        f"{_upsert(table, old_k, negated)}; END",
         "update_same": f"{of} WHEN ({same}) AND ({changed}) BEGIN "
-        f"{_upsert(table, new_k, delta, 'true')}; END",
+        f"{_upsert(table, new_k, delta)}; END",
         "update_moved": f"{of} WHEN NOT ({same}) BEGIN "
         f"{_upsert(table, old_k, negated, live_old)}; "
         f"{_upsert(table, new_k, new_c, live_new)}; END",
@@ -189,14 +209,14 @@ def _pg_body(table: str) -> str:
     live_old, live_new = f"OLD.status <> '{CANCELLED}'", f"NEW.status <> '{CANCELLED}'"
     return f"""
         IF TG_OP = 'INSERT' THEN
-            IF {live_new} THEN {_upsert(table, new_k, new_c, 'true')}; END IF;
+            IF {live_new} THEN {_upsert(table, new_k, new_c)}; END IF;
         ELSIF TG_OP = 'DELETE' THEN
-            IF {live_old} THEN {_upsert(table, old_k, negated, 'true')}; END IF;
-        ELSIF {_same(old_k, new_k, sqlite=False)} THEN
-            IF {changed} THEN {_upsert(table, new_k, delta, 'true')}; END IF;
+            IF {live_old} THEN {_upsert(table, old_k, negated)}; END IF;
+        ELSIF {_same(table, sqlite=False)} THEN
+            IF {changed} THEN {_upsert(table, new_k, delta)}; END IF;
         ELSE
-            IF {live_old} THEN {_upsert(table, old_k, negated, 'true')}; END IF;
-            IF {live_new} THEN {_upsert(table, new_k, new_c, 'true')}; END IF;
+            IF {live_old} THEN {_upsert(table, old_k, negated)}; END IF;
+            IF {live_new} THEN {_upsert(table, new_k, new_c)}; END IF;
         END IF;
     """
 

@@ -3,8 +3,12 @@
 Each function takes a `StatsFilter` (tenants, a day range in the viewer's time zone,
 optional templates and suppliers) and returns a small DataFrame or dataclass. The
 database does the counting: with a million messages every function answers in a
-fraction of a second on SQLite, because the messages table has a covering index
-(`core.models.analytics`) on the columns these queries read.
+fraction of a second on SQLite, because the messages table has covering indexes
+(`core.models.analytics`) on the columns these queries read, and the cost chart, the
+PO acknowledgements and the per-supplier table read exact rollups kept by triggers
+(`core.models.rollup`, migration 0009) for the whole UTC hours or weeks of a range and
+the messages only for the partial edges (`core.analytics_rollup`). Their `rollup=False`
+reads every message instead: the same figures, for tests and the benchmark.
 
 Conventions:
 - A message belongs to the day (in the viewer's zone) it was created. Days are cut in

@@ -47,3 +47,29 @@ def test_naive_times_are_refused(engine: Engine) -> None:
 def test_nothing_to_write(engine: Engine) -> None:
     with engine.begin() as conn:
         assert execute_many(conn, "t_empty", insert_ignoring(conn, EVENTS, ["event_key"]), []) == 0
+
+
+def test_named_update_parameters_store_times_as_sqlalchemy_does(engine: Engine) -> None:
+    """The applier's UPDATE binds `b_*` names to UTCDateTime columns: converted, not raw."""
+    from sqlalchemy import bindparam, update
+
+    at = datetime(2026, 12, 1, 10, 0, 0, 5, tzinfo=timezone(timedelta(hours=-3)))
+    with engine.begin() as conn:
+        conn.execute(insert(EVENTS), [_row("a", at), _row("b", at)])
+        conn.execute(update(EVENTS).where(EVENTS.c.event_key == "a").values(applied_at=at))
+        statement = (
+            update(EVENTS)
+            .where(EVENTS.c.event_key == bindparam("b_key"))
+            .values(applied_at=bindparam("b_at", type_=EVENTS.c.applied_at.type),
+                    error_code=bindparam("b_code", type_=EVENTS.c.error_code.type))
+        )  # fmt: skip
+        changed = execute_many(conn, "t_update", statement, [{"b_key": "b", "b_at": at, "b_code": 7}])
+        assert changed == 1
+    with engine.connect() as conn:
+        raw = conn.execute(
+            text("SELECT applied_at FROM message_status_events ORDER BY event_key")
+        ).all()
+        got = conn.execute(select(EVENTS.c.applied_at, EVENTS.c.error_code).order_by(EVENTS.c.event_key)).all()
+    assert raw[0][0] == raw[1][0]
+    assert got[1].applied_at == at.astimezone(UTC) and got[1].error_code == 7
+

@@ -63,13 +63,16 @@ def test_named_update_parameters_store_times_as_sqlalchemy_does(engine: Engine) 
             .values(applied_at=bindparam("b_at", type_=EVENTS.c.applied_at.type),
                     error_code=bindparam("b_code", type_=EVENTS.c.error_code.type))
         )  # fmt: skip
-        changed = execute_many(conn, "t_update", statement, [{"b_key": "b", "b_at": at, "b_code": 7}])
+        changed = execute_many(
+            conn, "t_update", statement, [{"b_key": "b", "b_at": at, "b_code": 7}]
+        )
         assert changed == 1
     with engine.connect() as conn:
         raw = conn.execute(
             text("SELECT applied_at FROM message_status_events ORDER BY event_key")
         ).all()
-        got = conn.execute(select(EVENTS.c.applied_at, EVENTS.c.error_code).order_by(EVENTS.c.event_key)).all()
+        got = conn.execute(
+            select(EVENTS.c.applied_at, EVENTS.c.error_code).order_by(EVENTS.c.event_key)
+        ).all()
     assert raw[0][0] == raw[1][0]
     assert got[1].applied_at == at.astimezone(UTC) and got[1].error_code == 7
-

@@ -171,21 +171,40 @@ def _preview(draft: Draft, form: NoticeForm) -> None:
             "**Fix before sending:**\n" + "\n".join(f"- {problem}" for problem in draft.problems),
             icon=":material/error:",
         )
+    elif _sent(draft):
+        st.info(
+            f"Sent to {draft.recipient}: its status is below. Change the PO or the supplier "
+            "to send another notice.",
+            icon=":material/done_all:",
+        )
     else:
         st.success(f"Ready to send to {draft.recipient}", icon=":material/check_circle:")
 
 
+def _sent(draft: Draft) -> bool:
+    """True once this very notice (same idempotency key) was sent from this session."""
+    note = st.session_state.get("send_note")
+    return (
+        isinstance(note, tuple)
+        and note[0] in ("ok", "again")
+        and draft.idempotency_key is not None
+        and note[2] == draft.idempotency_key
+    )
+
+
 def _send_button(db: Engine, user: UserInfo, draft: Draft) -> None:
-    clicked = st.button(
+    # A callback: it runs before the next script run, so the preview above already knows
+    # the notice went out (and sends exactly the draft that was on screen when clicked).
+    st.button(
         "Send to supplier",
         type="primary",
         icon=":material/send:",
         disabled=not draft.ok,
         key="send_go",
         width="stretch",
+        on_click=_send,
+        args=(db, user, draft),
     )
-    if clicked:
-        _send(db, user, draft)
     note = st.session_state.get("send_note")
     if isinstance(note, tuple) and note[2] in (None, draft.idempotency_key):
         kind, text, _ = note

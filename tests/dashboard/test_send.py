@@ -58,6 +58,8 @@ def test_the_preview_follows_the_form_and_the_send_happens_once(
     assert not at.button(key="send_go").disabled
     at.button(key="send_go").click().run()
     assert "PO PO-7 queued for +34612345678." in texts(at)
+    assert "Ready to send to +34612345678" not in texts(at)  # the preview says it went out
+    assert "Sent to +34612345678: its status is below" in texts(at)
     at.button(key="send_go").click().run()  # a second click, or a rerun
     assert "nothing was sent twice" in texts(at)
     (message,) = _messages(engine)

@@ -1,13 +1,15 @@
 """Small drawing helpers the dashboard's pages share (no rules here: those live in core).
 
-`whatsapp_bubble_html` is a pure function (text in, escaped HTML out) so it is tested
-without a browser; `whatsapp_bubble` and `status_timeline` draw with Streamlit.
+`whatsapp_bubble_html` and `format_local` are pure functions, tested without a browser;
+`whatsapp_bubble` and `status_timeline` draw with Streamlit. Times are stored in UTC and
+shown in the viewer's own time zone (the browser's, when Streamlit knows it).
 """
 
 from __future__ import annotations
 
 import html
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
@@ -107,8 +109,33 @@ def status_badge(status: str) -> str:
     return f":{colour}[**{icon} {status.replace('_', ' ')}**]"
 
 
+def viewer_zone() -> str:
+    """The browser's time zone when Streamlit knows it and it is valid, else UTC."""
+    tz = getattr(st.context, "timezone", None) or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return tz
+
+
+def format_local(
+    at: datetime, tz: str, fmt: str = "%d/%m/%Y %H:%M", *, labelled: bool = True
+) -> str:
+    """`at` (an aware time) in zone `tz`, formatted; with the zone's abbreviation unless
+    `labelled` is False (a chat bubble's clock, say)."""
+    local = at.astimezone(ZoneInfo(tz))
+    text = local.strftime(fmt)
+    return f"{text} {local.tzname() or tz}" if labelled else text
+
+
+def local_time(at: datetime, fmt: str = "%d/%m/%Y %H:%M", *, labelled: bool = True) -> str:
+    """`at` as the viewer reads it: in their time zone (labelled unless told not to)."""
+    return format_local(at, viewer_zone(), fmt, labelled=labelled)
+
+
 def _when(at: datetime | None) -> str:
-    return at.strftime("%H:%M:%S UTC") if at is not None else "—"
+    return local_time(at, "%H:%M:%S") if at is not None else "—"
 
 
 def status_timeline(state: MessageState) -> None:

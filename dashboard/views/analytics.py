@@ -16,6 +16,7 @@ from core.db import get_engine
 from core.demo import demo_message_count
 from core.users import UserInfo
 from dashboard import charts, runtime
+from dashboard.widgets import viewer_zone
 
 CACHE_SECONDS = 60
 DEFAULT_DAYS = 30
@@ -44,16 +45,6 @@ def _options(url: str, tenants: tuple[str, ...]) -> tuple[list[str], list[tuple[
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
 def _demo_rows(url: str, tenants: tuple[str, ...]) -> int:
     return demo_message_count(get_engine(url), tenants)
-
-
-def viewer_zone() -> str:
-    """The browser's time zone when Streamlit knows it and it is valid, else UTC."""
-    tz = getattr(st.context, "timezone", None) or "UTC"
-    try:
-        stats.zone(tz)
-    except stats.StatsFilterError:
-        return "UTC"
-    return tz
 
 
 def render(user: UserInfo) -> None:

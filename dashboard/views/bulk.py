@@ -36,7 +36,7 @@ from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.templates import render_preview
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import whatsapp_bubble
+from dashboard.widgets import local_time, whatsapp_bubble
 
 NOT_IN_FILE = "— not in the file —"
 DECIMALS: dict[str, str] = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
@@ -305,7 +305,7 @@ def _recent(db: Engine, user: UserInfo) -> None:
     st.dataframe(
         pd.DataFrame(
             {
-                "Started": [b.created_at.strftime("%Y-%m-%d %H:%M UTC") for b in batches],
+                "Started": [local_time(b.created_at, "%Y-%m-%d %H:%M") for b in batches],
                 "Name": [b.name for b in batches],
                 "Template": [b.template for b in batches],
                 "Rows": [b.total_rows for b in batches],
@@ -316,7 +316,10 @@ def _recent(db: Engine, user: UserInfo) -> None:
         hide_index=True,
         width="stretch",
     )
-    labels = {b.id: f"{b.name} · {b.created_at:%Y-%m-%d %H:%M} · {b.status}" for b in batches}
+    labels = {
+        b.id: f"{b.name} · {local_time(b.created_at, '%Y-%m-%d %H:%M')} · {b.status}"
+        for b in batches
+    }
     pick_col, open_col = st.columns([3, 1], vertical_alignment="bottom")
     picked = pick_col.selectbox(
         "Open a batch", list(labels), format_func=labels.__getitem__, key="bulk_pick"

@@ -16,6 +16,7 @@ from core.settings import Settings
 from core.system_health import ApiCheck, HealthReport, check_api, read_system_health, resume
 from core.users import UserInfo
 from dashboard import runtime
+from dashboard.widgets import local_time
 
 API_CACHE_SECONDS = 30
 _QUALITY = {
@@ -135,7 +136,7 @@ def _sending(user: UserInfo, report: HealthReport, cfg: Settings) -> None:
     st.subheader("Sending")
     if state.paused:
         code = f" (Meta error {state.code})" if state.code is not None else ""
-        since = f" since {state.paused_at:%d/%m/%Y %H:%M} UTC" if state.paused_at else ""
+        since = f" since {local_time(state.paused_at)}" if state.paused_at else ""
         st.error(f"**Sending is paused{since}:** {state.reason or 'no reason given'}{code}. "
                  "Fix the cause, then resume.", icon=":material/pause_circle:")  # fmt: skip
         if can(user, Action.RESUME_SENDING):
@@ -153,7 +154,7 @@ def _sending(user: UserInfo, report: HealthReport, cfg: Settings) -> None:
     else:
         st.success("Sending is running.", icon=":material/play_circle:")
         if state.resumed_at and state.resumed_by:
-            st.caption(f"Last resumed {state.resumed_at:%d/%m/%Y %H:%M} UTC by "
+            st.caption(f"Last resumed {local_time(state.resumed_at)} by "
                        f"{state.resumed_by}.")  # fmt: skip
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Waiting", f"{queue.pending:,}", border=True)
@@ -176,7 +177,7 @@ def _webhooks(report: HealthReport) -> None:
                    "the app's callback URL is configured.", icon=":material/webhook:")  # fmt: skip
     else:
         st.markdown(f"Last webhook received **{_ago(hooks.last_event_at)}** "
-                    f"({hooks.last_event_at:%d/%m/%Y %H:%M:%S} UTC)")  # fmt: skip
+                    f"({local_time(hooks.last_event_at, '%d/%m/%Y %H:%M:%S')})")  # fmt: skip
     st.markdown(
         f"- Waiting to be applied: **{hooks.backlog:,}**\n"
         f"- Statuses waiting for their message: **{hooks.held:,}**\n"

@@ -26,7 +26,7 @@ from core.models.messages import MessageStatus
 from core.outbox import OutboxError
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.views.analytics import viewer_zone
+from dashboard.widgets import viewer_zone
 
 PAGE_SIZE = 50
 _STATUS_LABELS = {

@@ -25,7 +25,7 @@ from core.models.types import utcnow
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import status_timeline, whatsapp_bubble
+from dashboard.widgets import local_time, status_timeline, whatsapp_bubble
 
 NEW_SUPPLIER = 0  # the select box's "type a new supplier" option
 CURRENCIES = ["EUR", "USD", "GBP", "MXN", "COP", "BRL", "CLP", "ARS", "PEN", "CHF"]
@@ -160,7 +160,7 @@ def _touched() -> bool:
 def _preview(draft: Draft, form: NoticeForm) -> None:
     st.subheader("What the supplier will see")
     if draft.preview is not None:
-        whatsapp_bubble(draft.preview, time_label=f"{utcnow():%H:%M}")
+        whatsapp_bubble(draft.preview, time_label=local_time(utcnow(), "%H:%M", labelled=False))
         st.caption(f"Template **{form.template_name}** in **{form.language}**")
     else:
         st.info("Enter the PO details to see the message.", icon=":material/chat:")

@@ -29,6 +29,7 @@ from core.supplier_directory import (
 )
 from core.users import UserInfo
 from dashboard import runtime
+from dashboard.widgets import local_time
 
 PAGE_SIZE = 100
 _FIELD_LABELS = {
@@ -133,7 +134,7 @@ def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
         consent = st.checkbox("Agreed to receive PO notices on WhatsApp", value=supplier.opted_in)
         active = st.checkbox("Active (offered when sending)", value=supplier.is_active)
         if supplier.opted_in_at:
-            st.caption(f"Consent recorded {supplier.opted_in_at:%d/%m/%Y %H:%M} UTC")
+            st.caption(f"Consent recorded {local_time(supplier.opted_in_at)}")
         saved = st.form_submit_button("Save changes", type="primary")
     if saved:
         try:

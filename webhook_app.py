@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core import heap
 from core.po_events.http import handle_http_po_event
 from core.settings import Settings, get_settings
 from core.webhooks.asgi import Receive, Scope, Send, receive_post, respond
@@ -117,6 +118,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = WebhookRuntime(settings or get_settings(), engine, tuning)
         await runtime.start()
+        heap.freeze_start_up_heap()  # full collections walk only what requests create
         app.state.webhooks = runtime
         app.state.engine = runtime.engine
         app.state.settings = runtime.settings

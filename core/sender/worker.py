@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
+from core import heap
 from core.control import QueueDepth, queue_depth
-from core.sender import heap
 from core.sender.dispatcher import (
     ClientFactory,
     Dispatcher,
@@ -35,7 +35,7 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
     difference between keeping up and falling behind on a shared 2-core machine.
 
     It runs a worker process's whole life, so it first freezes the start-up heap
-    (`core.sender.heap`): full garbage collections then take milliseconds, not the
+    (`core.heap`): full garbage collections then take milliseconds, not the
     50-160 ms pauses that bunched sends and drew 130429s at 1,000 sends a second.
     """
     heap.warm_imports()

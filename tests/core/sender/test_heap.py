@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.sender import heap, run_loop
+from core import heap
+from core.sender import run_loop
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Keep the cyclic garbage collector from stalling a sending process.
+"""Keep the cyclic garbage collector from stalling a long-running process (a sender, the
+webhook app).
 
 A full (generation 2) collection walks every tracked object: in a worker that imported
 SQLAlchemy, SQLModel, pydantic, aiohttp and httpx that is hundreds of thousands of
@@ -10,9 +11,10 @@ although no more than the cap started in any window.
 `freeze_start_up_heap()` collects once and moves everything alive after start-up
 (modules, classes, settings, the engine) into the permanent generation, which
 collections never walk: a full collection then only walks what the process made since
-(sends in flight, claimed rows). Garbage is still freed as before: reference counting
-frees almost everything, and the collector still finds cycles among new objects. The
-frozen objects are the ones that live as long as the process anyway.
+(sends in flight, claimed rows, webhook requests in flight). Garbage is still freed as
+before: reference counting frees almost everything, and the collector still finds cycles
+among new objects. The frozen objects are the ones that live as long as the process
+anyway.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Webhook load: the journalled webhook app against the naive design, at rising rates.
 
     python -m benchmarks.webhook_load [--rates 1000,2000,3000,4000,5000] [--seconds 5]
-        [--database-url postgresql://postgres@127.0.0.1:5432/wanotify_h2] [--workers 2]
+        [--database-url postgresql://postgres@127.0.0.1:5432/wanotify_bench] [--workers 2]
 
 Each design runs under uvicorn (httptools, uvloop; `--workers N` processes) on a fresh
 database seeded with accepted messages: a SQLite file by default, or, with

@@ -4,8 +4,9 @@
 and applier) receives every event of a message at the same moment, duplicated and out of
 order, from many connections at once; the final rows must be exactly what the state
 machine says, every event must be in the timeline once, and nothing may be left held.
-Runs against the PostgreSQL database `wanotify_h2` (or WANOTIFY_TEST_DATABASE_URL when it
-names a PostgreSQL); skipped, saying why, only if PostgreSQL is unreachable.
+Runs against WANOTIFY_TEST_DATABASE_URL when it names a PostgreSQL, otherwise against a
+database of its own created on the local server (127.0.0.1:5432); skipped, saying why,
+only if PostgreSQL is unreachable.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from tests.core.webhooks.helpers import (
     unix,
 )
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/wanotify_h2"
+#: The local server's maintenance database: always there, used only to create our own.
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture
@@ -50,8 +52,8 @@ def pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated, empty PostgreSQL database of this test run's own.
 
     WANOTIFY_TEST_DATABASE_URL is used when it names a PostgreSQL; otherwise a database
-    `wanotify_h2_<random>` is created next to `wanotify_h2` and dropped afterwards, so two
-    suites running at once (a checkout and a CI copy) never share it.
+    `wanotify_procs_<random>` is created on the local server and dropped afterwards, so
+    two suites running at once (a checkout and a CI copy) never share it.
     """
     configured = os.environ.get("WANOTIFY_TEST_DATABASE_URL", "")
     base = configured if configured and not is_sqlite(configured) else DEFAULT_PG
@@ -59,7 +61,7 @@ def pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     admin = get_engine(base)
     try:
         if base == DEFAULT_PG:
-            created = f"wanotify_h2_{uuid.uuid4().hex[:10]}"
+            created = f"wanotify_procs_{uuid.uuid4().hex[:10]}"
             with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text(f'CREATE DATABASE "{created}"'))
             url = make_url(base).set(database=created).render_as_string(hide_password=False)

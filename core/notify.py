@@ -40,6 +40,7 @@ from core.templates import (
     sync_templates,
     validate_parameters,
 )
+from core.templates.languages import pick_language
 
 DEFAULT_LANGUAGE = "es"
 
@@ -85,12 +86,17 @@ class PreparedMessage:
 def resolve_template(
     session: Session, tenant_id: str, name: str, language: str
 ) -> TemplateDefinition:
-    """The sendable template `name` in `language`, or NoticeRejected saying what exists."""
+    """The sendable template `name` in `language` (or in the same language's closest
+    version, `core.templates.languages`), or NoticeRejected saying what exists."""
     row = get_template(session, tenant_id, name, language)
     if row is None:
         languages = sorted(
             t.language for t in list_templates(session, tenant_id) if t.template_name == name
         )
+        closest = pick_language(language, languages)
+        if closest is not None:
+            row = get_template(session, tenant_id, name, closest)
+    if row is None:
         if languages:
             raise NoticeRejected(
                 [f"The template {name} has no {language!r} version ({', '.join(languages)} exist)"]
@@ -167,6 +173,7 @@ def prepare_template_message(
     recipient = normalised_phone(phone)
     if definition is None:
         definition = resolve_template(session, tenant_id, template_name, language)
+    language = definition.language  # the version sent (es for es_ES when only es exists)
     problems = validate_parameters(definition, params)
     if problems:
         raise NoticeRejected([problem.message for problem in problems])
@@ -433,8 +440,8 @@ class WhatsAppService:
                 for t in list_templates(session, tenant_id)
                 if t.template_name == template_name
             )
-        for choice in (supplier.language if supplier else None, DEFAULT_LANGUAGE):
-            if choice and choice in languages:
+        for wanted in (supplier.language if supplier else None, DEFAULT_LANGUAGE):
+            if wanted and (choice := pick_language(wanted, languages)) is not None:
                 return choice
         return languages[0] if len(languages) == 1 else DEFAULT_LANGUAGE
 

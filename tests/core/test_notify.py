@@ -132,3 +132,29 @@ def test_po_notice_with_a_bad_amount_is_refused_with_the_reason(
     with pytest.raises(NoticeRejected, match="not a valid total"):
         send_po_notice(notice, engine=engine)
     assert rows(engine) == {}
+
+
+@pytest.mark.parametrize("asked", ["es_ES", "es-ES", "ES", "es_MX"])
+def test_a_regional_language_falls_back_to_the_templates_own(
+    synced: SandboxServer, engine: Engine, asked: str
+) -> None:
+    """An ERP or supplier asking for es_ES gets the `es` template (all the sandbox has),
+    recorded as sent in `es`, and Meta is asked for exactly that version."""
+    notice = PoNotice(
+        "default", "Harinas Martín", "612 34 56 78", f"PO-LANG-{asked}", Decimal("10"), "EUR",
+        language=asked,
+    )  # fmt: skip
+    outcome = send_po_notice(notice, engine=engine)
+    assert outcome.message.template_language == "es"
+    run_drain(engine)
+    (sent,) = synced.messages()
+    assert sent["body"]["template"]["language"]["code"] == "es"
+
+
+def test_another_language_is_never_substituted(synced: SandboxServer, engine: Engine) -> None:
+    notice = PoNotice(
+        "default", "Harinas", "612345678", "PO-LANG-FR", Decimal("10"), "EUR", language="fr_FR"
+    )
+    with pytest.raises(NoticeRejected, match="has no 'fr_FR' version"):
+        send_po_notice(notice, engine=engine)
+    assert rows(engine) == {}

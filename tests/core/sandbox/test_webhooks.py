@@ -132,11 +132,15 @@ def test_out_of_order_delivered_keeps_its_earlier_timestamp(
     wamids = [_send(sandbox, po_notification(f"+3460001{i:04d}")) for i in range(12)]
     sandbox.wait_for_webhooks()
     by_id = {w: [s for s in webhook_receiver.statuses() if s["id"] == w] for w in wamids}
-    late = [seq for seq in by_id.values() if [s["status"] for s in seq][-1] == "delivered"]
-    skipped = [seq for seq in by_id.values() if "delivered" not in [s["status"] for s in seq]]
-    assert late and skipped and len(late) + len(skipped) == len(wamids)
-    for seq in late:
-        stamps = {s["status"]: int(s["timestamp"]) for s in seq}
+    words = {w: [s["status"] for s in seq] for w, seq in by_id.items()}
+    # Classified by what arrived, not by arrival order alone: posts a few milliseconds
+    # apart (time_scale 0.01) travel concurrently and may land in either order.
+    both = [w for w in wamids if {"delivered", "read"} <= set(words[w])]
+    late = [w for w in both if words[w][-1] == "delivered"]
+    skipped = [w for w in wamids if "read" in words[w] and "delivered" not in words[w]]
+    assert late and skipped  # both kinds of reordering happened
+    for w in both:  # a delivered posted after read still carries its earlier time
+        stamps = {s["status"]: int(s["timestamp"]) for s in by_id[w]}
         assert stamps["delivered"] <= stamps["read"]
 
 

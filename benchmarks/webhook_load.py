@@ -15,7 +15,9 @@ message there are `sent`, `delivered` and `read`, mixed across messages, partly 
 order, with some duplicates.
 
 - **journalled** (`webhook_app:app`): verify, commit to the journal with group commit,
-  answer 200; a batched applier folds events into messages just after.
+  answer 200; a batched applier folds events into messages just after. On SQLite the
+  journal is the inbox file beside the database and the applier is a process of its own
+  (its CPU is counted in the server's).
 - **naive** (`create_naive_app` below): verify, then one SELECT-UPDATE-COMMIT per status
   inside the request, as the seed system did.
 
@@ -525,6 +527,7 @@ def _check(
     from sqlalchemy import text
 
     from core.db import get_engine
+    from core.webhooks.inbox import waiting_receipts
 
     engine = get_engine(database)
     with engine.connect() as db:
@@ -532,12 +535,18 @@ def _check(
             journal = {
                 row[0] for row in db.execute(text("SELECT body_sha256 FROM webhook_receipts"))
             }
+            waiting = {w.body_sha256 for w in waiting_receipts(engine)} - journal  # SQLite inbox
             run.lost = sum(
-                1 for e in {e.digest: e for e in acked}.values() if e.digest not in journal
+                1
+                for e in {e.digest: e for e in acked}.values()
+                if e.digest not in journal and e.digest not in waiting
             )
-            run.unapplied_after_drain = db.execute(
-                text("SELECT count(*) FROM webhook_receipts WHERE applied_at IS NULL")
-            ).scalar_one()
+            run.unapplied_after_drain = (
+                len(waiting)
+                + db.execute(
+                    text("SELECT count(*) FROM webhook_receipts WHERE applied_at IS NULL")
+                ).scalar_one()
+            )
         rows = {r[0]: r[1] for r in db.execute(text("SELECT id, status FROM whatsapp_messages"))}
     engine.dispose()
     complete: dict[int, set[str]] = {}

@@ -1,8 +1,9 @@
 """What Meta's webhooks told us: raw receipts, status timelines, replies and acknowledgements.
 
 `webhook_receipts` is the journal: every signed body is committed there before the webhook
-app answers 200, and an applier folds it into the other tables just after. The receipt is
-the source of truth; every other table here can be rebuilt from it.
+app answers 200 (on SQLite first to the webhook inbox file, from which the applier moves
+it here), and an applier folds it into the other tables just after. The receipt is the
+source of truth; every other table here can be rebuilt from it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ class WebhookReceipt(SQLModel, table=True):
     applied_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     apply_attempts: int = Field(default=0)
     apply_error: str | None = Field(default=None, sa_column=Column(Text()))
+
+
+class WebhookInboxProgress(SQLModel, table=True):
+    """How far the applier has taken receipts from one webhook inbox file (SQLite only).
+
+    On SQLite the webhook app commits bodies to an inbox file of its own, so its 200s
+    never wait behind an applier batch; the applier moves them into `webhook_receipts`
+    and advances `last_id` in the same transaction, so each is taken exactly once.
+    """
+
+    __tablename__ = "webhook_inbox_progress"
+
+    inbox_id: str = Field(primary_key=True, max_length=36)  # the inbox file's identity
+    last_id: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class MessageStatusEvent(SQLModel, table=True):

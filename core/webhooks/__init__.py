@@ -2,9 +2,11 @@
 
 The flow, one module per step:
 `signature` (HMAC check) -> `parse` (lenient, typed events) -> `journal` (durable group
-commit; the 200 goes out after it) -> `apply` (batches: `statuses` via `fold`, `inbound`,
-`templates`) -> `health` and `metrics`. `runtime` runs the steps in one process and
-`server.run_webhook_app` serves the Starlette layer (`webhook_app.py`) with uvicorn.
+commit; the 200 goes out after it; on SQLite into the `inbox` file) -> `apply` (batches:
+`statuses` via `fold`, `inbound`, `templates`) -> `health` and `metrics`. `runtime` runs
+the steps of one webhook process, `applier` is the applier's schedule (in its own
+process on SQLite: `applier_process`), and `server.run_webhook_app` serves the Starlette
+layer (`webhook_app.py`) with uvicorn.
 """
 
 from core.webhooks.apply import apply_next_batch, retry_failed_receipts, sweep_held

@@ -2,9 +2,11 @@
 
 `apply_next_batch` takes the oldest unapplied receipts (up to a number of events), applies
 them in one write transaction and marks them applied, so a crash anywhere leaves them to
-be applied again — and applying is idempotent, so again is harmless. Several processes may
-run it at once: PostgreSQL hands each one different receipts (`FOR UPDATE SKIP LOCKED`)
-and locks the message rows it folds; SQLite serialises the transactions (`BEGIN IMMEDIATE`).
+be applied again — and applying is idempotent, so again is harmless. On SQLite the same
+transaction first moves the next bodies from the webhook inbox file into
+`webhook_receipts` (`core.webhooks.inbox`). Several processes may run it at once:
+PostgreSQL hands each one different receipts (`FOR UPDATE SKIP LOCKED`) and locks the
+message rows it folds; SQLite serialises the transactions (`BEGIN IMMEDIATE`).
 A receipt that fails on its own is retried a few times, then left aside and counted in
 health; it never holds back the receipts after it.
 """
@@ -21,6 +23,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from core.models.types import utcnow
 from core.webhooks.inbound import InboundItem, InboundReport, apply_inbound
+from core.webhooks.inbox import Inbox, open_inbox, take_into_receipts
 from core.webhooks.parse import (
     InvalidBody,
     ParsedPayload,
@@ -73,13 +76,18 @@ def apply_next_batch(
     max_events: int = 500,
     default_tenant: str = "default",
 ) -> ApplyReport:
-    """Apply the oldest unapplied receipts (at least one, up to `max_events` events)."""
+    """Apply the oldest unapplied receipts (at least one, up to `max_events` events), after
+    moving the next ones from the SQLite inbox (if there is one) in the same transaction."""
+    inbox = open_inbox(engine, create=False)
     try:
-        return _apply_batch(engine, max_receipts, max_events, default_tenant, only=None)
+        return _apply_batch(engine, max_receipts, max_events, default_tenant, inbox=inbox)
     except Exception as exc:
         if is_transient(exc):
             raise  # the database is busy or gone: the caller retries the same batch later
         log.warning("a webhook batch failed (%s); applying its receipts one by one", exc)
+    if inbox is not None:  # the failed batch put its inbox rows back: take them alone
+        with write_transaction(engine) as conn:
+            take_into_receipts(conn, inbox, max_receipts)
     failed_ids = _batch_ids(engine, max_receipts, max_events)
     # Something in the batch cannot be applied: apply its receipts one by one, so the
     # bad one is found and set aside while the others go through.
@@ -184,10 +192,18 @@ def _batch_ids(engine: Engine, max_receipts: int, max_events: int) -> list[int]:
 
 
 def _apply_batch(
-    engine: Engine, max_receipts: int, max_events: int, default_tenant: str, only: int | None
+    engine: Engine,
+    max_receipts: int,
+    max_events: int,
+    default_tenant: str,
+    *,
+    only: int | None = None,
+    inbox: Inbox | None = None,
 ) -> ApplyReport:
     report = ApplyReport()
     with write_transaction(engine) as conn:
+        if inbox is not None:
+            take_into_receipts(conn, inbox, max_receipts)
         ids = _take(_candidates(conn, max_receipts, only), max_events)
         if not ids:
             return report

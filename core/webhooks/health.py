@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from core.models.events import StatusEventState
 from core.webhooks.apply import MAX_APPLY_ATTEMPTS
+from core.webhooks.inbox import InboxBacklog, inbox_backlog, open_inbox
 from core.webhooks.sql import EVENTS, RECEIPTS
 
 
@@ -56,10 +57,13 @@ class WebhookHealth:
 
 
 def read_health(engine: Engine) -> WebhookHealth:
-    """Read the pipeline's state; a database error is reported, never raised."""
+    """Read the pipeline's state; a database error is reported, never raised. Receipts
+    still in the SQLite inbox count as backlog (and as the last event) too."""
     r = RECEIPTS.c
     try:
+        inbox = open_inbox(engine, create=False)
         with engine.connect() as conn:
+            waiting_in = inbox_backlog(conn, inbox) if inbox is not None else InboxBacklog()
             last = conn.execute(select(r.received_at).order_by(r.id.desc()).limit(1)).scalar()
             unapplied = r.applied_at.is_(None)
             waiting = conn.execute(
@@ -80,14 +84,24 @@ def read_health(engine: Engine) -> WebhookHealth:
         return WebhookHealth(database_ok=False, database_error=type(exc).__name__)
     return WebhookHealth(
         database_ok=True,
-        last_event_at=last,
-        backlog=int(waiting[0]),
-        oldest_unapplied_at=waiting[1],
+        last_event_at=_latest(last, waiting_in.last_at),
+        backlog=int(waiting[0]) + waiting_in.count,
+        oldest_unapplied_at=_earliest(waiting[1], waiting_in.oldest_at),
         failed_receipts=int(failed),
         held=int(held.get(StatusEventState.PENDING, 0)),
         unmatched=int(held.get(StatusEventState.UNMATCHED, 0)),
         conflicts=int(held.get(StatusEventState.CONFLICT, 0)),
     )
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def _iso(value: datetime | None) -> str | None:

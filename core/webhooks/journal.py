@@ -3,7 +3,8 @@
 Requests that arrive while a commit is in flight wait together and share the next one
 (group commit), so the database sees one short transaction per batch rather than one per
 request — that is how one SQLite file keeps up with Meta's peak rate with low latency.
-Writes run on the single database thread the caller provides, never on the event loop.
+Writes run on the single database thread the caller provides, never on the event loop,
+into `webhook_receipts` (`write_receipts`) or, on SQLite, the inbox file (`core.webhooks.inbox`).
 A body Meta sends again (a retry) is stored once: its SHA-256 is unique.
 """
 
@@ -62,17 +63,21 @@ def write_receipts(engine: Engine, receipts: Sequence[ReceiptIn]) -> None:
         conn.execute(insert_ignoring(conn, RECEIPTS, ["body_sha256"]), rows)
 
 
+#: Commits a batch of receipts in one transaction (`write_receipts` or an inbox's writer).
+ReceiptWriter = Callable[[Sequence[ReceiptIn]], None]
+
+
 class Journal:
     """Group-committing appender; `append` returns once the receipt is durable."""
 
     def __init__(
         self,
-        engine: Engine,
+        write: ReceiptWriter,
         executor: Executor,
         *,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
-        self._engine = engine
+        self._write = write
         self._executor = executor
         self._on_commit = on_commit
         self._queue: list[tuple[ReceiptIn, asyncio.Future[None]]] = []
@@ -98,9 +103,7 @@ class Journal:
             while self._queue:
                 batch = self._next_batch()
                 try:
-                    await loop.run_in_executor(
-                        self._executor, write_receipts, self._engine, [r for r, _ in batch]
-                    )
+                    await loop.run_in_executor(self._executor, self._write, [r for r, _ in batch])
                 except Exception as exc:
                     log.error("webhook journal write failed: %s", type(exc).__name__)
                     failure = JournalUnavailable("the webhook journal could not be written")

@@ -1,10 +1,14 @@
 """The webhook pipeline of one process: check, journal, acknowledge; then apply in batches.
 
-`WebhookRuntime` is what the HTTP layer calls. On SQLite it owns one database thread that
-does all of this process's writes in turn — journal commits and applier batches — so the
-file sees a single writer per process; on PostgreSQL (row locks, no file lock) journal
-commits get a thread of their own, so they never wait behind an applier batch. Either
-way the event loop never waits on the database.
+`WebhookRuntime` is what the HTTP layer calls. The event loop never waits on a database:
+
+- **SQLite file** (the embedded default): bodies are committed to the inbox file beside
+  the database (`core.webhooks.inbox`) on a journal thread, so an acknowledgement never
+  waits behind the applier's write lock on the main file; the applier runs in a process
+  of its own (`core.webhooks.applier_process`), so folding events never takes this
+  process's interpreter lock from the requests.
+- **PostgreSQL** (row locks, no file lock): bodies go straight into `webhook_receipts` on
+  a journal thread and the applier runs here, on a database thread of its own.
 """
 
 from __future__ import annotations
@@ -15,25 +19,25 @@ import hmac
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
-from typing import Any
 
 from sqlalchemy import Engine
 
-from core.db import get_engine, is_sqlite
+from core.db import get_engine
 from core.models.types import utcnow
 from core.settings import Settings
-from core.webhooks.apply import DEFAULT_HOLD_GRACE, ApplyReport, apply_next_batch, sweep_held
-from core.webhooks.checkpoint import (
-    RESTART_BYTES,
-    Checkpointer,
-    checkpoint,
-    take_over_checkpoints,
-    wal_bytes,
-)
+from core.webhooks.applier import Applier, ApplierTuning, StepResult
+from core.webhooks.applier_process import ApplierJob, ApplierProcess
+from core.webhooks.checkpoint import Checkpointer, take_over_checkpoints
 from core.webhooks.health import WebhookHealth, read_health
-from core.webhooks.journal import Journal, JournalUnavailable, ReceiptIn
+from core.webhooks.inbox import InboxWriter, inbox_path
+from core.webhooks.journal import (
+    Journal,
+    JournalUnavailable,
+    ReceiptIn,
+    ReceiptWriter,
+    write_receipts,
+)
 from core.webhooks.metrics import WebhookMetrics
 from core.webhooks.parse import InvalidBody, count_events, decode_body
 from core.webhooks.signature import SignatureCheck, check_signature
@@ -54,18 +58,6 @@ class Answer:
     message: str  # plain text for the response body
 
 
-@dataclass(frozen=True)
-class ApplierTuning:
-    """How the applier batches and how long statuses wait for their message."""
-
-    max_receipts: int = 200
-    max_events: int = 400
-    hold_grace: timedelta = DEFAULT_HOLD_GRACE
-    sweep_interval: float = 1.0  # seconds between sweeps of held statuses
-    unmatched_interval: float = 60.0  # seconds between re-checks of unmatched ones
-    idle_poll: float = 1.0  # seconds between looks for receipts other processes wrote
-
-
 class WebhookRuntime:
     """Receive, journal and apply Meta's webhooks for one process."""
 
@@ -79,13 +71,15 @@ class WebhookRuntime:
         self.engine = engine or get_engine(settings.database_url)
         self.tuning = tuning or ApplierTuning()
         self.metrics = WebhookMetrics()
-        self._executor: ThreadPoolExecutor | None = None  # the applier's (and SQLite's)
-        self._journal_executor: ThreadPoolExecutor | None = None  # PostgreSQL only
+        self._inbox_writer: InboxWriter | None = None  # SQLite: bodies go to the inbox file
+        self.applier_process: ApplierProcess | None = None  # SQLite: the applier's process
+        self._db_executor: ThreadPoolExecutor | None = None  # the in-process applier's
+        self._journal_executor: ThreadPoolExecutor | None = None
         self._journal: Journal | None = None
         self._applier: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        self._checkpointer: Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None  # in-process applier on SQLite
 
     @property
     def max_body_bytes(self) -> int:
@@ -93,25 +87,49 @@ class WebhookRuntime:
         return self.settings.webhook_max_body_bytes
 
     async def start(self) -> None:
-        """Start the database thread, the journal and the applier."""
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-db")
-        journal_executor = self._executor
-        if not is_sqlite(self.engine):
-            self._journal_executor = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="webhook-journal"
-            )
-            journal_executor = self._journal_executor
-        if take_over_checkpoints(self.engine):  # SQLite: no fsync stalls inside commits
-            self._checkpointer = Checkpointer(self.engine)
-            self._checkpointer.start()
-        self._journal = Journal(self.engine, journal_executor, on_commit=self._committed)
+        """Open the journal and start the applier (a process of its own on SQLite)."""
         self._stopping = False
-        self._applier = asyncio.create_task(self._apply_forever(), name="webhook-applier")
+        self._inbox_writer = InboxWriter(self.engine) if inbox_path(self.engine) else None
+        write: ReceiptWriter = self._inbox_writer or partial(write_receipts, self.engine)
+        self._journal_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="webhook-journal"
+        )
+        self._journal = Journal(write, self._journal_executor, on_commit=self._committed)
+        if self._inbox_writer is not None and self.tuning.separate_process:
+            await self._start_applier_process()
+        else:
+            self._start_applier_here()
         if self.settings.app_secret is None:
             log.error(
                 "WHATSAPP_APP_SECRET is not set: webhook events will be refused (403/503) "
                 "until it is"
             )
+
+    async def _start_applier_process(self) -> None:
+        job = ApplierJob(
+            self.engine.url.render_as_string(hide_password=False),
+            self.settings.default_tenant,
+            self.tuning,
+        )
+        self.applier_process = ApplierProcess(
+            job,
+            on_report=self.metrics.count_applied,
+            on_error=lambda _reason: self.metrics.apply_errors.inc(),
+        )
+        await self.applier_process.start()
+
+    def _start_applier_here(self) -> None:
+        self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-db")
+        if take_over_checkpoints(self.engine):  # SQLite: no fsync stalls inside commits
+            self._checkpointer = Checkpointer(self.engine)
+            self._checkpointer.start()
+        applier = Applier(
+            self.engine,
+            self.tuning,
+            self.settings.default_tenant,
+            restart_wal=self._checkpointer is not None,
+        )
+        self._applier = asyncio.create_task(self._apply_forever(applier), name="webhook-applier")
 
     async def stop(self) -> None:
         """Finish the commits and the batch in flight, then stop (unapplied work stays)."""
@@ -119,13 +137,18 @@ class WebhookRuntime:
         self._wake.set()
         if self._applier is not None:
             await self._applier
+            self._applier = None
+        if self.applier_process is not None:
+            await self.applier_process.stop()
+            self.applier_process = None
         if self._journal is not None:
             await self._journal.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-        if self._journal_executor is not None:
-            self._journal_executor.shutdown(wait=True)
-            self._journal_executor = None
+        for executor in (self._db_executor, self._journal_executor):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._db_executor = self._journal_executor = None
+        if self._inbox_writer is not None:
+            self._inbox_writer.close()
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -197,41 +220,15 @@ class WebhookRuntime:
     def _committed(self, count: int) -> None:
         self.metrics.journal_batch.observe(count)
         self._wake.set()
+        if self.applier_process is not None:
+            self.applier_process.wake()
 
-    async def _run_db(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _apply_forever(self, applier: Applier) -> None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(func, *args, **kwargs))
-
-    async def _apply_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        tuning = self.tuning
         delay = 0.5
-        next_sweep = loop.time()
-        next_unmatched = loop.time() + tuning.unmatched_interval
         while not self._stopping:
             try:
-                report: ApplyReport = await self._run_db(
-                    apply_next_batch,
-                    self.engine,
-                    max_receipts=tuning.max_receipts,
-                    max_events=tuning.max_events,
-                    default_tenant=self.settings.default_tenant,
-                )
-                self.metrics.count_applied(report)
-                if self._checkpointer is not None and wal_bytes(self.engine) > RESTART_BYTES:
-                    await self._run_db(checkpoint, self.engine)  # lets the WAL restart
-                if loop.time() >= next_sweep:
-                    recheck = loop.time() >= next_unmatched
-                    swept: ApplyReport = await self._run_db(
-                        sweep_held,
-                        self.engine,
-                        grace=tuning.hold_grace,
-                        include_unmatched=recheck,
-                    )
-                    self.metrics.count_applied(swept)
-                    next_sweep = loop.time() + tuning.sweep_interval
-                    if recheck:
-                        next_unmatched = loop.time() + tuning.unmatched_interval
+                result: StepResult = await loop.run_in_executor(self._db_executor, applier.step)
             except Exception as exc:
                 self.metrics.apply_errors.inc()
                 log.warning("webhook applier: %s; retrying in %.1f s", type(exc).__name__, delay)
@@ -240,10 +237,12 @@ class WebhookRuntime:
                 delay = min(delay * 2, 30.0)
                 continue
             delay = 0.5
-            if report.did_work:
+            for report in result.reports:
+                self.metrics.count_applied(report)
+            if result.batch.did_work:
                 await asyncio.sleep(0)  # let waiting journal commits take the thread first
                 continue
-            await self._sleep(tuning.idle_poll)
+            await self._sleep(self.tuning.idle_poll)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep until woken by a journal commit (or shutdown), at most `seconds`."""

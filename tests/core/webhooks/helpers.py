@@ -27,6 +27,7 @@ from sqlmodel import Session
 from core.models.suppliers import Supplier
 from core.models.types import new_id
 from core.webhooks.apply import ApplyReport, apply_next_batch, sweep_held
+from core.webhooks.inbox import INBOX, open_inbox, waiting_receipts
 from core.webhooks.journal import ReceiptIn, write_receipts
 from core.webhooks.parse import count_events, decode_body
 from core.webhooks.signature import sign
@@ -266,6 +267,43 @@ def journal(engine: Engine, *bodies: bytes, at: datetime | None = None) -> None:
     """Commit bodies to the journal as the webhook app would after checking them."""
     received = at or datetime.now(UTC)
     write_receipts(engine, [ReceiptIn(b, received, count_events(decode_body(b))) for b in bodies])
+
+
+def journalled(engine: Engine) -> list[dict[str, Any]]:
+    """Every acknowledged body: the receipts, then what still waits in the SQLite inbox
+    (`applied` False for those). Keys: body, body_sha256, event_count, applied."""
+    with engine.connect() as conn:
+        rows = [
+            {
+                "body": r.body,
+                "body_sha256": r.body_sha256,
+                "event_count": r.event_count,
+                "applied": r.applied_at is not None,
+            }
+            for r in conn.execute(text("SELECT * FROM webhook_receipts ORDER BY id"))
+        ]
+    stored = {r["body_sha256"] for r in rows}
+    for w in waiting_receipts(engine):
+        if w.body_sha256 not in stored:
+            stored.add(w.body_sha256)
+            rows.append(
+                {
+                    "body": w.body,
+                    "body_sha256": w.body_sha256,
+                    "event_count": w.event_count,
+                    "applied": False,
+                }
+            )
+    return rows
+
+
+def journal_table(engine: Engine) -> tuple[Engine, str]:
+    """Where the webhook app commits bodies: the SQLite inbox once it exists, else the
+    receipts table (PostgreSQL)."""
+    inbox = open_inbox(engine, create=True)  # SQLite files only; None for PostgreSQL
+    if inbox is None:
+        return engine, "webhook_receipts"
+    return inbox.engine, INBOX.name
 
 
 def apply_all(engine: Engine, **kwargs: Any) -> ApplyReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from sqlalchemy import Engine, text
@@ -40,7 +41,7 @@ def test_write_receipts_stores_bytes_exactly_and_once(engine: Engine) -> None:
 async def test_appends_return_after_commit_and_share_commits(engine: Engine) -> None:
     batches: list[int] = []
     with ThreadPoolExecutor(max_workers=1) as executor:
-        journal = Journal(engine, executor, on_commit=batches.append)
+        journal = Journal(partial(write_receipts, engine), executor, on_commit=batches.append)
         await asyncio.gather(*(journal.append(receipt(n)) for n in range(300)))
         await journal.close()
     assert len(stored(engine)) == 300  # every append returned only once its row was durable
@@ -51,7 +52,7 @@ async def test_appends_return_after_commit_and_share_commits(engine: Engine) -> 
 async def test_an_unwritable_database_fails_the_append(tmp_path) -> None:
     broken = get_engine(f"sqlite:///{tmp_path / 'no-schema.db'}")  # no tables at all
     with ThreadPoolExecutor(max_workers=1) as executor:
-        journal = Journal(broken, executor)
+        journal = Journal(partial(write_receipts, broken), executor)
         with pytest.raises(JournalUnavailable):
             await journal.append(receipt(1))
         await journal.close()

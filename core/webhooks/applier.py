@@ -29,6 +29,7 @@ class ApplierTuning:
     sweep_interval: float = 1.0  # seconds between sweeps of held statuses
     unmatched_interval: float = 60.0  # seconds between re-checks of unmatched ones
     idle_poll: float = 1.0  # idle: seconds between looks for receipts nobody announced
+    gather_seconds: float = 0.05  # applier process: let commits gather before a batch
     separate_process: bool = True  # SQLite: apply in a process of its own (see runtime)
 
 

@@ -55,6 +55,7 @@ class ApplyReport:
     events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, word)
     issues: int = 0
     lags: list[float] = field(default_factory=list)  # seconds from receipt to apply
+    more_waiting: bool = False  # the batch was cut at its limits: apply again at once
 
     @property
     def did_work(self) -> bool:
@@ -202,9 +203,12 @@ def _apply_batch(
 ) -> ApplyReport:
     report = ApplyReport()
     with write_transaction(engine) as conn:
-        if inbox is not None:
-            take_into_receipts(conn, inbox, max_receipts)
-        ids = _take(_candidates(conn, max_receipts, only), max_events)
+        taken = take_into_receipts(conn, inbox, max_receipts) if inbox is not None else 0
+        candidates = _candidates(conn, max_receipts, only)
+        ids = _take(candidates, max_events)
+        report.more_waiting = (
+            taken == max_receipts or len(candidates) > len(ids) or (len(candidates) == max_receipts)
+        )
         if not ids:
             return report
         rows = conn.execute(
@@ -277,6 +281,7 @@ def _record_failure(engine: Engine, receipt_id: int, exc: BaseException) -> None
 
 def _merge(total: ApplyReport, part: ApplyReport) -> None:
     total.receipts += part.receipts
+    total.more_waiting = total.more_waiting or part.more_waiting
     total.failed_receipts += part.failed_receipts
     total.templates_changed += part.templates_changed
     total.issues += part.issues

@@ -239,10 +239,10 @@ class WebhookRuntime:
             delay = 0.5
             for report in result.reports:
                 self.metrics.count_applied(report)
-            if result.batch.did_work:
-                await asyncio.sleep(0)  # let waiting journal commits take the thread first
+            if result.batch.more_waiting:
+                await asyncio.sleep(0)  # let the requests waiting for the loop go first
                 continue
-            await self._sleep(self.tuning.idle_poll)
+            await self._sleep(self.tuning.idle_poll)  # until the next journal commit
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep until woken by a journal commit (or shutdown), at most `seconds`."""

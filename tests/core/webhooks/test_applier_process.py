@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from sqlalchemy import Engine
 from core import migrate
 from core.db import get_engine
 from core.settings import get_settings
+from core.webhooks.applier import ApplierTuning
+from core.webhooks.applier_process import ApplierJob
 from core.webhooks.runtime import WebhookRuntime
 from core.webhooks.signature import sign
 from tests.core.webhooks.helpers import (
@@ -139,3 +142,12 @@ def test_the_applier_exits_when_the_webhook_process_is_killed(
     while time.monotonic() < deadline and any(alive(c) for c in children):
         time.sleep(0.05)
     assert not any(alive(c) for c in children)
+
+
+def test_the_job_reaches_the_child_whole() -> None:
+    job = ApplierJob(
+        "sqlite:////tmp/x.db",
+        "acme",
+        ApplierTuning(max_receipts=7, hold_grace=timedelta(minutes=3), gather_seconds=0.0),
+    )
+    assert ApplierJob.from_json(job.to_json()) == job

@@ -199,3 +199,13 @@ def test_the_inbox_cannot_be_created_where_the_database_cannot_be(tmp_path: Path
     with pytest.raises(Exception):  # noqa: B017 - the journal turns any failure into a 503
         write([receipt("wamid.X")])
     assert read_health(missing).database_ok is False
+
+
+def test_a_batch_cut_at_its_limit_says_more_is_waiting(main: Engine) -> None:
+    write = InboxWriter(main)
+    write([receipt(f"wamid.M{n}") for n in range(5)])
+    first = apply_next_batch(main, max_receipts=3)
+    assert first.receipts == 3 and first.more_waiting  # the applier goes again at once
+    second = apply_next_batch(main, max_receipts=3)
+    assert second.receipts == 2 and not second.more_waiting  # it waits for the next commit
+    write.close()

@@ -23,13 +23,14 @@ from core.webhooks.checkpoint import restart_if_large
 class ApplierTuning:
     """How the applier batches, how often it looks for work and how long statuses wait."""
 
-    max_receipts: int = 200
-    max_events: int = 400
+    max_receipts: int = 400
+    max_events: int = 800
     hold_grace: timedelta = DEFAULT_HOLD_GRACE
     sweep_interval: float = 1.0  # seconds between sweeps of held statuses
     unmatched_interval: float = 60.0  # seconds between re-checks of unmatched ones
     idle_poll: float = 1.0  # idle: seconds between looks for receipts nobody announced
-    gather_seconds: float = 0.05  # applier process: let commits gather before a batch
+    gather_seconds: float = 0.1  # applier process: let commits gather before a batch
+    nice: int = 10  # applier process: its CPU priority below the webhook process's
     separate_process: bool = True  # SQLite: apply in a process of its own (see runtime)
 
 

@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a service manager stopping the group) ends the batch in flight first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    # Acknowledging is what Meta waits for; applying may lag a little. When the cores
+    # are short, the scheduler should serve the webhook process first.
+    os.nice(job.tuning.nice)
     engine = get_engine(job.database_url)
     checkpointer = Checkpointer(engine) if take_over_checkpoints(engine) else None
     if checkpointer is not None:

@@ -151,3 +151,18 @@ def test_the_job_reaches_the_child_whole() -> None:
         ApplierTuning(max_receipts=7, hold_grace=timedelta(minutes=3), gather_seconds=0.0),
     )
     assert ApplierJob.from_json(job.to_json()) == job
+
+
+async def test_the_applier_yields_the_cpu_to_the_webhook_process(
+    main: Engine, runtime: WebhookRuntime
+) -> None:
+    """When the cores are short, acknowledgements (what Meta waits for) go first."""
+    pid = await wait_for_pid(runtime)
+    ours = os.nice(0)  # the webhook process keeps its priority
+    expected = min(19, ours + runtime.tuning.nice)
+    deadline = time.monotonic() + 30
+    nice = ours
+    while time.monotonic() < deadline and nice != expected:
+        nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        await asyncio.sleep(0.05)
+    assert nice == expected and runtime.tuning.nice == 10

@@ -71,6 +71,8 @@ def application_name(argv: list[str] | None = None) -> str:
     "wanotify webhook", ... so an operator can tell the processes apart."""
     args = sys.argv if argv is None else argv
     name = "wanotify"
+    if args and Path(args[0]).name == "applier_process.py":  # the webhook app's applier
+        return "wanotify webhook-applier"
     if args and Path(args[0]).name in ("wanotify", "cli.py") and len(args) > 1:
         command = args[1]
         if command.replace("-", "").isalnum():

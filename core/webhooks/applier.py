@@ -1,7 +1,7 @@
 """The applier's schedule: batches of receipts, WAL restarts, sweeps of held statuses.
 
-One `Applier.step` is what every applier runs in a loop, whether it lives in the webhook
-process (PostgreSQL) or in a process of its own (SQLite, `core.webhooks.applier_process`):
+One `Applier.step` is what every applier runs in a loop, whether it lives in a process of
+its own (`core.webhooks.applier_process`, the default) or in the webhook process:
 apply the next batch, let the SQLite WAL restart when it grew large, and every
 `sweep_interval` release the held statuses whose message has appeared.
 """
@@ -31,7 +31,7 @@ class ApplierTuning:
     idle_poll: float = 1.0  # idle: seconds between looks for receipts nobody announced
     gather_seconds: float = 0.1  # applier process: let commits gather before a batch
     nice: int = 10  # applier process: its CPU priority below the webhook process's
-    separate_process: bool = True  # SQLite: apply in a process of its own (see runtime)
+    separate_process: bool = True  # apply in a process of its own (see runtime)
 
 
 @dataclass(frozen=True, slots=True)

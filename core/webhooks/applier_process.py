@@ -1,12 +1,14 @@
-"""On SQLite the applier runs in a process of its own, beside the webhook app's.
+"""The applier runs in a process of its own, beside the webhook app's.
 
 At Meta's peak the app spends most of one core receiving, checking and journalling, and
 applying the events costs most of another. In one process they share one interpreter
 lock, and every batch the applier folds in Python delays the acknowledgements behind it.
 So the webhook process starts this module as a child (`python -m
 core.webhooks.applier_process`: a fresh interpreter that depends on nothing of its
-parent's but the job it is given), which applies the receipts the app commits to its
-inbox (`core.webhooks.inbox`) and reports what each batch did, for `/metrics`.
+parent's but the job it is given, in its environment: a PostgreSQL URL may carry a
+password, and a command line is visible to every local user), which applies the
+receipts the app commits (on SQLite, to its inbox: `core.webhooks.inbox`) and reports
+what each batch did, for `/metrics`.
 
 The pipes between the two:
 - the child's stdin: one byte per journal commit ("there is work"); end of file means
@@ -45,18 +47,20 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 30.0
 _MAX_DELAY = 30.0
 _FRAME = struct.Struct("!I")
+#: The environment variable the job reaches the child in.
+JOB_VARIABLE = "WANOTIFY_APPLIER_JOB"
 
 
 @dataclass(frozen=True)
 class ApplierJob:
-    """What the child needs, passed on its command line as JSON (no secrets in it)."""
+    """What the child needs, passed in its environment as JSON (`JOB_VARIABLE`)."""
 
     database_url: str
     default_tenant: str
     tuning: ApplierTuning
 
     def to_json(self) -> str:
-        """The job as the child's argument."""
+        """The job as text for the child."""
         tuning = asdict(self.tuning)
         tuning["hold_grace"] = self.tuning.hold_grace.total_seconds()
         return json.dumps(
@@ -65,7 +69,7 @@ class ApplierJob:
 
     @classmethod
     def from_json(cls, text: str) -> ApplierJob:
-        """The job back from the child's argument."""
+        """The job back from its text."""
         doc = json.loads(text)
         tuning = dict(doc["tuning"])
         tuning["hold_grace"] = timedelta(seconds=tuning["hold_grace"])
@@ -75,14 +79,13 @@ class ApplierJob:
 # --- the child ------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """The child's entry point: apply until stdin closes (the parent stopped or died)."""
     from core import heap
     from core.db import get_engine
     from core.webhooks.checkpoint import Checkpointer, take_over_checkpoints
 
-    args = sys.argv[1:] if argv is None else argv
-    job = ApplierJob.from_json(args[0])
+    job = ApplierJob.from_json(os.environ.pop(JOB_VARIABLE))
     reports = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints must not corrupt the report frames
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -233,9 +236,9 @@ class ApplierProcess:
                 sys.executable,
                 "-m",
                 "core.webhooks.applier_process",
-                self.job.to_json(),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, JOB_VARIABLE: self.job.to_json()},
             )
             self._process = process
             if self._stopping and process.stdin is not None:

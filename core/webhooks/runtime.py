@@ -1,14 +1,18 @@
 """The webhook pipeline of one process: check, journal, acknowledge; then apply in batches.
 
-`WebhookRuntime` is what the HTTP layer calls. The event loop never waits on a database:
+`WebhookRuntime` is what the HTTP layer calls. The event loop never waits on a database,
+and the applier runs in a process of its own (`core.webhooks.applier_process`), so
+folding events never takes this process's interpreter lock from the requests:
 
 - **SQLite file** (the embedded default): bodies are committed to the inbox file beside
   the database (`core.webhooks.inbox`) on a journal thread, so an acknowledgement never
-  waits behind the applier's write lock on the main file; the applier runs in a process
-  of its own (`core.webhooks.applier_process`), so folding events never takes this
-  process's interpreter lock from the requests.
-- **PostgreSQL** (row locks, no file lock): bodies go straight into `webhook_receipts` on
-  a journal thread and the applier runs here, on a database thread of its own.
+  waits behind the applier's write lock on the main file.
+- **PostgreSQL** (row locks, no file lock): bodies go straight into `webhook_receipts`
+  on a journal thread.
+
+An in-memory SQLite database (tests, experiments) cannot be shared with another process:
+its applier runs here, on a database thread of its own (so does any database with
+`ApplierTuning(separate_process=False)`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from functools import partial
 
 from sqlalchemy import Engine
 
-from core.db import get_engine
+from core.db import get_engine, is_sqlite
 from core.models.types import utcnow
 from core.settings import Settings
 from core.webhooks.applier import Applier, ApplierTuning, StepResult
@@ -95,7 +99,8 @@ class WebhookRuntime:
             max_workers=1, thread_name_prefix="webhook-journal"
         )
         self._journal = Journal(write, self._journal_executor, on_commit=self._committed)
-        if self._inbox_writer is not None and self.tuning.separate_process:
+        in_memory = is_sqlite(self.engine) and self._inbox_writer is None  # no file to share
+        if self.tuning.separate_process and not in_memory:
             await self._start_applier_process()
         else:
             self._start_applier_here()

@@ -107,6 +107,7 @@ def test_postgresql_sessions_are_named_and_in_utc(engine: Engine) -> None:
         (["/srv/.venv/bin/wanotify", "consume-po-events"], "wanotify consume-po-events"),
         (["/srv/.venv/bin/wanotify"], "wanotify"),
         (["/usr/bin/pytest", "-q"], "wanotify"),
+        (["/srv/core/webhooks/applier_process.py"], "wanotify webhook-applier"),
         (["/srv/.venv/bin/wanotify", "x'; DROP"], "wanotify"),
     ],
 )

@@ -1,5 +1,5 @@
-"""`core.webhooks.applier_process`: on SQLite the applier is a process of its own, started,
-restarted and stopped by the webhook process, and gone when its parent is."""
+"""`core.webhooks.applier_process`: the applier is a process of its own, started, restarted
+and stopped by the webhook process, and gone when its parent is."""
 
 from __future__ import annotations
 
@@ -166,3 +166,28 @@ async def test_the_applier_yields_the_cpu_to_the_webhook_process(
         nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
         await asyncio.sleep(0.05)
     assert nice == expected and runtime.tuning.nice == 10
+
+
+async def test_on_the_configured_database_too_and_its_url_stays_off_the_command_line(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL in the PostgreSQL pass: a URL there may carry a password, and a command
+    line is visible to every local user."""
+    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test")
+    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
+    monkeypatch.setenv("WHATSAPP_APP_SECRET", SECRET)
+    get_settings.cache_clear()
+    mid = add_message(engine, wamid="wamid.ANYDB")
+    runtime = WebhookRuntime(get_settings(), engine)
+    await runtime.start()
+    try:
+        pid = await wait_for_pid(runtime)
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        assert str(engine.url.database) not in command_line
+        assert "core.webhooks.applier_process" in command_line
+        await post(runtime, "wamid.ANYDB", "read", T0)
+        assert await runtime.wait_until_applied(within=30)
+        assert message_row(engine, mid)["status"] == "read"
+    finally:
+        await runtime.stop()
+    get_settings.cache_clear()

@@ -15,9 +15,9 @@ message there are `sent`, `delivered` and `read`, mixed across messages, partly 
 order, with some duplicates.
 
 - **journalled** (`webhook_app:app`): verify, commit to the journal with group commit,
-  answer 200; a batched applier folds events into messages just after. On SQLite the
-  journal is the inbox file beside the database and the applier is a process of its own
-  (its CPU is counted in the server's).
+  answer 200; a batched applier, a process of its own (its CPU is counted in the
+  server's), folds events into messages just after. On SQLite the journal is the inbox
+  file beside the database.
 - **naive** (`create_naive_app` below): verify, then one SELECT-UPDATE-COMMIT per status
   inside the request, as the seed system did.
 

@@ -4,8 +4,8 @@ The flow, one module per step:
 `signature` (HMAC check) -> `parse` (lenient, typed events) -> `journal` (durable group
 commit; the 200 goes out after it; on SQLite into the `inbox` file) -> `apply` (batches:
 `statuses` via `fold`, `inbound`, `templates`) -> `health` and `metrics`. `runtime` runs
-the steps of one webhook process, `applier` is the applier's schedule (in its own
-process on SQLite: `applier_process`), and `server.run_webhook_app` serves the Starlette
+the steps of one webhook process, `applier` is the applier's schedule (run in a process
+of its own: `applier_process`), and `server.run_webhook_app` serves the Starlette
 layer (`webhook_app.py`) with uvicorn.
 """
 

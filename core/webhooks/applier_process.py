@@ -83,7 +83,7 @@ def main() -> int:
     """The child's entry point: apply until stdin closes (the parent stopped or died)."""
     from core import heap
     from core.db import get_engine
-    from core.webhooks.checkpoint import Checkpointer, take_over_checkpoints
+    from core.webhooks.checkpoint import start_checkpointer
 
     job = ApplierJob.from_json(os.environ.pop(JOB_VARIABLE))
     reports = os.fdopen(os.dup(1), "wb")
@@ -98,9 +98,7 @@ def main() -> int:
     # are short, the scheduler should serve the webhook process first.
     os.nice(job.tuning.nice)
     engine = get_engine(job.database_url)
-    checkpointer = Checkpointer(engine) if take_over_checkpoints(engine) else None
-    if checkpointer is not None:
-        checkpointer.start()
+    checkpointer = start_checkpointer(engine)
     applier = Applier(engine, job.tuning, job.default_tenant, restart_wal=checkpointer is not None)
     heap.freeze_start_up_heap()
     try:

@@ -206,9 +206,8 @@ def _apply_batch(
         taken = take_into_receipts(conn, inbox, max_receipts) if inbox is not None else 0
         candidates = _candidates(conn, max_receipts, only)
         ids = _take(candidates, max_events)
-        report.more_waiting = (
-            taken == max_receipts or len(candidates) > len(ids) or (len(candidates) == max_receipts)
-        )
+        cut = len(ids) < len(candidates) or len(candidates) == max_receipts
+        report.more_waiting = cut or taken == max_receipts
         if not ids:
             return report
         rows = conn.execute(

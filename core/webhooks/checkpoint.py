@@ -82,6 +82,16 @@ def restart_if_large(engine: Engine, restart_bytes: int = RESTART_BYTES) -> bool
     return True
 
 
+def start_checkpointer(engine: Engine) -> Checkpointer | None:
+    """Take over `engine`'s checkpoints and run them from a started `Checkpointer`; None
+    (nothing to do) for PostgreSQL or an in-memory database."""
+    if not take_over_checkpoints(engine):
+        return None
+    checkpointer = Checkpointer(engine)
+    checkpointer.start()
+    return checkpointer
+
+
 class Checkpointer:
     """A daemon thread running passive checkpoints every `interval` seconds."""
 

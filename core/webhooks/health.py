@@ -84,9 +84,9 @@ def read_health(engine: Engine) -> WebhookHealth:
         return WebhookHealth(database_ok=False, database_error=type(exc).__name__)
     return WebhookHealth(
         database_ok=True,
-        last_event_at=_latest(last, waiting_in.last_at),
+        last_event_at=max(_known(last, waiting_in.last_at), default=None),
         backlog=int(waiting[0]) + waiting_in.count,
-        oldest_unapplied_at=_earliest(waiting[1], waiting_in.oldest_at),
+        oldest_unapplied_at=min(_known(waiting[1], waiting_in.oldest_at), default=None),
         failed_receipts=int(failed),
         held=int(held.get(StatusEventState.PENDING, 0)),
         unmatched=int(held.get(StatusEventState.UNMATCHED, 0)),
@@ -94,14 +94,8 @@ def read_health(engine: Engine) -> WebhookHealth:
     )
 
 
-def _latest(*times: datetime | None) -> datetime | None:
-    known = [t for t in times if t is not None]
-    return max(known) if known else None
-
-
-def _earliest(*times: datetime | None) -> datetime | None:
-    known = [t for t in times if t is not None]
-    return min(known) if known else None
+def _known(*times: datetime | None) -> list[datetime]:
+    return [t for t in times if t is not None]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -47,9 +47,9 @@ from sqlalchemy.dialects import sqlite
 from core.db import get_engine, is_sqlite
 from core.models.events import WebhookInboxProgress
 from core.models.types import UTCDateTime, utcnow
-from core.webhooks.checkpoint import Checkpointer, restart_if_large, take_over_checkpoints
+from core.webhooks.checkpoint import Checkpointer, restart_if_large, start_checkpointer
 from core.webhooks.journal import ReceiptIn
-from core.webhooks.sql import CHUNK, RECEIPTS, chunks, insert_ignoring
+from core.webhooks.sql import RECEIPTS, insert_ignoring
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,8 @@ class InboxWriter:
             raise RuntimeError("this database has no webhook inbox (not a SQLite file)")
         if inbox is not self._inbox:
             self._inbox = inbox
-            if self._checkpointer is None and take_over_checkpoints(inbox.engine):
-                self._checkpointer = Checkpointer(inbox.engine)
-                self._checkpointer.start()
+            if self._checkpointer is None:
+                self._checkpointer = start_checkpointer(inbox.engine)
         return inbox
 
     def _prune_point(self, inbox: Inbox) -> int | None:
@@ -236,25 +235,19 @@ def take_into_receipts(conn: Connection, inbox: Inbox, max_receipts: int) -> int
         ).all()
     if not rows:
         return 0
-    fresh = {row.body_sha256: row for row in rows}  # a retry inside the batch: once
-    for part in chunks(list(fresh), CHUNK):
-        known = conn.execute(select(RECEIPTS.c.body_sha256).where(RECEIPTS.c.body_sha256.in_(part)))
-        for (sha,) in known:
-            del fresh[sha]
-    if fresh:
-        conn.execute(
-            insert_ignoring(conn, RECEIPTS, ["body_sha256"]),
-            [
-                {
-                    "received_at": row.received_at,
-                    "body_sha256": row.body_sha256,
-                    "body": row.body,
-                    "event_count": row.event_count,
-                    "apply_attempts": 0,
-                }
-                for row in sorted(fresh.values(), key=lambda r: r.id)
-            ],
-        )
+    conn.execute(  # a retry of a body stored already (or earlier in `rows`) is skipped
+        insert_ignoring(conn, RECEIPTS, ["body_sha256"]),
+        [
+            {
+                "received_at": row.received_at,
+                "body_sha256": row.body_sha256,
+                "body": row.body,
+                "event_count": row.event_count,
+                "apply_attempts": 0,
+            }
+            for row in rows
+        ],
+    )
     values = {"last_id": int(rows[-1].id), "updated_at": utcnow()}
     conn.execute(
         sqlite.insert(PROGRESS)

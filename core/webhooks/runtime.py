@@ -32,7 +32,7 @@ from core.models.types import utcnow
 from core.settings import Settings
 from core.webhooks.applier import Applier, ApplierTuning, StepResult
 from core.webhooks.applier_process import ApplierJob, ApplierProcess
-from core.webhooks.checkpoint import Checkpointer, take_over_checkpoints
+from core.webhooks.checkpoint import Checkpointer, start_checkpointer
 from core.webhooks.health import WebhookHealth, read_health
 from core.webhooks.inbox import InboxWriter, inbox_path
 from core.webhooks.journal import (
@@ -76,7 +76,7 @@ class WebhookRuntime:
         self.tuning = tuning or ApplierTuning()
         self.metrics = WebhookMetrics()
         self._inbox_writer: InboxWriter | None = None  # SQLite: bodies go to the inbox file
-        self.applier_process: ApplierProcess | None = None  # SQLite: the applier's process
+        self.applier_process: ApplierProcess | None = None  # the applier's own process
         self._db_executor: ThreadPoolExecutor | None = None  # the in-process applier's
         self._journal_executor: ThreadPoolExecutor | None = None
         self._journal: Journal | None = None
@@ -91,7 +91,7 @@ class WebhookRuntime:
         return self.settings.webhook_max_body_bytes
 
     async def start(self) -> None:
-        """Open the journal and start the applier (a process of its own on SQLite)."""
+        """Open the journal and start the applier (a process of its own, see above)."""
         self._stopping = False
         self._inbox_writer = InboxWriter(self.engine) if inbox_path(self.engine) else None
         write: ReceiptWriter = self._inbox_writer or partial(write_receipts, self.engine)
@@ -125,9 +125,7 @@ class WebhookRuntime:
 
     def _start_applier_here(self) -> None:
         self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-db")
-        if take_over_checkpoints(self.engine):  # SQLite: no fsync stalls inside commits
-            self._checkpointer = Checkpointer(self.engine)
-            self._checkpointer.start()
+        self._checkpointer = start_checkpointer(self.engine)  # SQLite: no fsyncs in commits
         applier = Applier(
             self.engine,
             self.tuning,

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     dashboard_embedded_sender: bool = Field(
         default=True, validation_alias="DASHBOARD_EMBEDDED_SENDER"
     )
+    #: A dashboard session with no click for this long is signed out (1 minute to 7 days).
+    dashboard_idle_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60, validation_alias="DASHBOARD_IDLE_MINUTES"
+    )
     po_events_api_key: SecretStr | None = Field(default=None, validation_alias="PO_EVENTS_API_KEY")
 
     @field_validator("whatsapp_api_version")

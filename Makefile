@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # that cannot be reached is reported and that pass skipped).
 WANOTIFY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_test
 
-.PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres bench install clean
+.PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres bench fuzz install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ pytest-postgres: $(STAMP)
 	  exit 0; \
 	elif [ $$status -ne 0 ]; then exit $$status; fi; \
 	WANOTIFY_TEST_DATABASE_URL='$(WANOTIFY_TEST_DATABASE_URL)' $(run_pytest)
+
+# The full fuzz run (tests/fuzz): 10,000 webhook bodies and 10,000 ERP events against the
+# real webhook app on a SQLite file; prints its figures. `make test` runs a small profile.
+fuzz: $(STAMP)
+	WANOTIFY_TEST_DATABASE_URL= WANOTIFY_FUZZ_PROFILE=full $(BIN)/pytest -q -s -p no:cacheprovider \
+	  -o timeout=7200 tests/fuzz/test_fuzz_app.py
 
 bench: $(STAMP)
 	for module in $(sort $(basename $(notdir $(filter-out %/__init__.py,$(wildcard benchmarks/*.py))))); do \

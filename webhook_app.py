@@ -11,20 +11,22 @@ by `core.webhooks.asgi` directly (at Meta's peak a framework's routing costs mor
 the event); every other route is Starlette's. More routes join through
 `create_app(extra_routes=...)`; they reach the database and settings through
 `request.app.state.engine` / `.settings` (and the pipeline through `.webhooks`).
+`embedded_app()` gives the same routes to mount inside another Starlette/FastAPI app.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from core import heap
 from core.po_events.http import handle_http_po_event
@@ -95,7 +97,7 @@ class WebhookApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one ASGI connection."""
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == WEBHOOK_PATH:
+        if scope["type"] == "http" and scope["method"] == "POST" and _path(scope) == WEBHOOK_PATH:
             runtime = getattr(self.starlette.state, "webhooks", None)
             if runtime is None:  # not started (or stopping): Meta retries a 503
                 await respond(send, Answer(503, "not_started", "webhook app is not running"))
@@ -103,6 +105,15 @@ class WebhookApp:
             await receive_post(runtime, scope, receive, send)
             return
         await self.starlette(scope, receive, send)
+
+
+def _path(scope: Scope) -> str:
+    """The request's path inside this app (below a host's `Mount`, its `root_path` off)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
 
 
 def create_app(
@@ -129,6 +140,39 @@ def create_app(
             del app.state.webhooks
 
     return WebhookApp(Starlette(routes=[*routes(), *extra_routes], lifespan=lifespan))
+
+
+class EmbeddedWebhooks:
+    """wanotify's webhook and PO-event routes inside another Starlette or FastAPI app.
+
+    Mount `app` (or `mount(path)`) under the host, and run `lifespan` for as long as the
+    host runs: the same signature checks, journal (200 only once an event is durable) and
+    applier as `wanotify webhook`. README: "Embedding wanotify in a Python service".
+    """
+
+    def __init__(self, app: WebhookApp) -> None:
+        self.app = app
+
+    def lifespan(self, _host: object = None) -> AbstractAsyncContextManager[Any]:
+        """Start the pipeline on entry and stop it (finishing journalled work) on exit.
+        Pass it as the host's `lifespan=`, or enter it inside the host's own lifespan."""
+        return self.app.starlette.router.lifespan_context(self.app.starlette)
+
+    def mount(self, path: str = "/wanotify") -> Mount:
+        """A route mounting the webhook app at `path` (Meta's callback URL is then
+        `{host}{path}/api/v1/whatsapp/webhook`)."""
+        return Mount(path, app=self.app)
+
+
+def embedded_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    *,
+    tuning: ApplierTuning | None = None,
+) -> EmbeddedWebhooks:
+    """The webhook and PO-event routes as an ASGI app for a host to mount, with the
+    lifespan the host must run (a mounted app's own lifespan is never started)."""
+    return EmbeddedWebhooks(create_app(settings, engine, tuning=tuning))
 
 
 app = create_app()

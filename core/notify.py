@@ -11,12 +11,14 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from core import clock
 from core.cloud_api import CloudApiClient, text_message
 from core.db import get_engine, session_scope
 from core.keys import content_key, po_notice_key
@@ -40,6 +42,7 @@ from core.templates import (
     sync_templates,
     validate_parameters,
 )
+from core.templates.definition import NAMED
 from core.templates.languages import pick_language
 
 DEFAULT_LANGUAGE = "es"
@@ -337,6 +340,73 @@ def sync_templates_now(tenant_id: str, *, engine: Engine | None = None) -> SyncR
     return asyncio.run(_sync())
 
 
+#: Meta accepts free-form text only this long after the supplier's last message to us.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+def text_window_problem(supplier: Supplier | None, now: datetime) -> str | None:
+    """Why a free-form text to `supplier` cannot be sent at `now`, or None when it can.
+
+    WhatsApp allows free-form text only inside the 24-hour customer-service window that
+    the supplier's last inbound message opened (`Supplier.last_inbound_at`, kept by the
+    webhook applier); outside it Meta refuses with 131047, so we refuse before queueing.
+    """
+    last = supplier.last_inbound_at if supplier is not None else None
+    if last is None:
+        return (
+            "Free-form text is only allowed within 24 hours of the supplier's last message, "
+            "and this supplier has never written to us: send an approved template instead"
+        )
+    if now - last >= CUSTOMER_SERVICE_WINDOW:
+        return (
+            "Free-form text is only allowed within 24 hours of the supplier's last message "
+            f"(last one {last:%Y-%m-%d %H:%M} UTC): send an approved template instead"
+        )
+    return None
+
+
+def prepare_text_message(
+    session: Session,
+    *,
+    tenant_id: str,
+    phone: str,
+    body: str,
+    now: datetime | None = None,
+    idempotency_key: str | None = None,
+    created_by: str | None = None,
+    source: str = "api",
+) -> OutboundMessage:
+    """Check and build one free-form text; NoticeRejected outside the 24 h window.
+
+    `now` is the time the window is measured at (default: `core.clock.now()`).
+    """
+    recipient = normalised_phone(phone)
+    try:
+        payload = text_message(wa_digits(recipient), body)
+    except ValueError as exc:
+        raise NoticeRejected([str(exc)]) from None
+    supplier = session.exec(
+        select(Supplier).where(
+            col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164) == recipient
+        )
+    ).first()
+    if (problem := text_window_problem(supplier, now or clock.now())) is not None:
+        raise NoticeRejected([problem])
+    assert supplier is not None  # the window is open only for a known supplier
+    return OutboundMessage(
+        tenant_id=tenant_id,
+        idempotency_key=idempotency_key or content_key(recipient, ["text", body]),
+        recipient_phone=recipient,
+        request_payload=payload,
+        message_type="text",
+        body_text=body,
+        recipient_country=country_calling_code(recipient),
+        supplier_id=supplier.id,
+        created_by=created_by,
+        meta={"source": source},
+    )
+
+
 def send_text_message(
     *,
     tenant_id: str,
@@ -345,45 +415,91 @@ def send_text_message(
     idempotency_key: str | None = None,
     created_by: str | None = None,
     source: str = "api",
+    now: datetime | None = None,
     engine: Engine | None = None,
 ) -> EnqueueResult:
-    """Queue a free-form text (Meta accepts it only inside the 24 h window, else 131047)."""
+    """Queue a free-form text, only inside the supplier's 24 h customer-service window
+    (else NoticeRejected with the reason: Meta would refuse it with 131047)."""
     engine = engine or get_engine()
-    recipient = normalised_phone(phone)
-    try:
-        payload = text_message(wa_digits(recipient), body)
-    except ValueError as exc:
-        raise NoticeRejected([str(exc)]) from None
     with session_scope(engine) as session:
-        supplier = find_or_add_supplier(session, tenant_id, recipient)
-        supplier_id = supplier.id
-    outbound = OutboundMessage(
-        tenant_id=tenant_id,
-        idempotency_key=idempotency_key or content_key(recipient, ["text", body]),
-        recipient_phone=recipient,
-        request_payload=payload,
-        message_type="text",
-        body_text=body,
-        recipient_country=country_calling_code(recipient),
-        supplier_id=supplier_id,
-        created_by=created_by,
-        meta={"source": source},
-    )
+        outbound = prepare_text_message(
+            session,
+            tenant_id=tenant_id,
+            phone=phone,
+            body=body,
+            now=now,
+            idempotency_key=idempotency_key,
+            created_by=created_by,
+            source=source,
+        )
     return enqueue(outbound, engine=engine)
+
+
+def prepare_seed_template(
+    session: Session,
+    *,
+    tenant_id: str,
+    phone: str,
+    template_name: str,
+    params: Mapping[str, Any] | Sequence[Any] | None,
+    language: str | None = None,
+    idempotency_key: str | None = None,
+    po_number: str | None = None,
+    created_by: str | None = None,
+    source: str = "seed-api",
+) -> PreparedMessage:
+    """A template message as the seed system's callers ask for it.
+
+    The language is `language`, else the supplier's, else Spanish, else the only one the
+    template has; `params` is a mapping of parameter names to values, or a list of values
+    in order (for positional templates, and for named ones in their body's order, so
+    `["Supplier", "PO-001", "€100"]` fills po_notification's three names).
+    """
+    recipient = normalised_phone(phone)
+    supplier = find_or_add_supplier(session, tenant_id, recipient)
+    if language is None:
+        language = _seed_language(session, tenant_id, supplier, template_name)
+    definition = resolve_template(session, tenant_id, template_name, language)
+    return prepare_template_message(
+        session,
+        tenant_id=tenant_id,
+        phone=recipient,
+        template_name=template_name,
+        language=definition.language,
+        params=_seed_params(params, definition),
+        idempotency_key=idempotency_key,
+        supplier=supplier,
+        po_number=po_number,
+        created_by=created_by,
+        source=source,
+        definition=definition,
+    )
+
+
+def _seed_language(session: Session, tenant_id: str, supplier: Supplier, template_name: str) -> str:
+    languages = sorted(
+        t.language for t in list_templates(session, tenant_id) if t.template_name == template_name
+    )
+    for wanted in (supplier.language, DEFAULT_LANGUAGE):
+        if wanted and (choice := pick_language(wanted, languages)) is not None:
+            return choice
+    return languages[0] if len(languages) == 1 else DEFAULT_LANGUAGE
 
 
 class WhatsAppService:
     """The seed system's interface, kept so its callers work unchanged.
 
-    `send_message` no longer talks to Meta itself: it queues the message in the outbox
-    (idempotent: the same content to the same number is one message) and the sender
-    delivers it under Meta's limits. True means "queued" (or queued before).
+    `await send_message(...)` (a coroutine, as the seed's callers await it) no longer
+    talks to Meta itself: it queues the message in the outbox (idempotent: the same
+    content to the same number is one message) and the sender delivers it under Meta's
+    limits. True means "queued" (or queued before). Its database work runs on a worker
+    thread, never on the event loop. Synchronous callers use `send_message_sync`.
     """
 
     def __init__(self, engine: Engine | None = None) -> None:
         self._engine = engine
 
-    def send_message(
+    async def send_message(
         self,
         to_phone: str,
         message: str,
@@ -393,11 +509,28 @@ class WhatsAppService:
     ) -> bool:
         """Queue a template (when `template_name` is given) or a text; False if refused.
 
+        The seed's signature and meaning; see `send_message_sync` for the details. Runs
+        the database work off the event loop (`asyncio.to_thread`).
+        """
+        return await asyncio.to_thread(
+            self.send_message_sync, to_phone, message, template_name, template_params, tenant_id
+        )
+
+    def send_message_sync(
+        self,
+        to_phone: str,
+        message: str,
+        template_name: str | None = None,
+        template_params: Mapping[str, Any] | Sequence[Any] | None = None,
+        tenant_id: str | None = None,
+    ) -> bool:
+        """`send_message` for code without an event loop (scripts, threads, the CLI).
+
         `template_params` is a mapping of parameter names to values, or a list of values
-        for positional templates ({{1}}, {{2}}, ...). The template's language is the
-        supplier's, else Spanish, else the only one the template has. The reason for a
-        refusal (notifications disabled, bad number, unknown template, bad parameters)
-        is logged; nothing is queued then.
+        in order (`prepare_seed_template`). Without a template, `message` is sent as
+        free-form text, allowed only inside the supplier's 24-hour customer-service
+        window. The reason for a refusal (notifications disabled, bad number, unknown
+        template, bad parameters, window closed) is logged; nothing is queued then.
         """
         settings = get_settings()
         if not settings.enable_whatsapp_notifications:
@@ -406,54 +539,44 @@ class WhatsAppService:
         tenant = tenant_id or settings.default_tenant
         engine = self._engine or get_engine()
         try:
-            if template_name:
-                language = self._language(engine, tenant, to_phone, template_name)
-                send_template_message(
-                    tenant_id=tenant,
-                    phone=to_phone,
-                    template_name=template_name,
-                    language=language,
-                    params=_seed_params(template_params),
-                    source="seed-api",
-                    engine=engine,
-                )
-            else:
-                send_text_message(
-                    tenant_id=tenant, phone=to_phone, body=message, source="seed-api", engine=engine
-                )
+            with session_scope(engine) as session:
+                if template_name:
+                    outbound = prepare_seed_template(
+                        session,
+                        tenant_id=tenant,
+                        phone=to_phone,
+                        template_name=template_name,
+                        params=template_params,
+                    ).outbound
+                else:
+                    outbound = prepare_text_message(
+                        session,
+                        tenant_id=tenant,
+                        phone=to_phone,
+                        body=message,
+                        source="seed-api",
+                    )
+            enqueue(outbound, engine=engine)
         except (NoticeRejected, OutboxError) as exc:
             log.warning("message to %s not queued: %s", _masked(to_phone), exc)
             return False
         return True
 
-    @staticmethod
-    def _language(engine: Engine, tenant_id: str, phone: str, template_name: str) -> str:
-        recipient = normalised_phone(phone)
-        with session_scope(engine) as session:
-            supplier = session.exec(
-                select(Supplier).where(
-                    col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164) == recipient
-                )
-            ).first()
-            languages = sorted(
-                t.language
-                for t in list_templates(session, tenant_id)
-                if t.template_name == template_name
-            )
-        for wanted in (supplier.language if supplier else None, DEFAULT_LANGUAGE):
-            if wanted and (choice := pick_language(wanted, languages)) is not None:
-                return choice
-        return languages[0] if len(languages) == 1 else DEFAULT_LANGUAGE
 
-
-def _seed_params(params: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:
+def _seed_params(
+    params: Mapping[str, Any] | Sequence[Any] | None, definition: TemplateDefinition
+) -> dict[str, Any]:
     if params is None:
         return {}
     if isinstance(params, Mapping):
         return {str(k): v for k, v in params.items()}
     if isinstance(params, str):
-        return {"1": params}
-    return {str(i): value for i, value in enumerate(params, start=1)}
+        params = [params]
+    values = list(params)
+    names = definition.body_params
+    if definition.parameter_format == NAMED and len(values) == len(names):
+        return dict(zip(names, values, strict=True))
+    return {str(i): value for i, value in enumerate(values, start=1)}
 
 
 def _masked(phone: str) -> str:
@@ -484,10 +607,13 @@ __all__ = [
     "dispatch_until_settled",
     "find_or_add_supplier",
     "prepare_po_notice",
+    "prepare_seed_template",
     "prepare_template_message",
+    "prepare_text_message",
     "resolve_template",
     "send_po_notice",
     "send_template_message",
     "send_text_message",
     "sync_templates_now",
+    "text_window_problem",
 ]

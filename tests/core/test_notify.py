@@ -6,12 +6,16 @@ dispatcher to the sandbox over HTTP.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from core.clock import frozen
 from core.models.messages import MessageStatus
+from core.models.suppliers import Supplier
 from core.notify import (
     NoticeRejected,
     PoNotice,
@@ -38,8 +42,8 @@ def test_seed_wrapper_queues_a_template_once_and_the_sender_delivers_it(
     synced: SandboxServer, engine: Engine
 ) -> None:
     service = WhatsAppService(engine)
-    assert service.send_message("612 34 56 78", "ignored", "po_notification", NAMED) is True
-    assert service.send_message("+34612345678", "ignored", "po_notification", NAMED) is True
+    assert service.send_message_sync("612 34 56 78", "ignored", "po_notification", NAMED) is True
+    assert service.send_message_sync("+34612345678", "ignored", "po_notification", NAMED) is True
     (message,) = rows(engine).values()  # the same content twice is one message
     assert message.status == MessageStatus.PENDING
     assert message.recipient_phone == "+34612345678" and message.tenant_id == "default"
@@ -56,7 +60,7 @@ def test_seed_wrapper_takes_positional_values_as_a_list(
     synced: SandboxServer, engine: Engine
 ) -> None:
     service = WhatsAppService(engine)
-    ok = service.send_message(
+    ok = service.send_message_sync(
         "+34612345679", "", "delivery_reminder", ["PO-8", "lunes", "Almacén 2"], tenant_id="default"
     )
     assert ok is True
@@ -81,7 +85,7 @@ def test_seed_wrapper_refuses_bad_input_and_queues_nothing(
     synced: SandboxServer, engine: Engine, phone: str, template: str, params: object
 ) -> None:
     service = WhatsAppService(engine)
-    assert service.send_message(phone, "", template, params) is False  # type: ignore[arg-type]
+    assert service.send_message_sync(phone, "", template, params) is False  # type: ignore[arg-type]
     assert rows(engine) == {}
 
 
@@ -91,20 +95,63 @@ def test_seed_wrapper_does_nothing_when_notifications_are_disabled(
     monkeypatch.setenv("ENABLE_WHATSAPP_NOTIFICATIONS", "false")
     get_settings.cache_clear()
     service = WhatsAppService(engine)
-    assert service.send_message("+34612345678", "", "po_notification", NAMED) is False
+    assert service.send_message_sync("+34612345678", "", "po_notification", NAMED) is False
     assert rows(engine) == {}
 
 
-def test_seed_wrapper_text_outside_the_window_fails_with_meta_reason(
+def test_seed_wrapper_refuses_text_outside_the_24_hour_window(
     synced: SandboxServer, engine: Engine
 ) -> None:
-    assert WhatsAppService(engine).send_message("+34612345678", "¿Llegó el pedido?") is True
+    """Nobody wrote to us (or too long ago): free-form text is refused, nothing queued."""
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    service = WhatsAppService(engine)
+    with frozen(now):
+        assert service.send_message_sync("+34612345678", "¿Llegó el pedido?") is False
+        add_supplier(engine, "+34612345678", last_inbound_at=now - timedelta(hours=24))
+        assert service.send_message_sync("+34612345678", "¿Llegó el pedido?") is False
+    assert rows(engine) == {}
+
+
+def test_seed_wrapper_sends_text_inside_the_window(synced: SandboxServer, engine: Engine) -> None:
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    add_supplier(engine, "+34612345678", last_inbound_at=now - timedelta(hours=23, minutes=59))
+    synced.inbound("+34612345678", text="Hola, ¿me reenvía el pedido?")  # Meta's window too
+    with frozen(now):
+        assert WhatsAppService(engine).send_message_sync("+34 612 34 56 78", "Ya va") is True
     (message,) = rows(engine).values()
-    assert message.message_type == "text"
+    assert message.message_type == "text" and message.supplier_id is not None
     run_drain(engine)
-    failed = rows(engine)[message.id]
-    assert failed.status == MessageStatus.FAILED and failed.error_code == 131047
-    assert "only templates may be sent" in (failed.error_message or "")
+    assert rows(engine)[message.id].status == MessageStatus.ACCEPTED
+    (sent,) = synced.messages()
+    assert sent["type"] == "text"
+
+
+def test_seed_wrapper_fills_a_named_template_from_a_list_in_order(
+    synced: SandboxServer, engine: Engine
+) -> None:
+    """The seed's own call: po_notification with ["Supplier", "PO-001", "€100"]."""
+    service = WhatsAppService(engine)
+    ok = service.send_message_sync(
+        "+34612345678", "Test", "po_notification", ["Supplier", "PO-001", "€100"]
+    )
+    assert ok is True
+    (message,) = rows(engine).values()
+    assert message.template_parameters == {
+        "supplier_name": "Supplier", "po_number": "PO-001", "total_amount": "€100",
+    }  # fmt: skip
+    assert service.send_message_sync("+34612345678", "", "po_notification", ["a", "b"]) is False
+
+
+def add_supplier(engine: Engine, phone: str, *, last_inbound_at: datetime) -> None:
+    """A supplier of tenant `default` whose last message to us was at `last_inbound_at`."""
+    with Session(engine) as session:
+        session.add(
+            Supplier(
+                tenant_id="default", name="Harinas", phone_e164=phone,
+                last_inbound_at=last_inbound_at,
+            )
+        )  # fmt: skip
+        session.commit()
 
 
 def test_po_notice_is_one_send_per_po_and_supplier(synced: SandboxServer, engine: Engine) -> None:
@@ -158,3 +205,39 @@ def test_another_language_is_never_substituted(synced: SandboxServer, engine: En
     with pytest.raises(NoticeRejected, match="has no 'fr_FR' version"):
         send_po_notice(notice, engine=engine)
     assert rows(engine) == {}
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({**NAMED, "supplier_name": "A\u202eLIAME\u200b"}, "right-to-left override (U+202E)"),
+        (["Harinas", "PO\u200b7", "€1"], "zero-width space (U+200B) at position 3"),
+        ({**NAMED, "po_number": "=1+2"}, "like a spreadsheet formula"),
+        (["@SUM(A1)", "PO-7", "€1"], "like a spreadsheet formula"),
+    ],
+)
+def test_seed_wrapper_refuses_hidden_characters_and_formulas_and_logs_why(
+    synced: SandboxServer,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    params: object,
+    reason: str,
+) -> None:
+    service = WhatsAppService(engine)
+    with caplog.at_level("WARNING", logger="core.notify"):
+        ok = service.send_message_sync("+34612345678", "", "po_notification", params)  # type: ignore[arg-type]
+    assert ok is False
+    assert rows(engine) == {}
+    assert reason in caplog.text
+
+
+def test_seed_wrapper_sends_runs_of_non_breaking_spaces_as_one_space(
+    synced: SandboxServer, engine: Engine
+) -> None:
+    params = ["Harinas\u00a0\u00a0Martín", "PO\u202f7", "€1"]
+    assert WhatsAppService(engine).send_message_sync("+34612345678", "", "po_notification", params)
+    (message,) = rows(engine).values()
+    assert "Harinas Martín" in (message.body_text or "") and "PO 7" in (message.body_text or "")
+    run_drain(engine)
+    (sent,) = synced.messages()
+    assert "Harinas Martín" in str(sent) and "\u00a0" not in str(sent)

@@ -32,7 +32,7 @@ from core.templates import (
     validate_parameters,
 )
 from core.templates.po import PO_FIELDS as PO_PARAMS
-from core.templates.values import HEADER_KEY
+from core.templates.values import HEADER_KEY, looks_like_formula
 
 __all__ = [
     "PO_DOCUMENT_FIELD",
@@ -57,9 +57,6 @@ PO_FIELDS = ("phone", "supplier_name", "po_number", "total_amount", "currency", 
 PO_DOCUMENT_FIELD = "document_link"
 #: Fields that describe the row, never template parameters.
 ROW_ONLY_FIELDS = frozenset({"phone", "language"})
-#: Cells starting like this are formulas to a spreadsheet (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@")
-_NUMERIC_LOOKING = re.compile(r"[+-][0-9 .,()/-]*")
 
 
 class CsvError(ValueError):
@@ -370,11 +367,11 @@ def _check_row(
     decimal: DecimalMark,
     default_currency: str | None,
 ) -> RowCheck:
+    formulas = [name for name, value in values.items() if looks_like_formula(value)]
     errors = [
-        f"The {_field(name)} starts with {value[0]!r} like a spreadsheet formula; it is "
-        "refused rather than sent. Keep only the text in that cell."
-        for name, value in values.items()
-        if _looks_like_formula(value)
+        f"The {_field(name)} starts with {values[name][0]!r} like a spreadsheet formula; it "
+        "is refused rather than sent. Keep only the text in that cell."
+        for name in formulas
     ]
     phone = _phone(values.get("phone", ""), region, errors)
     params: TemplateParams | None
@@ -385,9 +382,14 @@ def _check_row(
         if defn.has_media_header and defn.header_format and params.get(HEADER_KEY):
             params[HEADER_KEY] = {"type": defn.header_format.lower(), "link": params[HEADER_KEY]}
     if params is not None:
+        said = set(formulas)  # one reason per cell: a PO number is also a header and payloads
         for problem in validate_parameters(defn, params):
-            field_name = _po_field(defn, problem.param) if po_notice else None
-            errors.append(f"The {field_name} {problem.reason}" if field_name else problem.message)
+            source = _source_field(defn, problem.param, po_notice)
+            if source in said:
+                continue
+            said.add(source)
+            named = po_notice and source in PO_PARAMS
+            errors.append(f"The {_field(source)} {problem.reason}" if named else problem.message)
     warnings = []
     language = values.get("language", "").strip()
     if language and _primary(language) != _primary(defn.language):
@@ -449,18 +451,17 @@ def _po_params(
         return None
 
 
-def _po_field(defn: TemplateDefinition, param: str) -> str | None:
-    """The buyer's name of a PO notice parameter ("1" or "supplier_name": supplier name)."""
+def _source_field(defn: TemplateDefinition, param: str, po_notice: bool) -> str:
+    """The row's field a parameter's value came from: for a PO notice, "1" and
+    "supplier_name" are the supplier name, and a text header and the quick-reply payloads
+    (`ack:<po>`) are the PO number; otherwise the parameter's own name."""
+    if not po_notice:
+        return param
     if param.isdigit() and 1 <= int(param) <= len(PO_PARAMS):
-        param = PO_PARAMS[int(param) - 1]
-    return _field(param) if param in PO_PARAMS else None
-
-
-def _looks_like_formula(value: str) -> bool:
-    """True for cells a spreadsheet would run: =…, @…, and +/- not followed by a number."""
-    if not value or value[0] not in FORMULA_STARTS:
-        return False
-    return not (value[0] in "+-" and _NUMERIC_LOOKING.fullmatch(value))
+        return PO_PARAMS[int(param) - 1]
+    if (param == HEADER_KEY and defn.header_format == "TEXT") or param.startswith("buttons."):
+        return "po_number"
+    return param
 
 
 def _primary(language: str) -> str:

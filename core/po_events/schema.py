@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from core.money import MAX_AMOUNT_CHARS, check_amount, normalize_currency
+from core.templates.values import clean_text
 
 #: The largest event accepted, in bytes. A PO event is well under 2 KiB; anything near
 #: this limit is a mistake (an attached PDF, a whole PO with lines) or hostile.
@@ -110,6 +111,11 @@ class PoRef(_Part):
     def _clean(cls, value: str | None) -> str | None:
         return None if value is None else _no_control(value)
 
+    @field_validator("number")
+    @classmethod
+    def _shown_text(cls, value: str) -> str:
+        return clean_text(value)  # a template parameter: the rule every parameter passes
+
 
 class SupplierRef(_Part):
     """Who receives the notice: a name, a phone as the ERP has it, optionally a language."""
@@ -125,6 +131,11 @@ class SupplierRef(_Part):
     @classmethod
     def _clean(cls, value: str | None) -> str | None:
         return None if value is None else _no_control(value)
+
+    @field_validator("name")
+    @classmethod
+    def _shown_text(cls, value: str) -> str:
+        return clean_text(value)  # a template parameter: the rule every parameter passes
 
     @field_validator("phone")
     @classmethod

@@ -12,6 +12,13 @@
 
 Resolving a value checks it (plain-language `ParamValueError`) and yields both the text
 shown to the supplier and Meta's send-time parameter object.
+
+`clean_text` is the one hygiene rule for every text a template parameter carries,
+whichever road it came by (CSV rows, the dashboard form, ERP events, the seed API):
+direction overrides and zero-width characters are refused (they make a text read
+differently from what it is: `A\u202eLIAME` shows as "AEMAIL"), runs of non-breaking or
+other odd spaces become one plain space, and a text starting like a spreadsheet formula
+is refused (it ends up in buyers' result files and in suppliers' spreadsheets).
 """
 
 from __future__ import annotations
@@ -39,6 +46,37 @@ MAX_PAYLOAD = 128
 #: The longest value examined at all: beyond this a value cannot fit any component.
 MAX_VALUE_CHARS = 32_768
 _MANY_SPACES = re.compile(r" {5,}")
+#: Characters that change how the text around them is shown without being seen
+#: themselves: bidirectional embeddings, overrides, isolates and marks, and zero-width
+#: characters (U+FEFF is a byte order mark only at the start of a file, never in a value).
+HIDDEN_CHARS: dict[str, str] = {
+    "\u061c": "an Arabic letter mark",
+    "\u200b": "a zero-width space",
+    "\u200c": "a zero-width non-joiner",
+    "\u200d": "a zero-width joiner",
+    "\u200e": "a left-to-right mark",
+    "\u200f": "a right-to-left mark",
+    "\u202a": "a left-to-right embedding",
+    "\u202b": "a right-to-left embedding",
+    "\u202c": "a pop directional formatting",
+    "\u202d": "a left-to-right override",
+    "\u202e": "a right-to-left override",
+    "\u2060": "a word joiner",
+    "\u2066": "a left-to-right isolate",
+    "\u2067": "a right-to-left isolate",
+    "\u2068": "a first strong isolate",
+    "\u2069": "a pop directional isolate",
+    "\ufeff": "a zero-width no-break space (byte order mark)",
+}
+_HIDDEN = re.compile("[" + "".join(HIDDEN_CHARS) + "]")
+#: Spaces other than U+0020 (no-break, narrow no-break, figure, en/em, ideographic, ...).
+_ODD_SPACE = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+#: A run of spaces holding at least one odd space: shown as one plain space.
+_ODD_SPACE_RUN = re.compile(f"[ {_ODD_SPACE}]*[{_ODD_SPACE}][ {_ODD_SPACE}]*")
+#: First characters that make a spreadsheet evaluate a cell.
+FORMULA_STARTS = ("=", "+", "-", "@")
+#: "+34 612 345 678", "-5" or "(+1) 555-0100": signs before a number, not formulas.
+_NUMERIC_LOOKING = re.compile(r"[+-][0-9 .,()/-]*")
 
 
 class ParamValueError(ValueError):
@@ -73,7 +111,8 @@ def resolve_text(value: object, language: str) -> Resolved:
 
 
 def check_text(value: object) -> str:
-    """A parameter text Meta will accept: non-empty, no line breaks, tabs or runs of spaces.
+    """A parameter text Meta will accept: non-empty, no line breaks, tabs or runs of spaces,
+    and clean by `clean_text` (which it returns).
 
     Integers and finite Decimals are written as text; floats, booleans, None and other
     objects are refused (a float would lose cents).
@@ -94,11 +133,43 @@ def check_text(value: object) -> str:
         raise ParamValueError("contains a line break; WhatsApp refuses line breaks in parameters")
     if "\t" in value:
         raise ParamValueError("contains a tab; WhatsApp refuses tabs in parameters")
-    if _MANY_SPACES.search(value):
-        raise ParamValueError("contains more than 4 spaces in a row; WhatsApp refuses that")
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise ParamValueError("contains invisible control characters")
-    return value
+    text = clean_text(value)
+    if _MANY_SPACES.search(text):
+        raise ParamValueError("contains more than 4 spaces in a row; WhatsApp refuses that")
+    return text
+
+
+def clean_text(value: str) -> str:
+    """`value` with runs of odd spaces as one plain space; ParamValueError when it holds a
+    direction or zero-width character (naming it and its 1-based position) or starts like
+    a spreadsheet formula.
+
+    The one rule every template parameter text passes (see the module docstring), so a
+    value is judged the same whether it came from a CSV, the form, an ERP or the seed API.
+    """
+    if (hidden := _HIDDEN.search(value)) is not None:
+        char = hidden.group()
+        raise ParamValueError(
+            f"contains {HIDDEN_CHARS[char]} (U+{ord(char):04X}) at position {hidden.start() + 1}: "
+            "invisible characters that change how a text reads are refused; type the text again "
+            "without it"
+        )
+    text = _ODD_SPACE_RUN.sub(" ", value)
+    if looks_like_formula(text.lstrip()):
+        raise ParamValueError(
+            f"starts with {text.lstrip()[0]!r} like a spreadsheet formula; it is refused rather "
+            "than sent. Keep only the text."
+        )
+    return text
+
+
+def looks_like_formula(value: str) -> bool:
+    """True for a text a spreadsheet would run: =…, @…, and +/- not followed by a number."""
+    if not value or value[0] not in FORMULA_STARTS:
+        return False
+    return not (value[0] in "+-" and _NUMERIC_LOOKING.fullmatch(value) is not None)
 
 
 def _currency(value: Mapping[str, Any], language: str) -> Resolved:

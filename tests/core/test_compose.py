@@ -166,6 +166,11 @@ def test_an_ambiguous_amount_is_refused_until_the_separator_is_chosen(db: Engine
         ({"template_name": "po_pdf_notice"}, "give the document's link"),
         ({"template_name": "po_pdf_notice", "document_url": "javascript:alert(1)"}, "https"),
         ({"amount": "-5"}, "Amount"),
+        ({"supplier_name": "A\u202eLIAME\u200b"}, "right-to-left override (U+202E) at position 2"),
+        ({"supplier_name": "Ana\u2066"}, "left-to-right isolate (U+2066) at position 4"),
+        ({"po_number": "PO\ufeff1"}, "(U+FEFF) at position 3"),
+        ({"supplier_name": "@SUM(A1)"}, "like a spreadsheet formula"),
+        ({"po_number": "=1+2"}, "like a spreadsheet formula"),
     ],
 )
 def test_hostile_or_malformed_values_are_refused_with_a_reason(
@@ -177,6 +182,19 @@ def test_hostile_or_malformed_values_are_refused_with_a_reason(
     with pytest.raises(NoticeRejected):
         send_notice(db, user(), draft)
     assert count(db, WhatsAppMessage) == 0
+
+
+def test_non_breaking_spaces_in_the_form_reach_the_supplier_as_one_space(db: Engine) -> None:
+    draft = draft_notice(db, user(), form(supplier_name="Harinas\u00a0\u00a0Martín\u202fS.L."))
+    assert draft.ok and draft.preview is not None, draft.problems
+    assert "Harinas Martín S.L." in draft.preview.body
+    send_notice(db, user(), draft)
+    with Session(db) as session:
+        message = session.exec(select(WhatsAppMessage)).one()
+    assert "Harinas Martín S.L." in (message.body_text or "")
+    sent = message.request_payload["template"]["components"]  # type: ignore[index]
+    texts = [p.get("text") for c in sent for p in c.get("parameters", [])]
+    assert "Harinas Martín S.L." in texts
 
 
 def test_markup_in_values_is_kept_as_text(db: Engine) -> None:

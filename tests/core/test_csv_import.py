@@ -391,3 +391,50 @@ def test_media_header_of_another_template_from_a_link_cell() -> None:
     assert good.ok and good.params is not None
     assert good.params["header"] == {"type": "document", "link": "https://x.example/PO-1.pdf"}
     assert bad.errors == ["The header must be an https:// link to the document"]
+
+
+# Unicode hygiene (the rule every template parameter passes) -------------------------------
+
+
+def hostile_file(name: str, po_number: str = "PO-H1") -> bytes:
+    header = "supplier_name;phone;po_number;total_amount;currency\n"
+    text = f"{header}{name};612345678;{po_number};10,00;EUR\n"
+    return b"\xef\xbb\xbf" + text.encode("utf-8")
+
+
+def test_direction_and_zero_width_characters_in_a_row_are_refused_by_name_and_position(
+    po_text_header: TemplateDefinition,
+) -> None:
+    (check,) = check_file(hostile_file("A\u202eLIAME\u200b"), po_text_header)
+    assert check.errors == [
+        "The supplier name contains a right-to-left override (U+202E) at position 2: invisible "
+        "characters that change how a text reads are refused; type the text again without it"
+    ]
+    (check,) = check_file(hostile_file("Ana", po_number="PO\u200b1"), po_text_header)
+    assert len(check.errors) == 1  # not again for the quick-reply payloads made of it
+    assert check.errors[0].startswith(
+        "The PO number contains a zero-width space (U+200B) at position 3"
+    )
+
+
+def test_non_breaking_spaces_in_a_row_are_sent_as_one_space(
+    po_text_header: TemplateDefinition,
+) -> None:
+    (check,) = check_file(hostile_file("Harinas\u00a0\u00a0Martín\u202fS.L."), po_text_header)
+    assert check.ok, check.errors
+    assert check.preview is not None and "Harinas Martín S.L." in check.preview
+
+
+def test_a_formula_is_reported_once_in_the_rows_words(po_text_header: TemplateDefinition) -> None:
+    (check,) = check_file(hostile_file("Ana", po_number="=1+2"), po_text_header)
+    assert check.errors == [
+        "The PO number starts with '=' like a spreadsheet formula; it is refused rather than "
+        "sent. Keep only the text in that cell."
+    ]  # not again for the parameter nor for the quick-reply payloads made of it
+    defn = TemplateDefinition.from_meta(positional_reminder())
+    table = read_csv(b"tel,pedido,dia,lugar\n612345678,PO-1,@lunes,Almacen \xe2\x80\x8b\n")
+    mapping = {"phone": "tel", "1": "pedido", "2": "dia", "3": "lugar"}
+    (check,) = validate_rows(table, mapping, defn, region="ES")
+    assert len(check.errors) == 2
+    assert "starts with '@' like a spreadsheet formula" in check.errors[0]
+    assert check.errors[1].startswith("Parameter {{3}} contains a zero-width space (U+200B)")

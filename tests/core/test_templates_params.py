@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from core.templates import (
     render_preview,
     validate_parameters,
 )
+from core.templates.values import HIDDEN_CHARS, ParamValueError, clean_text
 from tests.fixtures.templates import po_notification, positional_reminder, text_header_with_buttons
 
 PDF = {"type": "document", "link": "https://files.example.com/PO-1.pdf", "filename": "PO-1.pdf"}
@@ -127,6 +129,82 @@ def test_bad_values_are_explained(po_defn: TemplateDefinition, value: Any, reaso
     problems = validate_parameters(po_defn, po_params(supplier_name=value))
     assert [p.param for p in problems] == ["supplier_name"]
     assert reason in problems[0].message
+
+
+# Unicode hygiene and formula cells: one rule for every path (core.templates.values) ---------
+
+
+@pytest.mark.parametrize(
+    ("char", "name"), [(char, name) for char, name in HIDDEN_CHARS.items()], ids=repr
+)
+def test_every_direction_and_zero_width_character_is_refused_by_name_and_position(
+    po_defn: TemplateDefinition, char: str, name: str
+) -> None:
+    problems = validate_parameters(po_defn, po_params(supplier_name=f"Harinas{char} Martín"))
+    assert [(p.param, p.reason.split(":")[0]) for p in problems] == [
+        ("supplier_name", f"contains {name} (U+{ord(char):04X}) at position 8")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "first"),
+    [
+        ("A\u202eLIAME\u200b", "a right-to-left override (U+202E) at position 2"),
+        ("\ufeffHarinas", "(U+FEFF) at position 1"),
+        ("Harinas\u200b", "a zero-width space (U+200B) at position 8"),
+        ("\u2066PO-1\u2069", "a left-to-right isolate (U+2066) at position 1"),
+        ("\u061c12", "an Arabic letter mark (U+061C) at position 1"),
+    ],
+)
+def test_hidden_characters_are_named_in_the_reason(
+    po_defn: TemplateDefinition, value: str, first: str
+) -> None:
+    for key in ("supplier_name", "po_number"):
+        (problem,) = validate_parameters(po_defn, po_params(**{key: value}))
+        assert problem.param == key and first in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("Harinas\u00a0Martín", "Harinas Martín"),
+        ("Harinas\u00a0\u00a0\u202f Martín", "Harinas Martín"),
+        ("1\u2007234\u2009kg", "1 234 kg"),
+        ("A\u3000\u3000B", "A B"),
+        ("A \u00a0      B", "A B"),  # one run, not six spaces
+        ("A    B", "A    B"),  # plain spaces are left to Meta's rule
+    ],
+)
+def test_runs_of_odd_spaces_are_sent_as_one_space(
+    po_defn: TemplateDefinition, value: str, sent: str
+) -> None:
+    assert validate_parameters(po_defn, po_params(supplier_name=value)) == []
+    body = build_components(po_defn, po_params(supplier_name=value))[1]
+    assert body["parameters"][0]["text"] == sent
+    assert sent in render_preview(po_defn, po_params(supplier_name=value)).body
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ('=HYPERLINK("http://evil.example")', True),
+        ("@SUM(A1)", True),
+        ("+cmd|' /C calc'!A0", True),
+        ("-2+3", True),
+        (" =1+1", True),
+        ("\u00a0=1+1", True),
+        ("+34 612 345 678", False),  # a sign before a number is not a formula
+        ("-5", False),
+        ("PO-1 = OK", False),
+    ],
+)
+def test_formula_cells_are_refused_on_every_path(
+    po_defn: TemplateDefinition, value: str, refused: bool
+) -> None:
+    problems = validate_parameters(po_defn, po_params(po_number=value))
+    assert any("spreadsheet formula" in p.reason for p in problems) is refused
+    with pytest.raises(ParamValueError) if refused else contextlib.nullcontext():
+        clean_text(value)
 
 
 def test_four_spaces_and_numbers_are_fine(po_defn: TemplateDefinition) -> None:

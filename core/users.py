@@ -1,23 +1,33 @@
 """Dashboard users: add, remove, list and authenticate, with bcrypt-hashed passwords.
 
-`wanotify users add/remove/list` call these functions. Passwords are never stored, logged
-or returned; only their bcrypt hash is kept. Repeated wrong passwords lock the account
-for a while, and demo accounts (sandbox mode only) are refused once real credentials
-are configured, so a demo password can never open a live system.
+`wanotify users add/remove/list/unlock` call these functions. Passwords are never stored,
+logged or returned; only their bcrypt hash is kept. Every login attempt does the same
+work (one bcrypt check at `BCRYPT_ROUNDS`), whether the user exists, is disabled or is a
+demo account outside sandbox mode. Failed attempts slow further ones per username and per
+client address (core.login_guard.throttle: growing, capped delays, never a lock), and
+demo accounts (sandbox mode only) are refused outside sandbox mode, so a demo password
+can never open a live system.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
+import secrets
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import bcrypt
-from sqlalchemy import Engine, delete, func
+from sqlalchemy import Engine, delete, func, update
 from sqlmodel import Session, col, select
 
+from core import clock
 from core.db import session_scope
+from core.login_guard import throttle
+from core.login_guard.throttle import Scope
 from core.models.types import utcnow
 from core.models.users import Role, User, UserTenant
 
@@ -25,14 +35,16 @@ from core.models.users import Role, User, UserTenant
 BCRYPT_ROUNDS = 12
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything past 72 bytes: refuse, never truncate
-#: Consecutive wrong passwords before the account is locked, and for how long.
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=5)
+#: What every refused login says, whatever the reason (unknown, wrong, disabled).
+WRONG = "Wrong username or password"
+#: The address recorded for a client Streamlit reports none for (the same machine).
+LOCAL_CLIENT = "local"
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{1,119}")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: A valid hash of a random password: unknown users cost as much time as known ones.
-_DUMMY_HASH = bcrypt.hashpw(b"wanotify-no-such-user", bcrypt.gensalt(4))
+_NOT_ADDRESS = re.compile(r"[^0-9A-Za-z:.%_-]")
+_dummy_lock = threading.Lock()
+_dummy: list[str] = []
 
 
 class UserError(ValueError):
@@ -52,6 +64,9 @@ class UserInfo:
     is_active: bool
     is_demo: bool
     last_login_at: datetime | None
+    #: Changes when the user is removed and re-created or their password changes: a
+    #: session holding an older stamp ends (core.login_guard.session).
+    session_stamp: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -183,19 +198,38 @@ def remove_user(engine: Engine, username: str) -> bool:
 
 
 def set_password(engine: Engine, username: str, password: str) -> None:
-    """Replace a user's password and lift any lockout; UserError if there is no such user."""
+    """Replace a user's password and lift any login delay; UserError if there is no such user.
+
+    The user's open dashboard sessions end at their next click (the session stamp changes).
+    """
     password_hash = hash_password(password)
     with session_scope(engine) as session:
         user = _require(session, username)
         user.password_hash = password_hash
-        user.failed_logins = 0
-        user.locked_until = None
         user.updated_at = utcnow()
         session.add(user)
+        name = user.username
+    throttle.clear(engine, Scope.ACCOUNT, name)
+
+
+def unlock(engine: Engine, username: str) -> bool:
+    """Lift the login delay on `username` (`wanotify users unlock`); UserError if no such user.
+
+    True when there was a count or delay to clear.
+    """
+    with Session(engine) as session:
+        name = _require(session, username).username
+    return throttle.clear(engine, Scope.ACCOUNT, name)
+
+
+def unlock_client(engine: Engine, address: str) -> bool:
+    """Lift the login delay on one client address (`wanotify users unlock --client`)."""
+    return throttle.clear(engine, Scope.CLIENT, client_key(address))
 
 
 def set_active(engine: Engine, username: str, active: bool) -> None:
-    """Enable or disable a user's login without deleting them."""
+    """Enable or disable a user without deleting them; a disabled user's open sessions
+    end at their next click."""
     with session_scope(engine) as session:
         user = _require(session, username)
         user.is_active = active
@@ -203,11 +237,40 @@ def set_active(engine: Engine, username: str, active: bool) -> None:
         session.add(user)
 
 
+def set_role(engine: Engine, username: str, role: str | Role) -> UserInfo:
+    """Give a user another role; their open sessions use it from their next click."""
+    parsed = parse_role(role)
+    with session_scope(engine) as session:
+        user = _require(session, username)
+        user.role = parsed.value
+        user.updated_at = utcnow()
+        session.add(user)
+        session.flush()
+        return _info(session, user)
+
+
 def get_user(engine: Engine, username: str) -> UserInfo | None:
     """The user named `username` (any case), or None."""
     with Session(engine) as session:
         user = _find(session, (username or "").strip().lower())
         return _info(session, user) if user is not None else None
+
+
+def get_user_by_id(engine: Engine, user_id: int) -> UserInfo | None:
+    """The user with this id as stored now, or None: the dashboard's per-rerun check.
+
+    One indexed read (the user by primary key, their tenant grants joined).
+    """
+    with Session(engine) as session:
+        rows = session.exec(
+            select(User, UserTenant.tenant_id)
+            .outerjoin(UserTenant, col(UserTenant.user_id) == col(User.id))
+            .where(col(User.id) == user_id)
+        ).all()
+        if not rows:
+            return None
+        extras = sorted(tenant for _, tenant in rows if tenant is not None)
+        return _info(session, rows[0][0], extras)
 
 
 def list_users(engine: Engine, tenant_id: str | None = None) -> list[UserInfo]:
@@ -228,51 +291,92 @@ def count_users(engine: Engine, *, include_demo: bool = True) -> int:
         return int(session.exec(query).one())
 
 
+def client_key(address: str | None) -> str:
+    """How a client address is recorded and counted: the address, or "local" for none.
+
+    Anything but the characters of an IPv4/IPv6 address becomes "?" (and it is cut to 64
+    characters), so an odd value can neither break a query nor pose as another address.
+    """
+    text = address.strip() if isinstance(address, str) else ""
+    shown = _NOT_ADDRESS.sub("?", text[:64])
+    return shown or LOCAL_CLIENT
+
+
+def prepare_login() -> None:
+    """Make the dummy hash now (once per process), so no attempt pays for it.
+
+    The login form calls this before anyone submits: otherwise the first unknown
+    username after a start would take twice as long as a real one.
+    """
+    _dummy_hash()
+
+
 def login(
     engine: Engine,
     username: str,
     password: str,
     *,
+    client: str | None = None,
     allow_demo: bool = True,
     now: datetime | None = None,
 ) -> LoginResult:
-    """Check a login; count failures, lock after repeated ones, record the last login.
+    """Check a login from `client` (an address): the user, or a reason safe to show.
 
-    The error text never says whether the username exists (apart from a lockout, which
-    only an existing user can reach). Unknown users take as long as known ones.
+    Every attempt the throttle lets through costs exactly one bcrypt check at
+    `BCRYPT_ROUNDS` (against a dummy hash of the same cost for unknown usernames), and
+    unknown, wrong, disabled all answer `WRONG`: neither the text nor the work says
+    whether an account exists or is disabled. A demo account outside sandbox mode is
+    refused after the same work, saying so (its password is public anyway).
+
+    Failures are counted atomically per client address and per username, existing or
+    not (core.login_guard.throttle); a waiting key is refused before any password check.
+    A correct password from the address the user last signed in from passes a
+    per-username wait, so guessing from elsewhere cannot keep the real user out.
     """
-    now = now or utcnow()
-    generic = "Wrong username or password"
+    now = now or clock.now()
+    address = client_key(client)
+    by_client = throttle.claim(engine, Scope.CLIENT, address, now)
+    if not by_client.taken:
+        return LoginResult(None, _wait_text("from this address", by_client.wait))
     try:
         name = normalize_username(username)
     except UserError:
-        verify_password(password or "", _DUMMY_HASH.decode("ascii"))
-        return LoginResult(None, generic)
+        name = ""
+    with Session(engine) as session:
+        user = _find(session, name) if name else None
+        info = _info(session, user) if user is not None else None
+        password_hash = user.password_hash if user is not None else _dummy_hash()
+        trusted = user is not None and user.last_login_client == address
+    by_name = throttle.claim(engine, Scope.ACCOUNT, name, now) if name else None
+    if by_name is not None and not by_name.taken:
+        if not trusted:
+            throttle.succeeded(engine, by_client)  # no password was checked: no try used
+            return LoginResult(None, _wait_text("for this username", by_name.wait))
+        by_name = throttle.claim(engine, Scope.ACCOUNT, name, now, force=True)
+    claims = [c for c in (by_client, by_name) if c is not None]
+    signed_in: UserInfo | None = None
+    refusal = WRONG
+    try:
+        if verify_password(password or "", password_hash) and info is not None and info.is_active:
+            if info.is_demo and not allow_demo:
+                refusal = "Demo accounts only work in sandbox mode"
+            else:
+                signed_in = info
+    finally:  # counted whatever happens: an error mid-check is a failed try
+        for taken in claims:
+            if signed_in is not None:
+                throttle.succeeded(engine, taken)
+            else:
+                throttle.failed(engine, taken, now)
+    if signed_in is None:
+        return LoginResult(None, refusal)
     with session_scope(engine) as session:
-        user = _find(session, name)
-        if user is None:
-            verify_password(password or "", _DUMMY_HASH.decode("ascii"))
-            return LoginResult(None, generic)
-        if user.locked_until is not None and user.locked_until > now:
-            minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-            return LoginResult(None, f"Too many failed attempts: try again in {minutes} min")
-        if not verify_password(password or "", user.password_hash):
-            user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.locked_until = now + LOCKOUT
-                user.failed_logins = 0
-            session.add(user)
-            return LoginResult(None, generic)
-        if not user.is_active:
-            return LoginResult(None, "This account is disabled: ask an administrator")
-        if user.is_demo and not allow_demo:
-            return LoginResult(None, "Demo accounts only work in sandbox mode")
-        user.failed_logins = 0
-        user.locked_until = None
-        user.last_login_at = now
-        session.add(user)
-        session.flush()
-        return LoginResult(_info(session, user))
+        session.execute(
+            update(User)
+            .where(col(User.id) == signed_in.id)
+            .values(last_login_at=now, last_login_client=address)
+        )
+    return LoginResult(replace(signed_in, last_login_at=now))
 
 
 def authenticate(
@@ -280,6 +384,27 @@ def authenticate(
 ) -> UserInfo | None:
     """The user if `password` is right and the account may log in now, else None."""
     return login(engine, username, password, allow_demo=allow_demo).user
+
+
+def password_cost(password_hash: str) -> int:
+    """The bcrypt work factor a hash was made with (its `$2b$NN$` field); 0 if malformed."""
+    parts = password_hash.split("$")
+    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else 0
+
+
+def _dummy_hash() -> str:
+    """A hash of a random password at `BCRYPT_ROUNDS`, made once per process."""
+    with _dummy_lock:
+        if not _dummy:
+            secret = secrets.token_bytes(32)
+            _dummy.append(bcrypt.hashpw(secret, bcrypt.gensalt(BCRYPT_ROUNDS)).decode("ascii"))
+        return _dummy[0]
+
+
+def _wait_text(what: str, wait: timedelta | None) -> str:
+    seconds = max(1, math.ceil((wait or timedelta(seconds=1)).total_seconds()))
+    shown = f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} min"
+    return f"Too many failed attempts {what}: try again in {shown}"
 
 
 def _find(session: Session, name: str) -> User | None:
@@ -293,13 +418,14 @@ def _require(session: Session, username: str) -> User:
     return user
 
 
-def _info(session: Session, user: User) -> UserInfo:
+def _info(session: Session, user: User, extras: Sequence[str] | None = None) -> UserInfo:
     assert user.id is not None
-    extras = session.exec(
-        select(UserTenant.tenant_id)
-        .where(col(UserTenant.user_id) == user.id)
-        .order_by(col(UserTenant.tenant_id))
-    ).all()
+    if extras is None:
+        extras = session.exec(
+            select(UserTenant.tenant_id)
+            .where(col(UserTenant.user_id) == user.id)
+            .order_by(col(UserTenant.tenant_id))
+        ).all()
     return UserInfo(
         id=user.id,
         username=user.username,
@@ -310,7 +436,15 @@ def _info(session: Session, user: User) -> UserInfo:
         is_active=user.is_active,
         is_demo=user.is_demo,
         last_login_at=user.last_login_at,
+        session_stamp=_stamp(user),
     )
+
+
+def _stamp(user: User) -> str:
+    """A digest of who the row is (id, name, creation) and of its password hash."""
+    created = user.created_at.isoformat() if user.created_at else ""
+    seed = f"{user.id}|{user.username}|{created}|{user.password_hash}"
+    return hashlib.sha256(seed.encode("utf-8")).hexdigest()[:32]
 
 
 def _unique(values: Sequence[str]) -> list[str]:

@@ -1,15 +1,24 @@
-"""The login form, and who is logged in in this browser session."""
+"""The login form, and who is logged in in this browser session.
+
+Every rerun checks the session again (core.login_guard.session): idle too long, or the
+user removed, disabled or changed in the database, and the login form is back.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import streamlit as st
 
-from core.users import UserInfo, count_users, login
+from core import clock
+from core.login_guard.session import recheck
+from core.users import UserInfo, count_users, login, prepare_login
 from dashboard import runtime
 
 _USER_KEY = "wanotify_user"
+_SEEN_KEY = "wanotify_last_seen"
+_ENDED_KEY = "wanotify_session_ended"
 _WANTED_KEY = "wanotify_wanted"
 
 
@@ -42,10 +51,30 @@ def logout() -> None:
 
 
 def require_login() -> UserInfo:
-    """The logged-in user; otherwise show the login form and stop the script."""
+    """The logged-in user as stored now; otherwise show the login form and stop the script.
+
+    Called on every rerun: a session idle for `DASHBOARD_IDLE_MINUTES`, or whose user was
+    removed, disabled or given a new password, ends here with a one-line reason.
+    """
     user = current_user()
     if user is not None:
-        return user
+        cfg = runtime.settings()
+        now = clock.now()
+        last_seen = st.session_state.get(_SEEN_KEY)
+        verdict = recheck(
+            runtime.engine(),
+            user,
+            last_seen if isinstance(last_seen, datetime) else now,
+            now=now,
+            idle=timedelta(minutes=cfg.dashboard_idle_minutes),
+            allow_demo=cfg.sandbox_mode,
+        )
+        if verdict.user is not None:
+            st.session_state[_USER_KEY] = verdict.user
+            st.session_state[_SEEN_KEY] = now
+            return verdict.user
+        logout()
+        st.session_state[_ENDED_KEY] = verdict.reason
     _remember_wanted_page()
     _login_form()
     st.stop()
@@ -59,7 +88,11 @@ def _login_form() -> None:
     with middle:
         st.title("📦 wanotify")
         st.caption("Purchase-order notices to suppliers over WhatsApp")
+        ended = st.session_state.pop(_ENDED_KEY, None)
+        if isinstance(ended, str):
+            st.warning(ended)
         users = count_users(db)
+        prepare_login()  # the dummy hash is made before anyone submits
         if users == 0:
             st.warning(
                 "No users yet. Create the first administrator from a terminal:\n\n"
@@ -76,9 +109,18 @@ def _login_form() -> None:
                 "Sandbox mode: demo users `buyer`, `manager` and `admin`, password `demo-password`"
             )
         if submitted:
-            result = login(db, username, password, allow_demo=cfg.sandbox_mode)
+            result = login(
+                db, username, password, client=_client_address(), allow_demo=cfg.sandbox_mode
+            )
             if result.user is None:
                 st.error(result.error or "Wrong username or password")
                 return
             st.session_state[_USER_KEY] = result.user
+            st.session_state[_SEEN_KEY] = clock.now()
             st.rerun()
+
+
+def _client_address() -> str | None:
+    """The browser's address as Streamlit saw the connection (None on this machine)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else None

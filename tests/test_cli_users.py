@@ -71,3 +71,28 @@ def test_a_taken_username_is_refused(env: dict[str, str], tmp_path: Path) -> Non
     assert wanotify(*first, env=env, cwd=tmp_path).returncode == 0
     again = wanotify(*first, env=env, cwd=tmp_path)
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_unlock_disable_and_role(env: dict[str, str], tmp_path: Path, engine) -> None:  # type: ignore[no-untyped-def]
+    from core import clock
+    from core.login_guard import throttle
+    from core.login_guard.throttle import POLICIES, Scope
+    from core.users import add_user, get_user
+
+    add_user(engine, "ana", "a-long-password", "buyer", "acme")
+    now = clock.now()
+    for _ in range(POLICIES[Scope.ACCOUNT].free):
+        throttle.failed(engine, throttle.claim(engine, Scope.ACCOUNT, "ana", now, force=True), now)
+    assert authenticate(engine, "ana", "a-long-password") is None  # waiting
+    unlocked = wanotify("users", "unlock", "ana", env=env, cwd=tmp_path)
+    assert unlocked.returncode == 0 and "Login delay on user ana lifted." in unlocked.stdout
+    assert authenticate(engine, "ana", "a-long-password") is not None
+    assert wanotify("users", "disable", "ana", env=env, cwd=tmp_path).returncode == 0
+    assert authenticate(engine, "ana", "a-long-password") is None
+    role = wanotify("users", "role", "ana", "manager", env=env, cwd=tmp_path)
+    assert role.returncode == 0 and "ana is now manager" in role.stdout
+    user = get_user(engine, "ana")
+    assert user is not None and not user.is_active and user.role == "manager"
+    nobody = wanotify("users", "unlock", "nobody", env=env, cwd=tmp_path)
+    assert nobody.returncode == 1 and "No user named 'nobody'" in nobody.stderr
+    assert "Traceback" not in nobody.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import Column, Index, PrimaryKeyConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.models.types import UTCDateTime, utcnow
@@ -32,8 +32,9 @@ class User(SQLModel, table=True):
     tenant_id: str = Field(max_length=64, index=True)  # the tenant this user sends for
     is_active: bool = Field(default=True)
     is_demo: bool = Field(default=False)  # sandbox demo account: refused outside sandbox mode
-    failed_logins: int = Field(default=0)
-    locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    #: The client address of the last successful login ("local" for the same machine): a
+    #: correct password from there passes a per-account delay (see core.login_guard).
+    last_login_client: str | None = Field(default=None, max_length=64)
     last_login_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
@@ -52,3 +53,24 @@ class UserTenant(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     tenant_id: str = Field(max_length=64)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins of one username or one client address, and until when it must wait.
+
+    `scope` is "account" (key: a normalised username, whether or not such a user exists,
+    so unknown names answer exactly like real ones) or "client" (key: the client address).
+    Counted with one atomic statement per attempt; rows idle for a day are pruned.
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        PrimaryKeyConstraint("scope", "key"),
+        Index("ix_login_throttle_last_failed_at", "last_failed_at"),
+    )
+
+    scope: str = Field(max_length=10)
+    key: str = Field(max_length=120)
+    failures: int = Field(default=0)
+    last_failed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    blocked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -1,0 +1,61 @@
+"""Whether a signed-in dashboard session still stands, decided again on every rerun.
+
+A session ends when it has been idle for the configured time, or when the user it was
+opened for is no longer the same in the database: removed (or removed and re-created
+under the same name), disabled, given a new password, or a demo account outside sandbox
+mode. A changed role, name or tenant grant simply takes effect. The dashboard calls
+`recheck` once per rerun: one indexed read, after the cheaper idle test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from core.users import UserInfo, get_user_by_id
+
+#: What a session that ended for any reason but idleness says (never which reason).
+ENDED = "Your session has ended: sign in again"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The user as stored now if the session stands, else None and a reason to show."""
+
+    user: UserInfo | None
+    reason: str | None = None
+
+
+def idle_text(idle: timedelta) -> str:
+    """What a session signed out for idleness says."""
+    minutes = max(1, int(idle.total_seconds() // 60))
+    return f"Signed out after {minutes} min without activity: sign in again"
+
+
+def recheck(
+    engine: Engine,
+    held: UserInfo,
+    last_seen: datetime,
+    *,
+    now: datetime,
+    idle: timedelta,
+    allow_demo: bool,
+) -> Verdict:
+    """Whether the session opened for `held`, last active at `last_seen`, stands at `now`.
+
+    Fails closed: a user that cannot be read as the same active account ends the session.
+    """
+    if now - last_seen >= idle:
+        return Verdict(None, idle_text(idle))
+    fresh = get_user_by_id(engine, held.id)
+    if (
+        fresh is None
+        or not held.session_stamp
+        or fresh.session_stamp != held.session_stamp
+        or not fresh.is_active
+        or (fresh.is_demo and not allow_demo)
+    ):
+        return Verdict(None, ENDED)
+    return Verdict(fresh)

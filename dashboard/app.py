@@ -21,6 +21,7 @@ from core.auth import allowed_pages  # noqa: E402
 from core.users import UserInfo  # noqa: E402
 from dashboard import login, runtime  # noqa: E402
 from dashboard.views import VIEWS, View  # noqa: E402
+from dashboard.widgets import md_escape  # noqa: E402
 
 
 def _page(view: View, user: UserInfo) -> st.Page:
@@ -39,7 +40,8 @@ def _sidebar(user: UserInfo, logout: Callable[[], None]) -> None:
                 "**Sandbox mode**: nothing reaches Meta or real suppliers.",
                 icon=":material/science:",
             )
-        st.caption(f"Signed in as **{user.display_name}** · {user.role.value} · {user.tenant_id}")
+        name, tenant = md_escape(user.display_name), md_escape(user.tenant_id)
+        st.caption(f"Signed in as **{name}** · {user.role.value} · {tenant}")
         st.button("Log out", on_click=logout, key="logout", width="stretch")
 
 

@@ -2,11 +2,13 @@
 
 Pure functions (data in, figure out) so they are tested without a browser. Every figure
 shares one look: the theme's teal for the main series, muted greys for context, red for
-failures, no chart junk.
+failures, no chart junk. Plotly reads a little HTML in every label (`<a href>`, `<b>`,
+`<br>`): text from outside (Meta's error titles) goes through `_label` first.
 """
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal
 
 import pandas as pd
@@ -115,7 +117,7 @@ def failures_figure(failures: pd.DataFrame, top: int = 8) -> go.Figure:
     labels = [
         f"{reason} ({int(code)})" if pd.notna(code) else str(reason)
         for code, reason in zip(shown["code"], shown["reason"], strict=True)
-    ]
+    ]  # a reason may be Meta's own error title: escaped in _wrap
     fig = go.Figure(
         go.Bar(
             x=shown["messages"],
@@ -163,12 +165,13 @@ def cost_figure(report: CostReport) -> go.Figure:
     colors = [PRIMARY, READ, SECONDARY, "#075E54"]
     for i, currency in enumerate(report.currencies):
         part = report.by_bucket[report.by_bucket["currency"] == currency]
+        shown = _label(currency)  # checked against ISO 4217 by the rate card already
         fig.add_bar(
             x=part["bucket"],
             y=[float(v) for v in part["cost"]],  # plotting only; totals stay Decimal
-            name=currency,
+            name=shown,
             marker_color=colors[i % len(colors)],
-            hovertemplate="%{x|%d %b}: %{y:,.2f} " + currency + "<extra></extra>",
+            hovertemplate="%{x|%d %b}: %{y:,.2f} " + shown + "<extra></extra>",
         )
     fig.update_layout(barmode="group")
     return _layout(fig, height=280, legend=len(report.currencies) > 1)
@@ -198,8 +201,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def _label(text: str) -> str:
+    """`text` shown as itself in a Plotly label: its HTML-like tags and entities escaped."""
+    return html.escape(str(text), quote=False)
+
+
 def _wrap(label: str, width: int = 48) -> str:
-    """Break a long axis label over lines (plotly does not wrap on its own)."""
+    """Break a long axis label over lines (plotly does not wrap on its own); the words are
+    escaped (`_label`), the only markup is our own `<br>`."""
     words, lines, line = label.split(), [], ""
     for word in words:
         if line and len(line) + len(word) + 1 > width:
@@ -208,4 +217,4 @@ def _wrap(label: str, width: int = 48) -> str:
         else:
             line = f"{line} {word}".strip()
     lines.append(line)
-    return "<br>".join(lines)
+    return "<br>".join(_label(part) for part in lines)

@@ -3,11 +3,16 @@
 `whatsapp_bubble_html` and `format_local` are pure functions, tested without a browser;
 `whatsapp_bubble` and `status_timeline` draw with Streamlit. Times are stored in UTC and
 shown in the viewer's own time zone (the browser's, when Streamlit knows it).
+
+Outside text (anything a supplier, an ERP, a CSV file or Meta wrote) never reaches a
+Markdown-reading call raw: it goes through `md_escape`, the one escaping helper, or is
+drawn with `st.text`, `st.code` or a dataframe cell.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +20,38 @@ import streamlit as st
 
 from core.compose import MessageState
 from core.templates import Preview
+
+#: Every ASCII punctuation character: CommonMark lets each be backslash-escaped, which
+#: turns off links, images, emphasis, code, headings, lists, quotes, tables, HTML,
+#: entities, LaTeX (`$`) and Streamlit's `:color[...]` directives.
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+#: Where Streamlit rewrites the *parsed* text, after escapes are gone: GFM's bare-URL and
+#: e-mail links (`https://`, `www.`, `a@b.c`), `:emoji:`, `:streamlit:` and
+#: `:material/icon:` shortcodes, and typographic arrows (`->`, `<=`, `--`...). An
+#: invisible word joiner breaks each pattern without changing what a reader sees.
+_REWRITTEN = re.compile(r"(?=[:@])|(?i:(?<=www)(?=\.))|(?<=[<>=~-])(?=[<>=~-])")
+WORD_JOINER = "\u2060"
+_LEADING_BLANKS = re.compile(r"^[ \t]+", re.MULTILINE)
+
+
+def md_escape(value: object) -> str:
+    """`value` as literal text for any call that reads Markdown (`st.markdown`, captions,
+    alerts, subheaders, toasts, widget and metric labels, `st.table` cells).
+
+    The dashboard's one escaping helper, for everything that came from outside: a
+    supplier's reply `![x](https://elsewhere/pixel.png)` must show as those characters,
+    never load an image or draw a link, heading or formatting. Every ASCII punctuation
+    character is backslash-escaped; the patterns Streamlit rewrites after parsing get a
+    word joiner (U+2060, invisible); leading blanks become no-break spaces (no code block)
+    and line breaks stay line breaks.
+    """
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    text = _MD_PUNCTUATION.sub(r"\\\1", _REWRITTEN.sub(WORD_JOINER, text))
+    text = _LEADING_BLANKS.sub(
+        lambda m: m.group(0).replace("\t", "    ").replace(" ", "\u00a0"), text
+    )
+    return text.replace("\n", "  \n")
+
 
 #: Colours and shapes of WhatsApp's chat view (light theme).
 _BUBBLE_CSS = """
@@ -146,4 +183,4 @@ def status_timeline(state: MessageState) -> None:
     )
     st.markdown(f"| Stage | Reached |\n|---|---|\n{rows}")
     if state.error:
-        st.error(f"WhatsApp reported a failure: {state.error}")
+        st.error(f"WhatsApp reported a failure: {md_escape(state.error)}")

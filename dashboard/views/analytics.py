@@ -16,7 +16,7 @@ from core.db import get_engine
 from core.demo import demo_message_count
 from core.users import UserInfo
 from dashboard import charts, runtime
-from dashboard.widgets import viewer_zone
+from dashboard.widgets import md_escape, viewer_zone
 
 CACHE_SECONDS = 60
 DEFAULT_DAYS = 30
@@ -127,7 +127,7 @@ def _filters(user: UserInfo, url: str, tz: str) -> stats.StatsFilter | None:
     try:
         tenants = scope_tenants(user, requested)
     except PermissionDenied as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return None
     templates, suppliers = _options(url, tenants)
     names = dict(suppliers)
@@ -157,7 +157,7 @@ def _filters(user: UserInfo, url: str, tz: str) -> stats.StatsFilter | None:
             supplier_ids=tuple(int(s) for s in chosen_suppliers if s in names),
         )
     except stats.StatsFilterError as exc:
-        st.warning(str(exc))
+        st.warning(md_escape(exc))
         return None
 
 

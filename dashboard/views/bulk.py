@@ -36,7 +36,7 @@ from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.templates import render_preview
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import local_time, whatsapp_bubble
+from dashboard.widgets import local_time, md_escape, whatsapp_bubble
 
 NOT_IN_FILE = "— not in the file —"
 DECIMALS: dict[str, str] = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
@@ -173,10 +173,10 @@ def _plan(
             engine=db,
         )
     except CsvError as exc:
-        st.error(f"**This file cannot be read:** {exc}", icon=":material/block:")
+        st.error(f"**This file cannot be read:** {md_escape(exc)}", icon=":material/block:")
         return None
     except NoticeRejected as exc:
-        st.error(f"**This template cannot be sent:** {exc}", icon=":material/block:")
+        st.error(f"**This template cannot be sent:** {md_escape(exc)}", icon=":material/block:")
         return None
     while len(kept) >= PLANS_KEPT:  # the guessed and the chosen mapping, a file or two
         kept.pop(next(iter(kept)))
@@ -193,15 +193,17 @@ def _mapping(plan: BulkPlan, file_id: str) -> dict[str, str | None]:
     for i, field in enumerate(fields):
         guess = plan.mapping.get(field)
         options = [NOT_IN_FILE, *headers]
-        picked = cells[i % len(cells)].selectbox(
-            FIELD_LABELS.get(field, field),
+        picked = cells[i % len(cells)].selectbox(  # a label reads Markdown, options do not
+            md_escape(FIELD_LABELS.get(field, field)),
             options,
             index=options.index(guess) if guess in options else 0,
             key=f"bulk_map_{file_id}_{field}",
         )
         chosen[field] = None if picked == NOT_IN_FILE else picked
     missing = [
-        FIELD_LABELS.get(f, f) for f, h in chosen.items() if h is None and f not in OPTIONAL_FIELDS
+        md_escape(FIELD_LABELS.get(f, f))  # a template's field names come from Meta
+        for f, h in chosen.items()
+        if h is None and f not in OPTIONAL_FIELDS
     ]
     if missing:
         st.warning(f"No column chosen for: {', '.join(missing)}", icon=":material/warning:")
@@ -217,8 +219,8 @@ def _checks(plan: BulkPlan) -> None:
     cols[2].metric("Refused", len(rejected))
     cols[3].metric(
         "Read as",
-        ENCODINGS.get(plan.table.encoding, plan.table.encoding),
-        _sep(plan.table.delimiter),
+        md_escape(ENCODINGS.get(plan.table.encoding, plan.table.encoding)),
+        md_escape(_sep(plan.table.delimiter)),
         delta_color="off",
         delta_arrow="off",
     )
@@ -237,13 +239,16 @@ def _checks(plan: BulkPlan) -> None:
             }
         )
         if len(frame) <= TABLE_ROWS:  # a plain table: readable, searchable, printable
-            st.table(frame, hide_index=True)
+            # st.table reads Markdown in every cell (st.dataframe does not): the file's
+            # own cells are escaped.
+            st.table(frame.map(lambda v: md_escape(v) if isinstance(v, str) else v),
+                     hide_index=True)  # fmt: skip
         else:
             st.dataframe(frame, hide_index=True, width="stretch", key="bulk_rejected")
     if warned:
         with st.expander(f"{len(warned)} row(s) with a warning (they will be sent)"):
             for check in warned:
-                st.markdown(f"- Row {check.row_number}: {'; '.join(check.warnings)}")
+                st.markdown(f"- Row {check.row_number}: {md_escape('; '.join(check.warnings))}")
     if plan.valid:
         with st.expander(f"Dry run: the {plan.valid_count} messages that would be sent"):
             first = plan.valid[0]
@@ -290,7 +295,7 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
             with st.spinner(f"Queuing {count:,} messages…"):
                 batch = start_batch_for(user, plan, name.strip() or file_name, engine=db)
         except (PermissionDenied, NoticeRejected) as exc:  # e.g. the template was paused
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         started[file_id] = batch.id  # a second click (or rerun) opens it, never sends again
         st.query_params["batch"] = batch.id
@@ -337,7 +342,7 @@ def _batch_panel(db: Engine, user: UserInfo, batch_id: str) -> None:
         st.warning("That batch does not exist or belongs to another tenant.")
         return
     title, close = st.columns([5, 1])
-    title.subheader(f"Batch: {progress.name}")
+    title.subheader(f"Batch: {md_escape(progress.name)}", anchor=False)
     if close.button("Close", key="bulk_close", width="stretch"):
         st.query_params.pop("batch", None)
         st.rerun(scope="app")
@@ -439,7 +444,7 @@ def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
     )
     error = st.session_state.pop("bulk_action_error", None)
     if error:
-        st.error(error)
+        st.error(md_escape(error))
 
 
 def _safe_name(name: str) -> str:

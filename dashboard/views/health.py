@@ -16,7 +16,7 @@ from core.settings import Settings
 from core.system_health import ApiCheck, HealthReport, check_api, read_system_health, resume
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import local_time
+from dashboard.widgets import local_time, md_escape
 
 API_CACHE_SECONDS = 30
 _QUALITY = {
@@ -97,8 +97,8 @@ def _api(report: HealthReport) -> None:
             st.markdown(":red[:material/key_off: Token refused]")
         else:
             st.markdown(":red[:material/cloud_off: Not reachable]")
-        if api.problem:
-            st.caption(api.problem)
+        if api.problem:  # Graph's own error message: text, never Markdown
+            st.caption(md_escape(api.problem))
     with c2.container(border=True):
         st.markdown("**Quality rating**")
         rating = (phone.quality_rating or "UNKNOWN").upper() if phone else None
@@ -106,7 +106,7 @@ def _api(report: HealthReport) -> None:
             st.markdown(":gray[unknown]")
         else:
             label, color = _QUALITY.get(rating, (rating.title(), "gray"))
-            st.markdown(f":{color}[:material/circle: {label}] ({rating})")
+            st.markdown(f":{color}[:material/circle: {md_escape(label)}] ({md_escape(rating)})")
             if rating == "RED":
                 st.caption("Low quality can lower the messaging limit: check recent failures "
                            "and blocks.")  # fmt: skip
@@ -114,17 +114,20 @@ def _api(report: HealthReport) -> None:
         st.markdown("**Messaging limit**")
         tier = phone.messaging_limit if phone else None
         if tier:
-            st.markdown(f"{_TIERS.get(tier.upper(), tier)} suppliers per 24 h")
-            st.caption(f"Tier {tier} (new conversations started by the business)")
+            st.markdown(f"{md_escape(_TIERS.get(tier.upper(), tier))} suppliers per 24 h")
+            st.caption(f"Tier {md_escape(tier)} (new conversations started by the business)")
         else:
             st.markdown(":gray[unknown]")
     with c4.container(border=True):
         st.markdown("**Number**")
         if phone:
-            st.markdown(f"{phone.display_phone_number or '—'}")
+            st.markdown(md_escape(phone.display_phone_number or "—"))
             st.caption(
-                f"{phone.verified_name or 'no display name'} · {phone.status or 'status unknown'}"
-                f" · throughput {phone.throughput_level or 'unknown'}"
+                md_escape(
+                    f"{phone.verified_name or 'no display name'} · "
+                    f"{phone.status or 'status unknown'} · "
+                    f"throughput {phone.throughput_level or 'unknown'}"
+                )
             )
         else:
             st.markdown(":gray[unknown]")
@@ -137,7 +140,8 @@ def _sending(user: UserInfo, report: HealthReport, cfg: Settings) -> None:
     if state.paused:
         code = f" (Meta error {state.code})" if state.code is not None else ""
         since = f" since {local_time(state.paused_at)}" if state.paused_at else ""
-        st.error(f"**Sending is paused{since}:** {state.reason or 'no reason given'}{code}. "
+        reason = md_escape(state.reason or "no reason given")  # Meta's words
+        st.error(f"**Sending is paused{since}:** {reason}{code}. "
                  "Fix the cause, then resume.", icon=":material/pause_circle:")  # fmt: skip
         if can(user, Action.RESUME_SENDING):
             if st.button("Resume sending", type="primary", key="health_resume",
@@ -145,7 +149,7 @@ def _sending(user: UserInfo, report: HealthReport, cfg: Settings) -> None:
                 try:
                     resume(runtime.engine(), cfg, user)
                 except PermissionDenied as exc:
-                    st.error(str(exc))
+                    st.error(md_escape(exc))
                 else:
                     st.toast("Sending resumed: the queue starts moving within seconds.")
                     st.rerun()
@@ -155,7 +159,7 @@ def _sending(user: UserInfo, report: HealthReport, cfg: Settings) -> None:
         st.success("Sending is running.", icon=":material/play_circle:")
         if state.resumed_at and state.resumed_by:
             st.caption(f"Last resumed {local_time(state.resumed_at)} by "
-                       f"{state.resumed_by}.")  # fmt: skip
+                       f"{md_escape(state.resumed_by)}.")  # fmt: skip
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Waiting", f"{queue.pending:,}", border=True)
     m2.metric("Due now", f"{queue.due:,}", border=True)
@@ -170,7 +174,7 @@ def _webhooks(report: HealthReport) -> None:
     hooks = report.webhooks
     st.subheader("Webhooks")
     if not hooks.database_ok:
-        st.error(f"The database cannot be read: {hooks.database_error}")
+        st.error(f"The database cannot be read: {md_escape(hooks.database_error)}")
         return
     if hooks.last_event_at is None:
         st.warning("No webhook received yet. Meta posts statuses to the webhook app once "
@@ -198,7 +202,7 @@ def _sender_and_templates(report: HealthReport) -> None:
         st.success("The embedded sender is running in the dashboard's process.",
                    icon=":material/send:")  # fmt: skip
     else:
-        st.error(f"The embedded sender stopped: {sender.error or 'no error recorded'}. "
+        st.error(f"The embedded sender stopped: {md_escape(sender.error or 'no error recorded')}. "
                  "Restart the dashboard.", icon=":material/error:")  # fmt: skip
     st.subheader("Templates")
     t = report.templates

@@ -26,7 +26,7 @@ from core.models.messages import MessageStatus
 from core.outbox import OutboxError
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import viewer_zone
+from dashboard.widgets import md_escape, viewer_zone
 
 PAGE_SIZE = 50
 _STATUS_LABELS = {
@@ -71,7 +71,7 @@ def render(user: UserInfo) -> None:
     try:
         page = search_messages(engine, search)
     except SearchError as exc:
-        st.warning(str(exc))
+        st.warning(md_escape(exc))
         return
     if page.total == 0:
         _empty_state(search)
@@ -134,7 +134,7 @@ def _search_form(user: UserInfo) -> MessageSearch | None:
             page_size=PAGE_SIZE,
         )
     except (SearchError, PermissionDenied) as exc:
-        st.warning(str(exc))
+        st.warning(md_escape(exc))
         return None
 
 
@@ -188,8 +188,7 @@ def _results(page: MessagePage, tz: str) -> str | None:
         if prev_col.button("← Newer", disabled=page.page <= 1, key="messages_prev"):
             st.session_state["messages_page"] = page.page - 1
             st.rerun()
-        info_col.markdown(f"<div style='text-align:center'>Page {page.page} of {page.pages}</div>",
-                          unsafe_allow_html=True)  # fmt: skip
+        info_col.caption(f"Page {page.page} of {page.pages}")
         if next_col.button("Older →", disabled=page.page >= page.pages, key="messages_next"):
             st.session_state["messages_page"] = page.page + 1
             st.rerun()
@@ -205,15 +204,18 @@ def _detail(user: UserInfo, detail: MessageDetail, tz: str) -> None:
     head, actions = st.columns([3, 1])
     with head:
         title = row.po_number or row.template_name or "Message"
-        st.subheader(f"{title} → {row.supplier or row.recipient_phone}")
+        st.subheader(f"{md_escape(title)} → {md_escape(row.supplier or row.recipient_phone)}",
+                     anchor=False)  # fmt: skip
         st.caption(
-            f"{_STATUS_LABELS.get(MessageStatus(row.status), row.status)} · "
-            f"{row.template_name or 'free text'} ({detail.template_language or '—'}) · "
-            f"{row.recipient_phone} · {detail.attempt_count} attempt(s)"
+            md_escape(
+                f"{_STATUS_LABELS.get(MessageStatus(row.status), row.status)} · "
+                f"{row.template_name or 'free text'} ({detail.template_language or '—'}) · "
+                f"{row.recipient_phone} · {detail.attempt_count} attempt(s)"
+            )
             + (" · **demo data**" if row.is_demo else "")
         )
         if row.error:
-            st.error(row.error, icon=":material/error:")
+            st.error(md_escape(row.error), icon=":material/error:")
     with actions:
         _resend(user, detail)
     timeline, body = st.columns([3, 2], gap="large")
@@ -222,10 +224,9 @@ def _detail(user: UserInfo, detail: MessageDetail, tz: str) -> None:
         for event in detail.events:
             when = pd.Timestamp(event.at).tz_convert(tz).strftime("%d/%m/%Y %H:%M:%S")
             icon = _ICONS.get(event.kind, ":material/radio_button_checked:")
-            line = f"{icon} **{event.title}** · {when}"
-            if event.detail:
-                line += f"  \n{event.detail}"
-            st.markdown(line)
+            st.markdown(f"{icon} **{md_escape(event.title)}** · {when}")
+            if event.detail:  # a supplier's reply, Meta's error details: text, never Markdown
+                st.text(event.detail)
     with body:
         st.markdown("**What the supplier received**")
         st.text(detail.body_text or "(no text stored)")
@@ -254,7 +255,7 @@ def _resend(user: UserInfo, detail: MessageDetail) -> None:
         try:
             new_id = resend_message(runtime.engine(), user, row.id)
         except (PermissionDenied, OutboxError) as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         st.session_state[_SELECTED] = new_id
         st.toast("Queued again: the sender picks it up in a moment.", icon=":material/replay:")

@@ -25,7 +25,7 @@ from core.models.types import utcnow
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import local_time, status_timeline, whatsapp_bubble
+from dashboard.widgets import local_time, md_escape, status_timeline, whatsapp_bubble
 
 NEW_SUPPLIER = 0  # the select box's "type a new supplier" option
 CURRENCIES = ["EUR", "USD", "GBP", "MXN", "COP", "BRL", "CLP", "ARS", "PEN", "CHF"]
@@ -161,24 +161,26 @@ def _preview(draft: Draft, form: NoticeForm) -> None:
     st.subheader("What the supplier will see")
     if draft.preview is not None:
         whatsapp_bubble(draft.preview, time_label=local_time(utcnow(), "%H:%M", labelled=False))
-        st.caption(f"Template **{form.template_name}** in **{form.language}**")
+        name, language = md_escape(form.template_name), md_escape(form.language)
+        st.caption(f"Template **{name}** in **{language}**")
     else:
         st.info("Enter the PO details to see the message.", icon=":material/chat:")
     if not _touched():
         st.caption("Fill in the supplier and the PO: problems are listed here before you send.")
     elif draft.problems:
         st.warning(
-            "**Fix before sending:**\n" + "\n".join(f"- {problem}" for problem in draft.problems),
+            "**Fix before sending:**\n"
+            + "\n".join(f"- {md_escape(problem)}" for problem in draft.problems),
             icon=":material/error:",
         )
     elif _sent(draft):
         st.info(
-            f"Sent to {draft.recipient}: its status is below. Change the PO or the supplier "
-            "to send another notice.",
+            f"Sent to {md_escape(draft.recipient)}: its status is below. Change the PO or the "
+            "supplier to send another notice.",
             icon=":material/done_all:",
         )
     else:
-        st.success(f"Ready to send to {draft.recipient}", icon=":material/check_circle:")
+        st.success(f"Ready to send to {md_escape(draft.recipient)}", icon=":material/check_circle:")
 
 
 def _sent(draft: Draft) -> bool:
@@ -207,8 +209,8 @@ def _send_button(db: Engine, user: UserInfo, draft: Draft) -> None:
     )
     note = st.session_state.get("send_note")
     if isinstance(note, tuple) and note[2] in (None, draft.idempotency_key):
-        kind, text, _ = note
-        (st.success if kind == "ok" else st.info if kind == "again" else st.error)(text)
+        kind, text, _ = note  # quotes the PO number and the supplier: text, never Markdown
+        (st.success if kind == "ok" else st.info if kind == "again" else st.error)(md_escape(text))
 
 
 def _send(db: Engine, user: UserInfo, draft: Draft) -> None:
@@ -240,7 +242,8 @@ def _status_panel(db: Engine, tenant: str, message_id: str) -> None:
     if state is None:
         return
     head, action = st.columns([3, 1], vertical_alignment="bottom")
-    head.subheader(f"PO {state.po_number or ''} to {state.recipient}")
+    head.subheader(f"PO {md_escape(state.po_number or '')} to {md_escape(state.recipient)}",
+                   anchor=False)
     if action.button("New notice", key="send_new", width="stretch"):
         for key in (*_FORM_KEYS, "send_last", "send_note", "send_query", "send_supplier"):
             st.session_state.pop(key, None)

@@ -20,6 +20,7 @@ from core.pricing import (
 )
 from core.users import UserInfo, list_users
 from dashboard import runtime
+from dashboard.widgets import md_escape
 
 
 def render(user: UserInfo) -> None:
@@ -92,10 +93,11 @@ def _rate_card(user: UserInfo) -> None:
                 currency=currency, pricing_type=str(ptype), note=note or None,
                 effective_from=datetime.combine(start, time(0), tzinfo=UTC),
             )  # fmt: skip
-        except (RateCardError, PermissionDenied) as exc:
-            st.error(str(exc))
+        except (RateCardError, PermissionDenied) as exc:  # may quote what was typed
+            st.error(md_escape(exc))
         else:
-            st.toast(f"Saved: {saved.rate} {saved.currency} from {saved.effective_from:%d/%m/%Y}")
+            st.toast(md_escape(f"Saved: {saved.rate} {saved.currency} from "
+                               f"{saved.effective_from:%d/%m/%Y}"))  # fmt: skip
             st.rerun()
     with right:
         if card:
@@ -110,7 +112,7 @@ def _rate_card(user: UserInfo) -> None:
                 try:
                     delete_rate_as(engine, user, labels[chosen])
                 except PermissionDenied as exc:
-                    st.error(str(exc))
+                    st.error(md_escape(exc))
                 else:
                     st.rerun()
 

@@ -29,7 +29,7 @@ from core.supplier_directory import (
 )
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import local_time
+from dashboard.widgets import local_time, md_escape
 
 PAGE_SIZE = 100
 _FIELD_LABELS = {
@@ -121,7 +121,7 @@ def _directory(user: UserInfo) -> None:
 
 
 def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
-    st.subheader(f"Edit {supplier.name}")
+    st.subheader(f"Edit {md_escape(supplier.name)}", anchor=False)
     with st.form(f"supplier_edit_{supplier.id}"):
         c1, c2 = st.columns(2)
         name = c1.text_input("Name", value=supplier.name, max_chars=200)
@@ -143,9 +143,9 @@ def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
                 SupplierInput(name, phone, language, ref or None, consent), active=active,
             )  # fmt: skip
         except (SupplierError, PermissionDenied) as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
-        st.toast(f"{name.strip()} saved")
+        st.toast(f"{md_escape(name.strip())} saved")
         st.rerun()
 
 
@@ -164,9 +164,9 @@ def _add_form(user: UserInfo) -> None:
             data = SupplierInput(name, phone, language, ref or None, consent)
             view = add_supplier(runtime.engine(), user, data)
         except (SupplierError, PermissionDenied) as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
-        st.success(f"{view.name} ({view.phone_display}) added.")
+        st.success(f"{md_escape(view.name)} ({md_escape(view.phone_display)}) added.")
 
 
 def _import(user: UserInfo) -> None:
@@ -179,10 +179,10 @@ def _import(user: UserInfo) -> None:
     try:
         table, guessed = read_import(upload.getvalue())
     except CsvError as exc:
-        st.error(f"This file cannot be read: {exc}")
+        st.error(f"This file cannot be read: {md_escape(exc)}")
         return
     separator = {";": "semicolons", "\t": "tabs"}.get(table.delimiter, "commas")
-    st.caption(f"{len(table.rows):,} rows · {table.encoding} · separated by {separator}")
+    st.caption(f"{len(table.rows):,} rows · {md_escape(table.encoding)} · separated by {separator}")
     options = ["(none)", *table.headers]
     cols = st.columns(len(IMPORT_FIELDS))
     mapping: dict[str, str | None] = {}
@@ -200,15 +200,15 @@ def _import(user: UserInfo) -> None:
         try:
             result = apply_import(runtime.engine(), user, plan)
         except (SupplierError, PermissionDenied) as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         st.success(f"Imported: {result.added} added, {result.updated} updated, "
                    f"{result.skipped} refused rows left out.")  # fmt: skip
 
 
 def _report(plan: ImportPlan) -> None:
-    for problem in plan.problems:
-        st.warning(problem)
+    for problem in plan.problems:  # may quote the file's own headers
+        st.warning(md_escape(problem))
     if plan.problems:
         return
     new = sum(1 for r in plan.good if not r.updates_existing)

@@ -10,7 +10,7 @@ from core.errors import GraphError
 from core.template_admin import TemplateSummary, sync_templates_as, template_summaries
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import whatsapp_bubble
+from dashboard.widgets import md_escape, whatsapp_bubble
 
 _STATUS = {
     "APPROVED": "Approved",
@@ -61,9 +61,9 @@ def _sync(user: UserInfo) -> None:
         try:
             report = sync_templates_as(runtime.engine(), user)
         except PermissionDenied as exc:
-            problem = str(exc)
-        except GraphError as exc:
-            problem = f"The sync failed, nothing was changed: {exc.reason}"
+            problem = md_escape(exc)
+        except GraphError as exc:  # Meta's own words: text, never Markdown
+            problem = f"The sync failed, nothing was changed: {md_escape(exc.reason)}"
     if report is None:
         st.error(problem or "The sync failed, nothing was changed")
         return
@@ -72,8 +72,8 @@ def _sync(user: UserInfo) -> None:
         f"{report.deactivated} no longer on the account."
     )
     if report.skipped:
-        st.warning("Some templates could not be read and were skipped:\n\n"
-                   + "\n".join(f"- {reason}" for reason in report.skipped[:20]))  # fmt: skip
+        reasons = "\n".join(f"- {md_escape(reason)}" for reason in report.skipped[:20])
+        st.warning(f"Some templates could not be read and were skipped:\n\n{reasons}")
 
 
 def _table(templates: list[TemplateSummary]) -> None:
@@ -119,17 +119,18 @@ def _preview(templates: list[TemplateSummary]) -> None:
     bubble, facts = st.columns([3, 2], gap="large")
     with bubble:
         if template.preview is None:
-            st.error(template.problem or "This template cannot be shown")
+            st.error(md_escape(template.problem or "This template cannot be shown"))
         else:
             whatsapp_bubble(template.preview)
             st.caption("Placeholders such as {{supplier_name}} are filled in when sending.")
     with facts:
-        st.markdown(f"**Status:** {_status(template)}")
-        st.markdown(f"**Category:** {template.category.title()}")
-        st.markdown(f"**Language:** {template.language}")
-        names = ", ".join(f"`{n}`" for n in template.parameter_names) or "none"
+        # Everything below was synced from Meta: shown as text.
+        st.markdown(f"**Status:** {md_escape(_status(template))}")
+        st.markdown(f"**Category:** {md_escape(template.category.title())}")
+        st.markdown(f"**Language:** {md_escape(template.language)}")
+        names = ", ".join(md_escape(n) for n in template.parameter_names) or "none"
         st.markdown(f"**Parameters ({template.parameter_count}):** {names}")
         if template.problem:
-            st.warning(template.problem)
+            st.warning(md_escape(template.problem))
         if template.rejected_reason:
-            st.error(f"Rejected by Meta: {template.rejected_reason}")
+            st.error(f"Rejected by Meta: {md_escape(template.rejected_reason)}")

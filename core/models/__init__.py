@@ -1,6 +1,7 @@
 """Every table wanotify stores, imported here so `SQLModel.metadata` knows them all."""
 
 import core.models.analytics  # covering index for the dashboard's charts
+import core.models.api_keys  # ERP keys, one tenant each
 import core.models.events
 import core.models.rollup  # noqa: F401  (exact analytics rollups kept by triggers)
 from core.models.base import metadata

@@ -33,7 +33,7 @@ from core.po_events.schema import InvalidPoEvent, PoApprovedEvent, parse_po_even
 
 log = logging.getLogger(__name__)
 
-IntakeStatus = Literal["enqueued", "duplicate", "rejected"]
+IntakeStatus = Literal["enqueued", "duplicate", "rejected", "forbidden"]
 
 #: Database errors that pass (locked, read-only, server gone, pool exhausted): callers
 #: retry the event later instead of rejecting it.
@@ -58,7 +58,8 @@ class IntakeResult:
     `enqueued`: a new pending outbox row (`message_id`). `duplicate`: the PO was already
     notified or queued; `message_id` is that earlier message and nothing new is sent.
     `rejected`: the event can never be used as sent; `problems` says why, `reason` is
-    the same in one line.
+    the same in one line. `forbidden`: the event is for another tenant than the one the
+    caller may act for; nothing was written.
     """
 
     status: IntakeStatus
@@ -71,20 +72,28 @@ class IntakeResult:
 
 
 def handle_po_event(
-    raw: bytes | str | Mapping[str, Any], *, engine: Engine | None = None, source: str
+    raw: bytes | str | Mapping[str, Any],
+    *,
+    engine: Engine | None = None,
+    source: str,
+    tenant_id: str | None = None,
 ) -> IntakeResult:
     """Validate one event and queue its PO notice once; blocking (run it off the loop).
 
     `raw` is the event as received (bytes or text; JSON numbers are read exactly) or an
     already decoded object. `source` ("rabbitmq", "http", ...) is recorded on the row.
-    Returns a result for every bad input; raises only on infrastructure errors
-    (database unavailable), which the caller should treat as "try again later".
+    `tenant_id`, when given, is the only tenant the caller may act for (the HTTP key's):
+    an event for any other is `forbidden` before anything is written. Returns a result
+    for every bad input; raises only on infrastructure errors (database unavailable),
+    which the caller should treat as "try again later".
     """
     try:
         event = parse_po_event(raw)
     except InvalidPoEvent as exc:
         log.warning("PO event rejected (%s): %s", source, exc)
         return _rejected(exc.problems)
+    if tenant_id is not None and event.tenant_id != tenant_id:
+        return _forbidden(event, tenant_id, source)
     notice = notice_for(event, source=source)
     try:
         enqueued = _send_once(notice, engine)
@@ -158,6 +167,22 @@ def _rejected(problems: list[str], event: PoApprovedEvent | None = None) -> Inta
         event_id=event.event_id if event else None,
         tenant_id=event.tenant_id if event else None,
         po_number=event.po.number if event else None,
+    )
+
+
+def _forbidden(event: PoApprovedEvent, allowed: str, source: str) -> IntakeResult:
+    reason = (
+        f"this API key may send events for tenant {allowed!r} only;"
+        f" the event is for tenant {event.tenant_id!r}"
+    )
+    log.warning("PO event %s refused (%s): %s", event.event_id, source, reason)
+    return IntakeResult(
+        status="forbidden",
+        reason=reason,
+        problems=(reason,),
+        event_id=event.event_id,
+        tenant_id=event.tenant_id,
+        po_number=event.po.number,
     )
 
 

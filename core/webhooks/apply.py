@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from core import clock
 from core.models.types import utcnow
 from core.webhooks.inbound import InboundItem, InboundReport, apply_inbound
 from core.webhooks.inbox import Inbox, open_inbox, take_into_receipts
@@ -113,10 +114,15 @@ def sweep_held(
     grace: timedelta = DEFAULT_HOLD_GRACE,
     include_unmatched: bool = False,
     limit: int = 1000,
+    now: datetime | None = None,
 ) -> ApplyReport:
-    """Apply held statuses whose message has appeared; mark those past `grace` unmatched."""
+    """Apply held statuses whose message has appeared; mark those past `grace` unmatched.
+
+    `now` (default: `core.clock`) is the time the grace is measured from; tests set it so
+    that "held for less than the grace" does not depend on the day they run.
+    """
     report = ApplyReport()
-    now = utcnow()
+    now = now or clock.now()
     with write_transaction(engine) as conn:
         report.statuses = release_held(
             conn,

@@ -1,4 +1,5 @@
-"""`POST /api/v1/po-events`: authentication, limits and outcomes, over real HTTP."""
+"""`POST /api/v1/po-events`: authentication, one tenant per key, limits and outcomes,
+over real HTTP."""
 
 from __future__ import annotations
 
@@ -16,15 +17,20 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func
+from sqlmodel import Session, select
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from core.api_keys import add_key, revoke_key
 from core.db import is_sqlite
+from core.models import Supplier, WhatsAppMessage
 from core.po_events.http import DISABLED_MESSAGE, handle_http_po_event
 from core.po_events.schema import MAX_EVENT_BYTES
+from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
 from core.settings import get_settings
-from tests.core.po_events.conftest import outbox, po_event
+from core.templates import upsert_templates
+from tests.core.po_events.conftest import TENANT, outbox, po_event
 
 KEY = "k-7d0c3f2a9b1e4c58"
 REPO = Path(__file__).resolve().parents[3]
@@ -39,9 +45,28 @@ def make_app(engine: Engine) -> Starlette:
 
 @pytest.fixture
 def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """`PO_EVENTS_API_KEY`, the default tenant's key; the test tenant is the default one."""
     monkeypatch.setenv("PO_EVENTS_API_KEY", KEY)
+    monkeypatch.setenv("WANOTIFY_DEFAULT_TENANT", TENANT)
     get_settings.cache_clear()
     return KEY
+
+
+@pytest.fixture
+def two_tenants(po_templates: Engine) -> Engine:
+    """The test tenant and "other", both able to send PO notices (so an event for either
+    would be queued if the key let it through)."""
+    definitions = [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
+    upsert_templates(po_templates, "other", definitions)
+    return po_templates
+
+
+def rows(engine: Engine) -> tuple[int, int]:
+    """(messages, suppliers) of every tenant: what an event could have written."""
+    with Session(engine) as session:
+        messages = session.exec(select(func.count()).select_from(WhatsAppMessage)).one()
+        suppliers = session.exec(select(func.count()).select_from(Supplier)).one()
+    return int(messages), int(suppliers)
 
 
 def asgi_client(engine: Engine) -> httpx.AsyncClient:
@@ -111,6 +136,109 @@ async def test_enqueued_then_duplicate(client: httpx.AsyncClient, po_templates: 
     assert row.id == body["message_id"]
 
 
+async def test_a_stored_key_sends_for_its_own_tenant_only(two_tenants: Engine) -> None:
+    """The hole this closes: one tenant's ERP queuing notices (and creating suppliers) in
+    another tenant. A wrong-tenant event is 403 and writes nothing, in either direction."""
+    acme = add_key(two_tenants, TENANT, "SAP").key
+    other = add_key(two_tenants, "other", "Navision").key
+    async with asgi_client(two_tenants) as client:
+        into_other = await post(client, po_event(tenant_id="other"), Authorization=f"Bearer {acme}")
+        assert into_other.status_code == 403
+        assert into_other.json() == {
+            "status": "forbidden",
+            "error": "this API key may send events for tenant 'acme' only;"
+            " the event is for tenant 'other'",
+        }
+        assert rows(two_tenants) == (0, 0)
+        into_acme = await post(client, po_event(), **{"X-API-Key": other})
+        assert into_acme.status_code == 403 and into_acme.json()["status"] == "forbidden"
+        assert rows(two_tenants) == (0, 0)
+        own = await post(client, po_event(), Authorization=f"Bearer {acme}")
+        others_own = await post(client, po_event(tenant_id="other"), **{"X-API-Key": other})
+    assert own.status_code == others_own.status_code == 202
+    assert [r.id for r in outbox(two_tenants)] == [own.json()["message_id"]]
+    assert [r.id for r in outbox(two_tenants, "other")] == [others_own.json()["message_id"]]
+    assert rows(two_tenants) == (2, 2)
+
+
+async def test_the_environment_key_is_the_default_tenants_key(
+    two_tenants: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PO_EVENTS_API_KEY", KEY)
+    monkeypatch.setenv("WANOTIFY_DEFAULT_TENANT", "other")
+    get_settings.cache_clear()
+    async with asgi_client(two_tenants) as client:
+        refused = await post(client, po_event(), Authorization=f"Bearer {KEY}")
+        assert refused.status_code == 403 and "tenant 'other' only" in refused.json()["error"]
+        assert rows(two_tenants) == (0, 0)
+        accepted = await post(client, po_event(tenant_id="other"), Authorization=f"Bearer {KEY}")
+    assert accepted.status_code == 202
+    assert len(outbox(two_tenants, "other")) == 1 and outbox(two_tenants) == []
+
+
+async def test_a_revoked_key_is_401_and_the_others_still_work(po_templates: Engine) -> None:
+    old = add_key(po_templates, TENANT, "old ERP")
+    new = add_key(po_templates, TENANT, "new ERP")
+    revoke_key(po_templates, old.info.prefix)
+    async with asgi_client(po_templates) as client:
+        revoked = await post(client, po_event(), Authorization=f"Bearer {old.key}")
+        assert revoked.status_code == 401
+        assert revoked.json() == {"status": "unauthorized", "error": "this API key was revoked"}
+        assert rows(po_templates) == (0, 0)
+        assert (await post(client, po_event(), **{"X-API-Key": new.key})).status_code == 202
+        revoke_key(po_templates, str(new.info.id))
+        # No key left that opens anything (none in the environment either): the endpoint
+        # is off for a guess, and a revoked key still hears that it was revoked.
+        guess = await post(client, po_event(), Authorization="Bearer wnk_guess")
+        again = await post(client, po_event(), Authorization=f"Bearer {new.key}")
+    assert guess.status_code == 503 and guess.json()["status"] == "disabled"
+    assert again.status_code == 401 and again.json()["error"] == "this API key was revoked"
+    assert len(outbox(po_templates)) == 1
+
+
+#: Hostile ways to present a key ({STORED}: a real stored key of the tenant, {UPPER}: the
+#: same upper-cased), each with the start of the 401's error.
+HOSTILE_KEYS: list[tuple[list[tuple[str, str]], str]] = [
+    ([("X-API-Key", "x" * 600)], "invalid API key"),
+    ([("X-API-Key", "{STORED}" + "x" * 20_000)], "invalid API key"),
+    ([("Authorization", "Bearer {STORED}\u200b")], "invalid API key"),  # zero-width space
+    ([("X-API-Key", "\u202e{STORED}")], "invalid API key"),  # right-to-left override
+    ([("X-API-Key", "{STORED}\u0301")], "invalid API key"),  # combining accent
+    ([("X-API-Key", "{UPPER}")], "invalid API key"),
+    ([("X-API-Key", "\U0001f511" * 40)], "invalid API key"),
+    ([("Authorization", "Bearer {STORED}"), ("X-API-Key", KEY)], "send one API key"),
+    ([("Authorization", "Bearer {STORED}"), ("X-API-Key", "wrong")], "send one API key"),
+    ([("X-API-Key", "{STORED}"), ("X-API-Key", "{STORED}")], "send one API key"),
+    ([("Authorization", "Bearer {STORED}"), ("Authorization", f"Bearer {KEY}")],
+     "send one API key"),
+]  # fmt: skip
+
+
+async def test_hostile_keys_are_401_and_write_nothing(
+    client: httpx.AsyncClient, po_templates: Engine
+) -> None:
+    """Huge keys, odd Unicode around a real key, and two keys at once (even two good
+    ones): each refused, none crashes the compare, nothing is written. The same real
+    key in both headers is then accepted (so the refusals were the hostile parts')."""
+    stored = add_key(po_templates, TENANT).key
+
+    def fill(value: str) -> bytes:
+        return value.replace("{STORED}", stored).replace("{UPPER}", stored.upper()).encode()
+
+    for headers, error in HOSTILE_KEYS:
+        response = await client.post(
+            PATH, content=json.dumps(po_event()).encode(),
+            headers=[("Content-Type", b"application/json"),
+                     *[(name, fill(value)) for name, value in headers]],
+        )  # fmt: skip
+        assert response.status_code == 401, (headers[0][1][:60], response.text)
+        assert response.json()["error"].startswith(error), headers[0][1][:60]
+        assert rows(po_templates) == (0, 0)
+    both = await post(client, po_event(), Authorization=f"Bearer {stored}", **{
+        "X-API-Key": stored})  # fmt: skip
+    assert both.status_code == 202, both.text
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -167,9 +295,14 @@ async def test_an_oversized_body_is_413_declared_or_streamed(client: httpx.Async
     assert MAX_EVENT_BYTES < 40 * 4096
 
 
+@pytest.mark.parametrize("which", ["environment key", "stored key"])
 async def test_a_database_outage_is_503_retry_later(
-    client: httpx.AsyncClient, po_templates: Engine
+    client: httpx.AsyncClient, po_templates: Engine, which: str
 ) -> None:
+    """Read-only database: 503 with Retry-After, whether the key is checked against the
+    database (a stored key, whose first use is recorded) or not (the environment's)."""
+    key = KEY if which == "environment key" else add_key(po_templates, TENANT).key
+
     def read_only(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if is_sqlite(po_templates):
             cursor = dbapi_connection.cursor()
@@ -189,14 +322,14 @@ async def test_a_database_outage_is_503_retry_later(
     event.listen(po_templates, "checkout", read_only)
     event.listen(po_templates, "checkin", writable)
     try:
-        response = await post(client, po_event(), Authorization=f"Bearer {KEY}")
+        response = await post(client, po_event(), Authorization=f"Bearer {key}")
     finally:
         event.remove(po_templates, "checkout", read_only)
         event.remove(po_templates, "checkin", writable)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["status"] == "unavailable"
-    assert (await post(client, po_event(), Authorization=f"Bearer {KEY}")).status_code == 202
+    assert (await post(client, po_event(), Authorization=f"Bearer {key}")).status_code == 202
 
 
 def _free_port() -> int:
@@ -261,7 +394,8 @@ def webhook_process(po_templates: Engine, database_url: str, tmp_path: Path) -> 
     port = _free_port()
     env = {
         **os.environ, "DATABASE_URL": database_url, "WEBHOOK_PORT": str(port),
-        "PO_EVENTS_API_KEY": KEY, "WANOTIFY_LOG_LEVEL": "WARNING",
+        "PO_EVENTS_API_KEY": KEY, "WANOTIFY_DEFAULT_TENANT": TENANT,
+        "WANOTIFY_LOG_LEVEL": "WARNING",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }  # fmt: skip
     process = subprocess.Popen(
@@ -281,12 +415,20 @@ def webhook_process(po_templates: Engine, database_url: str, tmp_path: Path) -> 
             process.communicate()
 
 
-def test_the_webhook_app_serves_po_events(webhook_process: str, po_templates: Engine) -> None:
-    """The route as deployed: `wanotify webhook`, the key from the environment, the
-    database from DATABASE_URL; the same event twice is one notice."""
+def test_the_webhook_app_serves_po_events(webhook_process: str, two_tenants: Engine) -> None:
+    """The route as deployed: `wanotify webhook`, the default tenant's key from the
+    environment, a stored key of another tenant, the database from DATABASE_URL; the same
+    event twice is one notice, and neither key writes into the other's tenant."""
     event_ = po_event()
     url = f"{webhook_process}{PATH}"
+    other = add_key(two_tenants, "other", "Navision").key
     with httpx.Client(timeout=30) as http:
+        cross = [
+            http.post(url, json=event_, headers={"Authorization": f"Bearer {other}"}),
+            http.post(url, json=po_event(tenant_id="other"), headers={"X-API-Key": KEY}),
+        ]
+        assert [r.status_code for r in cross] == [403, 403], [r.text for r in cross]
+        assert rows(two_tenants) == (0, 0)
         refused = http.post(url, json=event_, headers={"Authorization": "Bearer nope"})
         created = http.post(url, json=event_, headers={"Authorization": f"Bearer {KEY}"})
         replayed = http.post(url, json=event_, headers={"X-API-Key": KEY})
@@ -300,6 +442,7 @@ def test_the_webhook_app_serves_po_events(webhook_process: str, po_templates: En
     assert replayed.json()["message_id"] == created.json()["message_id"]
     assert hostile.status_code == 422
     assert "event_id must be text" in hostile.json()["problems"]
-    [row] = outbox(po_templates)
+    [row] = outbox(two_tenants)
     assert row.id == created.json()["message_id"]
     assert (row.meta or {}).get("source") == "http"
+    assert rows(two_tenants) == (1, 1)

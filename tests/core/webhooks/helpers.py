@@ -306,8 +306,9 @@ def journal_table(engine: Engine) -> tuple[Engine, str]:
     return inbox.engine, INBOX.name
 
 
-def apply_all(engine: Engine, **kwargs: Any) -> ApplyReport:
-    """Run the applier until nothing is left, then one sweep; the summed report."""
+def apply_all(engine: Engine, *, now: datetime | None = None, **kwargs: Any) -> ApplyReport:
+    """Run the applier until nothing is left, then one sweep; the summed report. `now` is
+    the sweep's clock (the current time unless the test sets it)."""
     total = ApplyReport()
     while True:
         report = apply_next_batch(engine, **kwargs)
@@ -325,7 +326,7 @@ def apply_all(engine: Engine, **kwargs: Any) -> ApplyReport:
             setattr(
                 total.inbound, name, getattr(total.inbound, name) + getattr(report.inbound, name)
             )
-    swept = sweep_held(engine)
+    swept = sweep_held(engine, now=now)
     total.statuses.applied += swept.statuses.applied
     return total
 

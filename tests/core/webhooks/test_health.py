@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from core.db import get_engine
+from core.webhooks.apply import sweep_held
 from core.webhooks.health import read_health
 from tests.core.webhooks.helpers import T0, add_message, apply_all, journal, status, statuses_body
 
@@ -25,12 +26,16 @@ def test_backlog_last_event_and_held(engine: Engine) -> None:
     health = read_health(engine)
     assert health.backlog == 2 and health.oldest_unapplied_at == at
     assert health.last_event_at == at + timedelta(1)
-    apply_all(engine)
+    apply_all(engine, now=at + timedelta(days=1, minutes=30))  # the sweep's clock, set
     health = read_health(engine)
     assert health.backlog == 0 and health.held == 1
     view = health.as_dict()
     assert view["held_statuses"] == 1 and view["last_event_at"] == (at + timedelta(1)).isoformat()
     assert view["status"] == "ok"  # held for less than the grace period: not a problem yet
+    sweep_held(engine, now=at + timedelta(days=1, hours=2))  # past the grace (1 h)
+    health = read_health(engine)
+    assert health.held == 0 and health.unmatched == 1
+    assert health.as_dict()["status"] == "attention"
 
 
 def test_an_unreachable_database_is_reported_not_raised(tmp_path) -> None:

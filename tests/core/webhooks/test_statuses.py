@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from core.models.events import StatusEventState
 from core.models.templates import WhatsAppTemplate
-from core.models.types import new_id, utcnow
+from core.models.types import new_id
 from core.webhooks.apply import sweep_held
 from core.webhooks.health import read_health
 from core.webhooks.sql import EVENTS, TEMPLATES
@@ -194,12 +194,10 @@ def test_a_status_for_a_message_not_recorded_yet_is_held_then_applied(engine: En
 
 
 def test_a_held_status_never_matched_shows_in_health(engine: Engine) -> None:
-    journal(
-        engine,
-        statuses_body(status("wamid.NEVER", "sent", T0)),
-        at=utcnow() - timedelta(hours=2),
-    )
-    report = apply_all(engine)  # applies, then sweeps with the default grace (1 h)
+    received = unix(T0 + 60)
+    journal(engine, statuses_body(status("wamid.NEVER", "sent", T0)), at=received)
+    # Applies, then sweeps with the default grace (1 h) on a clock set 2 h later.
+    report = apply_all(engine, now=received + timedelta(hours=2))
     assert report.statuses.held == 1
     health = read_health(engine)
     assert health.unmatched == 1 and health.needs_attention

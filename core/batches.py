@@ -11,7 +11,7 @@ never one Meta accepted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +40,10 @@ REACHED_META = (
 )
 RETRYABLE = (MessageStatus.FAILED, MessageStatus.NEEDS_ATTENTION)
 SOURCES = ("csv", "api", "cli", "dashboard")
+#: The row number of a batch's header record: `raw` holds how the upload was written
+#: (its columns in order, its CSV dialect), so its results file can be written alike.
+#: Input rows are numbered from 1; every count and listing of rows skips this one.
+HEADER_ROW = 0
 
 
 class BatchError(ValueError):
@@ -102,8 +106,12 @@ def create_batch(
     rows: Sequence[BatchInput],
     created_by: str | None,
     source: str = "csv",
+    header: Mapping[str, Any] | None = None,
 ) -> SendBatch:
     """Record a batch and its rows and enqueue the valid ones, all in one transaction.
+
+    `header` (JSON-ready) is kept as the batch's header record (see HEADER_ROW) and read
+    back by `batch_header`.
 
     A row whose idempotency key an earlier message already holds is recorded with the
     error "already sent as message … on …" and not enqueued again; a key repeated inside
@@ -114,6 +122,8 @@ def create_batch(
     numbers = [row.row_number for row in rows]
     if len(set(numbers)) != len(numbers):
         raise BatchError("row numbers must be unique within a batch")
+    if any(number <= HEADER_ROW for number in numbers):
+        raise BatchError("row numbers start at 1")
     for row in rows:
         if row.message is None and not row.error:
             raise BatchError(f"row {row.row_number}: give a message or an error")
@@ -131,6 +141,8 @@ def create_batch(
         )
         session.add(batch)
         session.flush()
+        if header is not None:
+            session.add(BatchRow(batch_id=batch.id, row_number=HEADER_ROW, raw=dict(header)))
         keys = [row.message.idempotency_key for row in rows if row.message is not None]
         earlier = find_existing_keys(session, tenant_id, keys)
         first_row: dict[str, int] = {}
@@ -173,7 +185,11 @@ def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = Non
     with session_scope(engine) as session:
         batch = _get_batch(session, batch_id, tenant_id)
         invalid = session.execute(
-            select(func.count()).where(R.c.batch_id == batch_id, R.c.message_id.is_(None))
+            select(func.count()).where(
+                R.c.batch_id == batch_id,
+                R.c.row_number != HEADER_ROW,
+                R.c.message_id.is_(None),
+            )
         ).scalar_one()
         counts = {
             str(status): int(n)
@@ -284,10 +300,10 @@ def batch_results(
     """One dict per input row, in row order, for the results CSV.
 
     Keys: row_number, the input columns (prefixed `input_` if they clash with ours),
-    outcome (refused, queued, sent, failed, needs_attention, cancelled), status,
-    message_id, wamid, error.
+    phone_e164 (the number the row's message went to), outcome (refused, queued, sent,
+    failed, needs_attention, cancelled), status, message_id, wamid, error.
     """
-    ours = ("row_number", "outcome", "status", "message_id", "wamid", "error")
+    ours = ("row_number", "phone_e164", "outcome", "status", "message_id", "wamid", "error")
     with session_scope(engine) as session:
         _get_batch(session, batch_id, tenant_id)
         rows = session.execute(
@@ -299,17 +315,19 @@ def batch_results(
                 M.c.status,
                 M.c.whatsapp_message_id,
                 M.c.error_message,
+                M.c.recipient_phone,
             )
             .select_from(R.outerjoin(M, M.c.id == R.c.message_id))
-            .where(R.c.batch_id == batch_id)
+            .where(R.c.batch_id == batch_id, R.c.row_number != HEADER_ROW)
             .order_by(R.c.row_number)
         ).all()
     results: list[dict[str, Any]] = []
-    for number, raw, row_error, message_id, status, wamid, message_error in rows:
+    for number, raw, row_error, message_id, status, wamid, message_error, phone in rows:
         entry: dict[str, Any] = {"row_number": number}
         for column, value in (raw or {}).items():
             entry[f"input_{column}" if column in ours else str(column)] = value
         entry.update(
+            phone_e164=phone or "",  # the number as read; the input keeps it as written
             outcome=_outcome(status, row_error),
             status=status or "",
             message_id=message_id or "",
@@ -318,6 +336,19 @@ def batch_results(
         )
         results.append(entry)
     return results
+
+
+def batch_header(
+    engine: Engine, batch_id: str, *, tenant_id: str | None = None
+) -> dict[str, Any] | None:
+    """The header record `create_batch` kept for the batch, or None (API batches, and
+    batches from before header records existed, have none)."""
+    with session_scope(engine) as session:
+        _get_batch(session, batch_id, tenant_id)
+        raw = session.execute(
+            select(R.c.raw).where(R.c.batch_id == batch_id, R.c.row_number == HEADER_ROW)
+        ).scalar_one_or_none()
+    return dict(raw) if isinstance(raw, Mapping) else None
 
 
 def _outcome(status: str | None, row_error: str | None) -> str:

@@ -20,6 +20,7 @@ from core.batches import (
     BatchError,
     BatchInput,
     BatchProgress,
+    batch_header,
     batch_progress,
     batch_results,
     create_batch,
@@ -28,7 +29,7 @@ from core.batches import (
     resume_batch,
     retry_failed,
 )
-from core.csv_export import results_csv
+from core.csv_export import DEFAULT_DIALECT, ExportDialect, results_csv
 from core.csv_import import (
     PO_FIELDS,
     CsvTable,
@@ -55,8 +56,11 @@ from core.users import UserInfo
 
 #: Phones per `IN (...)` lookup: well under SQLite's variable limit.
 _IN_CHUNK = 500
-#: Columns of the results file, after the input's own columns.
-RESULT_COLUMNS = ["outcome", "status", "message_id", "wamid", "error"]
+#: Columns of the results file, after the input's own columns (where the phone stays as
+#: the buyer wrote it; `phone_e164` is the number it was read as).
+RESULT_COLUMNS = ["phone_e164", "outcome", "status", "message_id", "wamid", "error"]
+#: The outcome of a row a dry run would queue.
+READY = "ready"
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ def start_batch(
                 rows.append(BatchInput(check.row_number, raw, error=str(exc)))
                 continue
             rows.append(BatchInput(check.row_number, raw, message=prepared.outbound))
+    dialect = ExportDialect.of_upload(plan.table.encoding, plan.table.delimiter)
     return create_batch(
         engine,
         plan.tenant_id,
@@ -193,6 +198,7 @@ def start_batch(
         rows,
         created_by,
         source=source,
+        header={"columns": list(plan.table.headers), "dialect": dialect.to_json()},
     )
 
 
@@ -285,15 +291,55 @@ def _report(progress: BatchProgress, on_progress: ProgressCallback | None) -> No
     on_progress(settled, progress.enqueued, summary)
 
 
-def results_csv_for(batch_id: str, *, engine: Engine | None = None) -> bytes:
-    """The results file of a batch: one row per input row, safe to open in a spreadsheet."""
-    rows = batch_results(engine or get_engine(), batch_id)
-    input_columns: list[str] = []
+def results_csv_for(
+    batch_id: str, *, dialect: ExportDialect | None = None, engine: Engine | None = None
+) -> bytes:
+    """The results file of a batch: one row per input row, safe to open in a spreadsheet.
+
+    Written in `dialect`, by default the upload's own (`ExportDialect.of_upload`, kept
+    with the batch), with the upload's columns in the upload's order.
+    """
+    engine = engine or get_engine()
+    rows = batch_results(engine, batch_id)
+    header = batch_header(engine, batch_id) or {}
+    uploaded = header.get("columns")
+    input_columns = ["row_number"]
+    if isinstance(uploaded, list):  # the stored row dicts may not keep the file's order
+        input_columns += [
+            f"input_{column}" if column in RESULT_COLUMNS or column == "row_number" else column
+            for column in map(str, uploaded)
+        ]
     for row in rows:
         for column in row:
             if column not in input_columns and column not in RESULT_COLUMNS:
                 input_columns.append(column)
-    return results_csv(rows, [*input_columns, *RESULT_COLUMNS])
+    chosen = dialect or ExportDialect.from_json(header.get("dialect")) or DEFAULT_DIALECT
+    return results_csv(rows, [*input_columns, *RESULT_COLUMNS], chosen)
+
+
+def plan_results_csv(plan: BulkPlan, *, dialect: ExportDialect | None = None) -> bytes:
+    """The results file of a dry run: one row per input row, as `results_csv_for` writes
+    a batch's, with outcome `ready` (would be queued) or `refused` and the reasons.
+
+    Written in `dialect`, by default the upload's own.
+    """
+    clashing = {"row_number", *RESULT_COLUMNS}
+    rows = []
+    for check, raw in zip(plan.checks, plan.table.rows, strict=True):
+        entry: dict[str, object] = {"row_number": check.row_number}
+        for column, value in raw.items():
+            entry[f"input_{column}" if column in clashing else column] = value
+        entry.update(
+            phone_e164=check.phone_e164 or "",
+            outcome=READY if check.ok else "refused",
+            error="; ".join(check.errors),
+        )
+        rows.append(entry)
+    input_columns = [
+        f"input_{column}" if column in clashing else column for column in plan.table.headers
+    ]
+    chosen = dialect or ExportDialect.of_upload(plan.table.encoding, plan.table.delimiter)
+    return results_csv(rows, ["row_number", *input_columns, *RESULT_COLUMNS], chosen)
 
 
 @dataclass(frozen=True)
@@ -369,7 +415,10 @@ def progress_for(user: UserInfo, batch_id: str, *, engine: Engine) -> BatchProgr
     raise BatchError(f"no batch {batch_id}")
 
 
-def results_csv_for_user(user: UserInfo, batch_id: str, *, engine: Engine) -> bytes:
-    """The results file of a batch the user may see (BatchError if not)."""
+def results_csv_for_user(
+    user: UserInfo, batch_id: str, *, dialect: ExportDialect | None = None, engine: Engine
+) -> bytes:
+    """The results file of a batch the user may see (BatchError if not), in `dialect`
+    or the upload's own."""
     progress_for(user, batch_id, engine=engine)
-    return results_csv_for(batch_id, engine=engine)
+    return results_csv_for(batch_id, dialect=dialect, engine=engine)

@@ -52,7 +52,7 @@ class BatchRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     batch_id: str = Field(foreign_key="send_batches.id", max_length=36)
-    row_number: int  # 1-based data row in the input file (header excluded)
+    row_number: int  # 1-based data row in the input file; 0 is the upload's header record
     raw: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))
     error: str | None = Field(default=None)  # why the row was not enqueued
     message_id: str | None = Field(default=None, foreign_key="whatsapp_messages.id", max_length=36)

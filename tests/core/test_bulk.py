@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import col, delete
 
 from core.auth import PermissionDenied
-from core.batches import BatchError
+from core.batches import HEADER_ROW, BatchError, batch_header
 from core.bulk import (
     pause_batch_for,
     plan_csv,
@@ -21,7 +22,10 @@ from core.bulk import (
     retry_failed_for,
     start_batch_for,
 )
+from core.csv_export import ExportDialect
 from core.csv_import import CsvError
+from core.db import session_scope
+from core.models.batches import BatchRow
 from core.models.users import Role
 from core.notify import NoticeRejected
 from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
@@ -196,3 +200,73 @@ def test_new_suppliers_are_recorded_once_and_known_ones_reused(db: Engine) -> No
     by_phone = {m.po_number: m.supplier_id for m in messages}
     assert by_phone["PO-2"] == by_phone["PO-3"] == mine["+34612555111"].id
     assert by_phone["PO-1"] == mine["+34612345678"].id
+
+
+# Results in the upload's own dialect --------------------------------------------------------
+
+
+def spanish_excel(sample: str, *, bom: bool) -> bytes:
+    """A sample file as Excel (es-ES) saves it: semicolons, decimal commas, its accents."""
+    rows = list(csv.reader(io.StringIO((SAMPLES / sample).read_text("utf-8"), newline="")))
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([cell.replace("1234.50", "1234,50") for cell in row])
+    return (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode("utf-8")
+
+
+def test_a_semicolon_upload_with_a_bom_gets_a_semicolon_result_with_a_bom(db: Engine) -> None:
+    batch = start_batch_for(
+        user(), plan(db, spanish_excel("po_batch_with_errors.csv", bom=True)), "es", engine=db
+    )
+    data = results_csv_for_user(user(), batch.id, engine=db)
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data[3:].decode("utf-8")
+    assert text.splitlines()[0] == (
+        '"row_number";"supplier_name";"phone";"po_number";"total_amount";"currency";'
+        '"language";"outcome";"status";"message_id";"wamid";"error"'
+    )
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=";"))
+    assert [r["row_number"] for r in rows] == [str(n) for n in range(1, 8)]
+    assert rows[0]["supplier_name"] == "Harinas Martín S.L." and rows[0]["outcome"] == "queued"
+    assert rows[6]["supplier_name"].startswith("'=")  # the formula row, defused
+    assert progress_for(user(), batch.id, engine=db).invalid_rows == 6  # header not a row
+
+
+def test_a_comma_upload_gets_commas_and_a_bom_only_for_its_accents(db: Engine) -> None:
+    accented = (SAMPLES / "po_batch_valid.csv").read_bytes()
+    assert not accented.startswith(b"\xef\xbb\xbf") and not accented.isascii()
+    batch = start_batch_for(user(), plan(db, accented, decimal="."), "valid", engine=db)
+    data = results_csv_for_user(user(), batch.id, engine=db)
+    assert data.startswith(b'\xef\xbb\xbf"row_number","supplier_name","phone"')
+    ascii_only = (
+        b"supplier_name,phone,po_number,total_amount,currency\nAna,612345678,PO-A,10.00,EUR\n"
+    )
+    batch = start_batch_for(user(), plan(db, ascii_only), "ascii", engine=db)
+    data = results_csv_for_user(user(), batch.id, engine=db)
+    assert data.startswith(b'"row_number","supplier_name","phone","po_number"')
+    assert data.isascii()
+
+
+def test_a_windows_1252_upload_is_answered_in_utf8_with_a_bom_and_the_chosen_dialect_wins(
+    db: Engine,
+) -> None:
+    data = spanish_excel("po_batch_valid.csv", bom=False).decode("utf-8").encode("cp1252")
+    batch = start_batch_for(user(), plan(db, data, decimal=","), "ansi", engine=db)
+    result = results_csv_for_user(user(), batch.id, engine=db)
+    assert result.startswith(b'\xef\xbb\xbf"row_number";"supplier_name"')
+    assert "Azúcares del Sur, S.A." in result.decode("utf-8-sig")
+    tabs = results_csv_for_user(user(), batch.id, dialect=ExportDialect("\t"), engine=db)
+    assert tabs.startswith(b'\xef\xbb\xbf"row_number"\t"supplier_name"')
+
+
+def test_a_batch_without_a_header_record_gets_the_default_dialect(db: Engine) -> None:
+    batch = start_batch_for(user(), plan(db, spanish_excel("po_batch_valid.csv", bom=True)), "x",
+                            engine=db)  # fmt: skip
+    assert batch_header(db, batch.id) is not None
+    with session_scope(db) as session:  # as batches recorded before header records were kept
+        session.execute(delete(BatchRow).where(col(BatchRow.row_number) == HEADER_ROW))
+    assert batch_header(db, batch.id) is None
+    assert results_csv_for_user(user(), batch.id, engine=db).startswith(
+        b'\xef\xbb\xbf"row_number",'
+    )

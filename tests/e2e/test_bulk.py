@@ -112,8 +112,9 @@ def test_a_batch_is_found_again_after_logging_in_and_its_results_download(
     download = download_info.value
     path = tmp_path / "results.csv"
     download.save_as(path)
-    text = path.read_bytes().decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    data = path.read_bytes()
+    assert data.startswith(b'\xef\xbb\xbf"row_number";"Proveedor";')  # the upload's dialect
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
     assert len(rows) == 50
     assert [r["row_number"] for r in rows] == [str(n) for n in range(1, 51)]
     outcomes = {r["row_number"]: r["outcome"] for r in rows}

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,9 +28,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 templates_app = typer.Typer(help="Message templates.", no_args_is_help=True)
 users_app = typer.Typer(help="Dashboard users and roles.", no_args_is_help=True)
+api_keys_app = typer.Typer(help="ERP API keys, one tenant each.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(templates_app, name="templates")
 app.add_typer(users_app, name="users")
+app.add_typer(api_keys_app, name="api-keys")
 
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 out = Console()
@@ -309,6 +312,60 @@ def users_remove(username: str) -> None:
     out.print(f"User {username} removed.")
 
 
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable a user: no login, and open sessions end at their next click."""
+    from core.db import get_engine
+    from core.users import set_active
+
+    set_active(get_engine(), username, False)
+    out.print(f"User {username} disabled.")
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Enable a disabled user again."""
+    from core.db import get_engine
+    from core.users import set_active
+
+    set_active(get_engine(), username, True)
+    out.print(f"User {username} enabled.")
+
+
+@users_app.command("role")
+def users_role(
+    username: str, role: Annotated[str, typer.Argument(help="buyer, manager or admin")]
+) -> None:
+    """Give a user another role (open sessions use it from their next click)."""
+    from core.db import get_engine
+    from core.users import set_role
+
+    user = set_role(get_engine(), username, role)
+    out.print(f"User {user.username} is now {user.role.value}.")
+
+
+@users_app.command("unlock")
+def users_unlock(
+    username: Annotated[str, typer.Argument(help="The user whose login delay to lift")] = "",
+    client: Annotated[
+        str | None, typer.Option(help="Lift the delay on this client address instead")
+    ] = None,
+) -> None:
+    """Lift the login delay after failed attempts on a user (or on one client address)."""
+    from core.db import get_engine
+    from core.users import unlock, unlock_client
+
+    if client is not None:
+        cleared = unlock_client(get_engine(), client)
+        what = f"client {client}"
+    elif username:
+        cleared = unlock(get_engine(), username)
+        what = f"user {username}"
+    else:
+        raise UserError("Name a user, or a client address with --client")
+    out.print(f"Login delay on {what} lifted." if cleared else f"No login delay on {what}.")
+
+
 @users_app.command("list")
 def users_list() -> None:
     """List dashboard users with their role and tenant."""
@@ -317,6 +374,70 @@ def users_list() -> None:
 
     for user in list_users(get_engine()):
         out.print(f"{user.username}\t{user.role}\t{user.tenant_id}")
+
+
+@api_keys_app.command("add")
+def api_keys_add(
+    tenant: Annotated[str, typer.Option(help="The one tenant this key may send events for")],
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. the ERP's name")] = "ERP",
+) -> None:
+    """Make a key for `POST /api/v1/po-events`; it is printed once, only its hash is kept."""
+    from core.api_keys import add_key
+    from core.db import get_engine
+
+    issued = add_key(get_engine(), tenant, name)
+    info = issued.info
+    typer.echo(issued.key)  # alone on standard output: `KEY=$(wanotify api-keys add ...)`
+    console.print(
+        f"API key {info.id} ({info.prefix}...) for tenant {info.tenant_id}, named"
+        f" {info.name!r}. Store it now: it is not shown again.",
+        markup=False,
+        highlight=False,
+    )
+
+
+@api_keys_app.command("list")
+def api_keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys")] = None,
+) -> None:
+    """List ERP keys: id, prefix, name, tenant, created, last used, revoked (never the key)."""
+    from core.api_keys import list_keys
+    from core.db import get_engine
+
+    def when(moment: datetime | None, otherwise: str) -> str:
+        return moment.isoformat(timespec="seconds") if moment else otherwise
+
+    typer.echo("id\tprefix\tname\ttenant\tcreated\tlast_used\trevoked")  # tabs kept as tabs
+    for key in list_keys(get_engine(), tenant):
+        fields = (str(key.id), key.prefix, key.name, key.tenant_id, when(key.created_at, "-"),
+                  when(key.last_used_at, "never"), when(key.revoked_at, "active"))  # fmt: skip
+        typer.echo("\t".join(fields))
+    if _settings().po_events_api_key is not None:
+        console.print(
+            f"PO_EVENTS_API_KEY is also set: it is the key of tenant {_tenant(None)}.",
+            markup=False,
+            highlight=False,
+        )
+
+
+@api_keys_app.command("revoke")
+def api_keys_revoke(
+    key_id_or_prefix: Annotated[str, typer.Argument(help="The key's id or prefix (see list)")],
+) -> None:
+    """Revoke an ERP key: from now on it is refused (401). The row stays, for the record."""
+    from core.api_keys import revoke_key
+    from core.db import get_engine
+
+    info, revoked_now = revoke_key(get_engine(), key_id_or_prefix)
+    assert info.revoked_at is not None
+    done = "revoked" if revoked_now else "was already revoked"
+    out.print(
+        f"API key {info.id} ({info.prefix}...) of tenant {info.tenant_id} {done}"
+        f" at {info.revoked_at.isoformat(timespec='seconds')}.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("consume-po-events")
@@ -347,6 +468,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("core.csv_import", "InvalidAmount"),
         ("core.errors", "GraphError"),
         ("core.users", "UserError"),
+        ("core.api_keys", "ApiKeyError"),
     ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))

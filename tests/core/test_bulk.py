@@ -224,7 +224,7 @@ def test_a_semicolon_upload_with_a_bom_gets_a_semicolon_result_with_a_bom(db: En
     text = data[3:].decode("utf-8")
     assert text.splitlines()[0] == (
         '"row_number";"supplier_name";"phone";"po_number";"total_amount";"currency";'
-        '"language";"outcome";"status";"message_id";"wamid";"error"'
+        '"language";"phone_e164";"outcome";"status";"message_id";"wamid";"error"'
     )
     rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=";"))
     assert [r["row_number"] for r in rows] == [str(n) for n in range(1, 8)]

@@ -2,7 +2,8 @@
 
 - `GET  /api/v1/whatsapp/webhook`  Meta's subscription check (echoes `hub.challenge`).
 - `POST /api/v1/whatsapp/webhook`  signed events; 200 once they are durably journalled.
-- `GET  /api/v1/whatsapp/health`   database, last event, backlog, held statuses.
+- `GET  /api/v1/whatsapp/health`   mode, database, last event, backlog, held statuses,
+                                   signatures refused since the last valid delivery.
 - `GET  /metrics`                  Prometheus text.
 - `POST /api/v1/po-events`         the ERP's "PO approved" events (`core.po_events.http`).
 
@@ -32,7 +33,9 @@ from core import heap
 from core.po_events.http import handle_http_po_event
 from core.settings import Settings, get_settings
 from core.webhooks.asgi import Receive, Scope, Send, receive_post, respond
+from core.webhooks.health import last_delivery_at
 from core.webhooks.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from core.webhooks.rejections import RejectionRecorder
 from core.webhooks.runtime import Answer, ApplierTuning, WebhookRuntime
 
 WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
@@ -60,10 +63,11 @@ async def verify_subscription(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """Database reachability, time of the last event, backlog and held statuses."""
+    """Mode, database reachability, time of the last event, backlog, held statuses and
+    refused signatures (`degraded`, with the cause, while no valid delivery followed)."""
     runtime = _runtime(request)
     report = await runtime.health()
-    body = report.as_dict()
+    body = {"mode": runtime.settings.mode, **report.as_dict()}
     body["sandbox_mode"] = runtime.settings.sandbox_mode
     body["accepting_events"] = runtime.settings.app_secret is not None
     return JSONResponse(body, status_code=200 if report.database_ok else 503)
@@ -102,7 +106,8 @@ class WebhookApp:
             if runtime is None:  # not started (or stopping): Meta retries a 503
                 await respond(send, Answer(503, "not_started", "webhook app is not running"))
                 return
-            await receive_post(runtime, scope, receive, send)
+            rejections = getattr(self.starlette.state, "rejections", None)
+            await receive_post(runtime, scope, receive, send, rejections)
             return
         await self.starlette(scope, receive, send)
 
@@ -130,6 +135,7 @@ def create_app(
         runtime = WebhookRuntime(settings or get_settings(), engine, tuning)
         await runtime.start()
         heap.freeze_start_up_heap()  # full collections walk only what requests create
+        app.state.rejections = RejectionRecorder(runtime.engine, last_delivery_at)
         app.state.webhooks = runtime
         app.state.engine = runtime.engine
         app.state.settings = runtime.settings
@@ -138,6 +144,7 @@ def create_app(
         finally:
             await runtime.stop()
             del app.state.webhooks
+            await app.state.rejections.close()
 
     return WebhookApp(Starlette(routes=[*routes(), *extra_routes], lifespan=lifespan))
 

@@ -201,6 +201,7 @@ def start_workers(
     env.update(
         DATABASE_URL=url,
         WHATSAPP_API_BASE_URL=sandbox_url,
+        WANOTIFY_MODE="sandbox",
         WHATSAPP_MAX_MPS=str(cap),
         WANOTIFY_LOG_LEVEL=os.environ.get("WANOTIFY_LOG_LEVEL", "WARNING"),
         PYTHONPATH=str(ROOT),

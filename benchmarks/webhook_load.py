@@ -425,7 +425,12 @@ def serve(
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        # live mode needs the whole set (core.settings.LIVE_CREDENTIALS); only the secret matters
+        "WHATSAPP_ACCESS_TOKEN": "EAAG-benchmark",
+        "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+        "WHATSAPP_BUSINESS_ACCOUNT_ID": "9876543210",
         "WHATSAPP_APP_SECRET": SECRET,
+        "WHATSAPP_WEBHOOK_VERIFY_TOKEN": "benchmark-verify-token",
         "PYTHONPATH": str(ROOT),
     }
     argv = [

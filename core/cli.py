@@ -275,13 +275,12 @@ def resume(by: Annotated[str, typer.Option(help="Who resumes sending")] = "cli")
 
 @app.command()
 def status() -> None:
-    """Show queue depth and whether sending is paused (and why)."""
-    from core.control import sending_state
+    """Show the mode, queue depth, whether sending is paused (and why), and the webhooks."""
     from core.db import get_engine
+    from core.system_health import status_lines
 
-    settings = _settings()
-    state = sending_state(get_engine(), settings.phone_number_id)
-    out.print(state.describe())
+    for line in status_lines(get_engine(), _settings()):
+        out.print(line, markup=False, highlight=False)
 
 
 @users_app.command("add")

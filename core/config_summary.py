@@ -80,7 +80,7 @@ def describe_settings(settings: Settings) -> list[ConfigItem]:
 def effective_summary(settings: Settings) -> list[ConfigItem]:
     """What the settings resolve to at run time (mode, API base, number), secrets hidden."""
     return [
-        ConfigItem("mode", "sandbox" if settings.sandbox_mode else "live", "Sandbox or live"),
+        ConfigItem("mode", settings.mode, "Sandbox or live: WANOTIFY_MODE, else the credentials"),
         ConfigItem("API base URL", mask_url(settings.api_base_url), "Where sends go"),
         ConfigItem("API version", settings.whatsapp_api_version, "Graph API version"),
         ConfigItem("phone number id", settings.phone_number_id, "The sending number"),

@@ -1,7 +1,16 @@
 """Configuration from the environment and `.env`, with the seed system's variable names.
 
-No Meta credentials means *sandbox mode*: the built-in Cloud API sandbox stands in for
-Meta, so the whole flow runs on one machine with no account.
+The mode is explicit and checked when the settings are read, so every process (dashboard,
+webhook app, worker, CLI, consumer, `wanotify run`) stops at start on an incoherent one:
+
+- *sandbox*: no live credential (`LIVE_CREDENTIALS`) and no `WHATSAPP_API_BASE_URL` is
+  set, or `WANOTIFY_MODE=sandbox` says so (then no live credential may be set; the base
+  URL may point at a sandbox elsewhere). The built-in Cloud API sandbox stands in for
+  Meta; only here are its public secret, verify token and the demo accounts honoured.
+- *live*: any of those variables is set, or `WANOTIFY_MODE=live`; then every live
+  credential must be set, none empty and none equal to the sandbox's public values.
+
+Anything else is one `SettingsError` line naming what is missing or in the way.
 """
 
 from __future__ import annotations
@@ -10,9 +19,16 @@ import logging
 import os
 import warnings
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -29,6 +45,26 @@ SANDBOX_APP_SECRET = "sandbox-app-secret"  # noqa: S105 - signs sandbox webhooks
 SANDBOX_PHONE_NUMBER_ID = "106540352242922"
 SANDBOX_WABA_ID = "102290129340398"
 SANDBOX_VERIFY_TOKEN = "sandbox-verify-token"  # noqa: S105
+
+Mode = Literal["sandbox", "live"]
+
+#: The live credentials (field, variable): all set in live mode, none in sandbox mode.
+#: The deprecated names (`DEPRECATED_NAMES`) count as the variable they stand for.
+LIVE_CREDENTIALS: tuple[tuple[str, str], ...] = (
+    ("whatsapp_access_token", "WHATSAPP_ACCESS_TOKEN"),
+    ("whatsapp_phone_number_id", "WHATSAPP_PHONE_NUMBER_ID"),
+    ("whatsapp_business_account_id", "WHATSAPP_BUSINESS_ACCOUNT_ID"),
+    ("whatsapp_app_secret", "WHATSAPP_APP_SECRET"),
+    ("whatsapp_webhook_verify_token", "WHATSAPP_WEBHOOK_VERIFY_TOKEN"),
+)
+#: Not a credential, but set without `WANOTIFY_MODE=sandbox` it means "live".
+LIVE_BASE_URL = ("whatsapp_api_base_url", "WHATSAPP_API_BASE_URL")
+#: The sandbox's published values, refused as live credentials.
+_PUBLIC_VALUES = {
+    "whatsapp_access_token": SANDBOX_TOKEN,
+    "whatsapp_app_secret": SANDBOX_APP_SECRET,
+    "whatsapp_webhook_verify_token": SANDBOX_VERIFY_TOKEN,
+}
 
 
 class SettingsError(ValueError):
@@ -112,6 +148,26 @@ class Settings(BaseSettings):
         default=60, ge=1, le=7 * 24 * 60, validation_alias="DASHBOARD_IDLE_MINUTES"
     )
     po_events_api_key: SecretStr | None = Field(default=None, validation_alias="PO_EVENTS_API_KEY")
+    wanotify_mode: Mode | None = Field(default=None, validation_alias="WANOTIFY_MODE")
+
+    @field_validator("wanotify_mode", mode="before")
+    @classmethod
+    def _mode_word(cls, value: object) -> object:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if not word:
+                return None
+            if word not in ("sandbox", "live"):
+                raise ValueError("must be sandbox or live")
+            return word
+        return value
+
+    @model_validator(mode="after")
+    def _coherent_mode(self) -> Settings:
+        problem = mode_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @field_validator("whatsapp_api_version")
     @classmethod
@@ -135,9 +191,16 @@ class Settings(BaseSettings):
         return value.upper()
 
     @property
+    def mode(self) -> Mode:
+        """`sandbox` or `live`, as the module docstring decides (checked when read)."""
+        if self.wanotify_mode is not None:
+            return self.wanotify_mode
+        return "live" if _set_variables(self, with_base_url=True) else "sandbox"
+
+    @property
     def sandbox_mode(self) -> bool:
-        """True when no Meta credentials are configured: the local sandbox plays Meta."""
-        return self.whatsapp_access_token is None or not self.whatsapp_phone_number_id
+        """True in sandbox mode: the local sandbox plays Meta, nothing reaches it."""
+        return self.mode == "sandbox"
 
     @property
     def api_base_url(self) -> str:
@@ -173,17 +236,19 @@ class Settings(BaseSettings):
 
     @property
     def app_secret(self) -> str | None:
-        """The secret webhook signatures are checked with (the sandbox's in sandbox mode)."""
-        if self.whatsapp_app_secret is not None:
-            return self.whatsapp_app_secret.get_secret_value()
-        return SANDBOX_APP_SECRET if self.sandbox_mode else None
+        """The secret webhook signatures are checked with: the sandbox's public one only
+        in sandbox mode, else the Meta app's (None if unset: every event is refused)."""
+        if self.sandbox_mode:
+            return SANDBOX_APP_SECRET
+        return _secret(self.whatsapp_app_secret)
 
     @property
     def verify_token(self) -> str | None:
-        """The token Meta's webhook verification GET must carry."""
-        if self.whatsapp_webhook_verify_token is not None:
-            return self.whatsapp_webhook_verify_token.get_secret_value()
-        return SANDBOX_VERIFY_TOKEN if self.sandbox_mode else None
+        """The token Meta's webhook verification GET must carry (the sandbox's public one
+        only in sandbox mode)."""
+        if self.sandbox_mode:
+            return SANDBOX_VERIFY_TOKEN
+        return _secret(self.whatsapp_webhook_verify_token)
 
     @property
     def webhook_url(self) -> str:
@@ -191,6 +256,61 @@ class Settings(BaseSettings):
         return self.sandbox_webhook_url or (
             f"http://{self.webhook_host}:{self.webhook_port}/api/v1/whatsapp/webhook"
         )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    text = value.get_secret_value() if value is not None else None
+    return text or None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def _set_variables(settings: Settings, *, with_base_url: bool) -> list[str]:
+    """The live variables present in `settings` (an empty value counts as present)."""
+    pairs = (*LIVE_CREDENTIALS, LIVE_BASE_URL) if with_base_url else LIVE_CREDENTIALS
+    found = ((name, _text(getattr(settings, field))) for field, name in pairs)
+    return [
+        name if value.strip() else f"{name} (empty)" for name, value in found if value is not None
+    ]
+
+
+def mode_problem(settings: Settings) -> str | None:
+    """Why these settings name no coherent mode, in one line (None when they do)."""
+    credentials = _set_variables(settings, with_base_url=False)
+    if settings.wanotify_mode == "sandbox":
+        if credentials:
+            return (
+                f"WANOTIFY_MODE=sandbox, but live credentials are set ({', '.join(credentials)}):"
+                " unset them for the sandbox, or set WANOTIFY_MODE=live"
+            )
+        return None
+    present = _set_variables(settings, with_base_url=True)
+    if settings.wanotify_mode is None and not present:
+        return None
+    missing = [
+        name
+        for field, name in LIVE_CREDENTIALS
+        if not (_text(getattr(settings, field)) or "").strip()
+    ]
+    why = "WANOTIFY_MODE=live" if settings.wanotify_mode == "live" else f"{', '.join(present)} set"
+    if missing:
+        return (
+            f"incomplete live WhatsApp configuration ({why}): missing {', '.join(missing)}; "
+            "set them all for live mode, or none of them (nor WHATSAPP_API_BASE_URL) for the "
+            "sandbox"
+        )
+    public = [
+        name
+        for field, name in LIVE_CREDENTIALS
+        if _text(getattr(settings, field)) == _PUBLIC_VALUES.get(field)
+    ]
+    if public:
+        return f"{', '.join(public)}: the sandbox's public value cannot be a live credential"
+    return None
 
 
 def _warn_deprecated(environ: dict[str, str]) -> None:
@@ -208,7 +328,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = first["loc"][0] if first["loc"] else "settings"
+        if not first["loc"]:  # the mode check: its message names every variable itself
+            raise SettingsError(str(first.get("ctx", {}).get("error", first["msg"]))) from None
+        loc = first["loc"][0]
         name = str(loc).upper()
         shown = "" if _is_secret(name) else f" (got {first.get('input')!r})"
         raise SettingsError(f"{name}: {first['msg']}{shown}") from None
@@ -224,8 +346,11 @@ def get_settings() -> Settings:
     settings = load_settings()
     if settings.sandbox_mode:
         log.warning(
-            "SANDBOX MODE: no WhatsApp credentials configured; messages go to the local "
-            "sandbox at %s, nothing reaches Meta",
+            "SANDBOX MODE (%s): messages go to the sandbox at %s, nothing reaches Meta; "
+            "its public webhook secret and the demo logins are accepted",
+            "WANOTIFY_MODE=sandbox" if settings.wanotify_mode else "no WhatsApp credentials set",
             settings.api_base_url,
         )
+    else:
+        log.info("LIVE MODE: sending through %s", settings.api_base_url)
     return settings

@@ -2,9 +2,11 @@
 
 Sandbox or live; whether the Cloud API answers and accepts the token; the business
 number's quality rating and messaging tier; whether sending is paused (and why) with
-the queue's depth; the webhook pipeline (last event received, backlog, held statuses);
-the local template registry. Each probe reports its failure instead of raising, so the
-page always renders, and nothing secret (token, app secret) is ever part of a reading.
+the queue's depth; the webhook pipeline (last event received, backlog, held statuses,
+signatures refused since the last valid delivery); the local template registry.
+Each probe reports its failure instead of raising, so the page always renders, and
+nothing secret (token, app secret) is ever part of a reading. `status_lines` is the same
+reading without the API probe, for `wanotify status`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class HealthReport:
     """Everything the health page shows."""
 
     sandbox_mode: bool
+    mode: str  # "sandbox" or "live", as core.settings decided it
     api_base_url: str
     api_version: str
     phone_number_id: str
@@ -106,6 +109,7 @@ def read_system_health(
         api = asyncio.run(check_api(settings))
     return HealthReport(
         sandbox_mode=settings.sandbox_mode,
+        mode=settings.mode,
         api_base_url=settings.api_base_url,
         api_version=settings.whatsapp_api_version,
         phone_number_id=settings.phone_number_id,
@@ -120,3 +124,35 @@ def resume(engine: Engine, settings: Settings, user: UserInfo | None) -> Control
     """Lift a pause on the configured number, on an admin's word (role checked here)."""
     who = require(user, Action.RESUME_SENDING)
     return resume_sending(engine, settings.phone_number_id, who.username)
+
+
+def mode_line(settings: Settings) -> str:
+    """The mode in one line of words: why sandbox, or where live sends go."""
+    if settings.sandbox_mode:
+        why = "WANOTIFY_MODE=sandbox" if settings.wanotify_mode else "no WhatsApp credentials set"
+        return (
+            f"Mode: sandbox ({why}): messages go to the sandbox at {settings.api_base_url}, "
+            "nothing reaches Meta; demo logins work"
+        )
+    return (
+        f"Mode: live: sending through {settings.api_base_url} ({settings.whatsapp_api_version}) "
+        f"from phone number id {settings.phone_number_id}"
+    )
+
+
+def webhook_lines(health: WebhookHealth) -> list[str]:
+    """The webhook pipeline's state for a terminal: its status, then each cause."""
+    head = f"Webhooks: {health.status}"
+    if health.database_ok:
+        last = health.last_event_at
+        head += f" (last valid delivery {last:%Y-%m-%d %H:%M:%S} UTC" if last else " (none yet"
+        head += f", {health.backlog:,} waiting to be applied)"
+    return [head, *(f"  - {cause}" for cause in health.causes())]
+
+
+def status_lines(engine: Engine, settings: Settings) -> list[str]:
+    """What `wanotify status` prints: mode, sending state and queue, webhook pipeline."""
+    state = sending_state(engine, settings.phone_number_id)
+    hooks = webhook_lines(read_health(engine))
+    return [mode_line(settings), *state.describe().splitlines(), *hooks]
+

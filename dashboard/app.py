@@ -6,6 +6,7 @@ Run with `streamlit run dashboard/app.py` (`make run` does). Every rule and quer
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from core.auth import allowed_pages  # noqa: E402
+from core.settings import SettingsError  # noqa: E402
 from core.users import UserInfo  # noqa: E402
 from dashboard import login, runtime  # noqa: E402
 from dashboard.views import VIEWS, View  # noqa: E402
@@ -40,14 +42,29 @@ def _sidebar(user: UserInfo, logout: Callable[[], None]) -> None:
                 "**Sandbox mode**: nothing reaches Meta or real suppliers.",
                 icon=":material/science:",
             )
+        else:
+            st.caption(":green[:material/cell_tower: **Live mode**: sending through Meta]")
         name, tenant = md_escape(user.display_name), md_escape(user.tenant_id)
         st.caption(f"Signed in as **{name}** · {user.role.value} · {tenant}")
         st.button("Log out", on_click=logout, key="logout", width="stretch")
 
 
+def _stop_on_bad_settings() -> None:
+    """A partial live configuration serves nothing: the one line says what is missing."""
+    try:
+        runtime.settings()
+    except SettingsError as exc:
+        logging.getLogger("wanotify.dashboard").error("configuration refused: %s", exc)
+        st.error("wanotify cannot start: fix its configuration and restart the dashboard.",
+                 icon=":material/error:")  # fmt: skip
+        st.code(str(exc), language=None, wrap_lines=True)
+        st.stop()
+
+
 def main() -> None:
     """Draw the app for this browser session."""
     st.set_page_config(page_title="wanotify", page_icon="📦", layout="wide")
+    _stop_on_bad_settings()
     runtime.embedded_sender()
     user = login.require_login()
     pages = {page.value: _page(VIEWS[page], user) for page in allowed_pages(user.role)}

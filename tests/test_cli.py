@@ -41,6 +41,7 @@ def cli_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
     }
     env.update(
         WHATSAPP_API_BASE_URL=sandbox.url,
+        WANOTIFY_MODE="sandbox",  # a sandbox elsewhere: the base URL alone would mean live
         DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}",
         PYTHONPATH=str(Path(__file__).resolve().parents[1]),
     )
@@ -198,3 +199,85 @@ def test_send_csv_shows_progress_and_sends_each_valid_row_once(
     again = wanotify("send-csv", str(source), env=ready_env, cwd=tmp_path)  # idempotent
     assert again.returncode == 0, again.stderr
     assert len(sandbox.messages()) == 2
+
+
+# --- the mode is explicit; refused webhooks are seen ---------------------------------------
+
+
+def _plain_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a process with no sandbox, no credentials, a file database."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WHATSAPP_", "SANDBOX_", "WEBHOOK_", "DATABASE_URL", "WANOTIFY_MODE"))
+    }
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'mode.db'}",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        **extra,
+    )
+    return env
+
+
+PARTIAL_LINE = (
+    "error: incomplete live WhatsApp configuration (WHATSAPP_ACCESS_TOKEN set): missing "
+    "WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_BUSINESS_ACCOUNT_ID, WHATSAPP_APP_SECRET, "
+    "WHATSAPP_WEBHOOK_VERIFY_TOKEN; set them all for live mode, or none of them (nor "
+    "WHATSAPP_API_BASE_URL) for the sandbox"
+)
+
+
+def test_a_partial_live_configuration_stops_the_webhook_process_with_one_line(
+    tmp_path: Path,
+) -> None:
+    env = _plain_env(tmp_path, WHATSAPP_ACCESS_TOKEN="EAAG-partial-secret")
+    result = wanotify("webhook", env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == PARTIAL_LINE
+    assert "Traceback" not in result.stderr
+    assert "EAAG-partial-secret" not in result.stderr + result.stdout
+    assert not (tmp_path / "mode.db").exists()  # stopped before touching anything
+
+
+@pytest.mark.parametrize(
+    "command", [("status",), ("run",), ("worker",), ("consume-po-events",), ("db", "upgrade")]
+)
+def test_a_partial_live_configuration_stops_every_command_with_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: tuple[str, ...],
+) -> None:
+    """The same entry point (`core.cli.main`) in this process, one command after another."""
+    from core import cli
+
+    for name, value in _plain_env(tmp_path, WHATSAPP_ACCESS_TOKEN="EAAG-partial").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "argv", ["wanotify", *command])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == PARTIAL_LINE
+    assert not (tmp_path / "mode.db").exists()
+
+
+def test_status_shows_the_mode_and_refused_signatures_with_what_to_check(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from core import migrate
+    from core.db import get_engine
+    from core.webhooks.rejections import Tally, record_rejections
+
+    env = _plain_env(tmp_path)
+    migrate.upgrade(env["DATABASE_URL"])
+    at = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
+    engine = get_engine(env["DATABASE_URL"])
+    record_rejections(engine, {"bad_signature": Tally(41, at, at)}, None)
+    engine.dispose()
+    result = wanotify("status", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Mode: sandbox (no WhatsApp credentials set)")
+    assert "Webhooks: degraded (none yet" in result.stdout
+    assert "41 webhook deliveries refused for a bad signature" in result.stdout
+    assert "check that WHATSAPP_APP_SECRET is the app secret" in result.stdout

@@ -19,6 +19,7 @@ from core.launcher import product_parts
 from core.settings import get_settings
 from core.supervisor import Part, supervise, wait_ready
 from tests.core.webhooks.helpers import ROOT, free_port
+from tests.fixtures.live import set_live_env
 
 
 def test_sandbox_mode_runs_sandbox_webhook_app_and_dashboard(
@@ -39,9 +40,7 @@ def test_sandbox_mode_runs_sandbox_webhook_app_and_dashboard(
 
 
 def test_with_meta_credentials_there_is_no_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
-    get_settings.cache_clear()
+    set_live_env(monkeypatch)
     assert [p.name for p in product_parts(get_settings())] == ["webhook app", "dashboard"]
 
 

@@ -12,15 +12,17 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from starlette.testclient import TestClient
 
-from core.settings import get_settings
+from core.settings import SANDBOX_APP_SECRET, SettingsError, get_settings
+from core.webhooks.health import read_health
 from core.webhooks.signature import sign
 from tests.core.webhooks.helpers import (
     HEALTH_PATH,
@@ -47,6 +49,7 @@ from tests.core.webhooks.helpers import (
     statuses_body,
     timeline,
 )
+from tests.fixtures.live import set_live_env
 from webhook_app import create_app
 
 
@@ -56,10 +59,9 @@ def receipts(engine: Engine) -> int:
 
 @pytest.fixture
 def production_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
-    monkeypatch.setenv("WHATSAPP_APP_SECRET", SECRET)
-    monkeypatch.setenv("WHATSAPP_WEBHOOK_VERIFY_TOKEN", VERIFY_TOKEN)
+    set_live_env(
+        monkeypatch, WHATSAPP_APP_SECRET=SECRET, WHATSAPP_WEBHOOK_VERIFY_TOKEN=VERIFY_TOKEN
+    )
     monkeypatch.setenv("WEBHOOK_MAX_BODY_BYTES", str(64 * 1024))
     get_settings.cache_clear()
 
@@ -183,16 +185,24 @@ def test_a_body_signed_with_another_secret_or_altered_is_401(
     assert receipts(engine) == 0
 
 
-def test_no_app_secret_outside_sandbox_refuses_events(
-    engine: Engine, production_env: None, monkeypatch: pytest.MonkeyPatch
+def test_no_app_secret_outside_sandbox_does_not_start(
+    production_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WHATSAPP_APP_SECRET")
     get_settings.cache_clear()
-    with TestClient(create_app(get_settings(), engine)) as client:
-        response = post(client, sample("status_sent.json"))
-        assert response.status_code == 503
-        assert client.get(HEALTH_PATH).json()["accepting_events"] is False
+    with pytest.raises(SettingsError, match="missing WHATSAPP_APP_SECRET"):
+        get_settings()
+
+
+def test_outside_sandbox_a_sandbox_signed_webhook_is_refused(
+    client: TestClient, engine: Engine
+) -> None:
+    body = sample("status_read.json")
+    response = client.post(WEBHOOK_PATH, content=body, headers=signed(body, SANDBOX_APP_SECRET))
+    assert response.status_code == 401
     assert receipts(engine) == 0
+    health = client.get(HEALTH_PATH).json()
+    assert (health["mode"], health["sandbox_mode"]) == ("live", False)
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -425,3 +435,87 @@ def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
         assert rows[wamid]["status"] in allowed, (wamid, words, unapplied)
         if "sent" in words:  # without it, `delivered` stands in for sent (its own time)
             assert rows[wamid]["sent_at"].timestamp() == T0, (wamid, timeline(engine, wamid))
+
+
+# --- refused signatures are seen -----------------------------------------------------------
+
+
+def _refused_signatures(health: dict[str, Any]) -> int:
+    count: int = health["rejected_signatures"]["count"]
+    return count
+
+
+def _wait_for_health(app: WebhookProcess, status: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        health = app.health()
+        if health["status"] == status or time.monotonic() > deadline:
+            return health
+        time.sleep(0.1)
+
+
+def test_refused_signatures_turn_health_degraded_until_a_valid_delivery(
+    database_url: str, engine: Engine
+) -> None:
+    """The real process refuses forged deliveries; health (its own route, and a reading
+    from this other process) names the cause until a valid delivery overtakes them."""
+    mid = add_message(engine, wamid=SAMPLE_WAMID, message_id=SAMPLE_MESSAGE_ID)
+    body = sample("status_read.json")
+    with WebhookProcess(database_url) as app:
+        first = app.health()
+        assert (first["status"], first["mode"], _refused_signatures(first)) == ("ok", "live", 0)
+        forged = [*(sign(f"guess-{n}", body) for n in range(4)), sign(SANDBOX_APP_SECRET, body),
+                  "sha256=" + "z" * 64]  # fmt: skip
+        with httpx.Client(timeout=30) as client:
+            for header in [*forged, None]:  # the unsigned one is not counted
+                headers = {"Content-Type": "application/json"}
+                if header is not None:
+                    headers["X-Hub-Signature-256"] = header
+                answer = client.post(app.url + WEBHOOK_PATH, content=body, headers=headers)
+                assert answer.status_code == 401
+        degraded = _wait_for_health(app, "degraded")
+        assert degraded["status"] == "degraded"
+        assert _refused_signatures(degraded) == len(forged)
+        assert degraded["rejected_signatures"]["last_at"] is not None
+        assert any("WHATSAPP_APP_SECRET" in cause for cause in degraded["causes"])
+        elsewhere = read_health(engine)  # what `wanotify status` and the dashboard read
+        assert elsewhere.status == "degraded" and elsewhere.rejected_signatures.count == 6
+
+        assert post_all(app.url, [body]) == [200]
+        assert app.wait_applied()["backlog"] == 0
+        healed = _wait_for_health(app, "ok")
+        assert (healed["status"], _refused_signatures(healed), healed["causes"]) == ("ok", 0, [])
+
+        again = post_all(app.url, [body], secret="guess-again")
+        assert again == [401]
+        restarted = _wait_for_health(app, "degraded")
+        assert _refused_signatures(restarted) == 1  # counted from the last valid delivery
+    assert message_row(engine, mid)["status"] == "read"
+
+
+def test_a_refused_signature_flood_writes_once_not_once_per_request(
+    engine: Engine, production_env: None
+) -> None:
+    """The hot path only counts in memory: with the write interval longer than the flood,
+    500 refusals cost no write while they arrive and one upsert when the app stops."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if "webhook_rejections" in statement and statement.lstrip().upper().startswith("INSERT"):
+            statements.append(statement)
+
+    body = sample("status_read.json")
+    headers = signed(body, "not-the-secret")
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with TestClient(create_app(get_settings(), engine)) as client:
+            client.app.state.rejections.interval = 3600.0  # type: ignore[attr-defined]
+            codes = {client.post(WEBHOOK_PATH, content=body, headers=headers).status_code
+                     for _ in range(500)}  # fmt: skip
+            assert codes == {401}
+            assert statements == []
+            assert read_health(engine).rejected_signatures.count == 0  # not written yet
+        assert len(statements) == 1  # the stop wrote the whole tally in one upsert
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert read_health(engine).rejected_signatures.count == 500

@@ -3,6 +3,7 @@
 import core.models.analytics  # covering index for the dashboard's charts
 import core.models.api_keys  # ERP keys, one tenant each
 import core.models.events
+import core.models.rejections  # refused webhook signatures, for health
 import core.models.rollup  # noqa: F401  (exact analytics rollups kept by triggers)
 from core.models.base import metadata
 from core.models.batches import BatchRow, BatchStatus, SendBatch

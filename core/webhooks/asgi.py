@@ -5,7 +5,8 @@ CPU than checking, journalling and acknowledging the event itself. So `receive_p
 speaks ASGI directly for this one route (every other route stays in Starlette): it
 checks Content-Length, Content-Type and size while reading, hands the body and its
 signature to `WebhookRuntime.receive`, and answers in plain text. It never answers 500:
-an unexpected error is a 503, which Meta retries.
+an unexpected error is a 503, which Meta retries. A refused signature is also counted by
+the process's `RejectionRecorder` (in memory; written about once a second) for health.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from core.webhooks.rejections import RejectionRecorder
 from core.webhooks.runtime import Answer, WebhookRuntime
 
 Scope = MutableMapping[str, Any]
@@ -90,11 +92,20 @@ async def check_and_receive(runtime: WebhookRuntime, scope: Scope, receive: Rece
     return await runtime.receive(body, text)
 
 
-async def receive_post(runtime: WebhookRuntime, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one `POST /api/v1/whatsapp/webhook`; 200 only once the body is journalled."""
+async def receive_post(
+    runtime: WebhookRuntime,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    rejections: RejectionRecorder | None = None,
+) -> None:
+    """Serve one `POST /api/v1/whatsapp/webhook`; 200 only once the body is journalled.
+    A signature refusal is noted in `rejections` (when given) so health can show it."""
     try:
         answer = await check_and_receive(runtime, scope, receive)
     except Exception:  # never a 500: Meta keeps the event and retries after a 503
         log.exception("webhook POST failed")
         answer = runtime.reject("internal_error", 503, "temporarily unavailable")
+    if rejections is not None and answer.status_code == 401:
+        rejections.note(answer.reason)
     await respond(send, answer)

@@ -2,6 +2,8 @@
 
 A status that never found its message is counted here (`unmatched`), so it is seen rather
 than silently dropped; so is a receipt the applier had to set aside (`failed_receipts`).
+Signed-looking deliveries refused for their signature with no valid delivery since
+(`core.webhooks.rejections`) make the pipeline `degraded`, with the cause in words.
 """
 
 from __future__ import annotations
@@ -10,12 +12,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from core.models.events import StatusEventState
 from core.webhooks.apply import MAX_APPLY_ATTEMPTS
 from core.webhooks.inbox import InboxBacklog, inbox_backlog, open_inbox
+from core.webhooks.rejections import RejectionRow, read_rejections
 from core.webhooks.sql import EVENTS, RECEIPTS
+
+#: What to check when signatures are refused (said by health, `wanotify status`, dashboard).
+SIGNATURE_ADVICE = (
+    "check that WHATSAPP_APP_SECRET is the app secret of the Meta app that sends the webhooks"
+)
+
+
+@dataclass(frozen=True)
+class RejectedSignatures:
+    """Signed-looking deliveries refused for their signature since the last valid one."""
+
+    count: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+
+    def describe(self) -> str | None:
+        """The cause in one line, or None when nothing was refused."""
+        if not self.count or self.last_at is None:
+            return None
+        return (
+            f"{self.count:,} webhook deliveries refused for a bad signature since "
+            f"{_iso(self.first_at)} (last {_iso(self.last_at)}), none valid since: "
+            f"{SIGNATURE_ADVICE}"
+        )
 
 
 @dataclass(frozen=True)
@@ -31,20 +58,49 @@ class WebhookHealth:
     held: int = 0  # statuses waiting for their message
     unmatched: int = 0  # statuses that never found their message
     conflicts: int = 0  # statuses whose callback data names a message with another wamid
+    rejected_signatures: RejectedSignatures = RejectedSignatures()
 
     @property
     def needs_attention(self) -> bool:
         """True when something acknowledged has not reached the messages it concerns."""
         return bool(self.failed_receipts or self.unmatched or self.conflicts)
 
+    @property
+    def degraded(self) -> bool:
+        """True when deliveries are being refused for their signature (none valid since)."""
+        return self.rejected_signatures.count > 0
+
+    @property
+    def status(self) -> str:
+        """`unavailable`, `degraded` (events refused), `attention` (events stuck) or `ok`."""
+        if not self.database_ok:
+            return "unavailable"
+        if self.degraded:
+            return "degraded"
+        return "attention" if self.needs_attention else "ok"
+
+    def causes(self) -> list[str]:
+        """Each problem in one line of words (empty when all is well)."""
+        found = []
+        if not self.database_ok:
+            found.append(f"the database cannot be read: {self.database_error}")
+        signatures = self.rejected_signatures.describe()
+        if signatures:
+            found.append(signatures)
+        if self.failed_receipts:
+            found.append(f"{self.failed_receipts:,} receipts set aside after repeated errors")
+        if self.unmatched:
+            found.append(f"{self.unmatched:,} statuses never matched a message")
+        if self.conflicts:
+            found.append(f"{self.conflicts:,} statuses name a message with another wamid")
+        return found
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view, times in ISO 8601 UTC."""
-        if not self.database_ok:
-            status = "unavailable"
-        else:
-            status = "attention" if self.needs_attention else "ok"
+        rejected = self.rejected_signatures
         return {
-            "status": status,
+            "status": self.status,
+            "causes": self.causes(),
             "database": "ok" if self.database_ok else f"unreachable: {self.database_error}",
             "last_event_at": _iso(self.last_event_at),
             "backlog": self.backlog,
@@ -53,6 +109,11 @@ class WebhookHealth:
             "held_statuses": self.held,
             "unmatched_statuses": self.unmatched,
             "conflicting_statuses": self.conflicts,
+            "rejected_signatures": {
+                "count": rejected.count,
+                "first_at": _iso(rejected.first_at),
+                "last_at": _iso(rejected.last_at),
+            },
         }
 
 
@@ -64,7 +125,7 @@ def read_health(engine: Engine) -> WebhookHealth:
         inbox = open_inbox(engine, create=False)
         with engine.connect() as conn:
             waiting_in = inbox_backlog(conn, inbox) if inbox is not None else InboxBacklog()
-            last = conn.execute(select(r.received_at).order_by(r.id.desc()).limit(1)).scalar()
+            last = _last_receipt_at(conn)
             unapplied = r.applied_at.is_(None)
             waiting = conn.execute(
                 select(func.count(), func.min(r.received_at)).where(
@@ -80,18 +141,50 @@ def read_health(engine: Engine) -> WebhookHealth:
                 .group_by(EVENTS.c.state)
             )
             held = {str(row[0]): int(row[1]) for row in rows}
+            refused = read_rejections(conn)
     except Exception as exc:  # the health answer must not fail with the database
         return WebhookHealth(database_ok=False, database_error=type(exc).__name__)
+    last_event_at = max(_known(last, waiting_in.last_at), default=None)
     return WebhookHealth(
         database_ok=True,
-        last_event_at=max(_known(last, waiting_in.last_at), default=None),
+        last_event_at=last_event_at,
         backlog=int(waiting[0]) + waiting_in.count,
         oldest_unapplied_at=min(_known(waiting[1], waiting_in.oldest_at), default=None),
         failed_receipts=int(failed),
         held=int(held.get(StatusEventState.PENDING, 0)),
         unmatched=int(held.get(StatusEventState.UNMATCHED, 0)),
         conflicts=int(held.get(StatusEventState.CONFLICT, 0)),
+        rejected_signatures=since_last_valid(refused, last_event_at),
     )
+
+
+def since_last_valid(rows: list[RejectionRow], valid_at: datetime | None) -> RejectedSignatures:
+    """The refusals newer than the last valid delivery (a valid one overtakes older runs)."""
+    live = [r for r in rows if valid_at is None or r.last_at > valid_at]
+    if not live:
+        return RejectedSignatures()
+    return RejectedSignatures(
+        count=sum(r.count for r in live),
+        first_at=min(r.first_at for r in live),
+        last_at=max(r.last_at for r in live),
+    )
+
+
+def last_delivery_at(engine: Engine) -> datetime | None:
+    """When the last valid delivery was journalled (the receipts, and the SQLite inbox)."""
+    inbox = open_inbox(engine, create=False)
+    with engine.connect() as conn:
+        waiting_in = inbox_backlog(conn, inbox) if inbox is not None else InboxBacklog()
+        last = _last_receipt_at(conn)
+    return max(_known(last, waiting_in.last_at), default=None)
+
+
+def _last_receipt_at(conn: Connection) -> datetime | None:
+    r = RECEIPTS.c
+    value: datetime | None = conn.execute(
+        select(r.received_at).order_by(r.id.desc()).limit(1)
+    ).scalar()
+    return value
 
 
 def _known(*times: datetime | None) -> list[datetime]:

@@ -45,6 +45,10 @@ _MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 _MIN_UNIX = 946_684_800  # 2000-01-01: older is not a WhatsApp event
 _MAX_UNIX = 32_503_680_000  # 3000-01-01
 _MAX_ID = 128
+#: The deepest nesting a body may have. Meta's bodies nest about 8 levels; JSON parsers
+#: accept 1,024, but walking (and storing) a value that deep exceeds Python's recursion
+#: limit, which would set a correctly signed body aside after it was acknowledged.
+MAX_DEPTH = 64
 
 
 class InvalidBody(ValueError):
@@ -204,7 +208,27 @@ def decode_body(body: bytes | str) -> dict[str, Any]:
         raise InvalidBody("not_webhook", "the body must be a JSON object")
     if not isinstance(doc.get("entry"), list):
         raise InvalidBody("not_webhook", "the body has no `entry` list")
+    if _too_deep(body, doc):
+        raise InvalidBody("too_deep", f"the body nests deeper than {MAX_DEPTH} levels")
     return doc
+
+
+def _too_deep(body: bytes | str, doc: dict[str, Any]) -> bool:
+    """True if `doc` nests objects and arrays more than MAX_DEPTH levels deep."""
+    if isinstance(body, bytes):
+        brackets = body.count(b"{") + body.count(b"[")
+    else:
+        brackets = body.count("{") + body.count("[")
+    if brackets <= MAX_DEPTH:
+        return False  # not enough brackets to nest that deep (most bodies): no walk
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def count_events(doc: dict[str, Any]) -> int:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from core.auth import Action, PermissionDenied, can, require
-from core.settings import Settings
+from core.settings import LIVE_CREDENTIALS, Settings
 from core.system_health import ApiCheck, HealthReport, check_api, read_system_health, resume
 from core.users import UserInfo
 from dashboard import runtime
@@ -71,18 +71,37 @@ def render(user: UserInfo) -> None:
 
 def _mode(report: HealthReport) -> None:
     if report.sandbox_mode:
+        names = ", ".join(f"`{name}`" for _, name in LIVE_CREDENTIALS)
         st.info(
-            "**Sandbox mode.** No WhatsApp credentials are configured: messages go to the "
-            f"local sandbox at `{report.api_base_url}`, nothing reaches Meta or suppliers. "
-            "Set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID to go live.",
+            f"**Sandbox mode.** Messages go to the sandbox at `{report.api_base_url}`, nothing "
+            "reaches Meta or suppliers; the sandbox's public webhook secret and the demo "
+            f"logins work in this mode only. To go live, set all of {names}.",
             icon=":material/science:",
         )
     else:
         st.success(
-            f"**Live.** Sending through Meta's Cloud API ({report.api_version}) from phone "
-            f"number id {report.phone_number_id}.",
+            f"**Live mode.** Sending through Meta's Cloud API ({report.api_version}) from "
+            f"phone number id `{report.phone_number_id}`; webhooks are checked with "
+            "`WHATSAPP_APP_SECRET`.",
             icon=":material/cell_tower:",
         )
+    _refused_signatures(report)
+
+
+def _refused_signatures(report: HealthReport) -> None:
+    """Deliveries refused for their signature, none valid since: say what to check."""
+    refused = report.webhooks.rejected_signatures
+    if not report.webhooks.degraded or refused.last_at is None or refused.first_at is None:
+        return
+    st.error(
+        f"**Webhooks are being refused.** {refused.count:,} deliveries refused for a bad "
+        f"signature since {local_time(refused.first_at, '%d/%m/%Y %H:%M:%S')} (last "
+        f"{local_time(refused.last_at, '%d/%m/%Y %H:%M:%S')}), and none valid since: "
+        "statuses and replies are not reaching wanotify. Check that `WHATSAPP_APP_SECRET` "
+        "is the app secret of the Meta app that sends the webhooks (Meta's App settings > "
+        "Basic), then restart the webhook app.",
+        icon=":material/gpp_bad:",
+    )
 
 
 def _api(report: HealthReport) -> None:

@@ -35,6 +35,7 @@ from core.templates import (
     list_templates,
     sync_templates,
 )
+from tests.fixtures.live import live_env
 
 TOKEN = "EAAG-very-secret-token-1234567890"  # a fake token, looked for in logs
 PHONE_ID = "111222333444555"
@@ -48,12 +49,12 @@ ACCEPTED = {
 
 def meta_settings(**extra: Any) -> Settings:
     """Settings as in production (credentials present), pointing at a fake base URL."""
-    values: dict[str, Any] = {
-        "WHATSAPP_ACCESS_TOKEN": TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
-        "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA,
-        "WHATSAPP_API_BASE_URL": "https://graph.example.test",
-    }
+    values: dict[str, Any] = live_env(
+        WHATSAPP_ACCESS_TOKEN=TOKEN,
+        WHATSAPP_PHONE_NUMBER_ID=PHONE_ID,
+        WHATSAPP_BUSINESS_ACCOUNT_ID=WABA,
+        WHATSAPP_API_BASE_URL="https://graph.example.test",
+    )
     values.update(extra)
     return Settings(**values)
 

@@ -6,6 +6,7 @@ import pytest
 
 from core.config_summary import HIDDEN, NOT_SET, describe_settings, effective_summary, mask_url
 from core.settings import load_settings
+from tests.fixtures.live import LIVE_ENV, set_live_env
 
 
 @pytest.mark.parametrize(
@@ -30,15 +31,16 @@ def test_secrets_are_shown_only_as_set(monkeypatch: pytest.MonkeyPatch) -> None:
         "DATABASE_URL": "postgresql://u:secret-5@db/w",
         "RABBITMQ_URL": "amqp://u:secret-6@mq:5672/",
     }
+    set_live_env(monkeypatch, WHATSAPP_PHONE_NUMBER_ID="106540352242922")
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "106540352242922")
     cfg = load_settings()
     items = {i.variable: i.value for i in describe_settings(cfg)}
     everything = repr(items) + repr(effective_summary(cfg))
     for value in secrets.values():
         assert value.split("@")[0].split(":")[-1] not in everything
     assert items["WHATSAPP_ACCESS_TOKEN"] == HIDDEN
-    assert items["WHATSAPP_BUSINESS_ACCOUNT_ID"] == NOT_SET
+    assert items["SANDBOX_WEBHOOK_URL"] == NOT_SET
+    assert items["WHATSAPP_BUSINESS_ACCOUNT_ID"] == LIVE_ENV["WHATSAPP_BUSINESS_ACCOUNT_ID"]
     assert items["WHATSAPP_PHONE_NUMBER_ID"] == "106540352242922"
     assert "DATABASE_URL" in items and "WHATSAPP_MAX_MPS" in items

@@ -13,6 +13,7 @@ from core.sandbox import SandboxServer
 from core.settings import get_settings
 from core.system_health import check_api, read_system_health, resume
 from tests.dashboard.pages import person
+from tests.fixtures.live import set_live_env
 
 
 def test_a_reachable_sandbox_reports_the_numbers_standing(sandbox_env: SandboxServer) -> None:
@@ -26,10 +27,12 @@ def test_a_reachable_sandbox_reports_the_numbers_standing(sandbox_env: SandboxSe
 def test_a_wrong_token_is_told_apart_from_an_outage(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WHATSAPP_API_BASE_URL", sandbox.url)
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-not-the-right-token")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "123456789012345")
-    get_settings.cache_clear()
+    set_live_env(
+        monkeypatch,
+        WHATSAPP_API_BASE_URL=sandbox.url,
+        WHATSAPP_ACCESS_TOKEN="EAAG-not-the-right-token",
+        WHATSAPP_PHONE_NUMBER_ID="123456789012345",
+    )
     api = asyncio.run(check_api(get_settings()))
     assert api.reachable and not api.token_ok
     assert "token" in (api.problem or "")
@@ -38,6 +41,7 @@ def test_a_wrong_token_is_told_apart_from_an_outage(
 
 def test_an_unreachable_api_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WHATSAPP_API_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANOTIFY_MODE", "sandbox")
     get_settings.cache_clear()
     api = asyncio.run(check_api(get_settings(), within=5))
     assert not api.reachable and not api.ok

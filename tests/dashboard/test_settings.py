@@ -12,6 +12,7 @@ from core.pricing import ensure_default_rate_card, list_rates
 from core.settings import get_settings
 from core.users import add_user
 from tests.dashboard.pages import dashboard_env, page, person, texts
+from tests.fixtures.live import set_live_env
 
 __all__ = ["dashboard_env"]
 
@@ -63,9 +64,12 @@ def test_users_overview_is_read_only_and_tenant_scoped(dashboard_env: str, engin
 def test_configuration_never_shows_a_secret(
     dashboard_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-very-secret-token")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "106540352242922")
-    monkeypatch.setenv("WHATSAPP_APP_SECRET", "app-secret-value")
+    set_live_env(
+        monkeypatch,
+        WHATSAPP_ACCESS_TOKEN="EAAG-very-secret-token",
+        WHATSAPP_PHONE_NUMBER_ID="106540352242922",
+        WHATSAPP_APP_SECRET="app-secret-value",
+    )
     monkeypatch.setenv("RABBITMQ_URL", "amqp://wanotify:rabbit-pass@mq.internal:5672/")
     get_settings.cache_clear()
     at = page(MODULE, ADMIN).run()

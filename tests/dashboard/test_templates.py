@@ -42,6 +42,7 @@ def test_a_failed_sync_says_why_and_changes_nothing(
     dashboard_env: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHATSAPP_API_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANOTIFY_MODE", "sandbox")
     get_settings.cache_clear()
     at = page(MODULE, person("admin")).run()
     at.button(key="templates_sync").click().run()

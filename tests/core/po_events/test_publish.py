@@ -13,6 +13,7 @@ import pytest
 from core.po_events.publish import encode_event, example_po_event, main, publish_po_event
 from core.po_events.schema import parse_po_event
 from core.settings import get_settings
+from tests.fixtures.live import set_live_env
 from tests.fixtures.rabbitmq import Broker
 
 
@@ -57,9 +58,7 @@ async def test_the_command_publishes_a_file_or_the_example(
 async def test_with_a_real_account_the_example_goes_only_to_the_given_phone(
     broker: Broker, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test-token")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
-    get_settings.cache_clear()
+    set_live_env(monkeypatch)
     assert not get_settings().sandbox_mode
     with pytest.raises(SystemExit):
         main(["--example", "--prefix", broker.prefix])

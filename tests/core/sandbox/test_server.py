@@ -16,6 +16,7 @@ import pytest
 from core.sandbox import BackgroundServer, SandboxServer, create_app
 from core.settings import SANDBOX_PHONE_NUMBER_ID, get_settings
 from tests.core.sandbox.helpers import AUTH, MESSAGES_PATH, po_notification
+from tests.fixtures.live import set_live_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -68,8 +69,11 @@ def test_run_sandbox_serves_on_the_configured_port_with_settings(tmp_path: Path)
 
 
 def test_create_app_without_config_reads_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "real-looking-token")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "5550001")
+    set_live_env(
+        monkeypatch,
+        WHATSAPP_ACCESS_TOKEN="real-looking-token",
+        WHATSAPP_PHONE_NUMBER_ID="5550001",
+    )
     server = BackgroundServer(create_app())
     url = server.start()
     try:

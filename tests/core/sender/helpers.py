@@ -121,6 +121,7 @@ def worker_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, s
     env.update(
         DATABASE_URL=database_url,
         WHATSAPP_API_BASE_URL=sandbox_url,
+        WANOTIFY_MODE="sandbox",
         PYTHONPATH=str(ROOT),
         **extra,
     )

@@ -32,6 +32,7 @@ from core.webhooks.journal import ReceiptIn, write_receipts
 from core.webhooks.parse import count_events, decode_body
 from core.webhooks.signature import sign
 from core.webhooks.sql import EVENTS, MESSAGES
+from tests.fixtures.live import live_env
 
 SECRET = "test-app-secret-9f2c"
 VERIFY_TOKEN = "test-verify-token-41aa"
@@ -358,8 +359,7 @@ class WebhookProcess:
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "WHATSAPP_APP_SECRET": SECRET,
-            "WHATSAPP_WEBHOOK_VERIFY_TOKEN": VERIFY_TOKEN,
+            **live_env(WHATSAPP_APP_SECRET=SECRET, WHATSAPP_WEBHOOK_VERIFY_TOKEN=VERIFY_TOKEN),
             "WEBHOOK_HOST": "127.0.0.1",
             "WEBHOOK_PORT": str(self.port),
             "WANOTIFY_LOG_LEVEL": "WARNING",

@@ -30,6 +30,7 @@ from tests.core.webhooks.helpers import (
     status,
     statuses_body,
 )
+from tests.fixtures.live import set_live_env
 
 
 @pytest.fixture
@@ -37,10 +38,7 @@ def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'wanotify.db'}"
     migrate.upgrade(url)
     monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
-    monkeypatch.setenv("WHATSAPP_APP_SECRET", SECRET)
-    get_settings.cache_clear()
+    set_live_env(monkeypatch, WHATSAPP_APP_SECRET=SECRET)
     yield url
     get_settings.cache_clear()
 
@@ -173,10 +171,7 @@ async def test_on_the_configured_database_too_and_its_url_stays_off_the_command_
 ) -> None:
     """PostgreSQL in the PostgreSQL pass: a URL there may carry a password, and a command
     line is visible to every local user."""
-    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-test")
-    monkeypatch.setenv("WHATSAPP_PHONE_NUMBER_ID", "1234567890")
-    monkeypatch.setenv("WHATSAPP_APP_SECRET", SECRET)
-    get_settings.cache_clear()
+    set_live_env(monkeypatch, WHATSAPP_APP_SECRET=SECRET)
     mid = add_message(engine, wamid="wamid.ANYDB")
     runtime = WebhookRuntime(get_settings(), engine)
     await runtime.start()

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from core.db import is_sqlite
+from core.models.types import utcnow
 from core.webhooks.apply import (
     MAX_APPLY_ATTEMPTS,
     apply_next_batch,
@@ -16,6 +17,7 @@ from core.webhooks.apply import (
     retry_failed_receipts,
 )
 from core.webhooks.health import read_health
+from core.webhooks.journal import ReceiptIn, write_receipts
 from tests.core.webhooks.helpers import (
     T0,
     add_message,
@@ -224,3 +226,20 @@ def test_transient_errors_are_raised_for_the_caller_to_retry(engine: Engine, tmp
         holder.close()
     assert read_health(engine).backlog == 1  # untouched, applied on the next run
     assert apply_all(engine).receipts == 1
+
+
+def test_a_deeply_nested_receipt_from_before_the_depth_limit_is_not_set_aside(
+    engine: Engine,
+) -> None:
+    """A body nested 1,000 levels was acknowledged before `decode_body` refused such bodies,
+    then failed every apply on a RecursionError (found by tests/fuzz). One already in the
+    journal is applied with an issue noted; the receipts beside it apply as usual."""
+    mid = add_message(engine, wamid="wamid.NEXT")
+    shallow = statuses_body(status("wamid.NEXT", "read", T0 + 5))  # its timestamp nested:
+    deep = shallow.replace(f'"{T0 + 5}"'.encode(), b"[" * 1000 + b"1" + b"]" * 1000)
+    write_receipts(engine, [ReceiptIn(deep, utcnow(), 1)])
+    journal(engine, statuses_body(status("wamid.NEXT", "sent", T0)))
+    report = apply_all(engine)
+    assert (report.receipts, report.failed_receipts, report.issues) == (2, 0, 1)
+    assert message_row(engine, mid)["status"] == "sent"
+    assert read_health(engine).failed_receipts == 0

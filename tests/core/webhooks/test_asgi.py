@@ -17,12 +17,12 @@ from core.webhooks.asgi import is_json, receive_post
 from core.webhooks.runtime import Answer, WebhookRuntime
 from core.webhooks.signature import sign
 from tests.core.webhooks.helpers import SECRET, T0, status, statuses_body
+from tests.fixtures.live import set_live_env
 
 
 @pytest.fixture
 async def runtime(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WebhookRuntime]:
-    monkeypatch.setenv("WHATSAPP_APP_SECRET", SECRET)
-    get_settings.cache_clear()
+    set_live_env(monkeypatch, WHATSAPP_APP_SECRET=SECRET)
     rt = WebhookRuntime(get_settings(), engine)
     await rt.start()
     yield rt

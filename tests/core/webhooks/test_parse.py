@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.webhooks.parse import InvalidBody, count_events, decode_body, parse_payload
+from core.webhooks.parse import MAX_DEPTH, InvalidBody, count_events, decode_body, parse_payload
 from tests.core.webhooks.helpers import (
     SAMPLE_FAILED_WAMID,
     SAMPLE_MESSAGE_ID,
@@ -23,6 +23,7 @@ from tests.core.webhooks.helpers import (
     sample,
     sample_names,
     status,
+    statuses_body,
     value,
 )
 
@@ -370,3 +371,39 @@ def test_pricing_without_fields_is_none_and_partial_pricing_is_kept() -> None:
     assert p3.conversation is not None and p3.conversation.id == "CONV1"
     assert p3.conversation.origin == "utility"
     assert p3.conversation.expires_at == datetime.fromtimestamp(T0 + 86400, UTC)
+
+
+def _depth(node: Any) -> int:
+    """Levels of objects and arrays in `node` (a scalar is 0)."""
+    if isinstance(node, dict):
+        return 1 + max((_depth(v) for v in node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max((_depth(v) for v in node), default=0)
+    return 0
+
+
+def _nested_status_body(total_depth: int) -> bytes:
+    """A signed-looking status body whose status carries a field nested so the whole
+    body is `total_depth` levels deep (found by the fuzz run: 300 levels were
+    acknowledged, then set aside by the applier on a RecursionError)."""
+    doc = json.loads(statuses_body(status("wamid.DEEP", "read", T0)))
+    item = doc["entry"][0]["changes"][0]["value"]["statuses"][0]
+    item["extra"] = 1
+    levels = total_depth - _depth(doc)  # the levels the field adds below the status
+    raw = json.dumps(doc).encode()
+    return raw.replace(b'"extra": 1', b'"extra": ' + b"[" * levels + b"1" + b"]" * levels)
+
+
+@pytest.mark.parametrize("total_depth", [MAX_DEPTH + 1, 300, 1000])
+def test_a_body_nested_deeper_than_the_limit_is_refused(total_depth: int) -> None:
+    with pytest.raises(InvalidBody) as caught:
+        decode_body(_nested_status_body(total_depth))
+    assert caught.value.reason == "too_deep"
+
+
+def test_a_body_nested_as_deep_as_the_limit_parses_and_keeps_its_status() -> None:
+    body = _nested_status_body(MAX_DEPTH)
+    assert _depth(orjson.loads(body)) == MAX_DEPTH
+    parsed = parse(body)
+    assert [s.status for s in parsed.statuses] == ["read"]
+    assert orjson.loads(orjson.dumps(parsed.statuses[0].raw)) == parsed.statuses[0].raw

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, Engine, and_, case, delete, or_, update
+from sqlalchemy import Connection, Engine, and_, case, delete, literal, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.models.types import UTCDateTime
 from core.models.users import LoginThrottle
 
 TABLE = LoginThrottle.__table__  # type: ignore[attr-defined]
@@ -97,14 +98,14 @@ def claim(engine: Engine, scope: Scope, key: str, now: datetime, *, force: bool 
     counted = case((fresh, col.failures + 1), else_=1)
     # While a try at or past the free ones is in flight nobody else may start one: the
     # outcome sets the real wait; a process that dies mid-check leaves the cap (fail closed).
-    provisional = now + policy.cap
+    provisional = literal(now + policy.cap, UTCDateTime())
     blocked = case((counted >= policy.free, provisional), else_=col.blocked_until)
     insert = _insert(engine).values(
         scope=scope.value,
         key=key,
         failures=1,
         last_failed_at=now,
-        blocked_until=provisional if policy.free <= 1 else None,
+        blocked_until=now + policy.cap if policy.free <= 1 else None,
     )
     waiting_over = or_(col.blocked_until.is_(None), col.blocked_until <= now)
     statement = insert.on_conflict_do_update(

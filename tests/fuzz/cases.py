@@ -35,7 +35,8 @@ class Case:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one case was answered (`status` None: hung up, no answer expected)."""
+    """What one case was answered. `status` None: no answer; `text` is empty when the
+    client hung up on purpose, else it says how the connection failed."""
 
     case: Case
     status: int | None
@@ -53,10 +54,15 @@ class Tally:
     def add(self, outcome: Outcome) -> None:
         """Count one outcome; keep it when it was not allowed (or a 5xx)."""
         case = outcome.case
-        shown = "hung up" if outcome.status is None else str(outcome.status)
+        shown = str(outcome.status)
+        if outcome.status is None:
+            shown = outcome.text.split(":")[1].strip() if outcome.text else "hung up"
         self.by_kind[case.door][f"{case.kind} -> {shown}"] += 1
         self.by_status[case.door][shown] += 1
-        allowed = outcome.status in case.allowed if case.allowed else outcome.status is None
+        if case.allowed:
+            allowed = outcome.status in case.allowed
+        else:  # the client hung up: no answer expected
+            allowed = outcome.status is None and not outcome.text
         if not allowed or (outcome.status or 0) >= 500:
             self.unexpected.append(outcome)
 

@@ -7,7 +7,9 @@
 - refusals, which must write nothing: no key, a wrong key in either header, the right
   key in the wrong scheme or header, non-ASCII keys, wrong content types (right key),
   bodies over 64 KiB (right key), and, once keys are per tenant (`core.api_keys`), the
-  default tenant's key for another tenant's event (403).
+  default tenant's key for another tenant's event and a stored key of another tenant
+  for the default tenant's (403), and a revoked key (401). Valid events then also come
+  for that other tenant, with its own key.
 """
 
 from __future__ import annotations
@@ -34,11 +36,22 @@ OTHER_TENANT = "fuzz-other"
 class ErpGenerator:
     """Seeded ERP events for one tenant and key."""
 
-    def __init__(self, rng: random.Random, tenant: str, key: str, *, per_tenant_keys: bool) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        tenant: str,
+        key: str,
+        *,
+        per_tenant_keys: bool,
+        other_key: str | None = None,
+        revoked_key: str | None = None,
+    ) -> None:
         self.rng = rng
         self.tenant = tenant
         self.key = key
         self.per_tenant_keys = per_tenant_keys
+        self.other_key = other_key  # a stored key of OTHER_TENANT
+        self.revoked_key = revoked_key  # a stored key, revoked
         self._serial = 0
         # A pool of suppliers: distinct Spanish mobiles (6xx), never the README's example.
         phones = rng.sample(range(600_000_000, 700_000_000), 200)
@@ -46,8 +59,9 @@ class ErpGenerator:
             (f"{rng.choice(NAMES)} {i:03d}", f"+{34}{p}", f"S-{i:04d}")
             for i, p in enumerate(n for n in phones if n != 612_345_678)
         ]
-        self.valid_po_numbers: list[str] = []
-        self._valid_events: dict[str, dict[str, Any]] = {}
+        self.valid_po_numbers: list[str] = []  # PO numbers of valid events, either tenant
+        self.tenant_of: dict[str, str] = {}  # PO number of a valid event -> its tenant
+        self._valid_events: dict[str, tuple[dict[str, Any], tuple[bytes, bytes]]] = {}
 
     def _po_number(self, prefix: str) -> str:
         self._serial += 1
@@ -100,25 +114,28 @@ class ErpGenerator:
         return (b"x-api-key", self.key.encode())
 
     def accepted_case(self) -> Case:
-        """Right key, JSON: a valid event (half the time) or a mutated one."""
+        """Right key, JSON: a valid event (half the time; some for the other tenant with its
+        own key, once keys are per tenant) or a mutated one."""
         if self.rng.random() < 0.5:
             po_number = self._po_number("FZV")
-            event = self.valid_event(po_number)
+            tenant, key = self.tenant, self._right_key()
+            if self.other_key is not None and self.rng.random() < 0.2:
+                tenant, key = OTHER_TENANT, (b"x-api-key", self.other_key.encode())
+            event = self.valid_event(po_number, tenant)
             body = json.dumps(event).encode()
             self.valid_po_numbers.append(po_number)
-            self._valid_events[po_number] = event
-            return self._case("valid", body, [JSON, self._right_key()], {202}, po_number)
+            self.tenant_of[po_number] = tenant
+            self._valid_events[po_number] = (event, key)
+            return self._case("valid", body, [JSON, key], {202}, po_number)
         allowed = {200, 202, 400, 413, 415, 422} | ({403} if self.per_tenant_keys else set())
         return self._case("mutated", self._mutated_body(), [JSON, self._right_key()], allowed)
 
     def replay_case(self, po_number: str) -> Case:
         """A valid event for an already queued PO, under a new event id: 200 duplicate."""
-        event = {
-            **self._valid_events[po_number],
-            "event_id": f"evt-{self.rng.getrandbits(64):016x}",
-        }
+        original, key = self._valid_events[po_number]
+        event = {**original, "event_id": f"evt-{self.rng.getrandbits(64):016x}"}
         body = json.dumps(event).encode()
-        return self._case("replay", body, [JSON, self._right_key()], {200}, po_number)
+        return self._case("replay", body, [JSON, key], {200}, po_number)
 
     def refused_case(self) -> Case:
         """A request that must be refused and write nothing."""
@@ -132,12 +149,21 @@ class ErpGenerator:
         ]
         if self.per_tenant_keys:
             kinds.append("wrong_tenant")
+        if self.other_key is not None and self.revoked_key is not None:
+            kinds += ["other_key_wrong_tenant", "revoked_key"]
         kind = self.rng.choice(kinds)
-        if kind == "wrong_tenant":
+        if kind == "wrong_tenant":  # the default tenant's key, another tenant's event
             body = json.dumps(
                 self.valid_event(self._po_number("FZT"), tenant=OTHER_TENANT)
             ).encode()
             return self._case(kind, body, [JSON, self._right_key()], {403})
+        if kind == "other_key_wrong_tenant" and self.other_key is not None:
+            body = json.dumps(self.valid_event(self._po_number("FZT"))).encode()
+            bearer = (b"authorization", f"Bearer {self.other_key}".encode())
+            return self._case(kind, body, [JSON, bearer], {403})
+        if kind == "revoked_key" and self.revoked_key is not None:
+            body = json.dumps(self.valid_event(self._po_number("FZT"))).encode()
+            return self._case(kind, body, [JSON, (b"x-api-key", self.revoked_key.encode())], {401})
         body = (
             json.dumps(self.valid_event(self._po_number("FZR"))).encode()
             if self.rng.random() < 0.6

@@ -40,15 +40,23 @@ async def _hang_up(base_url: str, case: Case) -> Outcome:
 
 
 async def _post(client: httpx.AsyncClient, case: Case) -> Outcome:
-    response = await client.post(case.path, content=case.body, headers=list(case.headers))
+    """One POST; a connection the server dropped without an answer is an outcome too."""
+    try:
+        response = await client.post(case.path, content=case.body, headers=list(case.headers))
+    except httpx.TransportError as exc:
+        return Outcome(case, None, f"no answer: {type(exc).__name__}: {exc}"[:300])
     return Outcome(case, response.status_code, response.text[:300])
 
 
 async def send_all(
     base_url: str, cases: Sequence[Case], concurrency: int, tally: Tally
 ) -> list[Outcome]:
-    """Post every case (at most `concurrency` at once); tally and return the outcomes in order."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    """Post every case (at most `concurrency` at once); tally and return the outcomes in order.
+
+    Each request has a connection of its own: a kept-alive connection the server closes
+    for idling while the client reuses it would look like a dropped request.
+    """
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
 

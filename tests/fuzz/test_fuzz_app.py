@@ -62,6 +62,18 @@ def per_tenant_keys() -> bool:
     return importlib.util.find_spec("core.api_keys") is not None
 
 
+def stored_keys(engine: Engine) -> tuple[str | None, str | None]:
+    """Once keys are per tenant: a stored key of the other tenant, and a revoked one."""
+    if not per_tenant_keys():
+        return None, None
+    from core.api_keys import add_key, revoke_key
+
+    other = add_key(engine, OTHER_TENANT, "fuzz ERP")
+    revoked = add_key(engine, TENANT, "fuzz revoked")
+    revoke_key(engine, revoked.info.prefix)
+    return other.key, revoked.key
+
+
 def seed_database(
     engine: Engine, profile: FuzzProfile, rng: random.Random
 ) -> tuple[list[TrackedMessage], list[str]]:
@@ -133,7 +145,9 @@ def check_tracked(engine: Engine, tracked: list[TrackedMessage]) -> list[str]:
     return problems
 
 
-def check_erp(engine: Engine, outcomes: list[Outcome]) -> tuple[list[str], int]:
+def check_erp(
+    engine: Engine, outcomes: list[Outcome], tenants: dict[str, str]
+) -> tuple[list[str], int]:
     """Valid events queued once (replays name the same row); every 202 names a row."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -158,10 +172,11 @@ def check_erp(engine: Engine, outcomes: list[Outcome]) -> tuple[list[str], int]:
             continue
         ref = outcome.case.ref
         if outcome.case.kind == "valid":
+            tenant = tenants.get(str(ref))
             if (row.po_number, row.status, row.tenant_id, row.template_name) != (
                 ref,
                 "pending",
-                TENANT,
+                tenant,
                 "po_notification",
             ):
                 problems.append(f"valid event {ref}: row {tuple(row)}")
@@ -196,7 +211,15 @@ def test_fuzz_the_real_app(database_url: str, engine: Engine, tmp_path: Path) ->
     rng = random.Random(profile.seed)
     tracked, targets = seed_database(engine, profile, rng)
     webhooks = WebhookGenerator(random.Random(rng.random()), SECRET, tracked, targets)
-    erp = ErpGenerator(random.Random(rng.random()), TENANT, KEY, per_tenant_keys=per_tenant_keys())
+    other_key, revoked_key = stored_keys(engine)
+    erp = ErpGenerator(
+        random.Random(rng.random()),
+        TENANT,
+        KEY,
+        per_tenant_keys=per_tenant_keys(),
+        other_key=other_key,
+        revoked_key=revoked_key,
+    )
     rounds = plan(profile, webhooks, erp, rng)
     tally = Tally()
     outcomes: list[Outcome] = []
@@ -213,7 +236,7 @@ def test_fuzz_the_real_app(database_url: str, engine: Engine, tmp_path: Path) ->
         health = app.health()
     duration = time.monotonic() - started
     tracked_problems = check_tracked(engine, tracked)
-    erp_problems, erp_applied = check_erp(engine, outcomes)
+    erp_problems, erp_applied = check_erp(engine, outcomes, erp.tenant_of)
     valid_statuses = sum(1 for o in outcomes if o.case.kind == "valid_status")
     figures = {
         "duration_s": duration,
@@ -233,7 +256,12 @@ def test_fuzz_the_real_app(database_url: str, engine: Engine, tmp_path: Path) ->
         f"{o.case.door}/{o.case.kind}: {o.status} {o.text[:150]!r} body={o.case.body[:150]!r}"
         for o in tally.unexpected[:20]
     ]
-    assert not unexpected, f"{len(tally.unexpected)} answers not allowed:\n" + "\n".join(unexpected)
+    log_tail = (tmp_path / "webhook.log").read_text(errors="replace")[-3000:]
+    assert not unexpected, (
+        f"{len(tally.unexpected)} answers not allowed:\n"
+        + "\n".join(unexpected)
+        + f"\n--- the app's log ends:\n{log_tail}"
+    )
     assert not any(changed.values()), f"refused requests changed rows: {changed}"
     assert not tracked_problems, "\n".join(tracked_problems[:20])
     assert not erp_problems, "\n".join(erp_problems[:20])

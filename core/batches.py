@@ -40,10 +40,6 @@ REACHED_META = (
 )
 RETRYABLE = (MessageStatus.FAILED, MessageStatus.NEEDS_ATTENTION)
 SOURCES = ("csv", "api", "cli", "dashboard")
-#: The row number of a batch's header record: `raw` holds how the upload was written
-#: (its columns in order, its CSV dialect), so its results file can be written alike.
-#: Input rows are numbered from 1; every count and listing of rows skips this one.
-HEADER_ROW = 0
 
 
 class BatchError(ValueError):
@@ -106,12 +102,12 @@ def create_batch(
     rows: Sequence[BatchInput],
     created_by: str | None,
     source: str = "csv",
-    header: Mapping[str, Any] | None = None,
+    upload_format: Mapping[str, Any] | None = None,
 ) -> SendBatch:
     """Record a batch and its rows and enqueue the valid ones, all in one transaction.
 
-    `header` (JSON-ready) is kept as the batch's header record (see HEADER_ROW) and read
-    back by `batch_header`.
+    `upload_format` (JSON-ready: how a CSV upload was written) is kept on the batch and
+    read back by `batch_upload_format`.
 
     A row whose idempotency key an earlier message already holds is recorded with the
     error "already sent as message … on …" and not enqueued again; a key repeated inside
@@ -122,7 +118,7 @@ def create_batch(
     numbers = [row.row_number for row in rows]
     if len(set(numbers)) != len(numbers):
         raise BatchError("row numbers must be unique within a batch")
-    if any(number <= HEADER_ROW for number in numbers):
+    if any(number < 1 for number in numbers):
         raise BatchError("row numbers start at 1")
     for row in rows:
         if row.message is None and not row.error:
@@ -138,11 +134,10 @@ def create_batch(
             template_language=language,
             total_rows=len(rows),
             created_by=created_by,
+            upload_format=None if upload_format is None else dict(upload_format),
         )
         session.add(batch)
         session.flush()
-        if header is not None:
-            session.add(BatchRow(batch_id=batch.id, row_number=HEADER_ROW, raw=dict(header)))
         keys = [row.message.idempotency_key for row in rows if row.message is not None]
         earlier = find_existing_keys(session, tenant_id, keys)
         first_row: dict[str, int] = {}
@@ -185,11 +180,7 @@ def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = Non
     with session_scope(engine) as session:
         batch = _get_batch(session, batch_id, tenant_id)
         invalid = session.execute(
-            select(func.count()).where(
-                R.c.batch_id == batch_id,
-                R.c.row_number != HEADER_ROW,
-                R.c.message_id.is_(None),
-            )
+            select(func.count()).where(R.c.batch_id == batch_id, R.c.message_id.is_(None))
         ).scalar_one()
         counts = {
             str(status): int(n)
@@ -318,7 +309,7 @@ def batch_results(
                 M.c.recipient_phone,
             )
             .select_from(R.outerjoin(M, M.c.id == R.c.message_id))
-            .where(R.c.batch_id == batch_id, R.c.row_number != HEADER_ROW)
+            .where(R.c.batch_id == batch_id)
             .order_by(R.c.row_number)
         ).all()
     results: list[dict[str, Any]] = []
@@ -338,17 +329,15 @@ def batch_results(
     return results
 
 
-def batch_header(
+def batch_upload_format(
     engine: Engine, batch_id: str, *, tenant_id: str | None = None
 ) -> dict[str, Any] | None:
-    """The header record `create_batch` kept for the batch, or None (API batches, and
-    batches from before header records existed, have none)."""
+    """How the batch's upload was written, as `create_batch` kept it, or None (API
+    batches, and CSV batches from before it was kept, have none), so its results file
+    can be written in the upload's columns and dialect."""
     with session_scope(engine) as session:
-        _get_batch(session, batch_id, tenant_id)
-        raw = session.execute(
-            select(R.c.raw).where(R.c.batch_id == batch_id, R.c.row_number == HEADER_ROW)
-        ).scalar_one_or_none()
-    return dict(raw) if isinstance(raw, Mapping) else None
+        upload_format = _get_batch(session, batch_id, tenant_id).upload_format
+    return dict(upload_format) if isinstance(upload_format, Mapping) else None
 
 
 def _outcome(status: str | None, row_error: str | None) -> str:

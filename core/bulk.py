@@ -20,9 +20,9 @@ from core.batches import (
     BatchError,
     BatchInput,
     BatchProgress,
-    batch_header,
     batch_progress,
     batch_results,
+    batch_upload_format,
     create_batch,
     find_existing_keys,
     pause_batch,
@@ -198,7 +198,7 @@ def start_batch(
         rows,
         created_by,
         source=source,
-        header={"columns": list(plan.table.headers), "dialect": dialect.to_json()},
+        upload_format={"columns": list(plan.table.headers), "dialect": dialect.to_json()},
     )
 
 
@@ -301,8 +301,8 @@ def results_csv_for(
     """
     engine = engine or get_engine()
     rows = batch_results(engine, batch_id)
-    header = batch_header(engine, batch_id) or {}
-    uploaded = header.get("columns")
+    upload_format = batch_upload_format(engine, batch_id) or {}
+    uploaded = upload_format.get("columns")
     input_columns = ["row_number"]
     if isinstance(uploaded, list):  # the stored row dicts may not keep the file's order
         input_columns += [
@@ -313,7 +313,7 @@ def results_csv_for(
         for column in row:
             if column not in input_columns and column not in RESULT_COLUMNS:
                 input_columns.append(column)
-    chosen = dialect or ExportDialect.from_json(header.get("dialect")) or DEFAULT_DIALECT
+    chosen = dialect or ExportDialect.from_json(upload_format.get("dialect")) or DEFAULT_DIALECT
     return results_csv(rows, [*input_columns, *RESULT_COLUMNS], chosen)
 
 

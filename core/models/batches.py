@@ -36,6 +36,10 @@ class SendBatch(SQLModel, table=True):
     status: str = Field(default=BatchStatus.RUNNING, max_length=20)
     total_rows: int = Field(default=0)
     created_by: str | None = Field(default=None, max_length=120)
+    # How a CSV upload was written: {"columns": its header in order, "dialect": an
+    # ExportDialect's JSON}, so its results file is written alike. None for API batches
+    # and for batches recorded before it was kept.
+    upload_format: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
@@ -52,7 +56,7 @@ class BatchRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     batch_id: str = Field(foreign_key="send_batches.id", max_length=36)
-    row_number: int  # 1-based data row in the input file; 0 is the upload's header record
+    row_number: int  # 1-based data row in the input file (header excluded)
     raw: dict[str, Any] | None = Field(default=None, sa_column=Column(PortableJSON))
     error: str | None = Field(default=None)  # why the row was not enqueued
     message_id: str | None = Field(default=None, foreign_key="whatsapp_messages.id", max_length=36)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import col, delete
+from sqlmodel import col, select, update
 
 from core.auth import PermissionDenied
-from core.batches import HEADER_ROW, BatchError, batch_header
+from core.batches import BatchError, batch_upload_format
 from core.bulk import (
     pause_batch_for,
     plan_csv,
@@ -25,7 +25,7 @@ from core.bulk import (
 from core.csv_export import ExportDialect
 from core.csv_import import CsvError
 from core.db import session_scope
-from core.models.batches import BatchRow
+from core.models.batches import BatchRow, SendBatch
 from core.models.users import Role
 from core.notify import NoticeRejected
 from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
@@ -260,13 +260,22 @@ def test_a_windows_1252_upload_is_answered_in_utf8_with_a_bom_and_the_chosen_dia
     assert tabs.startswith(b'\xef\xbb\xbf"row_number"\t"supplier_name"')
 
 
-def test_a_batch_without_a_header_record_gets_the_default_dialect(db: Engine) -> None:
+def test_a_batch_without_its_upload_format_gets_the_default_dialect(db: Engine) -> None:
     batch = start_batch_for(user(), plan(db, spanish_excel("po_batch_valid.csv", bom=True)), "x",
                             engine=db)  # fmt: skip
-    assert batch_header(db, batch.id) is not None
-    with session_scope(db) as session:  # as batches recorded before header records were kept
-        session.execute(delete(BatchRow).where(col(BatchRow.row_number) == HEADER_ROW))
-    assert batch_header(db, batch.id) is None
+    kept = batch_upload_format(db, batch.id)
+    assert kept is not None and kept["dialect"]["delimiter"] == ";"
+    assert kept["columns"][:2] == ["supplier_name", "phone"]
+    with session_scope(db) as session:  # the format is on the batch, not a row of its own
+        numbers = session.exec(
+            select(BatchRow.row_number).where(col(BatchRow.batch_id) == batch.id)
+        ).all()
+        assert sorted(numbers) == list(range(1, len(numbers) + 1))
+        # as batches recorded before the upload's format was kept
+        session.execute(
+            update(SendBatch).where(col(SendBatch.id) == batch.id).values(upload_format=None)
+        )
+    assert batch_upload_format(db, batch.id) is None
     assert results_csv_for_user(user(), batch.id, engine=db).startswith(
         b'\xef\xbb\xbf"row_number",'
     )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -21,6 +22,7 @@ import core.models  # noqa: F401  (registers every table on the metadata)
 from core import migrate
 from core.db import get_engine, is_sqlite
 from core.models.base import metadata
+from core.models.types import PortableJSON, UTCDateTime
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -183,3 +185,69 @@ def test_two_upgrades_at_once_take_turns_on_postgresql(
     assert [process.returncode for process in processes] == [0, 0], outcomes
     assert current_revisions(empty_postgres_url) == set(script().get_heads())
     assert schema_diff(empty_postgres_url) == []
+
+
+def test_0014_moves_batch_header_records_onto_the_batch_and_back(empty_url: str) -> None:
+    """Batches recorded before 0014 kept their upload's format as a header record (row 0
+    of send_batch_rows, no message, no refusal): the upgrade moves it onto the batch
+    (send_batches.upload_format) and deletes it, leaving every input row (even one that
+    an old API call numbered 0) as it was; the downgrade puts it back as row 0."""
+    config = migrate.alembic_config(empty_url)
+    command.upgrade(config, "0013_webhook_rejections")
+    engine = get_engine(empty_url)
+    now = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
+    batches = sa.table(
+        "send_batches", sa.column("id"), sa.column("tenant_id"), sa.column("name"),
+        sa.column("source"), sa.column("status"), sa.column("total_rows"),
+        sa.column("created_at", UTCDateTime()), sa.column("updated_at", UTCDateTime()),
+    )  # fmt: skip
+    rows = sa.table(
+        "send_batch_rows", sa.column("batch_id"), sa.column("row_number"),
+        sa.column("raw", PortableJSON), sa.column("error"),
+    )  # fmt: skip
+    kept = {
+        "columns": ["supplier_name", "phone", "po_number"],
+        "dialect": {"delimiter": ";", "bom": True, "encoding": "utf-8"},
+    }
+    inputs = [
+        ("csv", 1, {"supplier_name": "Harinas Martín", "phone": "612345678"}, None),
+        ("csv", 2, {"supplier_name": "=1+2", "phone": ""}, "phone: missing"),
+        ("old-api", 0, {"phone": "+34612345678"}, "template: missing"),
+    ]
+    batch = {"tenant_id": "acme", "status": "done", "total_rows": 2, "created_at": now,
+             "updated_at": now}  # fmt: skip
+    with engine.begin() as connection:
+        for name, source in (("csv", "csv"), ("old-api", "api")):
+            connection.execute(
+                sa.insert(batches).values(id=name, name=name, source=source, **batch)
+            )
+        connection.execute(sa.insert(rows).values(batch_id="csv", row_number=0, raw=kept))
+        for batch_id, number, raw, error in inputs:
+            connection.execute(
+                sa.insert(rows).values(batch_id=batch_id, row_number=number, raw=raw, error=error)
+            )
+
+    def stored_rows() -> list[tuple[object, ...]]:
+        with engine.connect() as connection:
+            query = sa.select(rows).order_by(rows.c.batch_id, rows.c.row_number)
+            return [tuple(row) for row in connection.execute(query)]
+
+    migrate.upgrade(empty_url)
+    assert stored_rows() == inputs
+    formats = sa.table("send_batches", sa.column("id"), sa.column("upload_format", PortableJSON))
+    with engine.begin() as connection:
+        query = sa.select(formats.c.id, formats.c.upload_format).order_by(formats.c.id)
+        assert [tuple(row) for row in connection.execute(query)] == [
+            ("csv", kept),
+            ("old-api", None),
+        ]
+        # a batch recorded at head without a format (None: SQL NULL or JSON null)
+        connection.execute(sa.insert(batches).values(id="new-api", name="n", source="api", **batch))
+        connection.execute(
+            sa.update(formats).where(formats.c.id == "new-api").values(upload_format=None)
+        )
+    assert schema_diff(empty_url) == []
+
+    command.downgrade(config, "0013_webhook_rejections")
+    assert "upload_format" not in {c["name"] for c in inspect(engine).get_columns("send_batches")}
+    assert stored_rows() == sorted([("csv", 0, kept, None), *inputs], key=lambda r: r[:2])

@@ -54,7 +54,7 @@ def test_a_buyer_lands_on_the_send_page_of_their_tenant(dashboard_env: str, engi
     at = _log_in(app().run(), "ana")
     assert not at.exception
     shown = texts(at)
-    assert "Signed in as **ana** · buyer · acme" in shown
+    assert "Signed in as ana · buyer · acme" in shown
     assert "Send a PO notice" in shown
 
 

@@ -18,6 +18,7 @@ from core.settings import (
     SANDBOX_TOKEN,
     SANDBOX_WABA_ID,
     Settings,
+    SettingsError,
 )
 
 
@@ -65,7 +66,16 @@ class SandboxConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxConfig:
-        """The configuration `wanotify sandbox` runs with, from wanotify's settings."""
+        """The configuration `wanotify sandbox` runs with, from wanotify's settings.
+
+        Refused outside sandbox mode: a sandbox holding the live app secret would sign
+        webhooks the production webhook app accepts as Meta's.
+        """
+        if not settings.sandbox_mode:
+            raise SettingsError(
+                "the sandbox runs only in sandbox mode: unset the WHATSAPP_* credentials "
+                "or run it from an environment with WANOTIFY_MODE=sandbox"
+            )
         values: dict[str, Any] = {
             "access_token": settings.access_token,
             "app_secret": settings.app_secret or SANDBOX_APP_SECRET,

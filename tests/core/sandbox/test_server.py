@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from core.sandbox import BackgroundServer, SandboxServer, create_app
-from core.settings import SANDBOX_PHONE_NUMBER_ID, get_settings
+from core.settings import SANDBOX_PHONE_NUMBER_ID, SettingsError, get_settings
 from tests.core.sandbox.helpers import AUTH, MESSAGES_PATH, po_notification
 from tests.fixtures.live import set_live_env
 
@@ -69,29 +69,33 @@ def test_run_sandbox_serves_on_the_configured_port_with_settings(tmp_path: Path)
 
 
 def test_create_app_without_config_reads_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_live_env(
-        monkeypatch,
-        WHATSAPP_ACCESS_TOKEN="real-looking-token",
-        WHATSAPP_PHONE_NUMBER_ID="5550001",
-    )
+    monkeypatch.setenv("WHATSAPP_MAX_MPS", "9")
+    get_settings.cache_clear()
     server = BackgroundServer(create_app())
     url = server.start()
     try:
-        body = po_notification()
-        real = httpx.post(
-            f"{url}/v25.0/5550001/messages",
-            json=body,
-            headers={"Authorization": "Bearer real-looking-token"},
-        )
-        sandbox_id = httpx.post(
-            f"{url}/v25.0/{SANDBOX_PHONE_NUMBER_ID}/messages",
-            json=body,
-            headers={"Authorization": "Bearer real-looking-token"},
+        stats = httpx.get(f"{url}/_sandbox/stats").json()
+        sent = httpx.post(
+            f"{url}/v25.0/{SANDBOX_PHONE_NUMBER_ID}/messages", json=po_notification(), headers=AUTH
         )
     finally:
         server.stop()
-    assert real.status_code == 200
-    assert sandbox_id.status_code == 400 and sandbox_id.json()["error"]["code"] == 100
+        get_settings.cache_clear()
+    assert stats["mps"] == 9
+    assert sent.status_code == 200
+
+
+def test_the_sandbox_refuses_to_start_outside_sandbox_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sandbox holding the live app secret would sign webhooks production accepts."""
+    set_live_env(monkeypatch)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match="only in sandbox mode"):
+            create_app()
+    finally:
+        get_settings.cache_clear()
 
 
 def test_sandbox_server_takes_config_overrides_and_stops_cleanly() -> None:

@@ -1,7 +1,8 @@
 """Phone numbers as buyers type them, turned into the E.164 form WhatsApp addresses.
 
 Buyers paste numbers from spreadsheets, ERPs and e-mail signatures: spaces, dots,
-dashes, brackets, a `00` international prefix, national numbers of the default region,
+dashes, brackets (`(+34) ...`), a `00` international prefix, a trunk prefix in brackets
+after the country code (`+34 (0)612 34 56 78`), national numbers of the default region,
 non-breaking spaces, full-width or Arabic-Indic digits. All of that is accepted. What is
 refused gets a reason the buyer can act on (empty, letters, too short for the country,
 not a valid number there). Numbers of any type are accepted as long as they are valid:
@@ -27,6 +28,8 @@ MAX_INPUT_CHARS = 40
 #: Punctuation people put in phone numbers; everything else that is not a digit is refused.
 _SEPARATORS = frozenset(" -.()/")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+#: A trunk prefix in brackets, `(0)`, as written in `+44 (0)20 ...` or `+34 (0)612 ...`.
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 
 
 class InvalidPhoneNumber(ValueError):
@@ -130,12 +133,22 @@ def _clean(raw: object) -> str:
 
 
 def _parse(text: str, region: str) -> PhoneNumber:
-    """Parse with the region's rules and, for a `00` prefix, also as `+` (the usual IDD).
+    """Parse with the region's rules and, for a `00` prefix, also as `+` (the usual IDD);
+    a `(0)` (the trunk prefix some write after the country code, `+34 (0)612 34 56 78`)
+    is also read as absent.
 
-    The first valid reading wins; with none, the `+` reading explains the problem best
-    (a number starting with 00 was almost certainly meant as international).
+    The first valid reading wins, as written before without the `(0)` (in Italy the 0
+    is part of the number); with none, the last reading explains the problem best (a
+    number starting with 00 was almost certainly meant as international).
     """
-    candidates = [text] + (["+" + text[2:].lstrip()] if text.startswith("00") else [])
+    bases = [text]
+    if len(_TRUNK_ZERO.findall(text)) == 1:
+        bases.append(" ".join(_TRUNK_ZERO.sub(" ", text).split()))
+    candidates: list[str] = []
+    for base in bases:
+        candidates.append(base)
+        if base.startswith("00"):
+            candidates.append("+" + base[2:].lstrip())
     readings: list[PhoneNumber] = []
     first_error: NumberParseException | None = None
     for candidate in candidates:

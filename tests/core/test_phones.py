@@ -116,3 +116,49 @@ def test_any_text_either_normalises_or_raises_invalid_phone(raw: str) -> None:
     else:
         assert e164.startswith("+") and e164[1:].isdigit() and len(e164) <= 16
         assert normalize_phone(e164, "ES") == e164  # idempotent
+
+
+# --- numbers as people write them (issue 11 item 6) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+34 (0)612 34 56 78", "+34612345678"),  # the trunk 0 Spain does not have
+        ("+34 (0) 612 34 56 78", "+34612345678"),
+        ("+34(0)612345678", "+34612345678"),
+        ("0034 (0)612 34 56 78", "+34612345678"),
+        ("(+34) (0)612 34 56 78", "+34612345678"),
+        ("0034 612 34 56 78", "+34612345678"),
+        ("(+34) 612 34 56 78", "+34612345678"),
+        ("(0034) 612345678", "+34612345678"),
+        ("+34.612.34.56.78", "+34612345678"),
+        ("0034.612.345.678", "+34612345678"),
+        ("+44 (0)20 7946 0958", "+442079460958"),  # UK: the 0 is the trunk prefix
+        ("+49 (0)30 1234567", "+49301234567"),
+        ("+39 (0)6 1234 5678", "+390612345678"),  # Italy: the 0 is part of the number
+    ],
+)
+def test_reads_numbers_as_people_write_them(raw: str, expected: str) -> None:
+    assert normalize_phone(raw, "ES") == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("+34 (0)612 34 56 7", "too short for Spain"),  # still not a Spanish number
+        ("+34 (0)612 34 56 789", "too long for Spain"),
+        ("+34 (0)(0)612 34 56 78", "too long for Spain"),  # one trunk prefix, not two
+        ("+34 (1)612345678", "too long for Spain"),  # only a bracketed 0 is dropped
+        ("+34 (0)112 34 56 78", "not a valid phone number in Spain"),
+        ("+34 (0)", "too short"),
+        ("(0)" * 13, "too long for Spain"),
+        ("+34 (0)612\n345678", "line break"),
+        ("+34 (0)612=34+56", "the character '='"),
+    ],
+)
+def test_refuses_written_forms_that_are_no_valid_number(raw: str, message: str) -> None:
+    with pytest.raises(InvalidPhoneNumber) as caught:
+        normalize_phone(raw, "ES")
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 160

@@ -1,7 +1,13 @@
 """Supplier messages into the database: the message, the 24-hour window, PO acknowledgements.
 
 A reply is tied to the supplier it came from (by `wa_id`, or by the E.164 number `+` +
-`from`) and to the message it answers (`context.id`, our wamid). Any message a supplier
+`from`) and to the message it answers (`context.id`, our wamid). A text or quick-reply
+without a known `context.id` is tied to the supplier's most recent notice for the PO its
+payload (`ack:PO-1`) or text names, looked up in one indexed query per batch (tenant and
+PO number) and only for such replies; when the supplier is not known for certain (the
+number belongs to suppliers of several tenants), or no PO or several match, the reply
+stays unlinked (`context_message_id` NULL), never tied to another tenant's message. Any
+message a supplier
 sends opens WhatsApp's 24-hour customer-service window, so `Supplier.last_inbound_at` moves
 forward (never back). A quick-reply button press on a PO notice records the supplier's
 acknowledgement of that PO. Everything runs inside the caller's write transaction.
@@ -9,6 +15,7 @@ acknowledgement of that PO. Everything runs inside the caller's write transactio
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +91,13 @@ REJECT_WORDS = frozenset(
 )
 #: Inbound types that are not a person writing (they do not open the window).
 _NOT_FROM_A_PERSON = frozenset({"system"})
+#: Inbound types that may name the PO they answer (a text, a quick reply, a list reply).
+_MAY_NAME_A_PO = frozenset({"text", "button", "interactive"})
+#: A word of a reply that could be a PO reference: letters and digits, joined by - / .
+_REFERENCE = re.compile(r"[^\W_]+(?:[./-][^\W_]+)*")
+#: How much of a reply is searched for PO references, and how many are looked up.
+_SCAN_CHARS = 1000
+_MAX_REFERENCES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +158,36 @@ def po_from_payload(payload: str | None) -> str | None:
     return reference[:64] or None
 
 
+def po_references(payload: str | None, text: str | None) -> list[str]:
+    """The PO numbers a reply may name, most explicit first, for the lookup by PO.
+
+    A payload's `ack:PO-1` is the reference, alone. Otherwise every word of the payload
+    and text (the first 1,000 characters) with a digit in it, and a short prefix joined
+    to the number after it (`PO 42` is also `PO-42` and `PO42`), as written and upper
+    case; at most a dozen.
+    """
+    explicit = po_from_payload(payload)
+    if explicit is not None:
+        return [explicit]
+    found: list[str] = []
+    for source in (payload, text):
+        if not source:
+            continue
+        words = _REFERENCE.findall(source[:_SCAN_CHARS])
+        for i, word in enumerate(words):
+            if any(c.isdigit() for c in word):
+                found.append(word)
+                head = words[i - 1] if i > 0 else ""
+                if word[0].isdigit() and head.isalpha() and len(head) <= 4:
+                    found += [f"{head}-{word}", f"{head}{word}", f"{head} {word}"]
+    unique: list[str] = []
+    for candidate in found:
+        for form in (candidate, candidate.upper()):
+            if 2 <= len(form) <= 64 and form not in unique:
+                unique.append(form)
+    return unique[:_MAX_REFERENCES]
+
+
 def _plain(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text.strip().lower())
     return "".join(c for c in folded if not unicodedata.combining(c) and (c.isalnum() or c == " "))
@@ -167,13 +211,14 @@ def apply_inbound(
         return
     answered = _answered(conn, {i.message.context_wamid for i in fresh if i.message.context_wamid})
     suppliers = _suppliers(conn, {i.message.from_wa_id for i in fresh})
+    by_po = _answered_by_po(conn, fresh, answered, suppliers)
     rows: list[dict[str, Any]] = []
     acks: list[dict[str, Any]] = []
     windows: dict[int, datetime] = {}
     learned: dict[int, str] = {}
     for item in fresh:
         message = item.message
-        context = answered.get(message.context_wamid or "")
+        context = answered.get(message.context_wamid or "") or by_po.get(message.wamid)
         candidates = suppliers.get(message.from_wa_id, [])
         supplier = _pick_supplier(candidates, context)
         tenant = (
@@ -223,6 +268,61 @@ def _answered(conn: Connection, wamids: set[str]) -> dict[str, _Answered]:
                 row.id, row.tenant_id, row.supplier_id, row.po_number, row.po_id
             )
     return found
+
+
+def _answered_by_po(
+    conn: Connection,
+    fresh: list[InboundItem],
+    answered: dict[str, _Answered],
+    suppliers: dict[str, list[_Supplier]],
+) -> dict[str, _Answered]:
+    """The notice each reply without a known `context.id` answers, found by the PO it names.
+
+    Only for a text or quick reply from one known supplier (a number shared by suppliers
+    of several tenants is ambiguous: left unlinked); the notice must be that supplier's,
+    in its tenant, for exactly one of the PO numbers named (the payload's first). The
+    most recent such notice wins (a resend over its original). One query per batch.
+    """
+    wanted: dict[str, tuple[_Supplier, list[str]]] = {}
+    for item in fresh:
+        message = item.message
+        if message.type not in _MAY_NAME_A_PO or (message.context_wamid or "") in answered:
+            continue
+        candidates = suppliers.get(message.from_wa_id, [])
+        if len(candidates) != 1:
+            continue
+        references = po_references(message.payload, message.text)
+        if references:
+            wanted[message.wamid] = (candidates[0], references)
+    if not wanted:
+        return {}
+    m = MESSAGES.c
+    tenants = sorted({supplier.tenant_id for supplier, _ in wanted.values()})
+    numbers = sorted({ref for _, refs in wanted.values() for ref in refs})
+    ids = sorted({supplier.id for supplier, _ in wanted.values()})
+    newest: dict[tuple[str, int, str], tuple[Any, _Answered]] = {}
+    for batch in chunks(numbers, 400):
+        rows = conn.execute(
+            select(m.id, m.tenant_id, m.supplier_id, m.po_number, m.po_id, m.created_at).where(
+                m.tenant_id.in_(tenants), m.po_number.in_(batch), m.supplier_id.in_(ids)
+            )
+        )
+        for row in rows:
+            key = (row.tenant_id, row.supplier_id, row.po_number)
+            seen = newest.get(key)
+            if seen is None or (row.created_at, row.id) > seen[0]:
+                found = _Answered(row.id, row.tenant_id, row.supplier_id, row.po_number, row.po_id)
+                newest[key] = ((row.created_at, row.id), found)
+    linked: dict[str, _Answered] = {}
+    for wamid, (supplier, references) in wanted.items():
+        matches = {
+            newest[key][1].id: newest[key][1]
+            for ref in references
+            if (key := (supplier.tenant_id, supplier.id, ref)) in newest
+        }
+        if len(matches) == 1:  # none or several POs: left unlinked
+            linked[wamid] = next(iter(matches.values()))
+    return linked
 
 
 def _suppliers(conn: Connection, senders: set[str]) -> dict[str, list[_Supplier]]:

@@ -21,6 +21,8 @@ from core.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
     help="Send purchase-order notices to suppliers over WhatsApp and track them.",
+    epilog="Exit codes: 0 done; 1 an error you can fix (the reason is printed); 2 wrong "
+    "usage; 3 (send, resend) the message failed, was cancelled or needs attention.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -114,7 +116,18 @@ def worker(
     run_loop(_serve())
 
 
-@app.command()
+EXIT_CODES_HELP = (
+    "Exit codes: 0 the message is queued, being sent, sent, delivered or read; "
+    "1 an error you can fix (input, setting, refusal: nothing was queued); "
+    "2 wrong usage (unknown option, missing argument); "
+    "3 the message failed, was cancelled or needs attention (the reason and the "
+    "`wanotify resend` command are printed)."
+)
+#: Exit status when a message exists but is not on its way (failed, cancelled, unknown).
+EXIT_NOT_SENT = 3
+
+
+@app.command(epilog=EXIT_CODES_HELP)
 def send(
     to: Annotated[str, typer.Option(help="Supplier phone, any format (default region applies)")],
     template: Annotated[str, typer.Option(help="Approved template name")] = "po_notification",
@@ -126,14 +139,32 @@ def send(
     param: Annotated[
         list[str] | None, typer.Option(help="Template parameter NAME=VALUE (repeatable)")
     ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            help="Send this free-form text instead of a template (only within 24 hours "
+            "of the supplier's last message)"
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
     wait: Annotated[bool, typer.Option(help="Send now and wait for Meta's answer")] = True,
 ) -> None:
-    """Send one template message (a PO notice by default) through the outbox."""
+    """Send one template message (a PO notice by default), or a free-form --text, through
+    the outbox. Sending the same again does not send twice: it reports the first message,
+    and exits 3 if that one failed or was cancelled."""
     from core import notify
 
     _settings()
-    if supplier_name and po_number and amount:
+    if text is not None:
+        if supplier_name or po_number or amount or param:
+            raise UserError(
+                "--text sends a free-form text: leave out --supplier-name, --po-number, "
+                "--amount and --param"
+            )
+        result = notify.send_text_message(
+            tenant_id=_tenant(tenant), phone=to, body=text, source="cli", created_by="cli"
+        )
+    elif supplier_name and po_number and amount:
         from core.csv_import import parse_amount
 
         result = notify.send_po_notice(
@@ -162,16 +193,81 @@ def send(
         )
     message = result.message
     if not result.created:
-        out.print(f"Already queued before as message {message.id} (status {message.status}).")
+        _report_existing(message)
         return
     out.print(f"Queued message {message.id} to {message.recipient_phone}.")
     if wait:
-        final = notify.dispatch_until_settled([message.id])[message.id]
+        _wait_and_report(message.id)
+
+
+def _report_existing(message: Any) -> None:
+    """An earlier message (or its latest resend) for the same content: exit 0 only if it
+    is on its way; else the reason and the resend command, exit EXIT_NOT_SENT."""
+    from core.attempts import latest_attempt, verdict
+
+    latest = latest_attempt(message)
+    judged = verdict(latest)
+    resent = f" (resent as {latest.id})" if latest.id != message.id else ""
+    if judged.ok:
         out.print(
-            f"Status: {final.status}" + (f" ({final.error_message})" if final.error_message else "")
+            f"Already queued before as message {message.id}{resent} (status {judged.status}).",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-        if final.status == "failed":
-            raise typer.Exit(1)
+        return
+    _not_sent(latest.id, judged.status, judged.reason, before=f"{message.id}{resent}")
+
+
+def _not_sent(message_id: str, status: str, reason: str | None, *, before: str = "") -> None:
+    what = f"Already sent before as message {before}: not sent now. " if before else ""
+    console.print(
+        f"{what}Message {message_id} is {status}: {reason}. "
+        f"To try again once the cause is fixed: wanotify resend {message_id}",
+        markup=False,
+        highlight=False,
+    )
+    raise typer.Exit(EXIT_NOT_SENT)
+
+
+def _wait_and_report(message_id: str) -> None:
+    """Send now (a dispatcher in this process) and print the outcome; exit 3 if not sent."""
+    from core import notify
+    from core.attempts import verdict
+
+    final = notify.dispatch_until_settled([message_id])[message_id]
+    judged = verdict(final)
+    if judged.ok:
+        out.print(f"Status: {final.status}", markup=False, highlight=False)
+        return
+    out.print(
+        f"Status: {final.status} ({judged.reason})", markup=False, highlight=False, soft_wrap=True
+    )
+    _not_sent(final.id, judged.status, judged.reason)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def resend(
+    message_id: Annotated[str, typer.Argument(help="The failed, cancelled or unknown message")],
+    by: Annotated[str, typer.Option(help="Who resends (recorded with the new message)")] = "cli",
+    tenant: Annotated[str | None, typer.Option(help="Only a message of this tenant")] = None,
+    wait: Annotated[bool, typer.Option(help="Send now and wait for Meta's answer")] = True,
+) -> None:
+    """Send a failed, cancelled or needs-attention message again: a deliberate new
+    attempt (a new message linked to the original, as the dashboard's Resend does)."""
+    from core.outbox import resend as resend_message
+
+    _settings()
+    copy = resend_message(message_id.strip(), by, tenant_id=tenant)
+    out.print(
+        f"Resent message {message_id} as message {copy.id} to {copy.recipient_phone} "
+        f"(attempt {(copy.meta or {}).get('resend_attempt', 1)}, by {by}).",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if wait:
+        _wait_and_report(copy.id)
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -197,7 +293,9 @@ def send_csv(
         str,
         typer.Option(help="Results file separator: upload (the file's own), ',', ';' or tab"),
     ] = "upload",
-    dry_run: Annotated[bool, typer.Option(help="Validate only; send nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Validate only; send nothing (--results still written)")
+    ] = False,
     tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
 ) -> None:
     """Send a PO notice per CSV row with a progress bar, and write a results CSV."""
@@ -222,13 +320,16 @@ def send_csv(
     for row in plan.rejected:
         console.print(f"row {row.row_number}: [red]{'; '.join(row.errors)}[/]")
     out.print(f"{plan.valid_count} rows valid, {len(plan.rejected)} refused.")
-    if dry_run:
+    separator = separators[results_separator]
+    dialect = None if separator is None else ExportDialect(separator, bom=True)
+    if dry_run:  # nothing queued; the results file (if asked for) says what would be
+        if results is not None:
+            results.write_bytes(bulk.plan_results_csv(plan, dialect=dialect))
+            out.print(f"Dry run: nothing sent. Results written to {results}")
         return
     results_path = results or file.with_name(f"{file.stem}.results.csv")
     batch = bulk.start_batch(plan, name=file.name, created_by="cli", source="cli")
     _follow_batch(batch.id)
-    separator = separators[results_separator]
-    dialect = None if separator is None else ExportDialect(separator, bom=True)
     results_path.write_bytes(bulk.results_csv_for(batch.id, dialect=dialect))
     out.print(f"Results written to {results_path}")
 
@@ -462,6 +563,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [UserError, SettingsError]
     for module, name in (
         ("core.notify", "NoticeRejected"),
+        ("core.outbox", "OutboxError"),
         ("core.phones", "InvalidPhoneNumber"),
         ("core.csv_import", "CsvError"),
         ("core.csv_import", "InvalidAmount"),

@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # that cannot be reached is reported and that pass skipped).
 WANOTIFY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_test
 
-.PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres bench fuzz install clean
+.PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres pytest-later-date bench fuzz \
+	install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy core $(wildcard dashboard) webhook_app.py benchmarks
 
-pytest: pytest-sqlite pytest-postgres
+pytest: pytest-sqlite pytest-postgres pytest-later-date
 
 # -rfEs lists why each test failed or was skipped. pytest exits 5 when it collected no
 # tests (e.g. PYTEST_ARGS selected none): say so, and pass.
@@ -49,6 +50,31 @@ pytest-postgres: $(STAMP)
 	  exit 0; \
 	elif [ $$status -ne 0 ]; then exit $$status; fi; \
 	WANOTIFY_TEST_DATABASE_URL='$(WANOTIFY_TEST_DATABASE_URL)' $(run_pytest)
+
+# The tests marked `clock` (their code decides by dates or ages) once more with the wall
+# clock moved by LATER_DATE, through Debian's libfaketime, so a test that mixes fixed dates
+# with the wall clock fails here rather than weeks later. Only the wall clock moves
+# (FAKETIME_DONT_FAKE_MONOTONIC=1: timeouts and rate limits keep real time), child
+# processes included; on SQLite, as PostgreSQL's own now() is not faked.
+# .ci/later_date/sitecustomize.py works around libfaketime 0.9.10's time.sleep bug.
+# Without faketime the pass is skipped, visibly; a clock that did not move fails it.
+LATER_DATE ?= +365 days
+pytest-later-date: $(STAMP)
+	@echo "== pytest -m clock with the clock moved $(LATER_DATE) (libfaketime, SQLite)"
+	@if ! command -v faketime >/dev/null 2>&1; then \
+	  echo "*** SKIPPED the later-date pass: faketime is not installed (apt-get install faketime) ***"; \
+	  exit 0; \
+	fi; \
+	export WANOTIFY_TEST_DATABASE_URL= FAKETIME_DONT_FAKE_MONOTONIC=1 PYTHONPATH=.ci/later_date; \
+	seen=$$(faketime '$(LATER_DATE)' $(BIN)/python -c 'import time; print(int(time.time()))'); \
+	off=$$(( $${seen:-0} - $$(date -d '$(LATER_DATE)' +%s) )); \
+	if [ $${off#-} -gt 600 ]; then \
+	  echo "faketime '$(LATER_DATE)' did not move Python's clock there (it read $${seen:-nothing})"; \
+	  exit 1; \
+	fi; \
+	faketime '$(LATER_DATE)' $(BIN)/pytest -q -rfEs -p no:cacheprovider -m clock $(PYTEST_ARGS); \
+	status=$$?; if [ $$status -eq 5 ]; then echo "pytest: no tests collected"; status=0; fi; \
+	exit $$status
 
 # The full fuzz run (tests/fuzz): 10,000 webhook bodies and 10,000 ERP events against the
 # real webhook app on a SQLite file; prints its figures. `make test` runs a small profile.

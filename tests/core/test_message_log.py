@@ -22,6 +22,8 @@ from core.models.messages import WhatsAppMessage
 from core.outbox import OutboxError
 from tests.dashboard.pages import person
 
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
+
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 

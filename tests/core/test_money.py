@@ -17,6 +17,8 @@ from core.money import (
     parse_amount,
 )
 
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),

@@ -25,6 +25,8 @@ from core.pricing import (
 )
 from tests.dashboard.pages import person
 
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
+
 Q3 = datetime(2026, 7, 1, tzinfo=UTC)
 Q4 = datetime(2026, 10, 1, tzinfo=UTC)
 

@@ -17,6 +17,8 @@ from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.pricing import ensure_default_rate_card, set_rate
 
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
+
 T0 = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 

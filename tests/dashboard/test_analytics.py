@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 
 from core.db import session_scope
@@ -12,6 +13,8 @@ from core.demo import seed_demo
 from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
 from tests.dashboard.pages import dashboard_env, page, person, texts
+
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
 
 __all__ = ["dashboard_env"]
 

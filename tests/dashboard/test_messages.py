@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core.db import session_scope
 from core.models.messages import WhatsAppMessage
 from tests.dashboard.pages import dashboard_env, page, person, texts
+
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
 
 __all__ = ["dashboard_env"]
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, select
 
 from core.models.control import SenderBudgetMember
 from core.sender import budget
+
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
 
 PHONE = "106540352242922"
 WINDOW = 1.02

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 
 from core.db import get_engine
 from core.webhooks.apply import sweep_held
 from core.webhooks.health import read_health
 from tests.core.webhooks.helpers import T0, add_message, apply_all, journal, status, statuses_body
+
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
 
 
 def test_an_empty_pipeline_is_ok(engine: Engine) -> None:

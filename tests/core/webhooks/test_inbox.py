@@ -33,6 +33,8 @@ from tests.core.webhooks.helpers import (
     statuses_body,
 )
 
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
+
 
 @pytest.fixture
 def main(tmp_path: Path) -> Engine:

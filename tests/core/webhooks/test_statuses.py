@@ -10,6 +10,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text, update
@@ -39,6 +40,8 @@ from tests.core.webhooks.helpers import (
     timeline,
     unix,
 )
+
+pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
 
 
 def test_the_samples_take_a_message_to_read_with_each_stage_time(engine: Engine) -> None:

@@ -162,6 +162,48 @@ def search_messages(engine: Engine, search: MessageSearch) -> MessagePage:
     return MessagePage(rows=rows, total=total, page=search.page, page_size=search.page_size)
 
 
+@dataclass(frozen=True)
+class UnlinkedReply:
+    """A supplier's message tied to no notice (no `context.id`, no PO that names one)."""
+
+    at: datetime
+    tenant_id: str
+    supplier: str | None  # the supplier's name; None when the number is unknown or shared
+    from_wa_id: str
+    message_type: str
+    text: str | None  # the supplier's words: show as text, never Markdown
+    payload: str | None
+
+
+#: Unlinked replies listed at most.
+MAX_UNLINKED = 200
+
+
+def unlinked_replies(
+    engine: Engine, tenant_ids: tuple[str, ...], *, limit: int = 50
+) -> list[UnlinkedReply]:
+    """The newest supplier messages of `tenant_ids` that answer no notice, so a person
+    sees what the webhook could not tie to a PO (at most `limit`, capped at 200)."""
+    if not tenant_ids:
+        return []
+    limit = max(1, min(limit, MAX_UNLINKED))
+    query = (
+        select(_I.at, _I.tenant_id, _S.name.label("supplier_name"), _I.from_wa_id,
+               _I.message_type, _I.text, _I.payload)
+        .select_from(_I.id.table.outerjoin(_S.id.table, _S.id == _I.supplier_id))
+        .where(_I.tenant_id.in_(list(tenant_ids)), _I.context_message_id.is_(None),
+               _I.message_type != "system")
+        .order_by(_I.at.desc(), _I.id)
+        .limit(limit)
+    )  # fmt: skip
+    with engine.connect() as conn:
+        return [
+            UnlinkedReply(r.at, r.tenant_id, r.supplier_name, r.from_wa_id, r.message_type,
+                          r.text, r.payload)
+            for r in conn.execute(query)
+        ]  # fmt: skip
+
+
 def message_detail(
     engine: Engine, tenant_ids: tuple[str, ...], message_id: str
 ) -> MessageDetail | None:

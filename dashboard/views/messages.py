@@ -18,9 +18,11 @@ from core.message_log import (
     MessagePage,
     MessageSearch,
     SearchError,
+    UnlinkedReply,
     message_detail,
     resend_message,
     search_messages,
+    unlinked_replies,
 )
 from core.models.messages import MessageStatus
 from core.outbox import OutboxError
@@ -68,6 +70,7 @@ def render(user: UserInfo) -> None:
     search = _search_form(user)
     if search is None:
         return
+    _unlinked(unlinked_replies(engine, search.tenant_ids), search.tz)
     try:
         page = search_messages(engine, search)
     except SearchError as exc:
@@ -150,6 +153,34 @@ def _empty_state(search: MessageSearch) -> None:
                 "No notice was sent in this period. Buyers send them from **Send PO notice** "
                 "or **Bulk send (CSV)**, and ERP events arrive on their own."
             )
+
+
+def _unlinked(replies: list[UnlinkedReply], tz: str) -> None:
+    """Supplier messages tied to no notice (no context, no PO found), newest first."""
+    if not replies:
+        return
+    with st.expander(
+        f"Replies not linked to a notice ({len(replies)})", icon=":material/link_off:"
+    ):
+        st.caption("Suppliers wrote these without quoting a notice or naming a PO we sent them.")
+        frame = pd.DataFrame(  # cells are shown as text: the supplier's words, never Markdown
+            {
+                "Received": [pd.Timestamp(r.at).tz_convert(tz) for r in replies],
+                "Supplier": [r.supplier or "unknown" for r in replies],
+                "From": [f"+{r.from_wa_id}" for r in replies],
+                "Type": [r.message_type for r in replies],
+                "Text": [r.text or r.payload or "" for r in replies],
+            }
+        )
+        st.dataframe(
+            frame,
+            hide_index=True,
+            key="messages_unlinked",
+            column_config={
+                "Received": st.column_config.DatetimeColumn("Received", format="DD/MM/YYYY HH:mm"),
+                "Text": st.column_config.TextColumn("Text", width="large"),
+            },
+        )
 
 
 def _results(page: MessagePage, tz: str) -> str | None:

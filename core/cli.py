@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from core.settings import Settings, SettingsError, get_settings
 
@@ -318,7 +319,7 @@ def send_csv(
         decimal=decimal,  # type: ignore[arg-type]
     )
     for row in plan.rejected:
-        console.print(f"row {row.row_number}: [red]{'; '.join(row.errors)}[/]")
+        console.print(f"row {row.row_number}: [red]{escape('; '.join(row.errors))}[/]")
     out.print(f"{plan.valid_count} rows valid, {len(plan.rejected)} refused.")
     separator = separators[results_separator]
     dialect = None if separator is None else ExportDialect(separator, bom=True)
@@ -585,7 +586,7 @@ def main() -> None:
     try:
         app()
     except _known_errors() as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(1)
     except Exception as exc:
         from sqlalchemy.exc import OperationalError

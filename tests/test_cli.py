@@ -104,6 +104,21 @@ def test_send_csv_writes_one_result_row_per_input_row(
     assert len(sandbox.messages()) == 1
 
 
+def test_text_from_the_file_is_printed_literally_not_as_markup(
+    ready_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A cell quoted in a refusal is outside text: rich markup in it must print as written."""
+    source = tmp_path / "markup.csv"
+    source.write_text(
+        "phone,supplier_name,po_number,total_amount\n"
+        '612345678,Acme,PO-M-1,"[bold]x[/bold]"\n',
+        encoding="utf-8",
+    )
+    run = wanotify("send-csv", str(source), "--template", "po_notification", "--lang", "es",
+                   "--dry-run", env=ready_env, cwd=tmp_path)  # fmt: skip
+    assert "'[bold]x[/bold]' is not an amount" in run.stderr, run.stderr
+
+
 def test_bad_setting_names_the_variable(cli_env: dict[str, str], tmp_path: Path) -> None:
     env = {**cli_env, "WHATSAPP_MAX_MPS": "fast"}
     result = wanotify("db", "upgrade", env=env, cwd=tmp_path)

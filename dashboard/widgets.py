@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
+from core import clock
 from core.compose import MessageState
 from core.templates import Preview
 
@@ -154,6 +155,11 @@ def viewer_zone() -> str:
     except (ZoneInfoNotFoundError, ValueError):
         return "UTC"
     return tz
+
+
+def viewer_today() -> date:
+    """Today's date where the viewer is, on core's injectable clock (default date ranges)."""
+    return clock.now().astimezone(ZoneInfo(viewer_zone())).date()
 
 
 def format_local(

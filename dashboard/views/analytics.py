@@ -16,7 +16,7 @@ from core.db import get_engine
 from core.demo import demo_message_count
 from core.users import UserInfo
 from dashboard import charts, runtime
-from dashboard.widgets import md_escape, viewer_zone
+from dashboard.widgets import md_escape, viewer_today, viewer_zone
 
 CACHE_SECONDS = 60
 DEFAULT_DAYS = 30
@@ -107,7 +107,7 @@ def _key(
 
 def _filters(user: UserInfo, url: str, tz: str) -> stats.StatsFilter | None:
     """The filter bar; None (with a message shown) while the choice is incomplete."""
-    today = date.today()
+    today = viewer_today()
     visible = visible_tenants(user)
     cols = st.columns([2, 2, 2, 2] if len(visible) > 1 else [2, 3, 3])
     with cols[0]:

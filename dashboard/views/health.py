@@ -7,10 +7,11 @@ sending" after a pause (role checked again inside `core.system_health.resume`).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 
 import streamlit as st
 
+from core import clock
 from core.auth import Action, PermissionDenied, can, require
 from core.settings import LIVE_CREDENTIALS, Settings
 from core.system_health import ApiCheck, HealthReport, check_api, read_system_health, resume
@@ -235,7 +236,7 @@ def _sender_and_templates(report: HealthReport) -> None:
 
 
 def _ago(when: datetime) -> str:
-    seconds = max(0, int((datetime.now(UTC) - when).total_seconds()))
+    seconds = max(0, int((clock.now() - when).total_seconds()))
     if seconds < 60:
         return "just now"
     if seconds < 3600:

@@ -7,7 +7,7 @@ the action.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
@@ -28,7 +28,7 @@ from core.models.messages import MessageStatus
 from core.outbox import OutboxError
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import md_escape, viewer_zone
+from dashboard.widgets import md_escape, viewer_today, viewer_zone
 
 PAGE_SIZE = 50
 _STATUS_LABELS = {
@@ -90,7 +90,7 @@ def render(user: UserInfo) -> None:
 
 
 def _search_form(user: UserInfo) -> MessageSearch | None:
-    today = date.today()
+    today = viewer_today()
     visible = visible_tenants(user)
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 2, 3, 3])

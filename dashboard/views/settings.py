@@ -20,7 +20,7 @@ from core.pricing import (
 )
 from core.users import UserInfo, list_users
 from dashboard import runtime
-from dashboard.widgets import md_escape
+from dashboard.widgets import md_escape, viewer_today
 
 
 def render(user: UserInfo) -> None:
@@ -122,7 +122,7 @@ def _market(market: str) -> str:
 
 
 def _next_quarter(today: date | None = None) -> date:
-    day = today or date.today()
+    day = today or viewer_today()
     month = ((day.month - 1) // 3 + 1) * 3 + 1
     return date(day.year + (month > 12), (month - 1) % 12 + 1, 1)
 

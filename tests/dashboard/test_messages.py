@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from core import clock
 from core.db import session_scope
 from core.models.messages import WhatsAppMessage
 from tests.dashboard.pages import dashboard_env, page, person, texts
@@ -138,3 +139,17 @@ def test_buyers_are_refused(dashboard_env: str, engine: Engine) -> None:
     at = page(MODULE, person("buyer")).run()
     assert "may not view messages" in texts(at)
     assert not at.dataframe
+
+
+def test_the_default_date_range_ends_today_on_the_injected_clock(
+    dashboard_env: str, engine: Engine
+) -> None:
+    """The page's default window is read from core.clock, not the machine's calendar."""
+    later = datetime(2031, 6, 15, 12, 0, tzinfo=UTC)
+    _message(engine, 1, at=later - timedelta(hours=2))  # inside the window of that day
+    _message(engine, 2)  # written on today's wall clock: years before that window
+    with clock.frozen(later):
+        at = page(MODULE, person("manager")).run()
+        assert not at.exception
+        assert _table_pos(at) == ["PO-2026-0001"]
+        assert at.date_input[0].value[-1] == later.date()

@@ -1,4 +1,4 @@
-"""`webhook_app.embedded_app`: wanotify's webhook routes mounted in a host Starlette app.
+"""`core.webhooks.app.embedded_app`: the webhook routes mounted in a host Starlette app.
 
 The host app (its own route, its own lifespan running wanotify's) is served by a real
 uvicorn; a signed delivery posted under the mount path is journalled, applied to its
@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from core.sandbox import BackgroundServer
 from core.settings import get_settings
+from core.webhooks.app import embedded_app
 from tests.core.webhooks.helpers import (
     T0,
     add_message,
@@ -29,7 +30,6 @@ from tests.core.webhooks.helpers import (
     status,
     statuses_body,
 )
-from webhook_app import embedded_app
 
 PREFIX = "/wanotify"
 

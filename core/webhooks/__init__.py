@@ -6,7 +6,7 @@ commit; the 200 goes out after it; on SQLite into the `inbox` file) -> `apply` (
 `statuses` via `fold`, `inbound`, `templates`) -> `health` and `metrics`. `runtime` runs
 the steps of one webhook process, `applier` is the applier's schedule (run in a process
 of its own: `applier_process`), and `server.run_webhook_app` serves the Starlette
-layer (`webhook_app.py`) with uvicorn.
+layer (`app`, served as the top-level `webhook_app:app`) with uvicorn.
 """
 
 from core.webhooks.apply import apply_next_batch, retry_failed_receipts, sweep_held

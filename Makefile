@@ -34,7 +34,7 @@ pytest: pytest-sqlite pytest-postgres pytest-later-date
 # -rfEs lists why each test failed or was skipped. pytest exits 5 when it collected no
 # tests (e.g. PYTEST_ARGS selected none): say so, and pass.
 define run_pytest
-$(BIN)/pytest -q -rfEs -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+$(BIN)/pytest -q -rfEs --durations=15 -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest: no tests collected"; status=0; fi; exit $$status
 endef
 

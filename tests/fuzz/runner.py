@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -70,6 +71,14 @@ async def send_all(
     for outcome in outcomes:
         tally.add(outcome)
     return list(outcomes)
+
+
+def post_all(base_url: str, cases: Sequence[Case], concurrency: int, tally: Tally) -> list[Outcome]:
+    """`send_all` from synchronous code, on an event loop of its own in a worker thread:
+    the calling thread may already run one (Playwright's sync API keeps one running in
+    the main thread for the whole session once a browser test has run)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, send_all(base_url, cases, concurrency, tally)).result()
 
 
 def _count_tables(engine: Engine, prefix: str = "") -> dict[str, int]:

@@ -18,7 +18,6 @@ events), then refusals again. The run holds when:
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import random
@@ -37,7 +36,7 @@ from tests.core.webhooks.helpers import SECRET, WebhookProcess, add_message, mes
 from tests.fuzz.cases import Case, Outcome, Tally
 from tests.fuzz.erp_gen import OTHER_TENANT, ErpGenerator
 from tests.fuzz.profile import FuzzProfile, fuzz_profile
-from tests.fuzz.runner import differences, send_all, snapshot
+from tests.fuzz.runner import differences, post_all, snapshot
 from tests.fuzz.webhook_gen import TrackedMessage, WebhookGenerator
 
 TENANT = "default"
@@ -228,7 +227,7 @@ def test_fuzz_the_real_app(database_url: str, engine: Engine, tmp_path: Path) ->
     with WebhookProcess(database_url, env=LIVE_ENV, log_path=tmp_path / "webhook.log") as app:
         for name in ("refused", "accepted", "replays", "refused_again"):
             before = snapshot(engine) if name.startswith("refused") else None
-            outcomes += asyncio.run(send_all(app.url, rounds[name], profile.concurrency, tally))
+            outcomes += post_all(app.url, rounds[name], profile.concurrency, tally)
             health = app.wait_applied(timeout=600)
             assert health["backlog"] == 0, f"the applier did not drain after {name}: {health}"
             if before is not None:

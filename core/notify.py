@@ -121,6 +121,15 @@ def normalised_phone(raw: str) -> str:
         raise NoticeRejected([str(exc)]) from None
 
 
+def supplier_at(session: Session, tenant_id: str, phone_e164: str) -> Supplier | None:
+    """The tenant's supplier at this E.164 number, if the directory has one."""
+    return session.exec(
+        select(Supplier).where(
+            col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164) == phone_e164
+        )
+    ).first()
+
+
 def find_or_add_supplier(
     session: Session,
     tenant_id: str,
@@ -131,11 +140,7 @@ def find_or_add_supplier(
     external_ref: str | None = None,
 ) -> Supplier:
     """The tenant's supplier at this number; a new one is recorded when a notice names it."""
-    supplier = session.exec(
-        select(Supplier).where(
-            col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164) == phone_e164
-        )
-    ).first()
+    supplier = supplier_at(session, tenant_id, phone_e164)
     if supplier is None:
         supplier = Supplier(
             tenant_id=tenant_id,
@@ -385,11 +390,7 @@ def prepare_text_message(
         payload = text_message(wa_digits(recipient), body)
     except ValueError as exc:
         raise NoticeRejected([str(exc)]) from None
-    supplier = session.exec(
-        select(Supplier).where(
-            col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164) == recipient
-        )
-    ).first()
+    supplier = supplier_at(session, tenant_id, recipient)
     if (problem := text_window_problem(supplier, now or clock.now())) is not None:
         raise NoticeRejected([problem])
     assert supplier is not None  # the window is open only for a known supplier

@@ -1,0 +1,21 @@
+"""(reserved: filled in by the work that needs it)
+
+Revision ID: 0017_send_started
+Revises: 0016_dashboard_sessions
+Create Date: 2026-12-04 20:10:00
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0017_send_started"
+down_revision: str | Sequence[str] | None = "0016_dashboard_sessions"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

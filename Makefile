@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WANOTIFY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_test
 
 .PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres pytest-later-date bench fuzz \
-	install clean
+	install clean messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the translation catalogues after adding or changing a _("...") string:
+# extract every marked string, merge it into each language's .po, then translate the
+# new entries (msgstr "") and the ones marked fuzzy. tests/core/test_i18n_catalogue.py
+# fails until every string has its translation.
+messages: $(STAMP)
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output \
+		--add-comments=Translators: --project=wanotify -o $(VENV)/wanotify.pot core dashboard
+	$(BIN)/pybabel --quiet update -D wanotify -i $(VENV)/wanotify.pot -d core/locale --ignore-obsolete
 
 run: $(STAMP)
 	$(BIN)/wanotify run

@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from core import clock
+from core.i18n import _
 from core.login_guard.session import recheck
 from core.users import UserInfo, count_users, login, prepare_login
-from dashboard import runtime
+from dashboard import language, runtime
 
 _USER_KEY = "wanotify_user"
 _SEEN_KEY = "wanotify_last_seen"
@@ -84,10 +85,11 @@ def require_login() -> UserInfo:
 def _login_form() -> None:
     cfg = runtime.settings()
     db = runtime.engine()
-    _, middle, _ = st.columns([1, 1.2, 1])
+    _left, middle, _right = st.columns([1, 1.2, 1])
     with middle:
         st.title("📦 wanotify")
-        st.caption("Purchase-order notices to suppliers over WhatsApp")
+        st.caption(_("Purchase-order notices to suppliers over WhatsApp"))
+        language.language_picker()
         ended = st.session_state.pop(_ENDED_KEY, None)
         if isinstance(ended, str):
             st.warning(ended)
@@ -95,25 +97,28 @@ def _login_form() -> None:
         prepare_login()  # the dummy hash is made before anyone submits
         if users == 0:
             st.warning(
-                "No users yet. Create the first administrator from a terminal:\n\n"
-                "`.venv/bin/wanotify users add admin --role admin`"
+                _("No users yet. Create the first administrator from a terminal:")
+                + "\n\n`.venv/bin/wanotify users add admin --role admin`"
             )
         with st.form("login", clear_on_submit=False):
-            username = st.text_input("Username", autocomplete="username", max_chars=120)
+            username = st.text_input(_("Username"), autocomplete="username", max_chars=120)
             password = st.text_input(
-                "Password", type="password", autocomplete="current-password", max_chars=200
+                _("Password"), type="password", autocomplete="current-password", max_chars=200
             )
-            submitted = st.form_submit_button("Log in", type="primary", width="stretch")
+            submitted = st.form_submit_button(_("Log in"), type="primary", width="stretch")
         if cfg.sandbox_mode and users > count_users(db, include_demo=False):
             st.info(
-                "Sandbox mode: demo users `buyer`, `manager` and `admin`, password `demo-password`"
+                _(
+                    "Sandbox mode: demo users `buyer`, `manager` and `admin`, "
+                    "password `demo-password`"
+                )
             )
         if submitted:
             result = login(
                 db, username, password, client=_client_address(), allow_demo=cfg.sandbox_mode
             )
             if result.user is None:
-                st.error(result.error or "Wrong username or password")
+                st.error(_(result.error or "Wrong username or password"))
                 return
             st.session_state[_USER_KEY] = result.user
             st.session_state[_SEEN_KEY] = clock.now()

@@ -20,6 +20,8 @@ import streamlit as st
 
 from core import clock
 from core.compose import MessageState
+from core.formatting import format_moment, style_of
+from core.i18n import N_, _
 from core.templates import Preview
 
 #: Every ASCII punctuation character: CommonMark lets each be backslash-escaped, which
@@ -138,13 +140,32 @@ _STATUS_ICONS = {
     "needs_attention": ":material/help:",
     "cancelled": ":material/block:",
 }
+#: Each message status as a person reads it (shown through `_()`).
+STATUS_NAMES = {
+    "pending": N_("pending"),
+    "queued": N_("queued"),
+    "sending": N_("sending"),
+    "accepted": N_("accepted"),
+    "sent": N_("sent"),
+    "delivered": N_("delivered"),
+    "read": N_("read"),
+    "failed": N_("failed"),
+    "needs_attention": N_("needs attention"),
+    "cancelled": N_("cancelled"),
+}
+
+
+def status_name(status: str) -> str:
+    """A status in the reader's language ("needs_attention" -> "needs attention")."""
+    known = STATUS_NAMES.get(status)
+    return _(known) if known else status.replace("_", " ")
 
 
 def status_badge(status: str) -> str:
     """Markdown for a status word with WhatsApp's tick marks (blue for read)."""
     icon = _STATUS_ICONS.get(status, ":material/circle:")
     colour = {"read": "blue", "failed": "red", "needs_attention": "orange"}.get(status, "gray")
-    return f":{colour}[**{icon} {status.replace('_', ' ')}**]"
+    return f":{colour}[**{icon} {status_name(status)}**]"
 
 
 def viewer_zone() -> str:
@@ -165,10 +186,12 @@ def viewer_today() -> date:
 def format_local(
     at: datetime, tz: str, fmt: str = "%d/%m/%Y %H:%M", *, labelled: bool = True
 ) -> str:
-    """`at` (an aware time) in zone `tz`, formatted; with the zone's abbreviation unless
-    `labelled` is False (a chat bubble's clock, say)."""
+    """`at` (an aware time) in zone `tz`, in the one date format of core.formatting
+    (`fmt`, a strftime pattern or a style name, says only whether to show the date, the
+    time, seconds); with the zone's abbreviation unless `labelled` is False (a chat
+    bubble's clock, say)."""
     local = at.astimezone(ZoneInfo(tz))
-    text = local.strftime(fmt)
+    text = format_moment(local, tz, style_of(fmt))
     return f"{text} {local.tzname() or tz}" if labelled else text
 
 
@@ -183,10 +206,12 @@ def _when(at: datetime | None) -> str:
 
 def status_timeline(state: MessageState) -> None:
     """Draw a message's status and the time each stage was reached."""
-    st.markdown(f"Status: {status_badge(state.status)}", help="Updates as WhatsApp reports it")
+    st.markdown(_("Status: {badge}").format(badge=status_badge(state.status)),
+                help=_("Updates as WhatsApp reports it"))  # fmt: skip
     rows = "\n".join(
-        f"| {step.name[:1].upper() + step.name[1:]} | {_when(step.at)} |" for step in state.steps
+        f"| {status_name(step.name).capitalize()} | {_when(step.at)} |" for step in state.steps
     )
-    st.markdown(f"| Stage | Reached |\n|---|---|\n{rows}")
+    header = "| " + _("Stage") + " | " + _("Reached") + " |"
+    st.markdown(f"{header}\n|---|---|\n{rows}")
     if state.error:
-        st.error(f"WhatsApp reported a failure: {md_escape(state.error)}")
+        st.error(_("WhatsApp reported a failure: {error}").format(error=md_escape(state.error)))

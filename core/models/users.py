@@ -32,6 +32,8 @@ class User(SQLModel, table=True):
     tenant_id: str = Field(max_length=64, index=True)  # the tenant this user sends for
     is_active: bool = Field(default=True)
     is_demo: bool = Field(default=False)  # sandbox demo account: refused outside sandbox mode
+    #: The language this user chose for the dashboard ("en", "es"); None: the browser's.
+    locale: str | None = Field(default=None, max_length=16)
     #: The client address of the last successful login ("local" for the same machine): a
     #: correct password from there passes a per-account delay (see core.login_guard).
     last_login_client: str | None = Field(default=None, max_length=64)

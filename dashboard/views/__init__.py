@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from core.auth import Page
+from core.i18n import N_
 from core.users import UserInfo
 
 
 @dataclass(frozen=True)
 class View:
-    """How a page appears in the menu, and the module that draws it."""
+    """How a page appears in the menu (`title` in English, shown through `_()`), and the
+    module that draws it."""
 
     page: Page
     title: str
@@ -28,13 +30,18 @@ class View:
 VIEWS: dict[Page, View] = {
     view.page: view
     for view in (
-        View(Page.SEND, "Send PO notice", ":material/send:", "dashboard.views.send"),
-        View(Page.BULK, "Bulk send (CSV)", ":material/upload_file:", "dashboard.views.bulk"),
-        View(Page.MESSAGES, "Messages", ":material/forum:", "dashboard.views.messages"),
-        View(Page.ANALYTICS, "Analytics", ":material/monitoring:", "dashboard.views.analytics"),
-        View(Page.TEMPLATES, "Templates", ":material/description:", "dashboard.views.templates"),
-        View(Page.SUPPLIERS, "Suppliers", ":material/store:", "dashboard.views.suppliers"),
-        View(Page.HEALTH, "Health", ":material/health_and_safety:", "dashboard.views.health"),
-        View(Page.SETTINGS, "Settings", ":material/settings:", "dashboard.views.settings"),
+        View(Page.SEND, N_("Send PO notice"), ":material/send:", "dashboard.views.send"),
+        View(Page.BULK, N_("Bulk send (CSV)"), ":material/upload_file:", "dashboard.views.bulk"),
+        View(Page.MESSAGES, N_("Messages"), ":material/forum:", "dashboard.views.messages"),
+        View(Page.ANALYTICS, N_("Analytics"), ":material/monitoring:", "dashboard.views.analytics"),
+        View(
+            Page.TEMPLATES, N_("Templates"), ":material/description:", "dashboard.views.templates"
+        ),
+        View(Page.SUPPLIERS, N_("Suppliers"), ":material/store:", "dashboard.views.suppliers"),
+        View(Page.HEALTH, N_("Health"), ":material/health_and_safety:", "dashboard.views.health"),
+        View(Page.SETTINGS, N_("Settings"), ":material/settings:", "dashboard.views.settings"),
     )
 }
+
+#: The roles as the sidebar names them (`Role` values, shown through `_()`).
+ROLE_NAMES = (N_("buyer"), N_("manager"), N_("admin"))

@@ -105,10 +105,10 @@ def test_status_badges_name_the_status() -> None:
 @pytest.mark.parametrize(
     ("tz", "expected"),
     [
-        ("UTC", "01/07/2026 10:30 UTC"),
-        ("Europe/Madrid", "01/07/2026 12:30 CEST"),  # summer time
-        ("America/Mexico_City", "01/07/2026 04:30 CST"),
-        ("Asia/Kolkata", "01/07/2026 16:00 IST"),  # a half-hour offset
+        ("UTC", "01 Jul 2026 10:30 UTC"),
+        ("Europe/Madrid", "01 Jul 2026 12:30 CEST"),  # summer time
+        ("America/Mexico_City", "01 Jul 2026 04:30 CST"),
+        ("Asia/Kolkata", "01 Jul 2026 16:00 IST"),  # a half-hour offset
     ],
 )
 def test_times_are_shown_in_the_viewers_zone_with_its_name(tz: str, expected: str) -> None:
@@ -117,5 +117,6 @@ def test_times_are_shown_in_the_viewers_zone_with_its_name(tz: str, expected: st
 
 def test_winter_time_and_an_unlabelled_clock() -> None:
     at = datetime(2026, 1, 15, 23, 45, tzinfo=UTC)
-    assert format_local(at, "Europe/Madrid") == "16/01/2026 00:45 CET"  # the next day there
+    assert format_local(at, "Europe/Madrid") == "16 Jan 2026 00:45 CET"  # the next day there
+    assert format_local(at, "Europe/Madrid", "%Y-%m-%d %H:%M") == "16 Jan 2026 00:45 CET"
     assert format_local(at, "Europe/Madrid", "%H:%M", labelled=False) == "00:45"

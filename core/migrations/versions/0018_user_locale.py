@@ -1,4 +1,4 @@
-"""(reserved: filled in by the work that needs it)
+"""The language each dashboard user chose (users.locale; NULL: follow the browser)
 
 Revision ID: 0018_user_locale
 Revises: 0017_send_started
@@ -7,6 +7,9 @@ Create Date: 2026-12-04 20:10:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0018_user_locale"
 down_revision: str | Sequence[str] | None = "0017_send_started"
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("locale", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("locale")

@@ -39,6 +39,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from core import rates
 from core.analytics_rollup import Split, split, week_dates
 from core.db import is_sqlite
 from core.errors import HUMAN_REASONS, human_reason
@@ -166,19 +167,30 @@ class Funnel:
     failed: int
     queued: int  # pending, sending or needing attention
 
+    def counts(self) -> dict[str, int]:
+        """The counts by the names `core.rates` divides (`messages` is every message)."""
+        return {
+            "messages": self.total,
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "read": self.read,
+            "replied": self.replied,
+            "failed": self.failed,
+        }
+
     def frame(self) -> pd.DataFrame:
-        """The funnel as rows (stage, count, share of sent) for a funnel chart."""
-        stages = [
-            ("Sent", self.sent),
-            ("Delivered", self.delivered),
-            ("Read", self.read),
-            ("Replied", self.replied),
-        ]
+        """The funnel as rows for a funnel chart: stage (the count's name), messages, and
+        the stage's rate as `core.rates` defines it (None for "sent", which is the base
+        of the first rate), so the funnel says what the tiles say."""
+        counts = self.counts()
+        stages = ("sent", "delivered", "read", "replied")
+        chosen = [rates.FUNNEL_RATES.get(stage) for stage in stages]
         return pd.DataFrame(
             {
-                "stage": [name for name, _ in stages],
-                "messages": [count for _, count in stages],
-                "share_of_sent": [_ratio(count, self.sent) for _, count in stages],
+                "stage": list(stages),
+                "messages": [counts[stage] for stage in stages],
+                "rate": [r.value(counts) if r else None for r in chosen],
+                "rate_key": [r.key if r else None for r in chosen],
             }
         )
 
@@ -348,14 +360,14 @@ def daily_rates(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
                 "delivered": delivered,
                 "read": read,
                 "failed": failed,
-                "delivery_rate": _ratio(delivered, sent),
-                "read_rate": _ratio(read, delivered),
-                "failure_rate": _ratio(failed, messages),
+                **_rates(messages=messages, sent=sent, delivered=delivered, read=read,
+                         failed=failed, keys=_DAILY_RATES),
             }
         )
     return pd.DataFrame.from_records(records, columns=_DAILY_COLUMNS)
 
 
+_DAILY_RATES = (rates.DELIVERED, rates.READ, rates.FAILED)
 _DAILY_COLUMNS = [
     "bucket",
     "messages",
@@ -363,9 +375,7 @@ _DAILY_COLUMNS = [
     "delivered",
     "read",
     "failed",
-    "delivery_rate",
-    "read_rate",
-    "failure_rate",
+    *(r.key for r in _DAILY_RATES),
 ]
 
 
@@ -501,9 +511,10 @@ def supplier_table(
             "read": [c.read for c in chosen],
             "failed": [c.failed for c in chosen],
             "replied": [c.replied for c in chosen],
-            "delivery_rate": [_ratio(c.delivered, c.sent) for c in chosen],
-            "read_rate": [_ratio(c.read, c.delivered) for c in chosen],
-            "reply_rate": [_ratio(c.replied, c.delivered) for c in chosen],
+            **{
+                r.key: [r.value(vars(c)) for c in chosen]
+                for r in (rates.DELIVERED, rates.READ, rates.ANSWERED)
+            },
             "last_sent_at": [last.get(c.supplier_id) for c in chosen],
         }
     )
@@ -1051,6 +1062,11 @@ def _read(engine: Engine) -> Iterator[Connection]:
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def _rates(*, keys: Sequence[rates.Rate], **counts: int) -> dict[str, float | None]:
+    """The rates `keys` of these counts, by column name (each defined in core.rates)."""
+    return {r.key: r.value(counts) for r in keys}
 
 
 def _bin_label(lower: int, upper: int | None) -> str:

@@ -9,12 +9,18 @@ failures, no chart junk. Plotly reads a little HTML in every label (`<a href>`, 
 from __future__ import annotations
 
 import html
+import math
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.stats import AckStats, CostReport, Funnel, LatencyStats
+from core import rates
+from core.i18n import _
+from core.stats import AckStats, CostReport, Funnel, Granularity, LatencyStats
 
 PRIMARY = "#128C7E"
 SECONDARY = "#25D366"
@@ -41,14 +47,93 @@ def _layout(fig: go.Figure, *, height: int = 320, legend: bool = False) -> go.Fi
     return fig
 
 
+#: Most date ticks on a time axis; more slices than this get a tick every few slices.
+MAX_DATE_TICKS = 10
+#: Most ticks on a count axis (whole numbers only, in steps of 1, 2 or 5 times a power of 10).
+MAX_COUNT_TICKS = 6
+_DAY_MS = 86_400_000
+
+
+def count_axis(largest: float) -> dict[str, Any]:
+    """Axis settings for a count: whole-number ticks from zero (never 0.5 of a message,
+    never the same label twice), readable from 1 message to millions."""
+    top = max(1.0, float(largest) if math.isfinite(float(largest)) else 1.0)
+    step = _nice_step(top / (MAX_COUNT_TICKS - 1))
+    return {
+        "tickmode": "linear",
+        "tick0": 0,
+        "dtick": step,
+        "tickformat": ",d",
+        "rangemode": "tozero",
+        "range": [0, max(step, top) * 1.08],
+    }
+
+
+def _nice_step(raw: float) -> int:
+    """The smallest whole 1, 2 or 5 times a power of ten at least `raw` (and at least 1)."""
+    if raw <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if factor * power >= raw:
+            return int(factor * power)
+    return int(10 * power)  # pragma: no cover - the loop always returns
+
+
+def date_axis(labels: Sequence[date], unit: Granularity) -> dict[str, Any]:
+    """Axis settings for time slices (days, weeks or months): at most one tick per slice
+    and at most MAX_DATE_TICKS ticks, each labelled once, and the range padded by half a
+    slice so a single day shows as a day, not as hours."""
+    days = sorted(pd.Timestamp(d).date() for d in labels) or [date(2000, 1, 1)]
+    every = max(1, math.ceil(len(days) / MAX_DATE_TICKS))
+    # A range's first week or month may start mid-way; later slices start on a Monday
+    # or a first day, so the ticks are anchored there.
+    anchor = days[1] if unit != "day" and len(days) > 1 else days[0]
+    half = {"day": timedelta(hours=12), "week": timedelta(days=3.5), "month": timedelta(days=15)}
+    first = datetime.combine(days[0], time(0)) - half[unit]
+    last = datetime.combine(days[-1], time(0)) + half[unit]
+    axis: dict[str, Any] = {
+        "type": "date",
+        "tickmode": "linear",
+        "tick0": anchor.isoformat(),
+        "range": [first.isoformat(), last.isoformat()],
+    }
+    if unit == "month":
+        axis.update(dtick=f"M{every}", tickformat="%b %Y")
+    else:
+        axis.update(dtick=_DAY_MS * every * (7 if unit == "week" else 1), tickformat="%d %b")
+    return axis
+
+
+def stage_name(stage: str) -> str:
+    """A funnel stage's name as the page says it (the same words as the rates)."""
+    names = {
+        "sent": _("Sent"),
+        "delivered": _(rates.DELIVERED.name),
+        "read": _(rates.READ.name),
+        "replied": _(rates.ANSWERED.name),
+    }
+    return names.get(stage, stage)
+
+
 def funnel_figure(funnel: Funnel) -> go.Figure:
-    """Sent -> delivered -> read -> replied, each with its share of sent."""
+    """Sent -> delivered -> read -> answered: each stage's count and its rate, as
+    `core.rates` defines it and with its base ("72 % of delivered"), like the tiles."""
     frame = funnel.frame()
+    texts = []
+    for count, key in zip(frame["messages"], frame["rate_key"], strict=True):
+        shown = f"{int(count):,}"
+        if isinstance(key, str):
+            rate = rates.by_key(key)
+            share = format_share(rate.value(funnel.counts()))
+            shown += f" · {share} {_label(_(rate.base_words))}"
+        texts.append(shown)
     fig = go.Figure(
         go.Funnel(
-            y=frame["stage"],
+            y=[stage_name(stage) for stage in frame["stage"]],
             x=frame["messages"],
-            textinfo="value+percent initial",
+            text=texts,
+            textinfo="text",
             marker={"color": [PRIMARY, SECONDARY, READ, "#075E54"]},
             connector={"line": {"color": MUTED, "width": 1}},
             hovertemplate="%{y}: %{x:,} messages<extra></extra>",
@@ -57,41 +142,49 @@ def funnel_figure(funnel: Funnel) -> go.Figure:
     return _layout(fig)
 
 
-def rates_figure(daily: pd.DataFrame) -> go.Figure:
-    """Messages per slice (bars) with delivery, read and failure rates (lines, right axis)."""
+def rates_figure(daily: pd.DataFrame, granularity: Granularity = "day") -> go.Figure:
+    """Messages per slice (bars, every slice counted, zeros included) with the delivery,
+    read and failure rates (lines, left axis; named with their base as `core.rates`
+    defines them). A rate is drawn only where it is defined (its base is not zero); the
+    line joins the slices where it is, so a few messages draw a line, not lone dots."""
     fig = go.Figure()
+    counts = pd.to_numeric(daily["messages"], errors="coerce").fillna(0).astype(int)
     fig.add_bar(
         x=daily["bucket"],
-        y=daily["messages"],
-        name="Messages",
+        y=counts,
+        name=_("Messages"),
         marker_color="#DCE6E3",
         yaxis="y2",
-        hovertemplate="%{x|%d %b}: %{y:,} messages<extra></extra>",
+        hovertemplate="%{x|%d %b}: %{y:,}<extra>" + _label(_("Messages")) + "</extra>",
     )
-    for column, name, color in (
-        ("delivery_rate", "Delivered / sent", PRIMARY),
-        ("read_rate", "Read / delivered", READ),
-        ("failure_rate", "Failed / all", FAIL),
-    ):
+    for rate, color in ((rates.DELIVERED, PRIMARY), (rates.READ, READ), (rates.FAILED, FAIL)):
+        name = _label(rate.label)
         fig.add_scatter(
             x=daily["bucket"],
-            y=pd.to_numeric(daily[column], errors="coerce"),
+            y=pd.to_numeric(daily[rate.key], errors="coerce"),
             name=name,
             mode="lines+markers",
             line={"color": color, "width": 2},
-            marker={"size": 5},
-            connectgaps=False,
+            marker={"size": 6},
+            connectgaps=True,
             hovertemplate="%{x|%d %b}: %{y:.0%}<extra>" + name + "</extra>",
         )
     fig.update_layout(
-        yaxis={"tickformat": ".0%", "range": [0, 1.05], "side": "left"},
+        xaxis=date_axis(list(daily["bucket"]), granularity),
+        yaxis={
+            "tickformat": ".0%",
+            "tickmode": "linear",
+            "tick0": 0,
+            "dtick": 0.25,
+            "range": [0, 1.05],
+            "side": "left",
+        },
         yaxis2={
+            **count_axis(float(counts.max()) if len(counts) else 0.0),
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
-            "rangemode": "tozero",
-            "tickformat": ",d",
-            "title": {"text": "messages", "font": {"size": 11}},
+            "title": {"text": _label(_("messages")), "font": {"size": 11}},
         },
     )
     return _layout(fig, height=340, legend=True)
@@ -104,11 +197,13 @@ def latency_figure(stats: LatencyStats, color: str = PRIMARY) -> go.Figure:
             x=stats.bins["label"],
             y=stats.bins["messages"],
             marker_color=color,
-            hovertemplate="%{x}: %{y:,} messages<extra></extra>",
+            hovertemplate="%{x}: %{y:,}<extra></extra>",
         )
     )
+    _layout(fig, height=280)
     fig.update_xaxes(type="category", tickangle=-35)
-    return _layout(fig, height=280)
+    fig.update_yaxes(**count_axis(float(stats.bins["messages"].max() or 0)))
+    return fig
 
 
 def failures_figure(failures: pd.DataFrame, top: int = 8) -> go.Figure:
@@ -125,10 +220,13 @@ def failures_figure(failures: pd.DataFrame, top: int = 8) -> go.Figure:
             orientation="h",
             marker_color=FAIL,
             customdata=shown["share"],
-            hovertemplate="%{x:,} messages (%{customdata:.0%})<extra></extra>",
+            hovertemplate="%{x:,} (%{customdata:.0%})<extra></extra>",
         )
     )
-    return _layout(fig, height=max(220, 48 * len(shown) + 40))
+    _layout(fig, height=max(220, 48 * len(shown) + 40))
+    largest = float(shown["messages"].max()) if len(shown) else 0.0
+    fig.update_xaxes(**count_axis(largest))
+    return fig
 
 
 def acknowledgements_figure(acks: AckStats) -> go.Figure:
@@ -174,7 +272,11 @@ def cost_figure(report: CostReport) -> go.Figure:
             hovertemplate="%{x|%d %b}: %{y:,.2f} " + shown + "<extra></extra>",
         )
     fig.update_layout(barmode="group")
-    return _layout(fig, height=280, legend=len(report.currencies) > 1)
+    _layout(fig, height=280, legend=len(report.currencies) > 1)
+    labels = sorted(set(report.by_bucket["bucket"]))
+    fig.update_xaxes(**date_axis(labels, report.granularity))
+    fig.update_yaxes(rangemode="tozero")
+    return fig
 
 
 def format_money(amount: Decimal, currency: str) -> str:

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from core import stats
+from core import rates, stats
 from core.auth import Action, PermissionDenied, require, scope_tenants, visible_tenants
 from core.db import get_engine
 from core.demo import demo_message_count
@@ -84,7 +84,7 @@ def render(user: UserInfo) -> None:
     with right:
         unit = {"day": "Daily", "week": "Weekly", "month": "Monthly"}[data.granularity]
         st.subheader(f"{unit} rates")
-        st.plotly_chart(charts.rates_figure(data.daily), key="rates")
+        st.plotly_chart(charts.rates_figure(data.daily, data.granularity), key="rates")
     _latency(data)
     fail_col, ack_col = st.columns([3, 2], gap="large")
     with fail_col:
@@ -181,18 +181,10 @@ def _tiles(data: stats.AnalyticsReport) -> None:
     cost = data.cost
     tiles = st.columns(6)
     tiles[0].metric("Messages", f"{f.total:,}", border=True)
-    tiles[1].metric(
-        "Delivered", charts.format_share(f.delivered / f.sent if f.sent else None),
-        help="Delivered as a share of messages Meta accepted", border=True,
-    )  # fmt: skip
-    tiles[2].metric(
-        "Read", charts.format_share(f.read / f.delivered if f.delivered else None),
-        help="Read as a share of delivered messages", border=True,
-    )  # fmt: skip
-    tiles[3].metric(
-        "Answered", charts.format_share(f.replied / f.delivered if f.delivered else None),
-        help="Delivered messages the supplier replied to or acknowledged", border=True,
-    )  # fmt: skip
+    for tile, rate in zip(tiles[1:4], (rates.DELIVERED, rates.READ, rates.ANSWERED),
+                          strict=True):  # fmt: skip
+        tile.metric(rate.label, charts.format_share(rate.value(f.counts())), help=rate.help,
+                    border=True)  # fmt: skip
     tiles[4].metric(
         "Failed", f"{f.failed:,}",
         help="Messages Meta refused or could not deliver", border=True,
@@ -294,15 +286,12 @@ def _suppliers(data: stats.AnalyticsReport) -> None:
             "read": st.column_config.NumberColumn("Read", format="%d"),
             "failed": st.column_config.NumberColumn("Failed", format="%d"),
             "replied": st.column_config.NumberColumn("Answered", format="%d"),
-            "delivery_rate": st.column_config.ProgressColumn(
-                "Delivery rate", min_value=0, max_value=1, format="percent"
-            ),
-            "read_rate": st.column_config.ProgressColumn(
-                "Read rate", min_value=0, max_value=1, format="percent"
-            ),
-            "reply_rate": st.column_config.ProgressColumn(
-                "Answer rate", min_value=0, max_value=1, format="percent"
-            ),
+            **{
+                rate.key: st.column_config.ProgressColumn(
+                    rate.label, help=rate.help, min_value=0, max_value=1, format="percent"
+                )
+                for rate in (rates.DELIVERED, rates.READ, rates.ANSWERED)
+            },
             "last_sent_at": st.column_config.DatetimeColumn("Last sent", format="distance"),
         },
     )

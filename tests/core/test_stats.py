@@ -158,8 +158,11 @@ def test_funnel_counts_each_stage_and_leaves_out_cancelled_and_other_tenants(
     assert (f.total, f.sent, f.delivered, f.read, f.replied) == (6, 3, 2, 1, 2)
     assert (f.failed, f.queued) == (1, 2)
     frame = f.frame()
-    assert list(frame["stage"]) == ["Sent", "Delivered", "Read", "Replied"]
-    assert frame["share_of_sent"].iloc[1] == pytest.approx(2 / 3)
+    assert list(frame["stage"]) == ["sent", "delivered", "read", "replied"]
+    assert frame["rate"].iloc[1] == pytest.approx(2 / 3)  # delivered, of sent
+    assert frame["rate"].iloc[2] == pytest.approx(1 / 2)  # read, of delivered
+    assert frame["rate"].iloc[3] == pytest.approx(2 / 2)  # answered, of delivered
+    assert list(frame["rate_key"])[1:] == ["delivery_rate", "read_rate", "reply_rate"]
 
 
 def test_template_and_supplier_filters_narrow_every_count(engine: Engine) -> None:

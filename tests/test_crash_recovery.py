@@ -5,21 +5,38 @@ webhooks to the real webhook app. After the restart: no message was sent twice (
 sandbox counts our ids), none was lost, and none is silently stuck: a send that was in
 flight ends as sent (its webhook matched by our id) or as needs-attention with the
 reason, after the grace period, for a person to resend.
+
+The kill lands at chosen points of the dispatcher's cycle (core.sender.faults, a
+test-only crash point: just after a claim, just after a pacing slice was marked
+started, just before outcomes are recorded) or from outside while requests are in
+flight. Only the requests that had started (the sandbox's record) may wait for a
+person; every row the dead worker had claimed but not requested goes back to pending
+and is sent, once, after the restart.
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from core.models.messages import MessageStatus
+from core.models.types import utcnow
 from core.sandbox import BackgroundServer, SandboxServer
 from core.sender import INFLIGHT_LOST_MESSAGE
+from core.sender.faults import ENV as CRASH_ENV
+from core.sender.recovery import recover_stale
 from core.settings import get_settings
+from tests.core.sender.crash import (
+    check_recovered,
+    check_sent_once,
+    kill_report,
+    slice_size,
+)
 from tests.core.sender.helpers import (
     enqueue_notices,
     phone,
@@ -53,9 +70,7 @@ def webhook_url(database_url: str, engine: Engine) -> Iterator[str]:
 def test_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     sandbox: SandboxServer, database_url: str, engine: Engine, webhook_url: str, tmp_path: Path
 ) -> None:
-    sandbox.configure(
-        latency_ms=800, webhook_url=webhook_url, time_scale=1.0, duplicate_rate=0.2
-    )
+    sandbox.configure(latency_ms=800, webhook_url=webhook_url, time_scale=1.0, duplicate_rate=0.2)
     ids = enqueue_notices(engine, [phone(i) for i in range(80)])
     env = worker_env(
         database_url,
@@ -112,3 +127,69 @@ def test_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     # sends whose answer died with the worker were settled by their webhook (our id)
     assert in_flight & sent_ids, "no in-flight send had reached the sandbox"
     assert all(final[i].status in REACHED_META for i in in_flight & sent_ids)
+
+
+CAP = 40
+LEASE = 1.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point",
+    ["claimed:3", "started:5", "writing:3", "request"],
+    ids=["mid-claim", "after-mark", "mid-write", "mid-request"],
+)
+def test_kill_at_each_point_of_the_cycle_asks_a_person_only_about_started_requests(
+    point: str, sandbox: SandboxServer, database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    # slow answers: whichever point the kill lands on, requests are in flight
+    sandbox.configure(mps=10_000, latency_ms=400)
+    ids = enqueue_notices(engine, [phone(i) for i in range(60)])
+    env = worker_env(
+        database_url,
+        sandbox.url,
+        WHATSAPP_MAX_MPS=str(CAP),
+        WHATSAPP_CLAIM_LEASE_SECONDS=str(LEASE),
+        WHATSAPP_INFLIGHT_GRACE_SECONDS=str(LEASE),
+    )
+    log = tmp_path / "worker.log"
+    hooked = point != "request"
+    first = start_worker({**env, CRASH_ENV: point} if hooked else env, "crash-1", log)
+    try:
+        if not hooked:
+            wait_until(lambda: sandbox.stats(recipients=False)["accepted"] >= 15, 60, "15 sends")
+            first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    at_kill = kill_report(engine, sandbox, latency_s=0.4)
+    assert at_kill.sending, at_kill  # the kill caught claimed rows
+    assert len(at_kill.seen) < len(ids)  # ...and the batch unfinished
+
+    # past the lease, as a restarted worker's first recovery pass sees it
+    report = recover_stale(
+        engine,
+        lease_seconds=LEASE,
+        grace_seconds=LEASE,
+        unstarted_seconds=LEASE,
+        now=utcnow() + timedelta(seconds=LEASE + 1),
+    )
+    # a kill just after a slice's mark leaves that slice unrequested but marked: the
+    # one case where a person is asked about a send that never left (at most a slice)
+    not_requested = slice_size(CAP) if point.startswith("started") else 0
+    attention = check_recovered(engine, at_kill, not_requested)
+    if point.startswith("started"):
+        assert attention - at_kill.seen, "the killed slice was marked, never sent"
+    if point.startswith("claimed"):
+        assert report.returned > 0  # the fresh claim went back to pending
+    assert report.needs_attention == len(attention)
+
+    second = start_worker(env, "crash-2", log)
+    try:
+        wait_until(lambda: unsettled(engine) == 0, 60, "the rest to be sent after the restart")
+    finally:
+        assert stop_worker(second) == 0, log.read_text()[-3000:]
+    check_sent_once(engine, sandbox, attention)
+    assert len(attention) <= len(at_kill.answer_lost) + not_requested

@@ -67,6 +67,11 @@ class WhatsAppMessage(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Set for a pacing slice's rows just before their requests go out (one UPDATE per
+    # slice): after a crash, a `sending` row without it was never requested.
+    request_started_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime())
+    )
     accepted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

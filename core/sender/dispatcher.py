@@ -6,8 +6,12 @@ Three cooperating tasks on one event loop, plus one database thread:
   and claims due pending rows in chunks (pending → sending) into a small local queue,
   about `buffer_seconds` of work at the current rate so a crash strands little;
 - the *sender* takes rows from that queue in order, postpones a row whose recipient
-  got a message less than 6 s ago (others go ahead), waits on the rate limiter and
-  starts the API call as its own task (hundreds in flight at 1000/s);
+  got a message less than 6 s ago (others go ahead) and waits on the rate limiter. The
+  rows the limiter lets through together form a pacing slice: one UPDATE marks them
+  `request_started_at` (store.mark_started), then each API call starts as its own
+  task (hundreds in flight at 1000/s). After a crash, recovery sends a claimed row
+  without the mark again (its request never started) and asks a person about the
+  others only: at most the requests that had started (about cap x latency);
 - the *writer* collects outcomes and records them every `flush_interval` in one
   transaction, with conditional updates that never move a row backwards.
 
@@ -36,7 +40,7 @@ from sqlalchemy import Engine
 
 from core.errors import GraphError
 from core.models.types import utcnow
-from core.sender import budget, store
+from core.sender import budget, faults, store
 from core.sender.ratelimit import PAIR_INTERVAL_SECONDS, PairGate, RateLimiter, SlidingWindowLimiter
 from core.sender.recovery import INFLIGHT_LOST_CLASS, recover_stale
 from core.sender.retry import Action, RetryPolicy, decide
@@ -129,6 +133,11 @@ class DispatcherOptions:
     shutdown_timeout: float | None = None  # default: request timeout + 2 s
     phone_number_id: str | None = None
     seed: int | None = None  # jitter seed, for reproducible tests
+    #: how long a claimed row may wait unrequested before recovery returns it to
+    #: pending (default: the lease, at most 10 s); its worker then cannot send it
+    unstarted_seconds: float | None = None
+    #: how long the sender waits for one more permit to join the current slice
+    slice_gather_seconds: float = 0.002
     #: share WHATSAPP_MAX_MPS with every other worker of the phone number (database)
     shared_budget: bool = True
     budget_refresh_seconds: float = budget.REFRESH_SECONDS
@@ -140,6 +149,7 @@ class DispatchStats:
 
     claimed: int = 0
     started: int = 0
+    slices: int = 0  # request_started_at UPDATEs written (one per pacing slice)
     accepted: int = 0
     retried: int = 0
     failed: int = 0
@@ -204,8 +214,9 @@ class Dispatcher:
             or max(60.0, 3 * timeout)
         )
         self.grace = opts.grace_seconds or settings.whatsapp_inflight_grace_seconds
+        self.unstarted = opts.unstarted_seconds or min(self.lease, 10.0)
         self.recovery_interval = opts.recovery_interval or max(
-            0.2, min(30.0, min(self.lease, self.grace) / 4)
+            0.2, min(30.0, min(self.lease, self.grace, self.unstarted) / 4)
         )
         self.shutdown_timeout = opts.shutdown_timeout or timeout + 2.0
         self.client_factory = client_factory or default_client_factory(settings, opts.max_in_flight)
@@ -228,6 +239,11 @@ class Dispatcher:
         self._local_holds: dict[TemplateKey, tuple[str, float]] = {}
         self._stopped_batches: frozenset[str] = frozenset()
         self._executor: ThreadPoolExecutor | None = None
+        #: the slice being gathered: each row holds a slot and a permit, not yet marked
+        self._slice: list[ClaimedMessage] = []
+        #: marks run on a thread of their own: never queued behind a claim or a flush
+        self._mark_executor: ThreadPoolExecutor | None = None
+        self._crash = faults.from_env(sandbox_mode=settings.sandbox_mode)
         self._idle = asyncio.Event()
 
     # --- plumbing -------------------------------------------------------------------
@@ -255,6 +271,7 @@ class Dispatcher:
         `shutdown_timeout`), return claimed-but-unsent rows to pending, flush writes.
         """
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"db-{self.worker_id}")
+        self._mark_executor = ThreadPoolExecutor(1, thread_name_prefix="mark")
         if self._shared is not None:
             self._budget_executor = ThreadPoolExecutor(1, thread_name_prefix="budget")
         try:
@@ -265,6 +282,8 @@ class Dispatcher:
             await self._leave_budget()
             self._executor.shutdown(wait=True)
             self._executor = None
+            self._mark_executor.shutdown(wait=True)
+            self._mark_executor = None
         return self.stats
 
     # --- shared budget --------------------------------------------------------------
@@ -328,14 +347,20 @@ class Dispatcher:
     async def _start_up(self) -> None:
         await self._refresh_budget()
         report = await self._db(
-            recover_stale, self.engine, lease_seconds=self.lease, grace_seconds=self.grace
+            recover_stale,
+            self.engine,
+            lease_seconds=self.lease,
+            grace_seconds=self.grace,
+            unstarted_seconds=self.unstarted,
         )
         self.stats.needs_attention += report.needs_attention
-        if report.needs_attention or report.waiting:
+        if report.needs_attention or report.waiting or report.returned:
             log.warning(
-                "recovery: %d in-flight message(s) need attention, %d still wait for a webhook",
+                "recovery: %d in-flight message(s) need attention, %d still wait for a "
+                "webhook, %d never requested went back to pending",
                 report.needs_attention,
                 report.waiting,
+                report.returned,
             )
         since = utcnow() - timedelta(seconds=self.options.pair_interval + 1)
         recent = await self._db(store.recent_recipients, self.engine, since)
@@ -421,6 +446,8 @@ class Dispatcher:
             )
             self._observe(cycle)
             if cycle.claimed:
+                if self._crash is not None:
+                    self._crash.reached("claimed")
                 self.stats.claimed += len(cycle.claimed)
                 self._ready.extend(cycle.claimed)
                 self._ready_event.set()
@@ -434,7 +461,13 @@ class Dispatcher:
                 await asyncio.wait_for(self._want_more.wait(), self.options.idle_poll_seconds)
 
     def _activity(self) -> int:
-        return len(self._ready) + self._holding + len(self._in_flight) + self._unwritten
+        return (
+            len(self._ready)
+            + self._holding
+            + len(self._slice)
+            + len(self._in_flight)
+            + self._unwritten
+        )
 
     def _is_idle(self, cycle: store.ClaimCycle) -> bool:
         if cycle.claimed or self._activity():
@@ -469,11 +502,17 @@ class Dispatcher:
 
     async def _recover(self) -> None:
         report = await self._db(
-            recover_stale, self.engine, lease_seconds=self.lease, grace_seconds=self.grace
+            recover_stale,
+            self.engine,
+            lease_seconds=self.lease,
+            grace_seconds=self.grace,
+            unstarted_seconds=self.unstarted,
         )
         self.stats.needs_attention += report.needs_attention
         if report.needs_attention:
             log.warning("%d in-flight message(s) now need attention", report.needs_attention)
+        if report.returned:
+            log.warning("%d claimed, never requested message(s) back to pending", report.returned)
         self.pairs.prune()
         from core.batches import complete_finished_batches
 
@@ -492,39 +531,111 @@ class Dispatcher:
 
     async def _sender(self, client: MessageClient) -> None:
         writes = reports_writes(client)
-        while not self._stopping:
-            if not self._ready:
-                self._want_more.set()
-                self._ready_event.clear()
-                await self._ready_event.wait()
-                continue
-            if self._paused is not None:
-                self._release_all(due=None)
-                continue
-            message = self._ready.popleft()
-            if len(self._ready) < self._buffer_target() // 2:
-                self._want_more.set()
-            if not self._admit(message):
-                continue
-            self._holding += 1
-            try:
-                await self._slots.acquire()
+        try:
+            while not self._stopping:
+                if not self._ready:
+                    if self._slice:  # nothing more to gather: start what we hold
+                        await self._start_slice(client, writes)
+                        continue
+                    self._want_more.set()
+                    self._ready_event.clear()
+                    await self._ready_event.wait()
+                    continue
+                if self._paused is not None:
+                    self._drop_slice()
+                    self._release_all(due=None)
+                    continue
+                message = self._ready.popleft()
+                if len(self._ready) < self._buffer_target() // 2:
+                    self._want_more.set()
+                if not self._admit(message):
+                    continue
+                self._holding += 1
                 try:
-                    await self.limiter.acquire()
+                    if self._slice and self._slots.locked():
+                        await self._start_slice(client, writes)
+                    await self._slots.acquire()
+                    try:
+                        await self._permit(client, writes)
+                    except BaseException:
+                        self._slots.release()
+                        raise
                 except BaseException:
-                    self._slots.release()
+                    self._ready.appendleft(message)
                     raise
-            except BaseException:
-                self._ready.appendleft(message)
-                raise
-            finally:
-                self._holding -= 1
-            if self._stopping or self._paused is not None:
-                self.limiter.sent()  # not sent after all: dated now, the safe side
+                finally:
+                    self._holding -= 1
+                if self._stopping or self._paused is not None:
+                    self.limiter.sent()  # not sent after all: dated now, the safe side
+                    self._slots.release()
+                    self._ready.appendleft(message)
+                    continue
+                self.pairs.mark_sent(message.recipient)
+                self._slice.append(message)
+        finally:
+            self._drop_slice()  # shutdown: unmarked rows go back with the queue
+
+    async def _permit(self, client: MessageClient, writes: bool) -> None:
+        """Wait for the limiter's next permit. While it does not come at once (within
+        `slice_gather_seconds`), the slice gathered so far is marked and started, so a
+        slice is what the limiter lets through together: one mark per pacing slice."""
+        acquiring = asyncio.ensure_future(self.limiter.acquire())
+        try:
+            if self._slice:
+                await asyncio.wait({acquiring}, timeout=self.options.slice_gather_seconds)
+                if not acquiring.done():
+                    await self._start_slice(client, writes)
+            await acquiring
+        except BaseException:
+            if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
+                self.limiter.sent()  # admitted, never used: dated now, the safe side
+            else:
+                acquiring.cancel()
+            raise
+
+    def _drop_slice(self) -> None:
+        """Give the unmarked slice back: permits dated, slots freed, rows to the queue front."""
+        while self._slice:
+            message = self._slice.pop()
+            self.limiter.sent()
+            self._slots.release()
+            self._ready.appendleft(message)
+
+    async def _start_slice(self, client: MessageClient, writes: bool) -> None:
+        """Mark the gathered slice as started (one UPDATE), then start its requests.
+
+        The mark is committed before any request goes out: a crash after it leaves
+        these rows for a person (or a webhook), a crash before it leaves them unmarked,
+        so recovery sends them again. A row the mark no longer finds claimed by us
+        (recovery took it back) is not sent. If the mark cannot be written, nothing is
+        sent and the rows go back to pending.
+        """
+        group, self._slice = self._slice, []
+        assert self._mark_executor is not None
+        loop = asyncio.get_running_loop()
+        ids = [m.id for m in group]
+        try:
+            ours = await loop.run_in_executor(
+                self._mark_executor,
+                lambda: store.mark_started(self.engine, ids, self.worker_id),
+            )
+        except asyncio.CancelledError:
+            self._slice = group + self._slice  # shutdown: released with the queue
+            raise
+        except Exception:
+            log.exception("could not mark %d send(s) as started; not sending them", len(group))
+            ours = set()
+            for message in group:
+                self._release(message, None)  # clears a mark that did commit after all
+                self.stats.released += 1
+        self.stats.slices += 1
+        if self._crash is not None:
+            self._crash.reached("started")
+        for message in group:
+            if message.id not in ours:
+                self.limiter.sent()
                 self._slots.release()
-                self._ready.appendleft(message)
                 continue
-            self.pairs.mark_sent(message.recipient)
             self.stats.started += 1
             task = asyncio.create_task(self._send_one(client, message, writes))
             self._in_flight.add(task)
@@ -554,17 +665,21 @@ class Dispatcher:
         self, client: MessageClient, message: ClaimedMessage, reports: bool = False
     ) -> None:
         """One API call. The limiter dates the send when its bytes are written (a
-        reporting client calls back), else at once; in any case exactly once."""
+        reporting client calls back), else at once; in any case exactly once. Once
+        answered, the limiter re-dates it at its estimated arrival at Meta (the round
+        trip tells); unanswered, it stays in the limiter's window."""
         payload = dict(message.payload)
         payload.setdefault("to", message.recipient)
         payload["biz_opaque_callback_data"] = message.id
         dated = False
+        written_at: float | None = None
+        arrived = False  # answered by Meta: the round trip dates its arrival
 
         def written() -> None:
-            nonlocal dated
+            nonlocal dated, written_at
             if not dated:
                 dated = True
-                self.limiter.sent()
+                written_at = self.limiter.sent(awaits_answer=True)
 
         try:
             if reports:
@@ -581,9 +696,12 @@ class Dispatcher:
             log.exception("unexpected error sending %s", message.id)
             self._on_error(message, GraphError.transport(f"unexpected {type(exc).__name__}"))
         else:
+            arrived = True
             self._on_accepted(message, result)
         finally:
             written()  # never written (no connection, cancelled): dated now all the same
+            if written_at is not None:
+                self.limiter.answered(written_at, arrived=arrived)
             self._slots.release()
 
     def _on_accepted(self, message: ClaimedMessage, result: Any) -> None:
@@ -669,6 +787,8 @@ class Dispatcher:
                     continue
                 batch.append(item)
             if batch:
+                if self._crash is not None and any(isinstance(o, store.Accepted) for o in batch):
+                    self._crash.reached("writing")
                 await self._write(batch)
 
     async def _write(self, batch: list[store.Outcome]) -> None:

@@ -175,7 +175,13 @@ def _claim(
     result = conn.execute(
         update(M)
         .where(chosen, M.c.status == MessageStatus.PENDING)
-        .values(status=MessageStatus.SENDING, claimed_by=worker_id, claimed_at=now, updated_at=now)
+        .values(
+            status=MessageStatus.SENDING,
+            claimed_by=worker_id,
+            claimed_at=now,
+            request_started_at=None,
+            updated_at=now,
+        )
         .returning(
             M.c.id,
             M.c.tenant_id,
@@ -206,6 +212,33 @@ def _claim(
         )
         for r in rows
     ]
+
+
+def mark_started(engine: Engine, ids: Sequence[str], worker_id: str) -> set[str]:
+    """Date the requests of one pacing slice as started, in one UPDATE; returns the ids
+    still ours to send.
+
+    Written (and committed) before any of the slice's requests goes out, so after a
+    crash a `sending` row without the mark was never requested and recovery may send it
+    again, while a marked row keeps the never-resend rule. Only rows still `sending`
+    under this worker's claim are marked: a row recovery took back (or another worker
+    claimed since) is left alone, and the caller must not send it.
+    """
+    if not ids:
+        return set()
+    now = utcnow()
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(M)
+            .where(
+                M.c.id.in_(list(ids)),
+                M.c.status == MessageStatus.SENDING,
+                M.c.claimed_by == worker_id,
+            )
+            .values(request_started_at=now)
+            .returning(M.c.id)
+        )
+        return set(result.scalars().all())
 
 
 # --- outcomes ---------------------------------------------------------------------------
@@ -438,6 +471,7 @@ def _write_retries(conn: Connection, items: list[Retry], now: datetime) -> int:
             attempt_count=bindparam("b_attempt"),
             next_attempt_at=bindparam("b_due", type_=M.c.next_attempt_at.type),
             claimed_by=None,
+            request_started_at=None,
             updated_at=bindparam("b_now", type_=M.c.updated_at.type),
             **_error_values(),
         ),
@@ -495,6 +529,7 @@ def _write_released(conn: Connection, items: list[Released], worker_id: str, now
             status=MessageStatus.PENDING,
             next_attempt_at=bindparam("b_due", type_=M.c.next_attempt_at.type),
             claimed_by=None,
+            request_started_at=None,
             updated_at=bindparam("b_now", type_=M.c.updated_at.type),
         ),
         [{"b_id": r.message.id, "b_due": r.due, "b_now": now} for r in items],
@@ -613,5 +648,6 @@ __all__ = [
     "apply_outcomes",
     "claim_cycle",
     "held_message",
+    "mark_started",
     "recent_recipients",
 ]

@@ -1,0 +1,149 @@
+"""Recovery after a crash: rows whose request never started are sent again, the others never.
+
+Real database (SQLite file, or PostgreSQL when configured); the clock is passed to
+`recover_stale` as `now`, so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+
+from core.models.messages import MessageStatus, WhatsAppMessage
+from core.models.types import utcnow
+from core.sender import faults, store
+from core.sender.recovery import INFLIGHT_LOST_MESSAGE, recover_stale
+from tests.core.sender.helpers import enqueue_notices, phone, rows
+
+M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
+
+
+def _claim(engine: Engine, worker: str, limit: int) -> list[store.ClaimedMessage]:
+    cycle = store.claim_cycle(engine, worker_id=worker, phone_number_id="pn", limit=limit)
+    return cycle.claimed
+
+
+def test_mark_dates_only_rows_still_claimed_by_this_worker(engine: Engine) -> None:
+    ids = enqueue_notices(engine, [phone(i) for i in range(5)])
+    mine = _claim(engine, "w1", 3)
+    assert [m.id for m in mine] == ids[:3]
+    foreign = _claim(engine, "w2", 1)
+    asked = [*(m.id for m in mine), foreign[0].id, ids[4]]  # w2's row and a pending one
+    assert store.mark_started(engine, asked, "w1") == set(ids[:3])
+    stored = rows(engine)
+    assert all(stored[i].request_started_at is not None for i in ids[:3])
+    assert stored[ids[3]].request_started_at is None  # another worker's claim
+    assert stored[ids[4]].request_started_at is None  # still pending
+    assert store.mark_started(engine, [], "w1") == set()
+
+
+def test_unstarted_rows_of_a_dead_worker_go_back_to_pending_and_started_ones_never(
+    engine: Engine,
+) -> None:
+    ids = enqueue_notices(engine, [phone(i) for i in range(6)])
+    claimed = _claim(engine, "dead", 6)
+    started = [m.id for m in claimed[:2]]
+    store.mark_started(engine, started, "dead")
+    later = utcnow() + timedelta(seconds=20)
+
+    report = recover_stale(
+        engine, lease_seconds=60, grace_seconds=120, unstarted_seconds=10, now=later
+    )
+
+    assert report.returned == 4 and report.needs_attention == 0
+    stored = rows(engine)
+    for message_id in ids[2:]:
+        row = stored[message_id]
+        assert row.status == MessageStatus.PENDING  # sent again, automatically
+        assert row.claimed_by is None and row.attempt_count == 0
+    for message_id in started:
+        assert stored[message_id].status == MessageStatus.SENDING  # waits for a webhook
+
+    # past lease and grace: a person decides about the started ones, with the reason
+    much_later = utcnow() + timedelta(seconds=200)
+    final = recover_stale(engine, lease_seconds=60, grace_seconds=120, now=much_later)
+    assert final.needs_attention == 2
+    stored = rows(engine)
+    for message_id in started:
+        assert stored[message_id].status == MessageStatus.NEEDS_ATTENTION
+        assert stored[message_id].error_message == INFLIGHT_LOST_MESSAGE
+
+
+def test_a_recent_claim_is_left_to_its_worker(engine: Engine) -> None:
+    enqueue_notices(engine, [phone(1)])
+    _claim(engine, "alive", 1)
+    report = recover_stale(engine, lease_seconds=60, grace_seconds=60, unstarted_seconds=10)
+    assert report.returned == 0
+    assert {m.status for m in rows(engine).values()} == {MessageStatus.SENDING}
+
+
+def test_a_row_taken_back_is_not_sent_by_the_worker_that_claimed_it(engine: Engine) -> None:
+    (message_id,) = enqueue_notices(engine, [phone(1)])
+    _claim(engine, "slow", 1)
+    later = utcnow() + timedelta(seconds=30)
+    assert (
+        recover_stale(
+            engine, lease_seconds=60, grace_seconds=60, unstarted_seconds=10, now=later
+        ).returned
+        == 1
+    )
+    again = _claim(engine, "other", 1)
+    assert [m.id for m in again] == [message_id]
+    # the slow worker wakes up: its mark finds the row claimed by another, sends nothing
+    assert store.mark_started(engine, [message_id], "slow") == set()
+    assert store.mark_started(engine, [message_id], "other") == {message_id}
+
+
+def test_a_started_row_with_a_wamid_from_its_webhook_is_accepted_not_resent(
+    engine: Engine,
+) -> None:
+    (message_id,) = enqueue_notices(engine, [phone(1)])
+    _claim(engine, "dead", 1)
+    store.mark_started(engine, [message_id], "dead")
+    with engine.begin() as conn:
+        conn.execute(update(M).where(M.c.id == message_id).values(whatsapp_message_id="wamid.X"))
+    later = utcnow() + timedelta(seconds=90)
+    report = recover_stale(engine, lease_seconds=60, grace_seconds=60, now=later)
+    assert report.settled_by_webhook == 1 and report.returned == 0
+    assert rows(engine)[message_id].status == MessageStatus.ACCEPTED
+
+
+def test_a_claim_clears_an_old_mark_and_a_retry_forgets_it(engine: Engine) -> None:
+    (message_id,) = enqueue_notices(engine, [phone(1)])
+    (claimed,) = _claim(engine, "w1", 1)
+    store.mark_started(engine, [message_id], "w1")
+    error = store.ErrorFields(None, "retry", "Meta is busy", None, {})
+    store.apply_outcomes(engine, [store.Retry(claimed, 1, utcnow(), error)], "w1")
+    row = rows(engine)[message_id]
+    assert row.status == MessageStatus.PENDING and row.request_started_at is None
+    with engine.begin() as conn:  # a stray mark on a pending row (never written by us)
+        conn.execute(update(M).where(M.c.id == message_id).values(request_started_at=utcnow()))
+    _claim(engine, "w2", 1)
+    assert rows(engine)[message_id].request_started_at is None
+
+
+def test_recovery_refuses_durations_that_are_not_positive(engine: Engine) -> None:
+    with pytest.raises(ValueError):
+        recover_stale(engine, lease_seconds=60, grace_seconds=60, unstarted_seconds=0)
+
+
+@pytest.mark.parametrize(
+    "value", ["started", "started:0", "nowhere:1", "claimed:x", ":3", "claimed:-1"]
+)
+def test_malformed_crash_points_are_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        faults.from_env(sandbox_mode=True, environ={faults.ENV: value})
+
+
+def test_crash_points_are_refused_outside_sandbox_mode_and_inert_when_unset() -> None:
+    assert faults.from_env(sandbox_mode=False, environ={}) is None
+    assert faults.from_env(sandbox_mode=True, environ={}) is None
+    with pytest.raises(ValueError, match="refused outside sandbox mode"):
+        faults.from_env(sandbox_mode=False, environ={faults.ENV: "started:1"})
+    point = faults.from_env(sandbox_mode=True, environ={faults.ENV: "writing:3"})
+    assert point is not None and (point.point, point.at) == ("writing", 3)
+    point.reached("started")  # another point: not counted
+    point.reached("writing")
+    assert point.seen == 1  # alive: the kill is on the third visit

@@ -61,6 +61,8 @@ _IN_CHUNK = 500
 RESULT_COLUMNS = ["phone_e164", "outcome", "status", "message_id", "wamid", "error"]
 #: The outcome of a row a dry run would queue.
 READY = "ready"
+#: Outcomes that are not problems: the errors file leaves these rows out.
+NOT_PROBLEMS = frozenset({"queued", "sent"})
 
 
 @dataclass(frozen=True)
@@ -292,15 +294,23 @@ def _report(progress: BatchProgress, on_progress: ProgressCallback | None) -> No
 
 
 def results_csv_for(
-    batch_id: str, *, dialect: ExportDialect | None = None, engine: Engine | None = None
+    batch_id: str,
+    *,
+    dialect: ExportDialect | None = None,
+    engine: Engine | None = None,
+    problems_only: bool = False,
 ) -> bytes:
     """The results file of a batch: one row per input row, safe to open in a spreadsheet.
 
     Written in `dialect`, by default the upload's own (`ExportDialect.of_upload`, kept
-    with the batch), with the upload's columns in the upload's order.
+    with the batch), with the upload's columns in the upload's order. `problems_only`
+    keeps the rows that were not sent and will not be (the errors file: refused, failed,
+    needing attention, cancelled), to fix and upload again; the columns stay the same.
     """
     engine = engine or get_engine()
     rows = batch_results(engine, batch_id)
+    if problems_only:
+        rows = [row for row in rows if row["outcome"] not in NOT_PROBLEMS]
     upload_format = batch_upload_format(engine, batch_id) or {}
     uploaded = upload_format.get("columns")
     input_columns = ["row_number"]
@@ -416,9 +426,14 @@ def progress_for(user: UserInfo, batch_id: str, *, engine: Engine) -> BatchProgr
 
 
 def results_csv_for_user(
-    user: UserInfo, batch_id: str, *, dialect: ExportDialect | None = None, engine: Engine
+    user: UserInfo,
+    batch_id: str,
+    *,
+    dialect: ExportDialect | None = None,
+    engine: Engine,
+    problems_only: bool = False,
 ) -> bytes:
-    """The results file of a batch the user may see (BatchError if not), in `dialect`
-    or the upload's own."""
+    """The results file (or with `problems_only` the errors file) of a batch the user
+    may see (BatchError if not), in `dialect` or the upload's own."""
     progress_for(user, batch_id, engine=engine)
-    return results_csv_for(batch_id, dialect=dialect, engine=engine)
+    return results_csv_for(batch_id, dialect=dialect, engine=engine, problems_only=problems_only)

@@ -31,6 +31,7 @@ from core.bulk import (
 )
 from core.compose import TemplateChoice, sendable_templates
 from core.csv_import import CsvError
+from core.i18n import _
 from core.money import DecimalMark
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.templates import render_preview
@@ -372,12 +373,57 @@ def _batch_panel(db: Engine, user: UserInfo, batch_id: str) -> None:
 
 
 def _open_batch(db: Engine, user: UserInfo, batch_id: str) -> None:
-    """The batch panel: live (every second) while it sends, drawn once when it is done."""
+    """The batch panel: live (every second) while it sends, drawn once when it is done;
+    its downloads below it, outside the part that refreshes itself (see `_downloads`)."""
     try:
-        settled = progress_for(user, batch_id, engine=db).done
+        progress = progress_for(user, batch_id, engine=db)
     except BatchError:
-        settled = True  # the panel says the batch cannot be shown
-    (_batch_panel if settled else _live_batch_panel)(db, user, batch_id)
+        _batch_panel(db, user, batch_id)  # says the batch cannot be shown
+        return
+    (_batch_panel if progress.done else _live_batch_panel)(db, user, batch_id)
+    _downloads(db, user, progress)
+
+
+def _downloads(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
+    """The results and errors files, built when clicked (so they are current then).
+
+    Drawn by full reruns only, never inside the fragment that refreshes every second: a
+    download button with a callable registers a new placeholder id each time it is drawn
+    and Streamlit forgets the previous one when that run ends (MediaFileManager
+    `add_deferred` / `remove_orphaned_files`), so a button redrawn every second held an
+    id that was often gone by the time a click reached the server ("Deferred file ...
+    not found", nothing downloaded). Drawn here, an id lives until the next full rerun,
+    and a click on it causes none (`on_click="ignore"`).
+    """
+    batch_id, name = progress.batch_id, _safe_name(progress.name)
+
+    def results() -> bytes:
+        return results_csv_for_user(user, batch_id, engine=db)
+
+    def problems() -> bytes:
+        return results_csv_for_user(user, batch_id, engine=db, problems_only=True)
+
+    buttons = st.container(horizontal=True)
+    buttons.download_button(
+        _("Download results (CSV)"),
+        data=results,
+        file_name=f"{name}-results.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key="bulk_download",
+        help=_("One row per row of the upload, with what happened to it."),
+    )
+    buttons.download_button(
+        _("Download errors (CSV)"),
+        data=problems,
+        file_name=f"{name}-errors.csv",
+        mime="text/csv",
+        icon=":material/error:",
+        on_click="ignore",
+        key="bulk_download_errors",
+        help=_("Only the rows refused, failed or needing attention: fix them, upload again."),
+    )
 
 
 #: The batch panel, redrawn every second while messages are still queued.
@@ -428,19 +474,6 @@ def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
         key="bulk_retry",
         on_click=_act,
         args=(retry_failed_for, *args),
-    )
-
-    def results() -> bytes:
-        return results_csv_for_user(user, progress.batch_id, engine=db)
-
-    buttons.download_button(
-        "Download results (CSV)",
-        data=results,
-        file_name=f"{_safe_name(progress.name)}-results.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
-        key="bulk_download",
     )
     error = st.session_state.pop("bulk_action_error", None)
     if error:

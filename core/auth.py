@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
+from core.i18n import N_, _
 from core.models.users import Role
 from core.users import UserInfo
 
@@ -59,6 +60,21 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 }
 
 
+#: Each action as a refusal names it ("The buyer role may not view analytics").
+ACTION_NAMES: dict[Action, str] = {
+    Action.SEND: N_("send"),
+    Action.MANAGE_BATCHES: N_("manage batches"),
+    Action.RESEND: N_("resend"),
+    Action.VIEW_ANALYTICS: N_("view analytics"),
+    Action.VIEW_MESSAGES: N_("view messages"),
+    Action.MANAGE_TEMPLATES: N_("manage templates"),
+    Action.MANAGE_SUPPLIERS: N_("manage suppliers"),
+    Action.MANAGE_SETTINGS: N_("manage settings"),
+    Action.RESUME_SENDING: N_("resume sending"),
+    Action.VIEW_HEALTH: N_("view health"),
+}
+
+
 class PermissionDenied(PermissionError):
     """The user's role or tenants do not allow this; the message says which."""
 
@@ -84,10 +100,12 @@ def can(user: UserInfo | None, action: Action | str) -> bool:
 def require(user: UserInfo | None, action: Action | str) -> UserInfo:
     """`user` if they may perform `action`, else PermissionDenied (checked in every action)."""
     if user is None:
-        raise PermissionDenied("Log in first")
+        raise PermissionDenied(_("Log in first"))
     if not can(user, action):
         raise PermissionDenied(
-            f"The {user.role.value} role may not {Action(action).value.replace('_', ' ')}"
+            _("The {role} role may not {action}").format(
+                role=_(user.role.value), action=_(ACTION_NAMES[Action(action)])
+            )
         )
     return user
 
@@ -109,7 +127,7 @@ def scope_tenants(user: UserInfo, requested: Iterable[str] | None = None) -> tup
         return allowed
     foreign = [tenant for tenant in wanted if tenant not in allowed]
     if foreign:
-        raise PermissionDenied(f"No access to tenant {foreign[0]!r}")
+        raise PermissionDenied(_("No access to tenant {tenant}").format(tenant=repr(foreign[0])))
     return wanted
 
 

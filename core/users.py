@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.db import session_scope
+from core.i18n import N_, _
 from core.login_guard import throttle
 from core.login_guard.throttle import Scope
 from core.models.types import utcnow
@@ -36,7 +37,7 @@ BCRYPT_ROUNDS = 12
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything past 72 bytes: refuse, never truncate
 #: What every refused login says, whatever the reason (unknown, wrong, disabled).
-WRONG = "Wrong username or password"
+WRONG = N_("Wrong username or password")  # translated where shown
 #: The address recorded for a client Streamlit reports none for (the same machine).
 LOCAL_CLIENT = "local"
 
@@ -337,7 +338,7 @@ def login(
     address = client_key(client)
     by_client = throttle.claim(engine, Scope.CLIENT, address, now)
     if not by_client.taken:
-        return LoginResult(None, _wait_text("from this address", by_client.wait))
+        return LoginResult(None, _wait_text(_("from this address"), by_client.wait))
     try:
         name = normalize_username(username)
     except UserError:
@@ -351,7 +352,7 @@ def login(
     if by_name is not None and not by_name.taken:
         if not trusted:
             throttle.succeeded(engine, by_client)  # no password was checked: no try used
-            return LoginResult(None, _wait_text("for this username", by_name.wait))
+            return LoginResult(None, _wait_text(_("for this username"), by_name.wait))
         by_name = throttle.claim(engine, Scope.ACCOUNT, name, now, force=True)
     claims = [c for c in (by_client, by_name) if c is not None]
     signed_in: UserInfo | None = None
@@ -359,7 +360,7 @@ def login(
     try:
         if verify_password(password or "", password_hash) and info is not None and info.is_active:
             if info.is_demo and not allow_demo:
-                refusal = "Demo accounts only work in sandbox mode"
+                refusal = _("Demo accounts only work in sandbox mode")
             else:
                 signed_in = info
     finally:  # counted whatever happens: an error mid-check is a failed try
@@ -404,7 +405,7 @@ def _dummy_hash() -> str:
 def _wait_text(what: str, wait: timedelta | None) -> str:
     seconds = max(1, math.ceil((wait or timedelta(seconds=1)).total_seconds()))
     shown = f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} min"
-    return f"Too many failed attempts {what}: try again in {shown}"
+    return _("Too many failed attempts {what}: try again in {wait}").format(what=what, wait=shown)
 
 
 def _find(session: Session, name: str) -> User | None:

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from core.i18n import N_, _
 from core.users import UserInfo, get_user_by_id
 
 #: What a session that ended for any reason but idleness says (never which reason).
-ENDED = "Your session has ended: sign in again"
+ENDED = N_("Your session has ended: sign in again")  # translated where shown
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class Verdict:
 def idle_text(idle: timedelta) -> str:
     """What a session signed out for idleness says."""
     minutes = max(1, int(idle.total_seconds() // 60))
-    return f"Signed out after {minutes} min without activity: sign in again"
+    return _("Signed out after {minutes} min without activity: sign in again").format(
+        minutes=minutes
+    )
 
 
 def recheck(

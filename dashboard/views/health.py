@@ -75,7 +75,7 @@ def render(user: UserInfo) -> None:
 
 def _mode(report: HealthReport) -> None:
     if report.sandbox_mode:
-        names = ", ".join(f"`{name}`" for _, name in LIVE_CREDENTIALS)
+        names = ", ".join(f"`{name}`" for _field, name in LIVE_CREDENTIALS)
         st.info(
             _(
                 "**Sandbox mode.** Messages go to the sandbox at {url}, nothing reaches Meta "

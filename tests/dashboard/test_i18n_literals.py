@@ -213,3 +213,35 @@ def test_no_translation_is_hidden_inside_an_f_string() -> None:
                         if _is_translated(inner):
                             hidden.append(f"{path.relative_to(DASHBOARD.parent)}:{node.lineno}")
     assert not hidden, hidden
+
+
+def test_no_module_that_translates_reuses_underscore_as_a_variable() -> None:
+    """`_, x = ...` in a function that also calls `_()` turns `_` into that function's
+    local: the call fails with UnboundLocalError, only on the page that runs it."""
+    reused = []
+    for folder in ("core", "dashboard"):
+        for path in sorted((DASHBOARD.parent / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            imports = any(
+                isinstance(node, ast.ImportFrom)
+                and node.module == "core.i18n"
+                and any(alias.name == "_" for alias in node.names)
+                for node in tree.body
+            )
+            if not imports:
+                continue
+            generated = {
+                id(target)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.comprehension)
+                for target in ast.walk(node.target)
+            }
+            reused += [
+                f"{path.relative_to(DASHBOARD.parent)}:{node.lineno}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Name)
+                and node.id == "_"
+                and isinstance(node.ctx, ast.Store)
+                and id(node) not in generated
+            ]
+    assert not reused, reused

@@ -40,6 +40,10 @@ REACHED_META = (
 )
 RETRYABLE = (MessageStatus.FAILED, MessageStatus.NEEDS_ATTENTION)
 SOURCES = ("csv", "api", "cli", "dashboard")
+#: The key of a batch's `upload_format` saying how its rows are numbered, and the one
+#: value it has: rows numbered as the spreadsheet shows them (the header is row 1).
+ROW_NUMBERS = "row_numbers"
+SPREADSHEET_ROWS = "spreadsheet"
 
 
 class BatchError(ValueError):
@@ -50,7 +54,7 @@ class BatchError(ValueError):
 class BatchInput:
     """One input row: its number, its raw columns, and either a message or a refusal."""
 
-    row_number: int  # 1-based data row (header excluded)
+    row_number: int  # a CSV upload's spreadsheet row (header = 1); an API call's item
     raw: dict[str, Any]
     message: OutboundMessage | None = None
     error: str | None = None
@@ -296,7 +300,7 @@ def batch_results(
     """
     ours = ("row_number", "phone_e164", "outcome", "status", "message_id", "wamid", "error")
     with session_scope(engine) as session:
-        _get_batch(session, batch_id, tenant_id)
+        upload_format = _get_batch(session, batch_id, tenant_id).upload_format
         rows = session.execute(
             select(
                 R.c.row_number,
@@ -314,7 +318,7 @@ def batch_results(
         ).all()
     results: list[dict[str, Any]] = []
     for number, raw, row_error, message_id, status, wamid, message_error, phone in rows:
-        entry: dict[str, Any] = {"row_number": number}
+        entry: dict[str, Any] = {"row_number": shown_row_number(number, upload_format)}
         for column, value in (raw or {}).items():
             entry[f"input_{column}" if column in ours else str(column)] = value
         entry.update(
@@ -327,6 +331,19 @@ def batch_results(
         )
         results.append(entry)
     return results
+
+
+def shown_row_number(stored: int, upload_format: Mapping[str, Any] | None) -> int:
+    """The row number to show for a batch row: the spreadsheet's row (header = 1).
+
+    CSV batches record spreadsheet rows (`upload_format` says so under ROW_NUMBERS);
+    CSV batches recorded before that counted data rows from 1, one less, and are
+    shifted here, so every list and file of every batch numbers rows alike. API
+    batches (no upload format) keep their item numbers.
+    """
+    if isinstance(upload_format, Mapping) and upload_format.get(ROW_NUMBERS) != SPREADSHEET_ROWS:
+        return stored + 1
+    return stored
 
 
 def batch_upload_format(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 
 from core.auth import Action, PermissionDenied, require, visible_tenants, write_tenant
 from core.batches import (
+    ROW_NUMBERS,
+    SPREADSHEET_ROWS,
     BatchError,
     BatchInput,
     BatchProgress,
@@ -39,10 +41,12 @@ from core.csv_import import (
     validate_rows,
 )
 from core.db import get_engine, session_scope
+from core.i18n import _
 from core.models.batches import SendBatch
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
 from core.money import DecimalMark
+from core.namesakes import Namesake, find_namesakes
 from core.notify import (
     DEFAULT_LANGUAGE,
     NoticeRejected,
@@ -51,7 +55,14 @@ from core.notify import (
 )
 from core.sender import drain
 from core.settings import get_settings
-from core.templates import TemplateDefinition, is_po_notice_template
+from core.templates import (
+    Preview,
+    TemplateDefinition,
+    definition_of,
+    is_po_notice_template,
+    list_templates,
+    render_preview,
+)
 from core.users import UserInfo
 
 #: Phones per `IN (...)` lookup: well under SQLite's variable limit.
@@ -74,6 +85,12 @@ class BulkPlan:
     table: CsvTable
     mapping: dict[str, str | None]
     checks: list[RowCheck]
+    #: The template's sendable versions by language (the default's among them).
+    versions: dict[str, TemplateDefinition] = field(default_factory=dict)
+    #: Rows whose language has no version are sent in the default (the buyer chose so).
+    fallback_to_default: bool = False
+    #: Valid rows that would add a supplier named like another one (asked first).
+    namesakes: list[Namesake] = field(default_factory=list)
 
     @property
     def valid(self) -> list[RowCheck]:
@@ -89,6 +106,53 @@ class BulkPlan:
     def valid_count(self) -> int:
         """How many rows will be queued."""
         return len(self.valid)
+
+    @property
+    def namesakes_to_confirm(self) -> list[Namesake]:
+        """The namesakes among the rows still to be queued (a row refused since, for
+        consent say, adds nobody): what the buyer is asked to confirm."""
+        valid = {check.row_number for check in self.valid}
+        return [item for item in self.namesakes if item.row_number in valid]
+
+    def version(self, language: str | None) -> TemplateDefinition:
+        """The template version a row in `language` is checked against."""
+        return self.versions.get(language or "", self.definition)
+
+    def previews(self) -> list[LanguagePreview]:
+        """One preview per language the valid rows are sent in (the first such row's
+        message as its supplier will see it), the default language first."""
+        firsts: dict[str, RowCheck] = {}
+        counts: dict[str, int] = {}
+        for check in self.valid:
+            language = check.language or self.definition.language
+            counts[language] = counts.get(language, 0) + 1
+            if check.params is not None:
+                firsts.setdefault(language, check)
+        order = sorted(counts, key=lambda code: (code != self.definition.language, code))
+        return [
+            LanguagePreview(
+                language,
+                counts[language],
+                firsts[language].row_number,
+                render_preview(self.version(language), firsts[language].params),
+            )
+            for language in order
+            if language in firsts
+        ]
+
+
+@dataclass(frozen=True)
+class LanguagePreview:
+    """What the rows sent in one language look like: the first one's message."""
+
+    language: str
+    rows: int
+    row_number: int
+    preview: Preview
+
+
+class NamesakesNotConfirmed(BatchError):
+    """The file would add suppliers named like existing ones and nobody confirmed it."""
 
 
 def wanted_fields(definition: TemplateDefinition) -> list[str]:
@@ -108,9 +172,16 @@ def plan_csv(
     decimal: DecimalMark = "auto",
     mapping: Mapping[str, str | None] | None = None,
     default_currency: str | None = "EUR",
+    fallback_to_default: bool = False,
     engine: Engine | None = None,
 ) -> BulkPlan:
     """Read and check a CSV for a send of one template; rows already sent are refused.
+
+    `language` is the batch's default: each row goes out in its own language (its
+    cell, else its supplier's, else the default) when the template has an approved
+    version in it, and is refused otherwise, unless `fallback_to_default` (the buyer's
+    explicit choice) sends it in the default. Rows that would add a supplier named
+    like another one are listed in `namesakes`.
 
     Raises CsvError when the file cannot be read for certain, NoticeRejected when the
     template cannot be sent at all.
@@ -118,6 +189,13 @@ def plan_csv(
     table = read_csv(data)
     with session_scope(engine or get_engine()) as session:
         definition = resolve_template(session, tenant_id, template_name, language)
+        versions = _versions(session, tenant_id, definition)
+        directory: dict[str, Supplier] = {}
+
+        def kept_languages(phones: Sequence[str]) -> dict[str, str]:
+            directory.update(_suppliers_at(session, tenant_id, phones))
+            return {phone: s.language for phone, s in directory.items() if s.language}
+
         chosen = (
             dict(mapping) if mapping else guess_mapping(table.headers, wanted_fields(definition))
         )
@@ -128,9 +206,13 @@ def plan_csv(
             region=get_settings().whatsapp_default_region,
             decimal=decimal,
             default_currency=default_currency,
+            versions=versions,
+            supplier_languages=kept_languages,
+            fallback_to_default=fallback_to_default,
         )
         keys = [check.idempotency_key for check in checks if check.ok and check.idempotency_key]
         earlier = find_existing_keys(session, tenant_id, keys)
+        namesakes = _namesakes(session, tenant_id, [c for c in checks if c.ok], directory)
     marked = [
         replace(
             check,
@@ -143,7 +225,56 @@ def plan_csv(
         else check
         for check in checks
     ]
-    return BulkPlan(tenant_id, definition, table, chosen, marked)
+    return BulkPlan(
+        tenant_id, definition, table, chosen, marked, versions, fallback_to_default, namesakes
+    )
+
+
+def _versions(
+    session: Session, tenant_id: str, definition: TemplateDefinition
+) -> dict[str, TemplateDefinition]:
+    """The template's sendable versions by language, `definition` (the default) among them."""
+    versions = {definition.language: definition}
+    for row in list_templates(session, tenant_id, approved_only=True):
+        if row.template_name == definition.name and row.language not in versions:
+            candidate = definition_of(row)
+            if candidate.unsendable_reason is None:
+                versions[candidate.language] = candidate
+    return versions
+
+
+def _suppliers_at(session: Session, tenant_id: str, phones: Sequence[str]) -> dict[str, Supplier]:
+    """The tenant's suppliers at these E.164 numbers, in a few `IN (...)` queries."""
+    found: dict[str, Supplier] = {}
+    unique = list(dict.fromkeys(phones))
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        for supplier in session.exec(
+            select(Supplier).where(
+                col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164).in_(chunk)
+            )
+        ).all():
+            found[supplier.phone_e164] = supplier
+    return found
+
+
+def _namesakes(
+    session: Session, tenant_id: str, valid: list[RowCheck], directory: Mapping[str, Supplier]
+) -> list[Namesake]:
+    """Valid rows that would add a supplier (their number is not in the directory) named
+    like another one (`core.namesakes.find_namesakes`)."""
+    new: dict[str, RowCheck] = {}
+    for check in valid:
+        if check.phone_e164 and check.phone_e164 not in directory:
+            new.setdefault(check.phone_e164, check)
+    return find_namesakes(
+        session,
+        tenant_id,
+        [
+            (check.row_number, check.values.get("supplier_name") or "", phone)
+            for phone, check in new.items()
+        ],
+    )
 
 
 def start_batch(
@@ -152,23 +283,42 @@ def start_batch(
     name: str,
     created_by: str | None,
     source: str = "csv",
+    allow_namesakes: bool = False,
     engine: Engine | None = None,
 ) -> SendBatch:
     """Record the batch (every input row) and queue its valid rows, in one transaction.
 
-    The template is looked up once, as it is now (NoticeRejected if it was paused or
-    removed since the file was checked), and the rows' suppliers in a few queries.
+    Each language's version of the template is looked up once, as it is now (the
+    default's NoticeRejected if it was paused or removed since the file was checked;
+    another language's refuses its rows with the reason), and the rows' suppliers in a
+    few queries. A file that would add suppliers named like others (`namesakes_to_confirm`)
+    is refused with NamesakesNotConfirmed unless `allow_namesakes` (someone confirmed).
     """
+    namesakes = plan.namesakes_to_confirm
+    if namesakes and not allow_namesakes:
+        raise NamesakesNotConfirmed(
+            _("{n} row(s) would add a supplier with the name of another one: rows {rows}").format(
+                n=len(namesakes),
+                rows=", ".join(str(n.row_number) for n in namesakes[:20])
+                + ("…" if len(namesakes) > 20 else ""),
+            )
+        )
     engine = engine or get_engine()
     rows: list[BatchInput] = []
+    languages: dict[str, int] = {}
     with session_scope(engine) as session:
         definition = resolve_template(
             session, plan.tenant_id, plan.definition.name, plan.definition.language
         )
+        current: dict[str, TemplateDefinition | NoticeRejected] = {definition.language: definition}
         suppliers = _suppliers_for(session, plan)
         for check, raw in zip(plan.checks, plan.table.rows, strict=True):
             if not check.ok or check.phone_e164 is None:
                 rows.append(BatchInput(check.row_number, raw, error="; ".join(check.errors)))
+                continue
+            version = _current_version(session, plan, check.language, current)
+            if isinstance(version, NoticeRejected):
+                rows.append(BatchInput(check.row_number, raw, error=str(version)))
                 continue
             supplier = suppliers[check.phone_e164]
             try:
@@ -176,20 +326,21 @@ def start_batch(
                     session,
                     tenant_id=plan.tenant_id,
                     phone=check.phone_e164,
-                    template_name=definition.name,
-                    language=definition.language,
+                    template_name=version.name,
+                    language=version.language,
                     params=check.params,
                     idempotency_key=check.idempotency_key,
                     supplier=supplier,
                     po_number=(check.values.get("po_number") or "").strip() or None,
                     created_by=created_by,
                     source=source,
-                    definition=definition,
+                    definition=version,
                 )
             except NoticeRejected as exc:
                 rows.append(BatchInput(check.row_number, raw, error=str(exc)))
                 continue
             rows.append(BatchInput(check.row_number, raw, message=prepared.outbound))
+            languages[version.language] = languages.get(version.language, 0) + 1
     dialect = ExportDialect.of_upload(plan.table.encoding, plan.table.delimiter)
     return create_batch(
         engine,
@@ -200,8 +351,30 @@ def start_batch(
         rows,
         created_by,
         source=source,
-        upload_format={"columns": list(plan.table.headers), "dialect": dialect.to_json()},
+        upload_format={
+            "columns": list(plan.table.headers),
+            "dialect": dialect.to_json(),
+            ROW_NUMBERS: SPREADSHEET_ROWS,
+            "languages": languages,
+        },
     )
+
+
+def _current_version(
+    session: Session,
+    plan: BulkPlan,
+    language: str | None,
+    current: dict[str, TemplateDefinition | NoticeRejected],
+) -> TemplateDefinition | NoticeRejected:
+    """The template's version in `language` as it is now (looked up once per language),
+    or why it can no longer be sent."""
+    code = language or plan.definition.language
+    if code not in current:
+        try:
+            current[code] = resolve_template(session, plan.tenant_id, plan.definition.name, code)
+        except NoticeRejected as exc:
+            current[code] = exc
+    return current[code]
 
 
 def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
@@ -216,23 +389,14 @@ def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
     for check in plan.valid:
         if check.phone_e164 is not None:
             first.setdefault(check.phone_e164, check)
-    phones = list(first)
-    found: dict[str, Supplier] = {}
-    for start in range(0, len(phones), _IN_CHUNK):
-        chunk = phones[start : start + _IN_CHUNK]
-        for supplier in session.exec(
-            select(Supplier).where(
-                col(Supplier.tenant_id) == plan.tenant_id, col(Supplier.phone_e164).in_(chunk)
-            )
-        ).all():
-            found[supplier.phone_e164] = supplier
+    found = _suppliers_at(session, plan.tenant_id, list(first))
     now = utcnow()
     added = [
         Supplier(
             tenant_id=plan.tenant_id,
             name=(check.values.get("supplier_name") or phone).strip()[:200],
             phone_e164=phone,
-            language=check.values.get("language") or DEFAULT_LANGUAGE,
+            language=_new_supplier_language(check),
             opted_in_at=now,
         )
         for phone, check in first.items()
@@ -243,6 +407,17 @@ def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
         session.flush()
         found.update((supplier.phone_e164, supplier) for supplier in added)
     return found
+
+
+def _new_supplier_language(check: RowCheck) -> str:
+    """The language a supplier added by this row is kept with: its cell (a checked code,
+    written as Meta writes codes: pt_BR), else the language the row is sent in."""
+    base, _sep, region = (check.values.get("language") or "").strip().replace("-", "_").partition(
+        "_"
+    )
+    if base:
+        return f"{base.lower()}_{region.upper()}" if region else base.lower()
+    return check.language or DEFAULT_LANGUAGE
 
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -389,12 +564,25 @@ def recent_batches(engine: Engine, tenant_id: str, *, limit: int = 20) -> list[B
     ]
 
 
-def start_batch_for(user: UserInfo, plan: BulkPlan, name: str, *, engine: Engine) -> SendBatch:
+def start_batch_for(
+    user: UserInfo,
+    plan: BulkPlan,
+    name: str,
+    *,
+    engine: Engine,
+    allow_namesakes: bool = False,
+) -> SendBatch:
     """`start_batch` on behalf of a dashboard user: role and tenant checked first."""
     require(user, Action.SEND)
     if plan.tenant_id != write_tenant(user):
         raise PermissionDenied("This file was checked for another tenant")
-    return start_batch(plan, name=name, created_by=user.username, engine=engine)
+    return start_batch(
+        plan,
+        name=name,
+        created_by=user.username,
+        allow_namesakes=allow_namesakes,
+        engine=engine,
+    )
 
 
 def pause_batch_for(user: UserInfo, batch_id: str, *, engine: Engine) -> bool:

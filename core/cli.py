@@ -271,6 +271,42 @@ def resend(
         _wait_and_report(copy.id)
 
 
+@app.command("resend-attention")
+def resend_attention(
+    by: Annotated[str, typer.Option(help="Who resends (recorded with each new message)")] = "cli",
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's messages")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Resend every message that needs attention (its send may or may not have reached
+    WhatsApp): a deliberate new attempt for each, as `wanotify resend` does for one."""
+    from core import attention
+    from core.db import get_engine
+
+    _settings()
+    engine = get_engine()
+    items = attention.open_items(engine, None if tenant is None else [tenant])
+    if not items:
+        out.print("No message needs attention.")
+        return
+    for item in items:
+        out.print(
+            f"{item.id} to {item.recipient_phone} {item.po_number or ''}: {item.reason}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not yes and not typer.confirm(
+        f"Resend these {len(items)} message(s)? Suppliers who already got one get it twice."
+    ):
+        raise typer.Exit(1)
+    report = attention.resend_all(engine, by, tenant)
+    for original, copy in report.resent:
+        out.print(f"Resent {original} as {copy}.", markup=False, highlight=False)
+    for original, reason in report.refused:
+        out.print(f"Not resent {original}: {reason}", markup=False, highlight=False)
+    out.print(f"{len(report.resent)} resent, {len(report.refused)} refused.")
+
+
 def _parse_params(items: list[str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in items:
@@ -297,9 +333,28 @@ def send_csv(
     dry_run: Annotated[
         bool, typer.Option(help="Validate only; send nothing (--results still written)")
     ] = False,
+    fallback_to_default: Annotated[
+        bool,
+        typer.Option(
+            help="Send rows whose language has no approved template in --lang "
+            "(they are refused otherwise)"
+        ),
+    ] = False,
+    allow_namesakes: Annotated[
+        bool,
+        typer.Option(
+            help="Add suppliers named like existing ones with other numbers "
+            "(the send is refused otherwise)"
+        ),
+    ] = False,
     tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
 ) -> None:
-    """Send a PO notice per CSV row with a progress bar, and write a results CSV."""
+    """Send a PO notice per CSV row with a progress bar, and write a results CSV.
+
+    Each row goes out in its own language (its language column, else its supplier's,
+    else --lang) when the template has an approved version in it. Rows are numbered as
+    the spreadsheet shows them: the header is row 1.
+    """
     from core import bulk
     from core.csv_export import ExportDialect
 
@@ -317,10 +372,17 @@ def send_csv(
         template_name=template,
         language=lang,
         decimal=decimal,  # type: ignore[arg-type]
+        fallback_to_default=fallback_to_default,
     )
     for row in plan.rejected:
         console.print(f"row {row.row_number}: [red]{escape('; '.join(row.errors))}[/]")
+    for row in plan.valid:
+        for warning in row.warnings:
+            console.print(f"row {row.row_number}: [yellow]{escape(warning)}[/]")
     out.print(f"{plan.valid_count} rows valid, {len(plan.rejected)} refused.")
+    _print_namesakes(plan.namesakes_to_confirm, allowed=allow_namesakes)
+    if dry_run:
+        _print_previews(plan.previews())
     separator = separators[results_separator]
     dialect = None if separator is None else ExportDialect(separator, bom=True)
     if dry_run:  # nothing queued; the results file (if asked for) says what would be
@@ -328,11 +390,40 @@ def send_csv(
             results.write_bytes(bulk.plan_results_csv(plan, dialect=dialect))
             out.print(f"Dry run: nothing sent. Results written to {results}")
         return
+    if plan.namesakes_to_confirm and not allow_namesakes:
+        raise UserError(
+            "Nothing sent: check the rows above, then run again with --allow-namesakes "
+            "to add those suppliers, or fix their names"
+        )
     results_path = results or file.with_name(f"{file.stem}.results.csv")
-    batch = bulk.start_batch(plan, name=file.name, created_by="cli", source="cli")
+    batch = bulk.start_batch(
+        plan, name=file.name, created_by="cli", source="cli", allow_namesakes=allow_namesakes
+    )
     _follow_batch(batch.id)
     results_path.write_bytes(bulk.results_csv_for(batch.id, dialect=dialect))
     out.print(f"Results written to {results_path}")
+
+
+def _print_namesakes(namesakes: list[Any], *, allowed: bool) -> None:
+    """List rows that would add a supplier named like another one (text, not markup)."""
+    if not namesakes:
+        return
+    colour = "yellow" if allowed else "red"
+    for item in namesakes:
+        console.print(
+            f"row {item.row_number}: [{colour}]would add {escape(item.name)} at "
+            f"{escape(item.phone_e164)}; already named so: {escape('; '.join(item.others))}[/]"
+        )
+
+
+def _print_previews(previews: list[Any]) -> None:
+    """One preview per language of a dry run: the first row's message in that language."""
+    for item in previews:
+        out.print(
+            f"\n--- {escape(item.language)}: {item.rows} row(s); row {item.row_number} "
+            "as the supplier will read it ---"
+        )
+        out.print(escape(item.preview.body), highlight=False)
 
 
 def _follow_batch(batch_id: str) -> None:
@@ -378,11 +469,13 @@ def resume(by: Annotated[str, typer.Option(help="Who resumes sending")] = "cli")
 @app.command()
 def status() -> None:
     """Show the mode, queue depth, whether sending is paused (and why), and the webhooks."""
+    from core import attention
     from core.db import get_engine
     from core.system_health import status_lines
 
-    for line in status_lines(get_engine(), _settings()):
-        out.print(line, markup=False, highlight=False)
+    engine = get_engine()
+    for line in [*status_lines(engine, _settings()), *attention.status_lines(engine)]:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @users_app.command("add")
@@ -443,6 +536,27 @@ def users_role(
 
     user = set_role(get_engine(), username, role)
     out.print(f"User {user.username} is now {user.role.value}.")
+
+
+@users_app.command("email")
+def users_email(
+    username: str,
+    email: Annotated[
+        str, typer.Argument(help="The email the identity provider sends for this person")
+    ] = "",
+    remove: Annotated[bool, typer.Option("--remove", help="Unlink the email")] = False,
+) -> None:
+    """Link the email a user signs in with through single sign-on (or unlink it)."""
+    from core.db import get_engine
+    from core.sso import set_email
+
+    if remove == bool(email):
+        raise UserError("Give an email to link, or --remove to unlink (not both)")
+    user = set_email(get_engine(), username, None if remove else email)
+    if user.email is None:
+        out.print(f"User {user.username} has no single sign-on email now.", markup=False)
+    else:
+        out.print(f"User {user.username} signs in as {user.email}.", markup=False)
 
 
 @users_app.command("unlock")

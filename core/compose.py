@@ -9,6 +9,7 @@ live status as webhooks arrive.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +30,7 @@ from core.notify import (
     resolve_template,
     send_po_notice,
 )
+from core.supplier_labels import supplier_label
 from core.templates import (
     Preview,
     TemplateDefinition,
@@ -63,11 +65,15 @@ class SupplierChoice:
     name: str
     phone_e164: str
     language: str
+    external_ref: str | None = None  # the ERP's id, shown when another shares the name
+    namesake: bool = False  # another supplier in the same list has this name
 
     @property
     def label(self) -> str:
         """How the option reads in a select box."""
-        return f"{self.name} · {self.phone_e164}"
+        return supplier_label(
+            self.name, self.phone_e164, self.external_ref, with_ref=self.namesake
+        )
 
 
 @dataclass(frozen=True)
@@ -173,9 +179,18 @@ def search_suppliers(
         stmt = stmt.where(or_(*conditions))
     stmt = stmt.order_by(func.lower(col(Supplier.name)), col(Supplier.id)).limit(limit)
     with Session(engine) as session:
+        found = session.exec(stmt).all()
+        names = Counter(s.name.strip().casefold() for s in found)
         return [
-            SupplierChoice(s.id or 0, s.name, s.phone_e164, s.language)
-            for s in session.exec(stmt).all()
+            SupplierChoice(
+                s.id or 0,
+                s.name,
+                s.phone_e164,
+                s.language,
+                external_ref=s.external_ref,
+                namesake=names[s.name.strip().casefold()] > 1,
+            )
+            for s in found
         ]
 
 

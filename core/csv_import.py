@@ -17,12 +17,13 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from core.keys import content_key, po_notice_key
 from core.money import DecimalMark, InvalidAmount, normalize_currency, parse_amount
 from core.phones import InvalidPhoneNumber, normalize_phone
+from core.row_languages import RowLanguage, row_language
 from core.templates import (
     TemplateDefinition,
     TemplateParams,
@@ -44,6 +45,7 @@ __all__ = [
     "guess_mapping",
     "parse_amount",
     "read_csv",
+    "spreadsheet_row",
     "validate_rows",
 ]
 
@@ -67,9 +69,10 @@ class CsvError(ValueError):
 class CsvTable:
     """The rows of a CSV file, cells as text keyed by header, with how it was read.
 
-    `row_numbers[i]` is the 1-based data row of `rows[i]` in the file (the header is
-    not counted; blank lines are counted but not returned). `row_errors` maps a row
-    number to what was wrong with its shape (too many or too few cells).
+    `row_numbers[i]` is the spreadsheet row of `rows[i]` (`spreadsheet_row`: the header
+    is row 1 when it is the first line, so the first data row is row 2; blank lines
+    are counted but not returned). `row_errors` maps a row number to what was wrong
+    with its shape (too many or too few cells).
     """
 
     headers: list[str]
@@ -95,13 +98,16 @@ def read_csv(data: bytes, *, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROW
     lines = text.splitlines()
     delimiter = _delimiter(lines)
     records = _records(text, delimiter)
+    above = 0
     while records and not any(cell.strip() for cell in records[0]):
         records.pop(0)  # blank lines above the header
+        above += 1
     headers, width = _headers(records[0], records[1:])
     rows: list[dict[str, str]] = []
     numbers: list[int] = []
     errors: dict[int, str] = {}
-    for number, record in enumerate(records[1:], start=1):
+    for index, record in enumerate(records[1:], start=above + 1):
+        number = spreadsheet_row(index)
         cells = [cell.strip() for cell in record]
         if not any(cells):
             continue  # blank line (or a row of empty cells)
@@ -118,6 +124,17 @@ def read_csv(data: bytes, *, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROW
         rows.append(dict(zip(headers, cells[:width], strict=True)))
         numbers.append(number)
     return CsvTable(headers, rows, numbers, encoding, delimiter, errors)
+
+
+def spreadsheet_row(record_index: int) -> int:
+    """The row number a spreadsheet shows for the CSV record at `record_index` (0-based,
+    counting blank records): the header line is row 1, the first data row is row 2.
+
+    Records, not physical lines: a quoted cell spanning several lines is one
+    spreadsheet row, as Excel and LibreOffice open it. Every list, message and result
+    file numbers rows this way, so a buyer finds the row where the number says.
+    """
+    return record_index + 1
 
 
 def _decode(data: bytes) -> tuple[str, str]:
@@ -315,6 +332,7 @@ class RowCheck:
     idempotency_key: str | None
     errors: list[str]
     warnings: list[str] = field(default_factory=list)
+    language: str | None = None  # the template version it is sent in (None if refused)
 
     @property
     def ok(self) -> bool:
@@ -330,8 +348,19 @@ def validate_rows(
     region: str | None = None,
     decimal: DecimalMark = "auto",
     default_currency: str | None = None,
+    versions: Mapping[str, TemplateDefinition] | None = None,
+    supplier_languages: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
+    fallback_to_default: bool = False,
 ) -> list[RowCheck]:
     """Check every row of `table` for a send of `defn`; one RowCheck per row, in order.
+
+    Each row is checked against the version of the template in its own language
+    (`core.row_languages.row_language`: its language cell, else its supplier's, else
+    `defn`'s): `versions` maps a language to the template's sendable version in it
+    (`defn` alone when not given), and `supplier_languages` answers, for the rows'
+    E.164 numbers, the languages the directory keeps (called once). A row whose
+    language has no version is refused, or checked against `defn` with a warning when
+    `fallback_to_default`.
 
     `mapping` maps fields to headers: for a PO notice template (see
     `is_po_notice_template`) the fields of PO_FIELDS (plus PO_DOCUMENT_FIELD when the
@@ -341,12 +370,36 @@ def validate_rows(
     for a missing currency column. Duplicates within the file (the same idempotency
     key) are errors; duplicates of earlier sends are the outbox's job.
     """
-    po_notice = is_po_notice_template(defn)
+    by_language = dict(versions or {})
+    by_language.setdefault(defn.language, defn)
+    cells = [
+        {want: row.get(header, "") for want, header in mapping.items() if header}
+        for row in table.rows
+    ]
+    phones = [_phone(values.get("phone", ""), region) for values in cells]
+    known = [phone for phone, _problem in phones if phone is not None]
+    kept = dict(supplier_languages(known)) if supplier_languages is not None and known else {}
     first_row_of: dict[str, int] = {}
     checks = []
-    for number, row in zip(table.row_numbers, table.rows, strict=True):
-        values = {want: row.get(header, "") for want, header in mapping.items() if header}
-        check = _check_row(number, values, defn, po_notice, region, decimal, default_currency)
+    for number, values, (phone, problem) in zip(table.row_numbers, cells, phones, strict=True):
+        chosen = row_language(
+            values.get("language"),
+            kept.get(phone or ""),
+            defn.language,
+            by_language,
+            fallback_to_default=fallback_to_default,
+        )
+        version = by_language.get(chosen.code or "", defn)
+        check = _check_row(
+            number,
+            values,
+            (phone, problem),
+            version,
+            chosen,
+            is_po_notice_template(version),
+            decimal,
+            default_currency,
+        )
         errors = [table.row_errors[number]] if number in table.row_errors else []
         errors += check.errors
         key = check.idempotency_key
@@ -361,9 +414,10 @@ def validate_rows(
 def _check_row(
     number: int,
     values: dict[str, str],
+    phoned: tuple[str | None, str | None],
     defn: TemplateDefinition,
+    language: RowLanguage,
     po_notice: bool,
-    region: str | None,
     decimal: DecimalMark,
     default_currency: str | None,
 ) -> RowCheck:
@@ -373,7 +427,11 @@ def _check_row(
         "is refused rather than sent. Keep only the text in that cell."
         for name in formulas
     ]
-    phone = _phone(values.get("phone", ""), region, errors)
+    phone, phone_problem = phoned
+    if phone_problem is not None:
+        errors.append(phone_problem)
+    if language.error is not None and "language" not in formulas:
+        errors.append(language.error)
     params: TemplateParams | None
     if po_notice:
         params = _po_params(values, defn, decimal, default_currency, errors)
@@ -390,30 +448,26 @@ def _check_row(
             said.add(source)
             named = po_notice and source in PO_PARAMS
             errors.append(f"The {_field(source)} {problem.reason}" if named else problem.message)
-    warnings = []
-    language = values.get("language", "").strip()
-    if language and _primary(language) != _primary(defn.language):
-        warnings.append(
-            f"The supplier's language is {language}; the template is in {defn.language}"
-        )
+    warnings = [language.warning] if language.warning else []
     key = None
     if phone is not None and po_notice and values.get("po_number", "").strip():
         key = po_notice_key(values["po_number"], phone, defn.name)
     elif phone is not None and params is not None and not po_notice:
         key = content_key(phone, {"template": defn.key, "params": params})
     preview = render_preview(defn, params).body if params is not None else None
-    return RowCheck(number, values, phone, params, preview, key, errors, warnings)
+    return RowCheck(
+        number, values, phone, params, preview, key, errors, warnings, language.code
+    )
 
 
-def _phone(raw: str, region: str | None, errors: list[str]) -> str | None:
+def _phone(raw: str, region: str | None) -> tuple[str | None, str | None]:
+    """The row's E.164 number, or None and why it cannot be read."""
     if not raw.strip():
-        errors.append("The phone number is missing")
-        return None
+        return None, "The phone number is missing"
     try:
-        return normalize_phone(raw, region)
+        return normalize_phone(raw, region), None
     except InvalidPhoneNumber as exc:
-        errors.append(str(exc))
-        return None
+        return None, str(exc)
 
 
 def _po_params(
@@ -462,10 +516,6 @@ def _source_field(defn: TemplateDefinition, param: str, po_notice: bool) -> str:
     if (param == HEADER_KEY and defn.header_format == "TEXT") or param.startswith("buttons."):
         return "po_number"
     return param
-
-
-def _primary(language: str) -> str:
-    return language.lower().replace("-", "_").split("_")[0]
 
 
 def _field(name: str) -> str:

@@ -61,6 +61,7 @@ from core.pricing import (
     rate_change_instants,
     rate_to_micros,
 )
+from core.supplier_labels import supplier_labels
 
 Granularity = Literal["day", "week", "month"]
 Stage = Literal["deliver", "read"]
@@ -958,13 +959,16 @@ def template_options(engine: Engine, tenant_ids: Sequence[str]) -> list[str]:
 
 
 def supplier_options(engine: Engine, tenant_ids: Sequence[str]) -> list[tuple[int, str]]:
-    """(id, name) of these tenants' suppliers, by name (for the supplier filter)."""
+    """(id, label) of these tenants' suppliers, by name (for the supplier filter): the
+    label is `supplier_labels`' (name and phone, the ERP reference for namesakes)."""
     sql = """
-        SELECT id, name FROM suppliers WHERE tenant_id IN :tenants ORDER BY name, id
+        SELECT id, name, phone_e164, external_ref FROM suppliers
+        WHERE tenant_id IN :tenants ORDER BY name, id
     """
     with _read(engine) as conn:
-        rows = conn.execute(_q(sql, {"tenants": list(tenant_ids)}))
-        return [(int(r.id), str(r.name)) for r in rows]
+        rows = list(conn.execute(_q(sql, {"tenants": list(tenant_ids)})))
+    labels = supplier_labels(rows)
+    return [(int(r.id), labels[int(r.id)]) for r in rows]
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_send_csv_writes_one_result_row_per_input_row(
     assert run.returncode == 0, run.stderr
     assert "1 rows valid, 6 refused" in run.stdout
     rows = list(csv.DictReader(io.StringIO(results.read_text("utf-8-sig"))))
-    assert [int(r["row_number"]) for r in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert [int(r["row_number"]) for r in rows] == [2, 3, 4, 5, 6, 7, 8]  # header: row 1
     assert [r["outcome"] for r in rows].count("sent") == 1
     assert all(r["error"] for r in rows if r["outcome"] == "refused")
     formula = rows[6]["supplier_name"]
@@ -208,12 +208,44 @@ def test_send_csv_shows_progress_and_sends_each_valid_row_once(
     assert "Sending" in run.stderr  # the progress bar
     results = tmp_path / "pos.results.csv"
     rows = list(csv.DictReader(io.StringIO(results.read_text("utf-8-sig"))))
-    assert [int(r["row_number"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["row_number"]) for r in rows] == [2, 3, 4, 5]
     assert [r["outcome"] for r in rows] == ["sent", "sent", "refused", "refused"]
     assert len(sandbox.messages()) == 2
     again = wanotify("send-csv", str(source), env=ready_env, cwd=tmp_path)  # idempotent
     assert again.returncode == 0, again.stderr
     assert len(sandbox.messages()) == 2
+
+
+def test_send_csv_sends_each_row_in_its_language_and_asks_about_namesakes(
+    ready_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "langs.csv"
+    source.write_text(
+        "supplier_name,phone,po_number,amount,currency,language,consent\n"
+        "Twin [bold]S.L.[/bold],612345611,PO-L1,10,EUR,es,yes\n"
+        "Bright,+44 7911 123456,PO-L2,20,EUR,EN,yes\n"
+        "Embalagens,+351 912 345 611,PO-L3,30,EUR,pt,yes\n"
+        "twin [bold]s.l.[/bold],612345612,PO-L4,40,EUR,,yes\n",
+        "utf-8",
+    )
+    dry = wanotify("send-csv", str(source), "--dry-run", env=ready_env, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "3 rows valid, 1 refused." in dry.stdout
+    assert "row 4: The template has no approved version in pt" in dry.stderr
+    assert "--- es: 2 row(s); row 2 as the supplier will read it ---" in dry.stdout
+    assert "--- en: 1 row(s); row 3 as the supplier will read it ---" in dry.stdout
+    assert "Hola Twin [bold]S.L.[/bold]" in dry.stdout  # the file's text, not markup
+    assert "row 5: would add twin [bold]s.l.[/bold] at +34612345612" in dry.stderr
+    refused = wanotify("send-csv", str(source), env=ready_env, cwd=tmp_path)
+    assert refused.returncode == 1 and "--allow-namesakes" in refused.stderr
+    assert sandbox.messages() == []
+    run = wanotify("send-csv", str(source), "--allow-namesakes", "--fallback-to-default",
+                   env=ready_env, cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "row 4: Sent in es: the template has no approved pt version" in run.stderr
+    sent = {m["body"]["to"]: m["body"]["template"]["language"]["code"] for m in sandbox.messages()}
+    assert sent == {"34612345611": "es", "447911123456": "en", "351912345611": "es",
+                    "34612345612": "es"}  # fmt: skip
 
 
 # --- the mode is explicit; refused webhooks are seen ---------------------------------------

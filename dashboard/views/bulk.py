@@ -31,13 +31,12 @@ from core.bulk import (
 )
 from core.compose import TemplateChoice, sendable_templates
 from core.csv_import import CsvError
-from core.i18n import _
+from core.i18n import _, ngettext
 from core.money import DecimalMark
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
-from core.templates import render_preview
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import local_time, md_escape, whatsapp_bubble
+from dashboard.widgets import local_time, md_escape, paged, pager, whatsapp_bubble
 
 NOT_IN_FILE = "— not in the file —"
 DECIMALS: dict[str, str] = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
@@ -130,13 +129,23 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
         return
     data = upload.getvalue()
     decimal: DecimalMark = "." if decimal_key == "." else "," if decimal_key == "," else "auto"
-    plan = _plan(db, user, data, template, decimal)
+    fallback = st.checkbox(
+        _("Send rows whose language has no approved version of the template in {language}")
+        .format(language=template.language),
+        key="bulk_fallback",
+        help=_(
+            "Each row is sent in its own language (its language column, else the "
+            "supplier's). Without this, rows in a language the template is not approved "
+            "in are refused and listed below."
+        ),
+    )
+    plan = _plan(db, user, data, template, decimal, fallback=fallback)
     if plan is None:
         return
     file_id = hashlib.sha256(data + template.label.encode()).hexdigest()[:16]
     mapping = _mapping(plan, file_id)
     if mapping != plan.mapping:
-        plan = _plan(db, user, data, template, decimal, mapping)
+        plan = _plan(db, user, data, template, decimal, mapping, fallback=fallback)
         if plan is None:
             return
     _checks(plan)
@@ -150,6 +159,8 @@ def _plan(
     template: TemplateChoice,
     decimal: DecimalMark,
     mapping: dict[str, str | None] | None = None,
+    *,
+    fallback: bool = False,
 ) -> BulkPlan | None:
     """The checked file; the last plan is kept for the session, as checking 10,000 rows
     takes seconds and every click reruns the page (the send re-checks duplicates)."""
@@ -159,6 +170,7 @@ def _plan(
         template.label,
         decimal,
         tuple(sorted((mapping or {}).items(), key=lambda item: item[0])),
+        fallback,
     )
     kept: dict[tuple[object, ...], BulkPlan] = st.session_state.setdefault("bulk_plans", {})
     if key in kept:
@@ -171,6 +183,7 @@ def _plan(
             language=template.language,
             decimal=decimal,
             mapping=mapping,
+            fallback_to_default=fallback,
             engine=db,
         )
     except CsvError as exc:
@@ -247,26 +260,52 @@ def _checks(plan: BulkPlan) -> None:
         else:
             st.dataframe(frame, hide_index=True, width="stretch", key="bulk_rejected")
     if warned:
-        with st.expander(f"{len(warned)} row(s) with a warning (they will be sent)"):
+        with st.expander(ngettext("{n} row with a warning (it will be sent)",
+                                  "{n} rows with a warning (they will be sent)",
+                                  len(warned)).format(n=len(warned))):  # fmt: skip
             for check in warned:
                 st.markdown(f"- Row {check.row_number}: {md_escape('; '.join(check.warnings))}")
     if plan.valid:
-        with st.expander(f"Dry run: the {plan.valid_count} messages that would be sent"):
-            first = plan.valid[0]
-            if first.params is not None:
-                st.caption(f"Row {first.row_number} as the supplier will see it:")
-                whatsapp_bubble(render_preview(plan.definition, first.params))
+        _previews(plan)
+        dry_run = ngettext("Dry run: the message that would be sent",
+                           "Dry run: the {n} messages that would be sent",
+                           plan.valid_count).format(n=f"{plan.valid_count:,}")  # fmt: skip
+        with st.expander(dry_run):
+            shown = paged(plan.valid, "bulk_dry_run")
             st.dataframe(
                 pd.DataFrame(
                     {
-                        "Row": [c.row_number for c in plan.valid],
-                        "To": [c.phone_e164 for c in plan.valid],
-                        "Message": [(c.preview or "")[:160] for c in plan.valid],
+                        "Row": [c.row_number for c in shown.rows],
+                        _("Language"): [c.language or "" for c in shown.rows],
+                        "To": [c.phone_e164 for c in shown.rows],
+                        "Message": [(c.preview or "")[:160] for c in shown.rows],
                     }
                 ),
                 hide_index=True,
                 width="stretch",
+                height="content",
             )
+            pager(shown, "bulk_dry_run")
+
+
+def _previews(plan: BulkPlan) -> None:
+    """The dry run's previews: one per language the rows go out in, side by side."""
+    previews = plan.previews()
+    st.markdown(
+        _("**What the suppliers will read** — one preview per language ({n})").format(
+            n=len(previews)
+        )
+    )
+    for start in range(0, len(previews), 3):
+        cells = st.columns(3)
+        for cell, item in zip(cells, previews[start : start + 3], strict=False):
+            with cell.container(border=True, key=f"bulk_preview_{item.language}"):
+                st.caption(
+                    _("{language} · {n} row(s) · row {row} as its supplier will see it").format(
+                        language=md_escape(item.language), n=item.rows, row=item.row_number
+                    )
+                )
+                whatsapp_bubble(item.preview)
 
 
 def _sep(delimiter: str) -> str:
@@ -282,20 +321,23 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
     if file_id in started:
         go_col.button("Sent ✓", disabled=True, width="stretch", key=f"bulk_sent_{file_id}")
         return
+    namesakes_ok = _namesakes(plan, file_id)
     count = plan.valid_count
     clicked = go_col.button(
         f"Send {count} message{'s' if count != 1 else ''}",
         type="primary",
         icon=":material/send:",
-        disabled=count == 0,
+        disabled=count == 0 or not namesakes_ok,
         width="stretch",
         key=f"bulk_go_{file_id}",
     )
     if clicked:
         try:
             with st.spinner(f"Queuing {count:,} messages…"):
-                batch = start_batch_for(user, plan, name.strip() or file_name, engine=db)
-        except (PermissionDenied, NoticeRejected) as exc:  # e.g. the template was paused
+                batch = start_batch_for(
+                    user, plan, name.strip() or file_name, engine=db, allow_namesakes=namesakes_ok
+                )
+        except (PermissionDenied, NoticeRejected, BatchError) as exc:  # e.g. template paused
             st.error(md_escape(exc))
             return
         started[file_id] = batch.id  # a second click (or rerun) opens it, never sends again
@@ -303,27 +345,63 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
         st.rerun()
 
 
-def _recent(db: Engine, user: UserInfo) -> None:
-    batches = recent_batches(db, write_tenant(user))
-    if not batches:
-        st.info("No batches yet: your uploads will be listed here.", icon=":material/inbox:")
-        return
+def _namesakes(plan: BulkPlan, file_id: str) -> bool:
+    """Ask before adding suppliers named like existing ones: list those rows (as text)
+    and return whether the buyer confirmed (True when there are none)."""
+    namesakes = plan.namesakes_to_confirm
+    if not namesakes:
+        return True
+    st.warning(
+        _(
+            "**{n} row(s) would add a new supplier with the name of another one** (a "
+            "different number). Check they are not the same supplier at a new number."
+        ).format(n=len(namesakes)),
+        icon=":material/group:",
+    )
     st.dataframe(
         pd.DataFrame(
             {
-                "Started": [local_time(b.created_at, "%Y-%m-%d %H:%M") for b in batches],
-                "Name": [b.name for b in batches],
-                "Template": [b.template for b in batches],
-                "Rows": [b.total_rows for b in batches],
-                "Status": [b.status for b in batches],
-                "By": [b.created_by or "" for b in batches],
+                _("Row"): [n.row_number for n in namesakes],
+                _("New supplier"): [n.name for n in namesakes],
+                _("Phone"): [n.phone_e164 for n in namesakes],
+                _("Already named so"): ["; ".join(n.others) for n in namesakes],
             }
         ),
         hide_index=True,
         width="stretch",
+        key=f"bulk_namesakes_{file_id}",
     )
+    return st.checkbox(
+        _("Add them as new suppliers: they are different suppliers"),
+        key=f"bulk_namesakes_ok_{file_id}",
+    )
+
+
+def _recent(db: Engine, user: UserInfo) -> None:
+    batches = recent_batches(db, write_tenant(user), limit=200)  # paged below
+    if not batches:
+        st.info("No batches yet: your uploads will be listed here.", icon=":material/inbox:")
+        return
+    shown = paged(batches, "bulk_batches")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Started": [local_time(b.created_at, labelled=False) for b in shown.rows],
+                "Name": [b.name for b in shown.rows],
+                "Template": [b.template for b in shown.rows],
+                "Rows": [b.total_rows for b in shown.rows],
+                "Status": [b.status for b in shown.rows],
+                "By": [b.created_by or "" for b in shown.rows],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        height="content",
+        key="bulk_batches_table",
+    )
+    pager(shown, "bulk_batches")
     labels = {
-        b.id: f"{b.name} · {local_time(b.created_at, '%Y-%m-%d %H:%M')} · {b.status}"
+        b.id: f"{b.name} · {local_time(b.created_at, labelled=False)} · {b.status}"
         for b in batches
     }
     pick_col, open_col = st.columns([3, 1], vertical_alignment="bottom")

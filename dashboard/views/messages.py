@@ -11,8 +11,11 @@ from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import Engine
 
+from core.attention import open_items, resend_all_for
 from core.auth import Action, PermissionDenied, can, require, scope_tenants, visible_tenants
+from core.i18n import _
 from core.message_log import (
     MessageDetail,
     MessagePage,
@@ -67,6 +70,7 @@ def render(user: UserInfo) -> None:
     st.title("Messages")
     st.caption("Every notice sent to suppliers, what happened to it, and what they answered")
     engine = runtime.engine()
+    _attention(user, engine)
     search = _search_form(user)
     if search is None:
         return
@@ -265,6 +269,69 @@ def _detail(user: UserInfo, detail: MessageDetail, tz: str) -> None:
             st.caption(f"A resend of message {detail.resend_of[:8]}…")
         if detail.resent_as:
             st.caption("Resent as " + ", ".join(f"{m[:8]}…" for m in detail.resent_as))
+
+
+_CONFIRM_ALL = "messages_confirm_resend_all"
+
+
+def _attention(user: UserInfo, engine: Engine) -> None:
+    """Messages whose send may or may not have reached WhatsApp (a crash hid the answer):
+    listed for a person, who checks WhatsApp and resends each one (pick it below) or all
+    of them at once, confirmed."""
+    items = open_items(engine, scope_tenants(user))
+    if not items:
+        return
+    with st.container(border=True):
+        st.warning(
+            _(
+                "{n} message(s) need attention: the sender stopped while they were being "
+                "sent, so they may or may not have reached WhatsApp. Check WhatsApp, then "
+                "resend each one (pick it in the table) or all of them."
+            ).format(n=len(items)),
+            icon=":material/warning:",
+        )
+        frame = pd.DataFrame(  # outside text (reasons, numbers) shown as cells, never Markdown
+            {
+                _("Since"): [pd.Timestamp(i.since).tz_convert(viewer_zone()) for i in items],
+                _("Phone"): [i.recipient_phone for i in items],
+                _("PO"): [i.po_number or "" for i in items],
+                _("Reason"): [i.reason for i in items],
+            }
+        )
+        st.dataframe(frame, hide_index=True, key="messages_attention")
+        own = [i for i in items if i.tenant_id == user.tenant_id]
+        if not own or not can(user, Action.RESEND):
+            return
+        if not st.session_state.get(_CONFIRM_ALL):
+            label = _("Resend all {n} needing attention…").format(n=len(own))
+            if st.button(label, key="resend_all_attention", icon=":material/replay:"):
+                st.session_state[_CONFIRM_ALL] = True
+                st.rerun()
+            return
+        st.warning(
+            _(
+                "Send these {n} messages again? A supplier who did get one gets it twice."
+            ).format(n=len(own))
+        )
+        yes, no = st.columns(2)
+        if yes.button(_("Yes, resend all"), type="primary", key="resend_all_yes"):
+            st.session_state.pop(_CONFIRM_ALL, None)
+            try:
+                report = resend_all_for(engine, user)
+            except PermissionDenied as exc:
+                st.error(md_escape(exc))
+                return
+            for _original, reason in report.refused:
+                st.error(md_escape(reason))
+            st.toast(
+                _("Queued again: {n} message(s).").format(n=len(report.resent)),
+                icon=":material/replay:",
+            )
+            if not report.refused:
+                st.rerun()
+        if no.button(_("Cancel"), key="resend_all_no"):
+            st.session_state.pop(_CONFIRM_ALL, None)
+            st.rerun()
 
 
 def _resend(user: UserInfo, detail: MessageDetail) -> None:

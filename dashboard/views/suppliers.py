@@ -27,6 +27,7 @@ from core.supplier_directory import (
     read_import,
     update_supplier,
 )
+from core.supplier_labels import supplier_label
 from core.users import UserInfo
 from dashboard import runtime
 from dashboard.widgets import local_time, md_escape
@@ -121,7 +122,8 @@ def _directory(user: UserInfo) -> None:
 
 
 def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
-    st.subheader(f"Edit {md_escape(supplier.name)}", anchor=False)
+    label = supplier_label(supplier.name, supplier.phone_e164, supplier.external_ref)
+    st.subheader(f"Edit {md_escape(label)}", anchor=False)
     with st.form(f"supplier_edit_{supplier.id}"):
         c1, c2 = st.columns(2)
         name = c1.text_input("Name", value=supplier.name, max_chars=200)

@@ -55,8 +55,8 @@ def plan(db: Engine, data: bytes, tenant: str = "acme", **kw: object):  # type: 
 
 def test_the_sample_with_errors_keeps_one_row_and_says_why_for_the_rest(db: Engine) -> None:
     checked = plan(db, (SAMPLES / "po_batch_with_errors.csv").read_bytes())
-    assert [c.row_number for c in checked.valid] == [1]
-    assert {c.row_number for c in checked.rejected} == {2, 3, 4, 5, 6, 7}
+    assert [c.row_number for c in checked.valid] == [2]  # the header is row 1
+    assert {c.row_number for c in checked.rejected} == {3, 4, 5, 6, 7, 8}
     assert all(c.errors for c in checked.rejected)
 
 
@@ -123,7 +123,7 @@ def test_the_results_file_has_one_row_per_input_row_and_is_formula_safe(db: Engi
         results_csv_for_user(user(tenant="other"), batch.id, engine=db)
     data = results_csv_for_user(user(), batch.id, engine=db)
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert [r["row_number"] for r in rows] == [str(n) for n in range(1, 8)]
+    assert [r["row_number"] for r in rows] == [str(n) for n in range(2, 9)]
     assert [r["outcome"] for r in rows] == ["queued", *["refused"] * 6]
     assert rows[6]["supplier_name"].startswith("'=")
     assert "line" in rows[3]["error"]
@@ -227,7 +227,7 @@ def test_a_semicolon_upload_with_a_bom_gets_a_semicolon_result_with_a_bom(db: En
         '"language";"phone_e164";"outcome";"status";"message_id";"wamid";"error"'
     )
     rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=";"))
-    assert [r["row_number"] for r in rows] == [str(n) for n in range(1, 8)]
+    assert [r["row_number"] for r in rows] == [str(n) for n in range(2, 9)]
     assert rows[0]["supplier_name"] == "Harinas Martín S.L." and rows[0]["outcome"] == "queued"
     assert rows[6]["supplier_name"].startswith("'=")  # the formula row, defused
     assert progress_for(user(), batch.id, engine=db).invalid_rows == 6  # header not a row
@@ -270,7 +270,7 @@ def test_a_batch_without_its_upload_format_gets_the_default_dialect(db: Engine) 
         numbers = session.exec(
             select(BatchRow.row_number).where(col(BatchRow.batch_id) == batch.id)
         ).all()
-        assert sorted(numbers) == list(range(1, len(numbers) + 1))
+        assert sorted(numbers) == list(range(2, len(numbers) + 2))  # spreadsheet rows
         # as batches recorded before the upload's format was kept
         session.execute(
             update(SendBatch).where(col(SendBatch.id) == batch.id).values(upload_format=None)

@@ -44,7 +44,7 @@ def check_file(data: bytes, defn: TemplateDefinition, **options: object) -> list
 def test_valid_sample(po_text_header: TemplateDefinition) -> None:
     table = read_csv((SAMPLES / "po_batch_valid.csv").read_bytes())
     assert table.headers == ["supplier_name", "phone", *PO_FIELDS[2:]]
-    assert (table.encoding, table.delimiter, table.row_numbers) == ("utf-8", ",", [1, 2, 3, 4, 5])
+    assert (table.encoding, table.delimiter, table.row_numbers) == ("utf-8", ",", [2, 3, 4, 5, 6])
     assert table.rows[2]["supplier_name"] == "Azúcares del Sur, S.A."  # quoted comma kept
     checks = check_file((SAMPLES / "po_batch_valid.csv").read_bytes(), po_text_header)
     by_row = {check.row_number: check for check in checks}
@@ -54,52 +54,60 @@ def test_valid_sample(po_text_header: TemplateDefinition) -> None:
         "+34622333444",
         "+351912345678",
     ]
-    assert by_row[1].ok and by_row[2].ok and by_row[4].ok
-    assert by_row[1].preview == (
+    assert by_row[2].ok and by_row[3].ok
+    # Row 5 asks for Portuguese; this template has only Spanish: refused with the reason.
+    assert by_row[5].errors == [
+        "The template has no approved version in pt (the row's language; approved: es). "
+        "Approve one, or choose to send such rows in es"
+    ]
+    assert by_row[2].preview == (
         "Hola Harinas Martín S.L., le enviamos el pedido PO-2026-0042 por un total de "
         "1.234,50 €. Confirme si puede servirlo."
     )
-    assert by_row[1].idempotency_key == po_notice_key(
+    assert by_row[2].idempotency_key == po_notice_key(
         "PO-2026-0042", "+34612345678", "po_notification"
     )
-    assert by_row[1].params is not None
-    assert by_row[1].params["total_amount"] == {
+    assert by_row[2].params is not None
+    assert by_row[2].params["total_amount"] == {
         "type": "currency",
         "amount": "1234.50",
         "currency": "EUR",
     }
-    assert by_row[1].params["buttons"] == {"0": "ack:PO-2026-0042", "1": "reject:PO-2026-0042"}
+    assert by_row[2].params["buttons"] == {"0": "ack:PO-2026-0042", "1": "reject:PO-2026-0042"}
     # "2.750" is never guessed.
-    assert by_row[3].errors == [
+    assert by_row[4].errors == [
         "Amount: ambiguous: 2.750 may mean 2750 or 2.75; write 2750.00 or 2,75, "
         "or choose the decimal separator"
     ]
     # +44 7700 900xxx is Ofcom's range reserved for drama: not a real number.
-    assert by_row[5].errors == ["+44 7700 900123 is not a valid phone number in United Kingdom"]
-    assert by_row[4].warnings == ["The supplier's language is pt; the template is in es"]
+    assert by_row[6].errors == [
+        "+44 7700 900123 is not a valid phone number in United Kingdom",
+        "The template has no approved version in en (the row's language; approved: es). "
+        "Approve one, or choose to send such rows in es",
+    ]
 
 
 def test_valid_sample_with_the_decimal_separator_chosen(po_text_header: TemplateDefinition) -> None:
     data = (SAMPLES / "po_batch_valid.csv").read_bytes()
     dot = {c.row_number: c for c in check_file(data, po_text_header, decimal=".")}
-    assert dot[3].ok and dot[3].params is not None
-    assert Decimal(dot[3].params["total_amount"]["amount"]) == Decimal("2.75")
-    assert dot[1].ok  # 1234.50 still reads right with "."
+    assert dot[4].ok and dot[4].params is not None
+    assert Decimal(dot[4].params["total_amount"]["amount"]) == Decimal("2.75")
+    assert dot[2].ok  # 1234.50 still reads right with "."
 
 
 def test_sample_with_errors(po_text_header: TemplateDefinition) -> None:
     checks = check_file((SAMPLES / "po_batch_with_errors.csv").read_bytes(), po_text_header)
-    assert [c.row_number for c in checks] == [1, 2, 3, 4, 5, 6, 7]
+    assert [c.row_number for c in checks] == [2, 3, 4, 5, 6, 7, 8]
     errors = {c.row_number: c.errors for c in checks}
-    assert errors[1] == []
-    assert errors[2] == ["The phone number is missing"]
-    assert errors[3] == ["+34 612 is too short for Spain"]
-    assert errors[4] == [
+    assert errors[2] == []
+    assert errors[3] == ["The phone number is missing"]
+    assert errors[4] == ["+34 612 is too short for Spain"]
+    assert errors[5] == [
         "The supplier name contains a line break; WhatsApp refuses line breaks in parameters"
     ]
-    assert errors[5] == ["Amount: 'abc' is not an amount (write it like 1234.50)"]
-    assert errors[6] == ["Same PO, phone and template as row 1: not sent twice"]
-    assert len(errors[7]) == 1 and "spreadsheet formula" in errors[7][0]
+    assert errors[6] == ["Amount: 'abc' is not an amount (write it like 1234.50)"]
+    assert errors[7] == ["Same PO, phone and template as row 2: not sent twice"]
+    assert len(errors[8]) == 1 and "spreadsheet formula" in errors[8][0]
     assert [c.ok for c in checks] == [True] + [False] * 6
 
 
@@ -129,7 +137,7 @@ def test_semicolon_decimal_comma_files(
     table = read_csv(data)
     assert table.encoding == expected and table.delimiter == ";"
     assert table.headers == ["Proveedor", "Teléfono", "Nº Pedido", "Importe", "Moneda"]
-    assert table.row_numbers == [1, 2, 4]  # the blank line 3 is skipped, numbers kept
+    assert table.row_numbers == [2, 3, 5]  # the blank row 4 is skipped, numbers kept
     assert table.rows[2]["Proveedor"] == "Ñandú S.A."
     mapping = guess_mapping(table.headers, list(PO_FIELDS))
     assert mapping == {
@@ -161,7 +169,7 @@ def test_tab_separated_utf16_from_excel_unicode_text() -> None:
 def test_quoted_newline_stays_in_its_cell() -> None:
     table = read_csv(b'a,b\n"line 1\nline 2",x\ny,z\n')
     assert table.rows == [{"a": "line 1\nline 2", "b": "x"}, {"a": "y", "b": "z"}]
-    assert table.row_numbers == [1, 2]
+    assert table.row_numbers == [2, 3]  # records, not lines: as a spreadsheet opens it
 
 
 # Refusals ---------------------------------------------------------------------------------
@@ -229,14 +237,14 @@ def test_ragged_rows_are_reported_per_row(po_text_header: TemplateDefinition) ->
         "Bea,633222111\n"
     ).encode()
     table = read_csv(data)
-    assert set(table.row_errors) == {2, 3}
-    assert "put that value in quotes" in table.row_errors[2]
-    assert table.row_errors[3] == "Row 3 has 2 cells but the header has 5"
+    assert set(table.row_errors) == {3, 4}
+    assert "put that value in quotes" in table.row_errors[3]
+    assert table.row_errors[4] == "Row 4 has 2 cells but the header has 5"
     checks = validate_rows(table, guess_mapping(table.headers, list(PO_FIELDS)), po_text_header)
     assert checks[0].ok
-    assert checks[1].errors[0] == table.row_errors[2]
+    assert checks[1].errors[0] == table.row_errors[3]
     assert (
-        checks[2].errors[0] == table.row_errors[3]
+        checks[2].errors[0] == table.row_errors[4]
         and "The PO number is missing" in checks[2].errors
     )
 
@@ -296,7 +304,7 @@ def test_rows_for_a_template_that_is_not_a_po_notice() -> None:
         checks[0].preview == "Recordatorio: el pedido PO-1 llega el lunes a Almacen. Pedido PO-1."
     )
     assert checks[0].idempotency_key and checks[0].idempotency_key.startswith("content:")
-    assert checks[1].errors == ["Same PO, phone and template as row 1: not sent twice"]
+    assert checks[1].errors == ["Same PO, phone and template as row 2: not sent twice"]
     assert checks[2].errors == ["Parameter {{2}} is empty"]
 
 

@@ -109,13 +109,13 @@ def test_import_reports_every_bad_row_and_writes_only_on_apply(engine: Engine) -
                        "supplier_ref": None, "opted_in": None}  # fmt: skip
     mapping.update(supplier_ref="Código", opted_in="Consentimiento")
     plan = plan_import(engine, "default", table, mapping, region="ES")
-    assert [r.row_number for r in plan.good] == [1, 2, 8]
+    assert [r.row_number for r in plan.good] == [2, 3, 9]  # as the spreadsheet numbers them
     reasons = {r.row_number: " ".join(r.problems) for r in plan.bad}
-    assert "name is empty" in reasons[3]
-    assert "empty" in reasons[4]
-    assert "formula" in reasons[5]
-    assert "same number as row 2" in reasons[6]
-    assert "Unknown language" in reasons[7] and "not yes or no" in reasons[7]
+    assert "name is empty" in reasons[4]
+    assert "empty" in reasons[5]
+    assert "formula" in reasons[6]
+    assert "same number as row 3" in reasons[7]
+    assert "Unknown language" in reasons[8] and "not yes or no" in reasons[8]
     assert plan.good[0].updates_existing
     with Session(engine) as session:
         assert len(session.exec(select(Supplier)).all()) == 1  # planning wrote nothing

@@ -48,14 +48,14 @@ def test_the_sample_with_errors_lists_every_refused_row_with_its_reason(
     assert "6 rows will not be sent" in texts(at)
     (table,) = at.table
     refused = table.value
-    assert list(refused["Row"]) == [2, 3, 4, 5, 6, 7]
+    assert list(refused["Row"]) == [3, 4, 5, 6, 7, 8]  # as the spreadsheet numbers them
     reasons = " | ".join(shown(cell) for cell in refused["Reason"])  # cells read Markdown
     for expected in (
         "phone number is missing",
         "too short",
         "line break",
         "'abc' is not an amount",
-        "Same PO, phone and template as row 1",
+        "Same PO, phone and template as row 2",
         "spreadsheet formula",
     ):
         assert expected in reasons

@@ -66,7 +66,7 @@ def test_import_lists_bad_rows_then_imports_the_rest(dashboard_env: str, engine:
     assert not at.exception
     assert "separated by semicolons" in texts(at)
     refused = at.dataframe[-1].value
-    assert list(refused["Row"]) == [2, 3]
+    assert list(refused["Row"]) == [3, 4]  # the header is row 1
     assert "formula" in refused["Reasons"].iloc[1]
     at.button(key="suppliers_apply").click().run()
     assert "2 added, 0 updated, 2 refused rows left out" in texts(at)

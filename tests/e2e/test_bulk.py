@@ -23,6 +23,7 @@ from tests.fixtures.browser import Product, log_in, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
+#: Bad rows by data row (the n-th PO); a spreadsheet shows data row n as row n + 1.
 BAD_ROWS = {7: "missing phone", 20: "amount", 33: "formula"}
 
 
@@ -74,7 +75,7 @@ def test_a_csv_with_three_bad_rows_sends_the_rest_and_gives_a_result_file(
     assert "like a spreadsheet formula" in table
     lines = page.locator("[data-testid='stTable'] tbody tr")
     numbers = [line.locator("td, th").first.inner_text().strip() for line in lines.all()]
-    assert numbers == [str(row) for row in BAD_ROWS]
+    assert numbers == [str(row + 1) for row in BAD_ROWS]  # the header is row 1
     screenshot(page, "bulk-checked")
 
     page.get_by_role("button", name="Send 47 messages").click()
@@ -116,10 +117,49 @@ def test_a_batch_is_found_again_after_logging_in_and_its_results_download(
     assert data.startswith(b'\xef\xbb\xbf"row_number";"Proveedor";')  # the upload's dialect
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
     assert len(rows) == 50
-    assert [r["row_number"] for r in rows] == [str(n) for n in range(1, 51)]
+    assert [r["row_number"] for r in rows] == [str(n) for n in range(2, 52)]
     outcomes = {r["row_number"]: r["outcome"] for r in rows}
-    assert {outcomes[str(n)] for n in BAD_ROWS} == {"refused"}
+    assert {outcomes[str(n + 1)] for n in BAD_ROWS} == {"refused"}
     assert sum(o == "sent" for o in outcomes.values()) == 47
     formula = rows[32]["Proveedor"]
     assert formula.startswith("'=")  # neutralised for Excel
     assert rows[0]["Proveedor"] == "Proveedor Núñez 1"  # Latin-1 accents read right
+
+
+def test_the_dry_run_shows_one_preview_per_language_and_refuses_a_language_without_one(
+    page: Any, product: Product
+) -> None:
+    data = (
+        "Proveedor;Teléfono;Pedido;Importe;Idioma;Consentimiento\r\n"
+        "Harinas Idiomas;612 700 001;PO-LANG-1;10,50;es;sí\r\n"
+        "Bright Packaging;+44 7911 123 456;PO-LANG-2;20,00;EN;sí\r\n"
+        "Embalagens Lda;+351 912 700 003;PO-LANG-3;30,00;pt;sí\r\n"
+        "Sin idioma;612 700 004;PO-LANG-4;40,00;;sí\r\n"
+    ).encode("cp1252")
+    log_in(page, product, "buyer")
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Bulk send").click()
+    wait_idle(page)
+    page.locator("[data-testid='stFileUploaderDropzone'] input[type=file]").set_input_files(
+        {"name": "idiomas.csv", "mimeType": "text/csv", "buffer": data}
+    )
+    wait_idle(page)
+    page.get_by_text("1 row will not be sent").wait_for()
+    refused = page.locator("[data-testid='stTable'] tbody tr")
+    assert refused.count() == 1
+    assert refused.first.locator("td, th").first.inner_text().strip() == "4"  # spreadsheet row
+    assert "no approved version in pt" in refused.first.inner_text()
+    spanish = page.locator(".st-key-bulk_preview_es")
+    english = page.locator(".st-key-bulk_preview_en")
+    expect(spanish).to_contain_text("es · 2 row(s) · row 2")
+    expect(spanish).to_contain_text("Hola Harinas Idiomas")
+    expect(english).to_contain_text("en · 1 row(s) · row 3")
+    expect(english).to_contain_text("Bright Packaging")
+    assert "Hola" not in english.inner_text()
+    screenshot(page, "bulk-languages")
+
+    # The buyer chooses explicitly to send such rows in the default language instead.
+    page.get_by_text("Send rows whose language has no approved version").click()
+    wait_idle(page)
+    expect(page.get_by_text("will not be sent")).to_have_count(0)
+    expect(spanish).to_contain_text("es · 3 row(s) · row 2")
+    expect(page.get_by_role("button", name="Send 4 messages")).to_be_enabled()

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from core.sandbox.admin import AdminError, admin_routes, json_response
 from core.sandbox.config import SandboxConfig
 from core.sandbox.graph_reads import list_templates, read_node
+from core.sandbox.latency import draw_delay
 from core.sandbox.planner import plan_events
 from core.sandbox.send import (
     SendOutcome,
@@ -101,6 +102,9 @@ async def _fast_send(sandbox: Sandbox, scope: Scope, receive: Receive, send: Sen
         query_token = parse_qs(scope["query_string"].decode("latin-1")).get("access_token", [None])[
             0
         ]
+    delay = draw_delay(config, state.latency_rng)
+    if delay.before_arrival > 0:  # on its way: Meta counts the send when it arrives
+        await asyncio.sleep(delay.before_arrival)
     wall = time.time()
     now = time.monotonic()
     outcome = decide_send(
@@ -113,8 +117,8 @@ async def _fast_send(sandbox: Sandbox, scope: Scope, receive: Receive, send: Sen
         wall=wall,
     )
     _schedule_webhooks(sandbox, outcome, wall, now)
-    if config.latency_ms > 0:
-        await asyncio.sleep(config.latency_ms / 1000.0)
+    if delay.after_arrival > 0:
+        await asyncio.sleep(delay.after_arrival)
     response_headers = [
         (b"content-length", str(len(outcome.body)).encode()),
         (b"content-type", _JSON.encode()),

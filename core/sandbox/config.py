@@ -38,6 +38,16 @@ class SandboxConfig:
     verified_name: str = "Compras Demo"
     seed: int = 1
     latency_ms: float = 0.0
+    #: each send's latency varies uniformly within ± this fraction of latency_ms
+    latency_spread: float = 0.0
+    #: the share of sends that take a slow tail latency instead
+    latency_tail_rate: float = 0.0
+    latency_tail_min_ms: float = 1000.0
+    latency_tail_max_ms: float = 2000.0
+    #: the share of each latency that passes before the request arrives and is counted
+    #: against the cap and the pair limit (the way there); the rest delays the answer.
+    #: 0: a send arrives at once and only its answer waits; 0.5: a symmetric network
+    latency_arrival_share: float = 0.0
     #: accepted sends allowed in any sliding one-second window (130429 beyond)
     mps: int = 80
     #: pair-limit bucket capacity (1 = strict one per 6 s; 45 = Meta's borrowing burst)
@@ -63,6 +73,13 @@ class SandboxConfig:
     quality_rating: str = "GREEN"
     throughput_level: str = "STANDARD"
     messaging_limit_tier: str = "TIER_2K"
+
+    def __post_init__(self) -> None:
+        """Refuse a latency model that cannot be drawn from (ConfigError names the field)."""
+        for name in LATENCY_FIELDS:
+            RUNTIME_FIELDS[name](name, getattr(self, name))
+        if self.latency_tail_min_ms > self.latency_tail_max_ms:
+            raise ConfigError("latency_tail_min_ms must not exceed latency_tail_max_ms")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxConfig:
@@ -96,7 +113,7 @@ class SandboxConfig:
             allowed = ", ".join(sorted(RUNTIME_FIELDS))
             raise ConfigError(f"not configurable at runtime: {', '.join(unknown)} ({allowed})")
         clean = {name: RUNTIME_FIELDS[name](name, value) for name, value in changes.items()}
-        return dataclasses.replace(self, **clean)
+        return dataclasses.replace(self, **clean)  # __post_init__ checks the combination
 
     def public(self) -> dict[str, Any]:
         """The configuration without its secrets, for `/_sandbox/config`."""
@@ -161,6 +178,11 @@ RUNTIME_FIELDS: dict[str, Any] = {
     "pair_burst": _integer(1, 1000),
     "pair_interval_s": _real(0.001, 3600),
     "latency_ms": _real(0, 60_000),
+    "latency_spread": _real(0, 0.99),
+    "latency_tail_rate": _real(0, 1),
+    "latency_tail_min_ms": _real(0, 60_000),
+    "latency_tail_max_ms": _real(0, 60_000),
+    "latency_arrival_share": _real(0, 1),
     "webhook_url": _url,
     "webhooks_enabled": _boolean,
     "time_scale": _real(0.0001, 100),
@@ -179,3 +201,13 @@ RUNTIME_FIELDS: dict[str, Any] = {
         "TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED"
     ),
 }
+
+#: The latency model's fields, checked whenever a configuration is made.
+LATENCY_FIELDS = (
+    "latency_ms",
+    "latency_spread",
+    "latency_tail_rate",
+    "latency_tail_min_ms",
+    "latency_tail_max_ms",
+    "latency_arrival_share",
+)

@@ -7,6 +7,7 @@ One `SandboxState` lives in the server's event loop; handlers mutate it synchron
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,8 @@ class SandboxState:
         self.generation += 1
         self.catalog = Catalog()
         self.ids = IdFactory(self.config.seed)
+        #: draws each send's latency (core.sandbox.latency), seeded for repeatable runs
+        self.latency_rng = random.Random(self.config.seed)
         self.throughput = SlidingWindowLimiter(self.config.mps)
         self.pairs = PairLimiter(self.config.pair_burst, self.config.pair_interval_s)
         #: the latest accepted messages (bodies kept for tests; bounded for long runs)

@@ -167,7 +167,6 @@ PENDING: frozenset[str] = frozenset(
         "views/send.py",
         "views/settings.py",
         "views/suppliers.py",
-        "views/templates.py",
     }
 )
 
@@ -210,7 +209,13 @@ def test_no_translation_is_hidden_inside_an_f_string() -> None:
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.JoinedStr):
                     for inner in ast.walk(node):
-                        if _is_translated(inner):
+                        if (
+                            isinstance(inner, ast.Call)
+                            and isinstance(inner.func, ast.Name)
+                            and inner.func.id in {"_", "ngettext", "N_"}
+                            and inner.args
+                            and isinstance(inner.args[0], ast.Constant)
+                        ):  # `_(variable)` is fine: its msgid is marked where it is written
                             hidden.append(f"{path.relative_to(DASHBOARD.parent)}:{node.lineno}")
     assert not hidden, hidden
 

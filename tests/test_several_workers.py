@@ -9,6 +9,7 @@ one-second window measures the workers' combined rate, not its own refusals.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from core import migrate
 from core.db import get_engine
 from core.models.messages import MessageStatus
 from core.sandbox import SandboxServer
+from core.sender.faults import ENV as CRASH_ENV
+from tests.core.sender.crash import check_sent_once, kill_report, slice_size
 from tests.core.sender.helpers import (
     enqueue_notices,
     phone,
@@ -129,3 +132,48 @@ def test_three_workers_share_the_cap_and_never_send_twice(
     assert set(final) == set(ids)
     senders = {m.claimed_by for m in final.values()}
     assert senders == {"w0", "w1", "w2"}, log.read_text()[-4000:]  # every worker took part
+
+
+@pytest.mark.slow
+def test_one_of_two_workers_killed_after_a_mark_the_other_finishes_the_batch(
+    sandbox: SandboxServer, shared_database: str, tmp_path: Path
+) -> None:
+    """SIGKILL one worker just after it marked a slice started (its worst moment): the
+    survivor's periodic recovery takes back the rows the dead one claimed but never
+    requested and sends them; only its started requests wait for a person."""
+    sandbox.configure(mps=10_000, latency_ms=300)
+    engine: Engine = get_engine(shared_database)
+    ids = enqueue_notices(engine, [phone(i) for i in range(120)])
+    env = worker_env(
+        shared_database,
+        sandbox.url,
+        WHATSAPP_MAX_MPS=str(CAP),
+        WHATSAPP_RATE_MARGIN_SECONDS="0.25",
+        WHATSAPP_CLAIM_LEASE_SECONDS="1.5",
+        WHATSAPP_INFLIGHT_GRACE_SECONDS="1.5",
+    )
+    log = tmp_path / "workers.log"
+    doomed = start_worker({**env, CRASH_ENV: "started:4"}, "doomed", log)
+    survivor = start_worker(env, "survivor", log)
+    try:
+        doomed.wait(timeout=60)
+        assert doomed.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+        at_kill = kill_report(engine, sandbox, latency_s=0.3)
+        wait_until(lambda: unsettled(engine) == 0, 90, "the survivor to settle everything")
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+        code = stop_worker(survivor)
+    assert code == 0, log.read_text()[-3000:]
+
+    final = rows(engine)
+    assert set(final) == set(ids)
+    attention = {i for i, m in final.items() if m.status == MessageStatus.NEEDS_ATTENTION}
+    assert attention <= at_kill.sending  # only what the dead worker held
+    assert {final[i].claimed_by for i in attention} <= {"doomed"}
+    assert at_kill.lost_by("doomed") <= attention  # started: never sent again on their own
+    # the killed slice was marked and never sent: the one bounded exception
+    assert 0 < len(attention - at_kill.seen) <= slice_size(CAP)
+    check_sent_once(engine, sandbox, attention)
+    taken_back = {i for i in at_kill.sending - attention if final[i].claimed_by == "survivor"}
+    assert taken_back, "the survivor sent none of the dead worker's unrequested rows"

@@ -56,6 +56,11 @@ class KillReport:
     seen: set[str]  # requests the sandbox accepted
     recorded: set[str]  # rows recorded as reached Meta
     sending: set[str]  # rows left `sending`
+    holders: dict[str, str | None]  # the worker holding each of them
+
+    def lost_by(self, worker: str) -> set[str]:
+        """Requests of `worker`'s that had started and whose answer it never recorded."""
+        return {i for i in self.answer_lost if self.holders.get(i) == worker}
 
     @property
     def answer_lost(self) -> set[str]:
@@ -72,6 +77,7 @@ def kill_report(engine: Engine, sandbox: SandboxControls, latency_s: float) -> K
         seen=sandbox_seen(sandbox),
         recorded={i for i, m in stored.items() if m.status in REACHED_META},
         sending={i for i, m in stored.items() if m.status == MessageStatus.SENDING},
+        holders={i: m.claimed_by for i, m in stored.items() if m.status == MessageStatus.SENDING},
     )
 
 

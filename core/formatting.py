@@ -56,9 +56,12 @@ def format_day(day: date) -> str:
     return _babel_date(day, PATTERNS["date"], locale=current_locale())
 
 
-def format_number(value: int | float | Decimal, digits: int = 0) -> str:
-    """A count or quantity with the locale's grouping and decimal mark ("12.345")."""
-    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+def format_number(value: int | float | Decimal, digits: int = 0, upto: int = 0) -> str:
+    """A count or quantity with the locale's grouping and decimal mark ("12.345"):
+    exactly `digits` decimals, then up to `upto` more when they are not zero (a rate
+    such as 0,0134)."""
+    decimals = "0" * digits + "#" * upto
+    pattern = "#,##0" + ("." + decimals if decimals else "")
     return format_decimal(value, format=pattern, locale=current_locale())
 
 

@@ -156,6 +156,8 @@ def test_numbers_shares_and_money_follow_the_locale() -> None:
     set_locale("es")
     assert format_number(12345) == "12.345"
     assert format_number(Decimal("3.5"), 1) == "3,5"
+    assert format_number(Decimal("0.013400"), upto=6) == "0,0134"
+    assert format_number(Decimal("12"), upto=6) == "12"
     assert format_share(0.5) == "50\u00a0%"
     assert format_money(Decimal("1234.5"), "EUR") == "1.234,50\u00a0€"
     assert format_money(Decimal("0.0043"), "USD") == "0,0043\u00a0US$"

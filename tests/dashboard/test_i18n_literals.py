@@ -165,7 +165,6 @@ PENDING: frozenset[str] = frozenset(
         "views/bulk.py",
         "views/messages.py",
         "views/send.py",
-        "views/settings.py",
         "views/suppliers.py",
     }
 )

@@ -79,7 +79,7 @@ def test_translations_keep_every_placeholder(language: str) -> None:
     """A `{name}` lost or misspelt in a translation would raise KeyError on screen."""
     wrong = []
     for entry in catalogue(language):
-        if not entry.id:
+        if not entry.id or entry.fuzzy:  # unused until translated again (reported above)
             continue
         ids = [entry.id] if isinstance(entry.id, str) else list(entry.id)
         strings = [entry.string] if isinstance(entry.string, str) else list(entry.string)

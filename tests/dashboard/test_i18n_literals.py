@@ -163,7 +163,6 @@ PENDING: frozenset[str] = frozenset(
     {
         "views/analytics.py",
         "views/bulk.py",
-        "views/messages.py",
         "views/send.py",
         "views/suppliers.py",
     }

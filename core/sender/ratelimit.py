@@ -18,6 +18,22 @@ The cut rate is held `hold_seconds` (0.5 s), then ramps back linearly to the cap
 cap / `ramp_seconds` per second: AIMD with a measured decrease. (A fixed 10 % cut held
 1 s cost about 100 sends per jitter clump at 1,000/s: 1.5 % of an 8 s run each.)
 
+Meta counts a send when it *arrives*, not when we start it, and on a real network the
+way there varies (150 ms ± 50 %, and now and then a second or two). Evenly paced starts
+then arrive unevenly: some one-second windows at Meta hold more than the cap (130429).
+So a send whose answer comes back may be re-dated at its estimated arrival: half its
+round trip after it was written (the usual symmetric-path estimate), less the one-way
+delay the limiter assumes for a new send (the `arrival_quantile` of recent round trips,
+halved). Dates only move later, so the window stays at least as strict. A send still
+unanswered when its date leaves the window is counted in every window until its answer
+says where it arrived. Stragglers (arrived ≥ 0.2 s later than assumed: a slow tail) are
+always re-dated; every late send is re-dated only during a *guard* period, begun when
+refusals keep coming (4 separate windows within 1,000 sends) and held 30 s: at high
+caps even pacing already smooths jitter, and re-dating every send there would cost
+rate for nothing; at low caps (80) a few sends shifted by jitter overfill a window.
+With constant latency nothing is re-dated. Measured by replaying this limiter against
+the sandbox's latency model (tests/core/sender/test_pacing_replay.py).
+
 `PairGate` keeps Meta's pair limit (one message per recipient per 6 s): it says when a
 recipient may next receive, so the dispatcher postpones that message and sends others.
 """
@@ -27,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
@@ -36,6 +53,20 @@ Clock = Callable[[], float]
 
 #: A pacing slice's share of its tenth of the window (see SlidingWindowLimiter).
 SLICE_SLACK = 0.9
+#: Round trips remembered to estimate a new send's one-way delay (a ring).
+RTT_MEMORY = 512
+#: Fewer answers than this: assume the fastest one-way delay seen so far.
+RTT_MIN_SAMPLES = 32
+#: Recompute the assumed one-way delay after this many answers.
+RTT_REFRESH = 64
+#: Outside a guard period, only sends that arrived this much later than assumed are
+#: re-dated (stragglers of a slow tail); within one, every late send is.
+STRAGGLER_SECONDS = 0.2
+#: A guard period begins when refusals came in this many separate windows within the
+#: last GUARD_SENDS sends: arrivals keep overfilling Meta's windows (one clump, as when
+#: a batch starts, is one window).
+GUARD_SIGNALS = 4
+GUARD_SENDS = 1000
 #: Meta's pair rate: one message to the same WhatsApp user every 6 seconds.
 PAIR_INTERVAL_SECONDS = 6.0
 
@@ -52,8 +83,17 @@ class RateLimiter(Protocol):
         """Wait until one more send may start; it counts as in the window from now on."""
         ...
 
-    def sent(self) -> None:
-        """The send `acquire` let through has just been written (or given up): date it."""
+    def sent(self, *, awaits_answer: bool = False) -> float | None:
+        """The send `acquire` let through has just been written (or given up): date it.
+
+        With `awaits_answer`, the caller promises `answered(date, ...)` with the
+        returned date once the send is answered or given up.
+        """
+        ...
+
+    def answered(self, written_at: float, *, arrived: bool) -> None:
+        """The send dated `written_at` has its answer (`arrived`: Meta accepted it, the
+        round trip is now) or never will: re-date it at its estimated arrival."""
         ...
 
     def throttled(self) -> None:
@@ -101,6 +141,8 @@ class SlidingWindowLimiter:
         hold_seconds: float = 0.5,
         ramp_seconds: float = 3.0,
         min_rate: float = 1.0,
+        arrival_quantile: float = 0.2,
+        guard_seconds: float = 30.0,
         clock: Clock = time.monotonic,
     ) -> None:
         if cap < 0 or window <= 0 or margin < 0 or slices < 1:
@@ -116,8 +158,21 @@ class SlidingWindowLimiter:
         self._ramp_seconds = ramp_seconds
         self._min_rate = min_rate
         self._clock = clock
-        self._starts: deque[float] = deque()  # dated starts, oldest first
+        self._starts: list[float] = []  # dated starts, oldest first (kept sorted)
         self._pending = 0  # admitted by `acquire`, not yet `sent()`
+        #: dates of written sends whose answer is awaited (sorted: dated in order)
+        self._unanswered: list[float] = []
+        if not 0 <= arrival_quantile < 1:
+            raise ValueError("arrival_quantile must be in [0, 1)")
+        self._arrival_quantile = arrival_quantile
+        self._rtts: deque[float] = deque(maxlen=RTT_MEMORY)
+        self._rtt_count = 0
+        self._one_way = math.inf  # the one-way delay assumed for a new send
+        self.redated = 0  # answered sends moved later (arrived later than assumed)
+        self._guard_seconds = guard_seconds
+        self._guard_until = -math.inf  # re-date every late send until then
+        self._sends = 0  # sends dated so far
+        self._refused_at: deque[int] = deque()  # `_sends` at each recent refusal signal
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._cap_expires_at = math.inf
@@ -168,6 +223,13 @@ class SlidingWindowLimiter:
         more later begins a new signal, from the rate then (still lowered: compounds).
         """
         now = self._clock()
+        if now - self._penalty_at >= self._window:  # a new signal: is it a pattern?
+            signals = self._refused_at
+            signals.append(self._sends)
+            while signals[0] <= self._sends - GUARD_SENDS:
+                signals.popleft()
+            if len(signals) >= GUARD_SIGNALS:
+                self._guard_until = now + self._guard_seconds
         if now - self._penalty_at >= self._window:
             self._penalty_base = self._rate_at(now)
             self._refusals = 0
@@ -188,12 +250,15 @@ class SlidingWindowLimiter:
         """Seconds until one more start fits (0: now), or None while the cap is 0."""
         horizon = now - self._span
         starts = self._starts
-        while starts and starts[0] <= horizon:
-            starts.popleft()
+        if starts and starts[0] <= horizon:
+            del starts[: bisect_right(starts, horizon)]
         limit = self._limit(now)
         if limit == 0:
             return None if now >= self._cap_expires_at or self.cap == 0 else 0.05
-        count = len(starts) + self._pending  # pending starts are in every window
+        # pending starts, and written ones whose date left the window unanswered (where
+        # they arrive is not known yet), are in every window
+        stale = bisect_right(self._unanswered, horizon) if self._unanswered else 0
+        count = len(starts) + self._pending + stale
         wait = 0.0
         if count >= limit:  # the dated start that must leave the window first
             index = count - limit
@@ -223,16 +288,76 @@ class SlidingWindowLimiter:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), wait)
 
-    def sent(self) -> None:
+    def sent(self, *, awaits_answer: bool = False) -> float:
         """Date one pending start now: its request is being written (or it was dropped).
 
         Call it exactly once per `acquire`, as late as the request really leaves; a
         send that never left is dated when it is given up (counted: the safe side).
+        With `awaits_answer`, call `answered` with the returned date once its answer
+        came (or never will): until then it stays in the window however long it takes.
         """
         if self._pending <= 0:
             raise RuntimeError("sent() without a matching acquire()")
         self._pending -= 1
-        self._starts.append(self._clock())
+        self._sends += 1
+        now = self._clock()
+        self._starts.append(now)  # the clock never goes back: still sorted
+        if awaits_answer:
+            self._unanswered.append(now)
+        return now
+
+    def answered(self, written_at: float, *, arrived: bool) -> None:
+        """Re-date the send written at `written_at` at its estimated arrival at Meta.
+
+        Call it when the answer came (`arrived`: Meta accepted the send) or when none
+        will (`arrived` False: an error, a timeout, a lost connection, cancelled: the
+        date stays). Its arrival is estimated at half the round trip (written until
+        now) after it was written; the window assumes `one_way` for a new send, so the
+        send moves later by the difference when it arrived later than assumed (never
+        earlier).
+        """
+        unanswered = self._unanswered
+        index = bisect_left(unanswered, written_at)
+        if index < len(unanswered) and unanswered[index] == written_at:
+            del unanswered[index]
+        round_trip = self._clock() - written_at
+        if not arrived or round_trip < 0:
+            return
+        self._learn(round_trip)
+        shift = round_trip / 2 - self._one_way
+        now = self._clock()
+        if shift <= (0.0 if now < self._guard_until else STRAGGLER_SECONDS):
+            return
+        starts = self._starts
+        index = bisect_left(starts, written_at)
+        if index < len(starts) and starts[index] == written_at:
+            del starts[index]
+        later = written_at + shift
+        if later > now - self._span:  # else it has left the window anyway
+            insort(starts, later)
+        self.redated += 1
+        self._changed.set()
+
+    def _learn(self, round_trip: float) -> None:
+        """Keep the one-way delay assumed for a new send: the `arrival_quantile` of
+        recent round trips, halved (the fastest seen while there are few)."""
+        self._rtts.append(round_trip)
+        self._rtt_count += 1
+        if self._rtt_count < RTT_MIN_SAMPLES:
+            self._one_way = min(self._one_way, round_trip / 2)
+        elif self._rtt_count % RTT_REFRESH == 0 or self._rtt_count == RTT_MIN_SAMPLES:
+            ordered = sorted(self._rtts)
+            self._one_way = ordered[int(self._arrival_quantile * (len(ordered) - 1))] / 2
+
+    @property
+    def guarding(self) -> bool:
+        """Whether every late send is re-dated now (refusals kept coming lately)."""
+        return self._clock() < self._guard_until
+
+    @property
+    def one_way(self) -> float:
+        """The one-way delay (s) assumed for a new send; inf before any answer."""
+        return self._one_way
 
     @property
     def pending(self) -> int:
@@ -240,9 +365,10 @@ class SlidingWindowLimiter:
         return self._pending
 
     def starts_in_window(self) -> int:
-        """How many starts the current window holds, pending ones included."""
+        """How many starts the current window holds, pending and stale unanswered included."""
         horizon = self._clock() - self._span
-        return self._pending + sum(1 for t in self._starts if t > horizon)
+        stale = bisect_right(self._unanswered, horizon)
+        return self._pending + stale + sum(1 for t in self._starts if t > horizon)
 
 
 class PairGate:

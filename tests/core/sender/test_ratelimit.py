@@ -195,3 +195,97 @@ def test_pending_starts_count_towards_the_slices_too() -> None:
 def test_sent_without_acquire_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         SlidingWindowLimiter(5).sent()
+
+
+def _written(limiter: SlidingWindowLimiter) -> float:
+    asyncio.run(limiter.acquire())
+    return limiter.sent(awaits_answer=True)
+
+
+def _learn_round_trip(limiter: SlidingWindowLimiter, clock: FakeClock, seconds: float) -> None:
+    for _ in range(40):
+        sent = _written(limiter)
+        clock.now += seconds
+        limiter.answered(sent, arrived=True)
+        clock.now += 2.0  # out of every window again
+
+
+def test_a_straggler_is_redated_at_its_estimated_arrival_never_earlier() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(2, margin=0.0, slices=1, clock=clock)
+    _learn_round_trip(limiter, clock, 0.1)
+    assert limiter.one_way == pytest.approx(0.05) and limiter.redated == 0
+    start = clock.now
+    fast = _written(limiter)
+    clock.now += 0.05
+    straggler = _written(limiter)
+    clock.now += 0.03
+    limiter.answered(fast, arrived=True)  # faster than assumed: its date stays
+    clock.now += 0.57
+    limiter.answered(straggler, arrived=True)  # arrived 0.25 s later than assumed
+    assert limiter.redated == 1
+    assert limiter._starts == [pytest.approx(start), pytest.approx(start + 0.3)]
+    clock.now = start + 1.0 + 1e-6  # the fast send left the window, the straggler not
+    _written(limiter)
+    assert limiter._wait(clock.now) == pytest.approx(0.3, abs=1e-5)
+
+
+def test_every_late_send_is_redated_only_while_refusals_keep_coming() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(1000, margin=0.0, slices=1, clock=clock)
+    _learn_round_trip(limiter, clock, 0.1)
+    late = _written(limiter)
+    clock.now += 0.3  # 0.1 s later than assumed: jitter, not a straggler
+    limiter.answered(late, arrived=True)
+    assert limiter.redated == 0 and not limiter.guarding
+    limiter.throttled()  # one clump of refusals (a batch starting) is no pattern
+    limiter.throttled()
+    assert not limiter.guarding
+    for _ in range(3):  # refusals in four separate windows: arrivals overfill them
+        clock.now += 1.0
+        limiter.throttled()
+    assert limiter.guarding
+    late = _written(limiter)
+    clock.now += 0.3
+    limiter.answered(late, arrived=True)
+    assert limiter.redated == 1
+    clock.now += 31.0  # the guard ends without new refusals
+    assert not limiter.guarding
+
+
+def test_a_send_still_unanswered_after_its_window_counts_until_its_answer() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(1, margin=0.0, slices=1, clock=clock)
+    straggler = _written(limiter)
+    clock.now += 1.5  # its date left the window, but where it arrives is not known yet
+    assert limiter.starts_in_window() == 1
+    assert limiter._wait(clock.now) == pytest.approx(1.0)
+    limiter.answered(straggler, arrived=False)  # no answer (timeout): dated as written
+    assert limiter.starts_in_window() == 0
+    assert limiter._wait(clock.now) == 0.0
+
+
+def test_a_late_answer_brings_a_send_back_into_the_window_where_it_arrived() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(1, margin=0.0, slices=1, clock=clock)
+    _learn_round_trip(limiter, clock, 0.1)
+    straggler = _written(limiter)
+    clock.now += 1.6  # a 1.6 s round trip: it reached Meta ~0.75 s after it was written
+    limiter.answered(straggler, arrived=True)
+    assert limiter.starts_in_window() == 1  # still in Meta's window, so still in ours
+    assert limiter._wait(clock.now) == pytest.approx(0.15, abs=1e-6)
+
+
+def test_constant_round_trips_redate_nothing() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(1000, clock=clock)
+    for _ in range(300):
+        sent = _written(limiter)
+        clock.now += 0.15
+        limiter.answered(sent, arrived=True)
+    assert limiter.redated == 0 and limiter.one_way == pytest.approx(0.075)
+
+
+def test_bad_arrival_quantile_is_refused() -> None:
+    with pytest.raises(ValueError):
+        SlidingWindowLimiter(10, arrival_quantile=1.0)

@@ -412,8 +412,8 @@ def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
 def _new_supplier_language(check: RowCheck) -> str:
     """The language a supplier added by this row is kept with: its cell (a checked code,
     written as Meta writes codes: pt_BR), else the language the row is sent in."""
-    base, _sep, region = (check.values.get("language") or "").strip().replace("-", "_").partition(
-        "_"
+    base, _sep, region = (
+        (check.values.get("language") or "").strip().replace("-", "_").partition("_")
     )
     if base:
         return f"{base.lower()}_{region.upper()}" if region else base.lower()
@@ -555,13 +555,21 @@ def recent_batches(engine: Engine, tenant_id: str, *, limit: int = 20) -> list[B
             row.id,
             row.name,
             row.status,
-            f"{row.template_name or '?'} ({row.template_language or '?'})",
+            f"{row.template_name or '?'} ({_languages_sent(row)})",
             row.total_rows,
             row.created_by,
             row.created_at,
         )
         for row in rows
     ]
+
+
+def _languages_sent(batch: SendBatch) -> str:
+    """The languages a batch's rows went out in ("en, es"), else its default language."""
+    kept = (batch.upload_format or {}).get("languages")
+    if isinstance(kept, dict) and kept:
+        return ", ".join(sorted(map(str, kept)))
+    return batch.template_language or "?"
 
 
 def start_batch_for(

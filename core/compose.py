@@ -71,9 +71,7 @@ class SupplierChoice:
     @property
     def label(self) -> str:
         """How the option reads in a select box."""
-        return supplier_label(
-            self.name, self.phone_e164, self.external_ref, with_ref=self.namesake
-        )
+        return supplier_label(self.name, self.phone_e164, self.external_ref, with_ref=self.namesake)
 
 
 @dataclass(frozen=True)

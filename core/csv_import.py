@@ -455,9 +455,7 @@ def _check_row(
     elif phone is not None and params is not None and not po_notice:
         key = content_key(phone, {"template": defn.key, "params": params})
     preview = render_preview(defn, params).body if params is not None else None
-    return RowCheck(
-        number, values, phone, params, preview, key, errors, warnings, language.code
-    )
+    return RowCheck(number, values, phone, params, preview, key, errors, warnings, language.code)
 
 
 def _phone(raw: str, region: str | None) -> tuple[str | None, str | None]:

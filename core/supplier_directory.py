@@ -20,8 +20,10 @@ from sqlmodel import Session, col, select
 from core.auth import Action, require, write_tenant
 from core.csv_import import CsvError, CsvTable, guess_mapping, read_csv
 from core.db import session_scope
+from core.i18n import _
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
+from core.namesakes import Namesake, find_namesakes
 from core.paging import ResultPage
 from core.phones import InvalidPhoneNumber, display_phone, normalize_phone, wa_digits
 from core.users import UserInfo
@@ -100,6 +102,8 @@ class ImportPlan:
     encoding: str
     delimiter: str
     problems: tuple[str, ...] = ()  # about the whole file (a required column not mapped)
+    #: Rows that would add a supplier named like another one: asked about before importing.
+    namesakes: list[Namesake] = field(default_factory=list)
 
     @property
     def good(self) -> list[ImportRow]:
@@ -277,14 +281,37 @@ def plan_import(
     rows: list[ImportRow] = []
     for number, cells in zip(table.row_numbers, table.rows, strict=True):
         rows.append(_plan_row(number, cells, chosen, table, existing, seen, region))
-    return ImportPlan(rows, dict(chosen), table.encoding, table.delimiter)
+    new = [r for r in rows if r.ok and not r.updates_existing]
+    with Session(engine) as session:
+        namesakes = find_namesakes(
+            session,
+            tenant_id,
+            [
+                (r.row_number, r.supplier.name, r.phone_e164)
+                for r in new
+                if r.supplier and r.phone_e164
+            ],
+        )
+    return ImportPlan(rows, dict(chosen), table.encoding, table.delimiter, (), namesakes)
 
 
-def apply_import(engine: Engine, user: UserInfo, plan: ImportPlan) -> ImportResult:
-    """Write the plan's good rows in one transaction: new numbers added, known ones updated."""
+def apply_import(
+    engine: Engine, user: UserInfo, plan: ImportPlan, *, allow_namesakes: bool = False
+) -> ImportResult:
+    """Write the plan's good rows in one transaction: new numbers added, known ones updated.
+
+    A plan that would add suppliers named like others (`plan.namesakes`) is refused
+    unless `allow_namesakes` (the admin confirmed they are different suppliers).
+    """
     tenant = write_tenant(require(user, Action.MANAGE_SUPPLIERS))
     if plan.problems:
         raise SupplierError("; ".join(plan.problems))
+    if plan.namesakes and not allow_namesakes:
+        raise SupplierError(
+            _(
+                "Rows {rows} would add a supplier with the name of another one: confirm first"
+            ).format(rows=", ".join(str(n.row_number) for n in plan.namesakes[:20]))
+        )
     added = updated = 0
     with session_scope(engine) as session:
         for item in plan.good:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.auth import Action, PermissionDenied, can
 from core.csv_import import CsvError
+from core.i18n import _
 from core.supplier_directory import (
     IMPORT_FIELDS,
     LANGUAGE_CODES,
@@ -198,14 +199,46 @@ def _import(user: UserInfo) -> None:
     _report(plan)
     if plan.problems or not plan.good:
         return
-    if st.button(f"Import {len(plan.good):,} suppliers", type="primary", key="suppliers_apply"):
+    confirmed = _namesakes(plan)
+    if st.button(f"Import {len(plan.good):,} suppliers", type="primary", key="suppliers_apply",
+                 disabled=not confirmed):  # fmt: skip
         try:
-            result = apply_import(runtime.engine(), user, plan)
+            result = apply_import(runtime.engine(), user, plan, allow_namesakes=confirmed)
         except (SupplierError, PermissionDenied) as exc:
             st.error(md_escape(exc))
             return
         st.success(f"Imported: {result.added} added, {result.updated} updated, "
                    f"{result.skipped} refused rows left out.")  # fmt: skip
+
+
+def _namesakes(plan: ImportPlan) -> bool:
+    """List rows that would add a supplier named like another one (cells as text) and
+    return whether the admin confirmed they are different suppliers (True if none)."""
+    if not plan.namesakes:
+        return True
+    st.warning(
+        _(
+            "**{n} row(s) would add a new supplier with the name of another one** (a "
+            "different number). Check they are not the same supplier at a new number."
+        ).format(n=len(plan.namesakes)),
+        icon=":material/group:",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                _("Row"): [n.row_number for n in plan.namesakes],
+                _("New supplier"): [n.name for n in plan.namesakes],
+                _("Phone"): [n.phone_e164 for n in plan.namesakes],
+                _("Already named so"): ["; ".join(n.others) for n in plan.namesakes],
+            }
+        ),
+        hide_index=True,
+        key="suppliers_namesakes",
+    )
+    return st.checkbox(
+        _("Add them as new suppliers: they are different suppliers"),
+        key="suppliers_namesakes_ok",
+    )
 
 
 def _report(plan: ImportPlan) -> None:

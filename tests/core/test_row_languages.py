@@ -17,6 +17,7 @@ from core.bulk import (
     NamesakesNotConfirmed,
     plan_csv,
     plan_results_csv,
+    recent_batches,
     results_csv_for,
     start_batch,
 )
@@ -184,6 +185,7 @@ def test_a_batch_sends_every_row_in_its_language_and_numbers_rows_as_the_spreads
     assert sorted((m.batch_row, m.template_language) for m in sent) == [(3, "en"), (5, "pt_BR")]
     assert stored is not None and stored.upload_format is not None
     assert stored.upload_format["languages"] == {"en": 1, "pt_BR": 1}
+    assert recent_batches(db, "acme")[0].template == "po_notification (en, pt_BR)"
     rows = list(
         csv.DictReader(io.StringIO(results_csv_for(batch.id, engine=db).decode("utf-8-sig")))
     )
@@ -287,3 +289,21 @@ def test_every_picker_labels_suppliers_apart_with_phone_and_namesakes_erp_ref(
     }
     assert supplier_label("Old", "not-a-number") == "Old · not-a-number"  # shown, not dropped
     assert supplier_label("  ", None) == "?"
+
+
+def test_a_directory_import_asks_before_adding_a_namesake(db: Engine) -> None:
+    from core.supplier_directory import SupplierError, apply_import, plan_import, read_import
+    from tests.dashboard.pages import person
+
+    admin = person("admin", tenant="acme")
+    supplier(db, "Acme S.L.", "+34612000001")
+    table, mapping = read_import(
+        b"nombre;telefono\nAcme S.L.;612 000 001\nacme s.l.;612 000 009\nOtra;612 000 010\n"
+    )
+    plan = plan_import(db, "acme", table, mapping, region="ES")
+    assert [(n.row_number, n.others) for n in plan.namesakes] == [
+        (3, ["Acme S.L. · +34 612 00 00 01"])  # row 2 is the known supplier itself: an update
+    ]
+    with pytest.raises(SupplierError, match="Rows 3 would add a supplier"):
+        apply_import(db, admin, plan)
+    assert apply_import(db, admin, plan, allow_namesakes=True).added == 2

@@ -193,3 +193,35 @@ def test_a_forged_batch_id_in_the_url_is_refused_calmly(dashboard_env: str, engi
         at.run()
         assert not at.exception
         assert "does not exist or belongs to another tenant" in texts(at)
+
+
+def test_a_new_supplier_named_like_another_is_confirmed_before_sending(
+    dashboard_env: str, engine: Engine
+) -> None:
+    from core.models.suppliers import Supplier
+    from core.models.types import utcnow
+
+    _templates(engine)
+    with Session(engine) as session:
+        session.add(Supplier(tenant_id="default", name="Harinas [x](http://e.x)",
+                             phone_e164="+34612345678", opted_in_at=utcnow()))  # fmt: skip
+        session.commit()
+    data = (
+        b"supplier_name,phone,po_number,total_amount,language,consent\n"
+        b"harinas [x](http://e.x),612 345 679,PO-N1,10.00,,yes\n"
+    )
+    at = _upload(page(MODULE, person("buyer")).run(), "namesakes.csv", data)
+    assert not at.exception
+    assert "1 row(s) would add a new supplier with the name of another one" in texts(at)
+    listed = next(d for d in at.dataframe if "Already named so" in d.value.columns).value
+    assert list(listed["Row"]) == [2]
+    assert list(listed["Already named so"]) == ["Harinas [x](http://e.x) · +34 612 34 56 78"]
+    go = next(b for b in at.button if b.key and b.key.startswith("bulk_go_"))
+    assert go.disabled
+    next(c for c in at.checkbox if c.key and c.key.startswith("bulk_namesakes_ok_")).check().run()
+    go = next(b for b in at.button if b.key and b.key.startswith("bulk_go_"))
+    assert not go.disabled
+    go.click().run()
+    assert not at.exception and at.query_params["batch"]
+    with Session(engine) as session:
+        assert len(session.exec(select(Supplier)).all()) == 2

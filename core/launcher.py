@@ -13,7 +13,8 @@ from core.supervisor import Part, supervise, wanotify_argv
 
 log = logging.getLogger(__name__)
 
-DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+#: Streamlit serving dashboard/app.py plus the sign-in cookie routes (dashboard/server.py).
+DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "server.py"
 
 
 def product_parts(settings: Settings, *, dashboard: bool = True) -> list[Part]:

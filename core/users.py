@@ -209,8 +209,9 @@ def set_password(engine: Engine, username: str, password: str) -> None:
         user.password_hash = password_hash
         user.updated_at = utcnow()
         session.add(user)
-        name = user.username
+        name, user_id = user.username, user.id
     throttle.clear(engine, Scope.ACCOUNT, name)
+    _end_sessions(engine, user_id)
 
 
 def unlock(engine: Engine, username: str) -> bool:
@@ -236,6 +237,9 @@ def set_active(engine: Engine, username: str, active: bool) -> None:
         user.is_active = active
         user.updated_at = utcnow()
         session.add(user)
+        user_id = user.id
+    if not active:
+        _end_sessions(engine, user_id)
 
 
 def set_role(engine: Engine, username: str, role: str | Role) -> UserInfo:
@@ -439,6 +443,15 @@ def _info(session: Session, user: User, extras: Sequence[str] | None = None) -> 
         last_login_at=user.last_login_at,
         session_stamp=_stamp(user),
     )
+
+
+def _end_sessions(engine: Engine, user_id: int | None) -> None:
+    """Revoke the user's dashboard sessions now (disabled, new password): every tab ends."""
+    # Imported here: core.login_guard.server_sessions reads users through this module.
+    from core.login_guard.server_sessions import end_user_sessions
+
+    if user_id is not None:
+        end_user_sessions(engine, user_id, now=clock.now())
 
 
 def _stamp(user: User) -> str:

@@ -1,1 +1,1 @@
-"""The Streamlit dashboard: thin pages over `core` (`streamlit run dashboard/app.py`)."""
+"""The Streamlit dashboard: thin pages over `core` (`streamlit run dashboard/server.py`)."""

@@ -1,24 +1,36 @@
 """The login form, and who is logged in in this browser session.
 
-Every rerun checks the session again (core.login_guard.session): idle too long, or the
-user removed, disabled or changed in the database, and the login form is back.
+A sign-in opens a server-side session (core.login_guard.server_sessions) that this tab
+keeps by id and the browser keeps as an HttpOnly cookie (set by dashboard/server.py's
+route when the page trades the session's one-time claim code), so a reload or a second
+tab resumes it from the cookie. Every rerun checks the session again: revoked (signed
+out in any tab), idle too long, past its lifetime, or the user removed, disabled or
+changed in the database, and the login form is back.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import streamlit as st
 
 from core import clock
 from core.i18n import _
-from core.login_guard.session import recheck
+from core.login_guard import server_sessions
+from core.login_guard.session import Verdict
 from core.users import UserInfo, count_users, login, prepare_login
 from dashboard import language, runtime
 
 _USER_KEY = "wanotify_user"
-_SEEN_KEY = "wanotify_last_seen"
+_SESSION_KEY = "wanotify_session_id"  # the dashboard_sessions row this tab holds
+_CLAIM_KEY = "wanotify_session_claim"  # a claim code the page has yet to trade
+_FORGET_KEY = "wanotify_forget_cookie"  # the page should delete the cookie
+_COOKIE_TRIED_KEY = "wanotify_cookie_tried"  # this tab's cookie was already looked up
+#: Where dashboard/server.py's routes are (the browser posts to them from the page).
+CLAIM_PATH = "/_wanotify/session"
+END_PATH = "/_wanotify/session/end"
 _ENDED_KEY = "wanotify_session_ended"
 _WANTED_KEY = "wanotify_wanted"
 
@@ -47,35 +59,57 @@ def current_user() -> UserInfo | None:
 
 
 def logout() -> None:
-    """Forget this session's user and everything the pages kept for them."""
+    """Sign out: revoke the server-side session (every tab holding it is out at its next
+    click), forget everything the pages kept, and have the page delete the cookie."""
+    session_id = st.session_state.get(_SESSION_KEY)
+    if isinstance(session_id, int):
+        server_sessions.end_session(runtime.engine(), session_id=session_id, now=clock.now())
     st.session_state.clear()
+    st.session_state[_FORGET_KEY] = True
+    st.session_state[_COOKIE_TRIED_KEY] = True
 
 
 def require_login() -> UserInfo:
     """The logged-in user as stored now; otherwise show the login form and stop the script.
 
-    Called on every rerun: a session idle for `DASHBOARD_IDLE_MINUTES`, or whose user was
-    removed, disabled or given a new password, ends here with a one-line reason.
+    Called on every rerun: a session signed out in any tab, idle for
+    `DASHBOARD_IDLE_MINUTES`, or whose user was removed, disabled or given a new password,
+    ends here with a one-line reason. A tab without a session (a reload, a second tab)
+    resumes the one its cookie names, once.
     """
-    user = current_user()
-    if user is not None:
-        cfg = runtime.settings()
-        now = clock.now()
-        last_seen = st.session_state.get(_SEEN_KEY)
-        verdict = recheck(
-            runtime.engine(),
-            user,
-            last_seen if isinstance(last_seen, datetime) else now,
-            now=now,
-            idle=timedelta(minutes=cfg.dashboard_idle_minutes),
-            allow_demo=cfg.sandbox_mode,
-        )
-        if verdict.user is not None:
-            st.session_state[_USER_KEY] = verdict.user
-            st.session_state[_SEEN_KEY] = now
-            return verdict.user
+    cfg = runtime.settings()
+    kept = st.session_state.get(_SESSION_KEY)
+    held = kept if isinstance(kept, int) and current_user() is not None else None
+    session_id, verdict = held, Verdict(None)
+    if held is not None or not st.session_state.get(_COOKIE_TRIED_KEY):
+        now, idle = clock.now(), timedelta(minutes=cfg.dashboard_idle_minutes)
+        if held is not None:
+            verdict = server_sessions.check(
+                runtime.engine(), held, now=now, idle=idle, allow_demo=cfg.sandbox_mode
+            )
+        else:
+            st.session_state[_COOKIE_TRIED_KEY] = True
+            cookie = st.context.cookies.get(server_sessions.COOKIE_NAME)
+            resumed = server_sessions.resume(
+                runtime.engine(),
+                cookie if isinstance(cookie, str) else None,
+                now=now,
+                idle=idle,
+                allow_demo=cfg.sandbox_mode,
+            )
+            session_id, verdict = resumed.session_id, resumed.verdict
+    if verdict.user is not None:
+        st.session_state[_USER_KEY] = verdict.user
+        st.session_state[_SESSION_KEY] = session_id
+        _cookie_request(CLAIM_PATH, st.session_state.pop(_CLAIM_KEY, None))
+        return verdict.user
+    if held is not None:
         logout()
+    if verdict.reason:
         st.session_state[_ENDED_KEY] = verdict.reason
+        st.session_state[_FORGET_KEY] = True
+    if st.session_state.pop(_FORGET_KEY, False):
+        _cookie_request(END_PATH, "")
     _remember_wanted_page()
     _login_form()
     st.stop()
@@ -120,9 +154,32 @@ def _login_form() -> None:
             if result.user is None:
                 st.error(_(result.error or "Wrong username or password"))
                 return
-            st.session_state[_USER_KEY] = result.user
-            st.session_state[_SEEN_KEY] = clock.now()
-            st.rerun()
+            _signed_in(result.user)
+
+
+def _signed_in(user: UserInfo, method: str = "password") -> None:
+    """Start this browser session's login for `user` (password; single sign-on later): a
+    server-side session, whose cookie the page asks for on the next run."""
+    started = server_sessions.start_session(runtime.engine(), user, method, now=clock.now())
+    st.session_state[_USER_KEY] = user
+    st.session_state[_SESSION_KEY] = started.session_id
+    st.session_state[_CLAIM_KEY] = started.claim_code
+    st.session_state[_COOKIE_TRIED_KEY] = True
+    st.rerun()
+
+
+def _cookie_request(path: str, body: object) -> None:
+    """Have the page POST `body` to one of dashboard/server.py's cookie routes, once.
+
+    Only the page's own origin may (the route checks Origin); the answer sets or deletes
+    the HttpOnly cookie, which no script can read. `body` is a claim code we made (URL-safe
+    base64) or empty; nothing from outside goes into the script.
+    """
+    if not isinstance(body, str):
+        return
+    call = f"fetch({json.dumps(path)},{{method:'POST',body:{json.dumps(body)},"
+    call += "credentials:'same-origin',cache:'no-store'})"
+    st.html(f"<script>{call}</script>", unsafe_allow_javascript=True)
 
 
 def _client_address() -> str | None:

@@ -52,13 +52,23 @@ def recheck(
     """
     if now - last_seen >= idle:
         return Verdict(None, idle_text(idle))
-    fresh = get_user_by_id(engine, held.id)
+    fresh = user_still_valid(engine, held.id, held.session_stamp, allow_demo=allow_demo)
+    return Verdict(None, ENDED) if fresh is None else Verdict(fresh)
+
+
+def user_still_valid(
+    engine: Engine, user_id: int, stamp: str, *, allow_demo: bool
+) -> UserInfo | None:
+    """The user as stored now if still the same active account a session was opened for
+    (same stamp: not re-created, same password; not disabled; a demo account only in
+    sandbox mode), else None. One indexed read."""
+    fresh = get_user_by_id(engine, user_id)
     if (
         fresh is None
-        or not held.session_stamp
-        or fresh.session_stamp != held.session_stamp
+        or not stamp
+        or fresh.session_stamp != stamp
         or not fresh.is_active
         or (fresh.is_demo and not allow_demo)
     ):
-        return Verdict(None, ENDED)
-    return Verdict(fresh)
+        return None
+    return fresh

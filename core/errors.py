@@ -81,6 +81,21 @@ HUMAN_REASONS: dict[int, str] = {
 }
 
 
+#: Errors about the message itself (its template, parameters or type, or who it goes to):
+#: a resend sends the same content to the same number, so it fails the same way.
+SAME_AGAIN_CODES = frozenset(
+    {100, 130497, 131008, 131009, 131021, 131051, 132000, 132001, 132005, 132007, 132012,
+     132015, 132016, 132018}
+)  # fmt: skip
+
+
+def resend_cannot_fix(code: int | None) -> bool:
+    """True when a resend of a message that failed with `code` would fail the same way
+    (the content or the recipient is the problem, not the moment), so a person is told
+    why instead of being offered a resend."""
+    return code is not None and code in SAME_AGAIN_CODES
+
+
 def classify(code: int | None, http_status: int | None = None) -> ErrorClass:
     """The sender's action for an error code (or, with no code, for an HTTP status)."""
     if code is None:

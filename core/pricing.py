@@ -144,6 +144,17 @@ def list_rates(engine: Engine, tenant_id: str, *, at: datetime | None = None) ->
     return rates
 
 
+def card_currency(card: Sequence[Rate]) -> str:
+    """The currency a new rate is entered in by default: the one most of the card's rates
+    use (costs add up only within one currency), else the example card's (USD)."""
+    counts: dict[str, int] = {}
+    for rate in card:
+        counts[rate.currency] = counts.get(rate.currency, 0) + 1
+    if not counts:
+        return EXAMPLE_CURRENCY
+    return max(sorted(counts), key=lambda code: counts[code])
+
+
 def set_rate(
     engine: Engine,
     tenant_id: str,

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
@@ -22,6 +24,7 @@ from core import clock
 from core.compose import MessageState
 from core.formatting import format_moment, style_of
 from core.i18n import N_, _
+from core.paging import ResultPage, page_of
 from core.templates import Preview
 
 #: Every ASCII punctuation character: CommonMark lets each be backslash-escaped, which
@@ -215,3 +218,52 @@ def status_timeline(state: MessageState) -> None:
     st.markdown(f"{header}\n|---|---|\n{rows}")
     if state.error:
         st.error(_("WhatsApp reported a failure: {error}").format(error=md_escape(state.error)))
+
+
+Row = TypeVar("Row")
+#: Rows on one page of a short list read whole (templates, rate card, users, batches).
+LIST_PAGE_SIZE = 20
+
+
+def page_number(key: str) -> int:
+    """The page the viewer is on in the list `key` (1 until they page)."""
+    value = st.session_state.get(f"{key}_page", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def _go(key: str, page: int) -> None:
+    st.session_state[f"{key}_page"] = page
+
+
+def pager(page: ResultPage[Any], key: str) -> None:
+    """Where this page sits in the list ("Rows 21–40 of 57") and buttons to the first,
+    previous, next and last pages (only the count when everything fits on one)."""
+    if page.total <= page.page_size:
+        if page.total:
+            st.caption(_("Rows {first}–{last} of {total}").format(
+                first=f"{page.first_row:,}", last=f"{page.last_row:,}",
+                total=f"{page.total:,}"))  # fmt: skip
+        return
+    first, prev, info, nxt, last = st.columns([1, 1, 3, 1, 1], vertical_alignment="center")
+    first.button(_("First"), key=f"{key}_first", disabled=page.page <= 1, on_click=_go,
+                 args=(key, 1), width="stretch", icon=":material/first_page:")  # fmt: skip
+    prev.button(_("Previous"), key=f"{key}_prev", disabled=page.page <= 1, on_click=_go,
+                args=(key, page.page - 1), width="stretch")  # fmt: skip
+    info.caption(
+        _("Rows {first}–{last} of {total} · page {page} of {pages}").format(
+            first=f"{page.first_row:,}",
+            last=f"{page.last_row:,}", total=f"{page.total:,}", page=page.page,
+            pages=page.pages,
+        )
+    )  # fmt: skip
+    nxt.button(_("Next"), key=f"{key}_next", disabled=page.page >= page.pages, on_click=_go,
+               args=(key, page.page + 1), width="stretch")  # fmt: skip
+    last.button(_("Last"), key=f"{key}_last", disabled=page.page >= page.pages, on_click=_go,
+                args=(key, page.pages), width="stretch", icon=":material/last_page:")  # fmt: skip
+
+
+def paged(rows: Sequence[Row], key: str, page_size: int = LIST_PAGE_SIZE) -> ResultPage[Row]:
+    """The page of `rows` (a list read whole) the viewer is on in the list `key`."""
+    found = page_of(rows, page_number(key), page_size)
+    _go(key, found.page)  # a list that shrank stays on its (new) last page
+    return found

@@ -7,9 +7,10 @@ A fresh database (a SQLite file by default; with `--database-url`, that database
 migrated, with earlier benchmark rows removed: use a dedicated one) gets `--messages`
 pending PO notices to distinct suppliers. One real worker sends them to a sandbox
 process (latency `--latency-ms` ± `--latency-spread`) and is killed with SIGKILL
-`--kill-at` seconds after it started. Then, as the restarted worker's first recovery
-pass would (core.sender.recovery, run here with the clock past the lease and the grace
-period), every row the dead worker held is settled, and a new worker sends the rest.
+`--kill-at` seconds after its first request reached the sandbox. Then, as the restarted
+worker's first recovery pass would (core.sender.recovery, run here with the clock past
+the lease and the grace period), every row the dead worker held is settled, and a new
+worker sends the rest.
 
 Reported, from the sandbox's own record of the requests it received (our id is in each
 request's `biz_opaque_callback_data`) and from the rows:
@@ -151,12 +152,24 @@ def run(args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'crash.db'}"
         engine = prepare_database(url, args.messages, run=f"crash-{time.time_ns()}")
-        with SandboxProcess(latency_ms=args.latency_ms, mps=10_000, webhooks_enabled=False) as sb:
+        # a seed of its own: wamids from an earlier run's sandbox must not collide with
+        # rows another run left in a reused database (they are unique, as Meta's are)
+        seed = time.time_ns() % 1_000_000_007
+        with SandboxProcess(
+            latency_ms=args.latency_ms, mps=10_000, webhooks_enabled=False, seed=seed
+        ) as sb:
             if args.latency_spread:
                 sb.configure(latency_spread=args.latency_spread)
             log_path = Path(tmp) / "workers.log"
             with log_path.open("w") as log:
                 first = start_worker(url, sb.url, args.cap, "crash-1", log)
+                # the clock starts at the first request (a loaded machine may take
+                # seconds to start a worker), as an operator counts "six seconds in"
+                deadline = time.monotonic() + 120
+                while not sb.stats(recipients=False)["accepted"]:
+                    if first.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the worker sent nothing:\n" + log_path.read_text())
+                    time.sleep(0.02)
                 time.sleep(args.kill_at)
                 if first.poll() is not None:
                     raise RuntimeError("the worker exited early:\n" + log_path.read_text())
@@ -211,7 +224,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--cap", type=int, default=80, help="WHATSAPP_MAX_MPS")
-    parser.add_argument("--kill-at", type=float, default=6.0, help="seconds after start")
+    parser.add_argument(
+        "--kill-at", type=float, default=6.0, help="seconds after the first request"
+    )
     parser.add_argument("--latency-ms", type=float, default=150.0)
     parser.add_argument("--latency-spread", type=float, default=0.2, help="± this fraction")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     dashboard_idle_minutes: int = Field(
         default=60, ge=1, le=7 * 24 * 60, validation_alias="DASHBOARD_IDLE_MINUTES"
     )
+    #: Single sign-on group rules (core.sso.parse_group_rules): `group=role@tenant[,tenant]`
+    #: separated by `;`. People without an account are let in only through these.
+    sso_group_rules: str = Field(default="", validation_alias="SSO_GROUP_RULES")
     po_events_api_key: SecretStr | None = Field(default=None, validation_alias="PO_EVENTS_API_KEY")
     wanotify_mode: Mode | None = Field(default=None, validation_alias="WANOTIFY_MODE")
 
@@ -168,6 +171,14 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         return self
+
+    @field_validator("sso_group_rules")
+    @classmethod
+    def _group_rules_shape(cls, value: str) -> str:
+        from core.sso import parse_group_rules  # core.sso reads the database: not at import
+
+        parse_group_rules(value)
+        return value
 
     @field_validator("whatsapp_api_version")
     @classmethod

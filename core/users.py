@@ -68,6 +68,8 @@ class UserInfo:
     #: Changes when the user is removed and re-created or their password changes: a
     #: session holding an older stamp ends (core.login_guard.session).
     session_stamp: str = field(default="", repr=False, compare=False)
+    #: The email linked for single sign-on (core.sso), if any.
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -442,6 +444,7 @@ def _info(session: Session, user: User, extras: Sequence[str] | None = None) -> 
         is_demo=user.is_demo,
         last_login_at=user.last_login_at,
         session_stamp=_stamp(user),
+        email=user.email,
     )
 
 

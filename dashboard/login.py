@@ -21,7 +21,7 @@ from core.i18n import _
 from core.login_guard import server_sessions
 from core.login_guard.session import Verdict
 from core.users import UserInfo, count_users, login, prepare_login
-from dashboard import language, runtime
+from dashboard import language, runtime, sso_login
 
 _USER_KEY = "wanotify_user"
 _SESSION_KEY = "wanotify_session_id"  # the dashboard_sessions row this tab holds
@@ -67,6 +67,7 @@ def logout() -> None:
     st.session_state.clear()
     st.session_state[_FORGET_KEY] = True
     st.session_state[_COOKIE_TRIED_KEY] = True
+    sso_login.sign_out()  # and the identity provider's sign-in, for single sign-on users
 
 
 def require_login() -> UserInfo:
@@ -126,7 +127,10 @@ def _login_form() -> None:
         language.language_picker()
         ended = st.session_state.pop(_ENDED_KEY, None)
         if isinstance(ended, str):
-            st.warning(ended)
+            st.warning(_(ended))
+        sso_user = sso_login.offer(_client_address())
+        if sso_user is not None:  # signed in at the identity provider: as a password login
+            _signed_in(sso_user, "oidc")
         users = count_users(db)
         prepare_login()  # the dummy hash is made before anyone submits
         if users == 0:
@@ -158,7 +162,7 @@ def _login_form() -> None:
 
 
 def _signed_in(user: UserInfo, method: str = "password") -> None:
-    """Start this browser session's login for `user` (password; single sign-on later): a
+    """Start this browser session's login for `user` (password or single sign-on): a
     server-side session, whose cookie the page asks for on the next run."""
     started = server_sessions.start_session(runtime.engine(), user, method, now=clock.now())
     st.session_state[_USER_KEY] = user

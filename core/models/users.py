@@ -38,6 +38,11 @@ class User(SQLModel, table=True):
     #: correct password from there passes a per-account delay (see core.login_guard).
     last_login_client: str | None = Field(default=None, max_length=64)
     last_login_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    #: The email this user signs in with through single sign-on (stored lowercase), if any.
+    email: str | None = Field(default=None, max_length=254, unique=True)
+    #: The identity provider's issuer and subject ("iss sub") first seen for `email`: later
+    #: sign-ins must come from the same identity (core.sso); cleared when the email changes.
+    sso_subject: str | None = Field(default=None, max_length=400)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )

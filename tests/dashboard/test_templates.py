@@ -25,9 +25,9 @@ def test_sync_fills_the_list_and_previews_a_template(
     assert not at.exception
     assert "Synced: 11 new" in texts(at)
     table = at.dataframe[0].value
-    assert {"po_notification", "delivery_reminder"} <= set(table["Template"])
-    paused = table[table["Template"] == "old_po_notice"].iloc[0]
-    assert paused["Status"] == "Paused by Meta"
+    assert {"po_notification", "delivery_reminder"} <= set(table["template"])
+    paused = table[table["template"] == "old_po_notice"].iloc[0]
+    assert paused["status"] == "Paused by Meta"
     at.selectbox(key="templates_preview").set_value("po_notification · es").run()
     bubble = "".join(str(h.proto) for h in at.get("html"))
     assert "Nuevo pedido de compra" in bubble and "{{supplier_name}}" in bubble

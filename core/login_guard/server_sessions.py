@@ -37,6 +37,9 @@ COOKIE_NAME = "wanotify_session"
 LIFETIME = timedelta(hours=12)
 #: How long the signing-in page has to trade its claim code for the cookie.
 CLAIM_TTL = timedelta(minutes=2)
+#: `last_seen_at` is written at most this often (a click is not a write each time; the
+#: idle limit is counted in minutes, so ending up to this much early does not matter).
+TOUCH_EVERY = timedelta(seconds=15)
 #: Ended sessions are deleted this long after they ended (kept a while for support).
 KEEP_ENDED = timedelta(days=7)
 #: What another tab of a session signed out says at its next click.
@@ -159,7 +162,8 @@ def resume(
 def check(
     engine: Engine, session_id: int, *, now: datetime, idle: timedelta, allow_demo: bool
 ) -> Verdict:
-    """Whether session `session_id` stands at `now` (one read; a write when it moves on).
+    """Whether session `session_id` stands at `now` (one read; a write when it moves on,
+    at most every `TOUCH_EVERY`).
 
     Fails closed: a missing row, a revoked or expired one, an idle one, or a user who is
     no longer the same active account ends it (and revokes it, so other tabs end too).
@@ -180,12 +184,13 @@ def check(
     if fresh is None:
         _revoke(engine, session_id, EndReason.USER_CHANGED, now)
         return Verdict(None, ENDED)
-    with engine.begin() as conn:
-        conn.execute(
-            update(TABLE)
-            .where(TABLE.c.id == session_id, TABLE.c.last_seen_at < now)
-            .values(last_seen_at=now)
-        )
+    if now - row["last_seen_at"] >= TOUCH_EVERY:
+        with engine.begin() as conn:
+            conn.execute(
+                update(TABLE)
+                .where(TABLE.c.id == session_id, TABLE.c.last_seen_at < now)
+                .values(last_seen_at=now)
+            )
     return Verdict(fresh)
 
 

@@ -67,6 +67,10 @@ def test_a_cookie_resumes_its_session_in_a_new_tab_and_keeps_it_alive(
     assert resumed.session_id == session_id and resumed.verdict.user == ana
     # activity in one tab counts for all: 59 minutes after the last click, not the first
     assert _check(engine, session_id, T0 + timedelta(minutes=118)).user == ana
+    # clicks closer together than TOUCH_EVERY are not written (nor needed: minutes count)
+    at = T0 + timedelta(minutes=118)
+    assert _check(engine, session_id, at + ss.TOUCH_EVERY / 2).user == ana
+    assert _check(engine, session_id, at + IDLE - timedelta(seconds=1)).user == ana
     assert _resume(engine, None, T0).verdict == ss.Verdict(None)
     assert _resume(engine, "forged", T0).verdict == ss.Verdict(None)
     assert _resume(engine, "y" * 500, T0).verdict == ss.Verdict(None)

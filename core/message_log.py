@@ -16,7 +16,8 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlmodel import Session
 
 from core.auth import Action, PermissionDenied, require, write_tenant
-from core.errors import human_reason
+from core.errors import human_reason, resend_cannot_fix
+from core.i18n import N_, _
 from core.models.events import InboundMessage, MessageStatusEvent, PoAcknowledgement
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
@@ -56,25 +57,33 @@ class MessageSearch:
 
     def __post_init__(self) -> None:
         if not self.tenant_ids:
-            raise SearchError("Choose at least one tenant")
+            raise SearchError(_("Choose at least one tenant"))
         known = {s.value for s in MessageStatus}
         unknown = [s for s in self.statuses if s not in known]
         if unknown:
-            raise SearchError(f"Unknown status {str(unknown[0])[:30]!r}")
+            shown = repr(str(unknown[0])[:30])
+            raise SearchError(_("Unknown status {status}").format(status=shown))
         if self.start and self.end and self.end < self.start:
-            raise SearchError("The end date is before the start date")
+            raise SearchError(_("The end date is before the start date"))
         if len(self.phone) > MAX_TEXT or len(self.po_number) > MAX_TEXT:
-            raise SearchError(f"Search texts are at most {MAX_TEXT} characters")
+            raise SearchError(_("Search texts are at most {n} characters").format(n=MAX_TEXT))
         if self.phone.strip() and not _digits(self.phone):
-            raise SearchError("A phone search needs some digits")
+            raise SearchError(_("A phone search needs some digits"))
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise SearchError(f"A page holds 1 to {MAX_PAGE_SIZE} messages")
+            raise SearchError(_("A page holds 1 to {n} messages").format(n=MAX_PAGE_SIZE))
         if self.page < 1:
-            raise SearchError("Pages are numbered from 1")
+            raise SearchError(_("Pages are numbered from 1"))
         try:
             local_midnight(date(2000, 1, 1), self.tz)
         except StatsFilterError as exc:
             raise SearchError(str(exc)) from None
+
+
+#: Why a failed message is not offered for a resend (`MessageDetail.resend_futile`).
+RESEND_FUTILE = N_(
+    "{reason}: a resend sends the same message and would fail the same way. Fix the "
+    "template or the data, then send a new notice."
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,20 @@ class MessageDetail:
     resend_of: str | None
     resent_as: tuple[str, ...]
     events: list[TimelineEvent]
+    reached_meta: bool = False  # WhatsApp accepted it (it has an accepted or sent time)
+
+    @property
+    def attempts(self) -> int:
+        """How many times it was handed to WhatsApp: the failed tries the sender counts
+        (`attempt_count`), plus the one WhatsApp accepted. 0 means never sent (still
+        queued, or stopped before sending: a held template, a refusal)."""
+        return self.attempt_count + (1 if self.reached_meta else 0)
+
+    @property
+    def resend_futile(self) -> bool:
+        """True when a resend would fail the same way (see `core.errors.resend_cannot_fix`):
+        the page says so instead of offering it."""
+        return self.row.status == MessageStatus.FAILED and resend_cannot_fix(self.error_code)
 
 
 def search_messages(engine: Engine, search: MessageSearch) -> MessagePage:
@@ -235,6 +258,7 @@ def message_detail(
         resend_of=str(meta["resend_of"]) if meta.get("resend_of") else None,
         resent_as=tuple(str(x) for x in resent) if isinstance(resent, list) else (),
         events=events,
+        reached_meta=found.accepted_at is not None or found.sent_at is not None,
     )
 
 
@@ -252,6 +276,8 @@ def resend_message(engine: Engine, user: UserInfo, message_id: str) -> str:
             raise OutboxError("No such message")
         if row.tenant_id != tenant:
             raise PermissionDenied("Messages of another tenant cannot be resent from here")
+        if row.status == MessageStatus.FAILED and resend_cannot_fix(row.error_code):
+            raise OutboxError(_(RESEND_FUTILE).format(reason=human_reason(row.error_code)))
     copy = resend(message_id, user.username, engine=engine, tenant_id=tenant)
     return copy.id
 
@@ -291,9 +317,10 @@ def _row(r: Any) -> MessageRow:
 
 def _timeline(conn: Any, m: Any) -> list[TimelineEvent]:
     """The outbox's own moments, every status webhook, replies and button presses."""
-    events = [TimelineEvent(m.created_at, "queued", "Queued", f"by {m.created_by or 'system'}")]
+    by = _("by {who}").format(who=m.created_by or _("the system"))
+    events = [TimelineEvent(m.created_at, "queued", _("Queued"), by)]
     if m.accepted_at is not None:
-        events.append(TimelineEvent(m.accepted_at, "accepted", "Accepted by WhatsApp"))
+        events.append(TimelineEvent(m.accepted_at, "accepted", _("Accepted by WhatsApp")))
     seen_status = False
     for e in conn.execute(
         select(_E.at, _E.status, _E.error_code, _E.error_title, _E.error_details,
@@ -306,24 +333,27 @@ def _timeline(conn: Any, m: Any) -> list[TimelineEvent]:
         if e.error_code is not None or e.error_title:
             detail = f"{human_reason(e.error_code, e.error_title)}"
             if e.error_code is not None:
-                detail += f" (Meta error {e.error_code})"
+                detail = _("{reason} (Meta error {code})").format(reason=detail, code=e.error_code)
             if e.error_details:
                 detail += f": {e.error_details}"
         elif e.pricing_category:
-            detail = f"Pricing: {e.pricing_category}, {e.pricing_type or 'type not given'}"
-        events.append(TimelineEvent(e.at, str(e.status), f"Status: {e.status}", detail))
+            detail = _("Pricing: {category}, {type}").format(
+                category=e.pricing_category, type=e.pricing_type or _("type not given")
+            )
+        events.append(TimelineEvent(e.at, str(e.status), _status_title(str(e.status)), detail))
     if not seen_status:  # statuses folded without a stored event (older rows)
         for at, kind in ((m.sent_at, "sent"), (m.delivered_at, "delivered"),
                          (m.read_at, "read"), (m.failed_at, "failed")):  # fmt: skip
             if at is not None:
                 detail = human_reason(m.code, m.title) if kind == "failed" else None
-                events.append(TimelineEvent(at, kind, f"Status: {kind}", detail))
+                events.append(TimelineEvent(at, kind, _status_title(kind), detail))
     for i in conn.execute(
         select(_I.at, _I.message_type, _I.text, _I.payload)
         .where(_I.context_message_id == m.id)
         .order_by(_I.at)
     ):
-        label = "Button pressed" if i.message_type in ("button", "interactive") else "Reply"
+        pressed = i.message_type in ("button", "interactive")
+        label = _("Button pressed") if pressed else _("Reply")
         events.append(TimelineEvent(i.at, "reply", label, i.text or f"({i.message_type})"))
     if m.po_number:
         for a in conn.execute(
@@ -333,12 +363,36 @@ def _timeline(conn: Any, m: Any) -> list[TimelineEvent]:
             .order_by(_A.at)
         ):  # fmt: skip
             events.append(
-                TimelineEvent(a.at, "acknowledgement", f"PO {a.action}", a.button_text)
+                TimelineEvent(a.at, "acknowledgement", _po_action(str(a.action)), a.button_text)
             )
     if m.status == MessageStatus.NEEDS_ATTENTION and m.error_message:
-        events.append(TimelineEvent(m.created_at, "attention", "Needs attention", m.error_message))
+        events.append(
+            TimelineEvent(m.created_at, "attention", _("Needs attention"), m.error_message)
+        )
     events.sort(key=lambda ev: ev.at)
     return events
+
+
+#: A status webhook's title on the timeline, per status (translated where it is read).
+_STATUS_TITLES = {
+    "sent": N_("Status: sent"),
+    "delivered": N_("Status: delivered"),
+    "read": N_("Status: read"),
+    "failed": N_("Status: failed"),
+    "deleted": N_("Status: deleted"),
+}
+#: A supplier's button answer on a PO, per action.
+_PO_ACTIONS = {"confirmed": N_("PO confirmed"), "rejected": N_("PO rejected")}
+
+
+def _status_title(status: str) -> str:
+    known = _STATUS_TITLES.get(status)
+    return _(known) if known else _("Status: {status}").format(status=status)
+
+
+def _po_action(action: str) -> str:
+    known = _PO_ACTIONS.get(action)
+    return _(known) if known else _("PO {action}").format(action=action)
 
 
 def _digits(text: str) -> str:

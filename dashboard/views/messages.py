@@ -15,8 +15,10 @@ from sqlalchemy import Engine
 
 from core.attention import open_items, resend_all_for
 from core.auth import Action, PermissionDenied, can, require, scope_tenants, visible_tenants
-from core.i18n import _
+from core.formatting import format_moment
+from core.i18n import _, ngettext
 from core.message_log import (
+    RESEND_FUTILE,
     MessageDetail,
     MessagePage,
     MessageSearch,
@@ -31,20 +33,21 @@ from core.models.messages import MessageStatus
 from core.outbox import OutboxError
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import md_escape, viewer_today, viewer_zone
+from dashboard.widgets import (
+    local_time,
+    md_escape,
+    paged,
+    pager,
+    status_name,
+    viewer_today,
+    viewer_zone,
+)
 
 PAGE_SIZE = 50
-_STATUS_LABELS = {
-    MessageStatus.PENDING: "Pending",
-    MessageStatus.SENDING: "Sending",
-    MessageStatus.ACCEPTED: "Accepted",
-    MessageStatus.SENT: "Sent",
-    MessageStatus.DELIVERED: "Delivered",
-    MessageStatus.READ: "Read",
-    MessageStatus.FAILED: "Failed",
-    MessageStatus.NEEDS_ATTENTION: "Needs attention",
-    MessageStatus.CANCELLED: "Cancelled",
-}
+def _status_label(status: str) -> str:
+    """A message status as the list names it ("Needs attention"), in the reader's language."""
+    name = status_name(status)
+    return name[:1].upper() + name[1:]
 _ICONS = {
     "queued": ":material/schedule:",
     "accepted": ":material/cloud_done:",
@@ -65,10 +68,10 @@ def render(user: UserInfo) -> None:
     try:
         require(user, Action.VIEW_MESSAGES)
     except PermissionDenied as exc:
-        st.error(str(exc))
+        st.error(md_escape(_(str(exc))))
         return
-    st.title("Messages")
-    st.caption("Every notice sent to suppliers, what happened to it, and what they answered")
+    st.title(_("Messages"))
+    st.caption(_("Every notice sent to suppliers, what happened to it, and what they answered"))
     engine = runtime.engine()
     _attention(user, engine)
     search = _search_form(user)
@@ -84,6 +87,9 @@ def render(user: UserInfo) -> None:
         _empty_state(search)
         return
     chosen = _results(page, search.tz)
+    linked = st.query_params.get("message")
+    if isinstance(linked, str) and linked and linked != st.session_state.get(_SELECTED):
+        chosen = chosen or linked[:36]  # a link to one message (Resent as …, shared)
     if chosen is not None:
         st.session_state[_SELECTED] = chosen
     selected = st.session_state.get(_SELECTED)
@@ -98,17 +104,23 @@ def _search_form(user: UserInfo) -> MessageSearch | None:
     visible = visible_tenants(user)
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 2, 3, 3])
-        phone = c1.text_input("Phone", placeholder="e.g. 612 345 678", key="messages_phone")
-        po = c2.text_input("PO number", placeholder="e.g. PO-2026-0042", key="messages_po")
+        phone = c1.text_input(
+            _("Phone"), placeholder=_("e.g. {example}").format(example="612 345 678"),
+            key="messages_phone",
+        )  # fmt: skip
+        po = c2.text_input(
+            _("PO number"), placeholder=_("e.g. {example}").format(example="PO-2026-0042"),
+            key="messages_po",
+        )  # fmt: skip
         statuses = c3.multiselect(
-            "Status",
+            _("Status"),
             [s.value for s in MessageStatus],
-            format_func=lambda s: _STATUS_LABELS.get(MessageStatus(s), s),
-            placeholder="Any status",
+            format_func=_status_label,
+            placeholder=_("Any status"),
             key="messages_status",
         )
         dates = c4.date_input(
-            "Created",
+            _("Created"),
             value=(today - timedelta(days=29), today),
             max_value=today + timedelta(days=1),
             format="DD/MM/YYYY",
@@ -117,10 +129,10 @@ def _search_form(user: UserInfo) -> MessageSearch | None:
         requested: list[str] = []
         if len(visible) > 1:
             requested = st.multiselect(
-                "Tenants", visible, placeholder="All my tenants", key="messages_tenants"
+                _("Tenants"), visible, placeholder=_("All my tenants"), key="messages_tenants"
             )
     if not isinstance(dates, tuple) or len(dates) != 2:
-        st.info("Pick the last day of the range too.")
+        st.info(_("Pick the last day of the range too."))
         return None
     signature = (phone, po, tuple(statuses), dates, tuple(requested))
     if st.session_state.get("messages_signature") != signature:
@@ -141,22 +153,23 @@ def _search_form(user: UserInfo) -> MessageSearch | None:
             page_size=PAGE_SIZE,
         )
     except (SearchError, PermissionDenied) as exc:
-        st.warning(md_escape(exc))
+        st.warning(md_escape(_(str(exc))))
         return None
 
 
 def _empty_state(search: MessageSearch) -> None:
     filtered = search.phone or search.po_number or search.statuses
     with st.container(border=True):
-        st.markdown("### No messages found")
+        st.markdown("### " + _("No messages found"))
         if filtered:
-            st.markdown("Nothing matches these filters: clear the phone, PO or status fields, "
-                        "or widen the dates.")  # fmt: skip
+            st.markdown(_("Nothing matches these filters: clear the phone, PO or status fields, "
+                          "or widen the dates."))  # fmt: skip
         else:
             st.markdown(
-                "No notice was sent in this period. Buyers send them from **Send PO notice** "
-                "or **Bulk send (CSV)**, and ERP events arrive on their own."
-            )
+                _("No notice was sent in this period. Buyers send them from **{send}** or "
+                  "**{bulk}**, and ERP events arrive on their own.").format(
+                    send=_("Send PO notice"), bulk=_("Bulk send (CSV)"))
+            )  # fmt: skip
 
 
 def _unlinked(replies: list[UnlinkedReply], tz: str) -> None:
@@ -164,69 +177,72 @@ def _unlinked(replies: list[UnlinkedReply], tz: str) -> None:
     if not replies:
         return
     with st.expander(
-        f"Replies not linked to a notice ({len(replies)})", icon=":material/link_off:"
+        _("Replies not linked to a notice ({n})").format(n=len(replies)),
+        icon=":material/link_off:",
     ):
-        st.caption("Suppliers wrote these without quoting a notice or naming a PO we sent them.")
+        st.caption(_("Suppliers wrote these without quoting a notice or naming a PO we sent "
+                     "them."))  # fmt: skip
+        shown = paged(replies, "messages_unlinked")
         frame = pd.DataFrame(  # cells are shown as text: the supplier's words, never Markdown
             {
-                "Received": [pd.Timestamp(r.at).tz_convert(tz) for r in replies],
-                "Supplier": [r.supplier or "unknown" for r in replies],
-                "From": [f"+{r.from_wa_id}" for r in replies],
-                "Type": [r.message_type for r in replies],
-                "Text": [r.text or r.payload or "" for r in replies],
+                "Received": [local_time(r.at, labelled=False) for r in shown.rows],
+                "Supplier": [r.supplier or _("unknown") for r in shown.rows],
+                "From": [f"+{r.from_wa_id}" for r in shown.rows],
+                "Type": [r.message_type for r in shown.rows],
+                "Text": [r.text or r.payload or "" for r in shown.rows],
             }
         )
         st.dataframe(
             frame,
             hide_index=True,
+            height="content",
             key="messages_unlinked",
             column_config={
-                "Received": st.column_config.DatetimeColumn("Received", format="DD/MM/YYYY HH:mm"),
-                "Text": st.column_config.TextColumn("Text", width="large"),
+                "Received": st.column_config.TextColumn(_("Received"), width=140),
+                "Supplier": st.column_config.TextColumn(_("Supplier"), width=170),
+                "From": st.column_config.TextColumn(_("From"), width=130),
+                "Type": st.column_config.TextColumn(_("Type"), width=80),
+                "Text": st.column_config.TextColumn(_("Text"), width=380),
             },
         )
+        pager(shown, "messages_unlinked")
 
 
 def _results(page: MessagePage, tz: str) -> str | None:
     """The result table with paging; returns the id of the row picked in it, if any."""
+    # Every column fits 1,400 px (the template is in the detail); the cells are text
+    # (a supplier's name or Meta's words are never read as Markdown or links).
     frame = pd.DataFrame(
         {
-            "Created": [pd.Timestamp(r.created_at).tz_convert(tz) for r in page.rows],
-            "Supplier": [r.supplier or "—" for r in page.rows],
-            "Phone": [r.recipient_phone for r in page.rows],
-            "PO": [r.po_number or "" for r in page.rows],
-            "Template": [r.template_name or "" for r in page.rows],
-            "Status": [_STATUS_LABELS.get(MessageStatus(r.status), r.status) for r in page.rows],
-            "Answered": [r.replied_at is not None for r in page.rows],
-            "Problem": [r.error or "" for r in page.rows],
+            "created": [local_time(r.created_at, labelled=False) for r in page.rows],
+            "supplier": [r.supplier or "—" for r in page.rows],
+            "phone": [r.recipient_phone for r in page.rows],
+            "po": [r.po_number or "" for r in page.rows],
+            "status": [_status_label(r.status) for r in page.rows],
+            "answered": [r.replied_at is not None for r in page.rows],
+            "problem": [r.error or "" for r in page.rows],
         }
     )
-    first = (page.page - 1) * page.page_size + 1
-    last = first + len(page.rows) - 1
-    demo = " · includes demo data" if any(r.is_demo for r in page.rows) else ""
-    st.caption(f"{first:,}–{last:,} of {page.total:,} messages, newest first{demo}. "
-               "Click a row to see its timeline.")  # fmt: skip
+    demo = _(" · includes demo data") if any(r.is_demo for r in page.rows) else ""
+    st.caption(_("Newest first{demo}. Click a row to see its timeline.").format(demo=demo))
     event = st.dataframe(
         frame,
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
+        height="content",
         key=f"messages_table_{page.page}",
         column_config={
-            "Created": st.column_config.DatetimeColumn("Created", format="DD/MM/YYYY HH:mm"),
-            "Answered": st.column_config.CheckboxColumn("Answered"),
-            "Problem": st.column_config.TextColumn("Problem", width="large"),
+            "created": st.column_config.TextColumn(_("Created"), width=140),
+            "supplier": st.column_config.TextColumn(_("Supplier"), width=170),
+            "phone": st.column_config.TextColumn(_("Phone"), width=125),
+            "po": st.column_config.TextColumn(_("PO"), width=110),
+            "status": st.column_config.TextColumn(_("Status"), width=100),
+            "answered": st.column_config.CheckboxColumn(_("Answered"), width=80),
+            "problem": st.column_config.TextColumn(_("Problem"), width=170),
         },
     )
-    if page.pages > 1:
-        prev_col, info_col, next_col = st.columns([1, 2, 1])
-        if prev_col.button("← Newer", disabled=page.page <= 1, key="messages_prev"):
-            st.session_state["messages_page"] = page.page - 1
-            st.rerun()
-        info_col.caption(f"Page {page.page} of {page.pages}")
-        if next_col.button("Older →", disabled=page.page >= page.pages, key="messages_next"):
-            st.session_state["messages_page"] = page.page + 1
-            st.rerun()
+    pager(page, "messages")
     rows = getattr(getattr(event, "selection", None), "rows", None) or []
     if rows and 0 <= rows[0] < len(page.rows):
         return page.rows[rows[0]].id
@@ -238,16 +254,17 @@ def _detail(user: UserInfo, detail: MessageDetail, tz: str) -> None:
     st.divider()
     head, actions = st.columns([3, 1])
     with head:
-        title = row.po_number or row.template_name or "Message"
+        title = row.po_number or row.template_name or _("Message")
         st.subheader(f"{md_escape(title)} → {md_escape(row.supplier or row.recipient_phone)}",
                      anchor=False)  # fmt: skip
+        template = row.template_name or _("free text")
         st.caption(
             md_escape(
-                f"{_STATUS_LABELS.get(MessageStatus(row.status), row.status)} · "
-                f"{row.template_name or 'free text'} ({detail.template_language or '—'}) · "
-                f"{row.recipient_phone} · {detail.attempt_count} attempt(s)"
+                f"{_status_label(row.status)} · "
+                f"{template} ({detail.template_language or '—'}) · "
+                f"{row.recipient_phone} · {_attempts(detail)}"
             )
-            + (" · **demo data**" if row.is_demo else "")
+            + (" · **" + _("demo data") + "**" if row.is_demo else "")
         )
         if row.error:
             st.error(md_escape(row.error), icon=":material/error:")
@@ -255,20 +272,49 @@ def _detail(user: UserInfo, detail: MessageDetail, tz: str) -> None:
         _resend(user, detail)
     timeline, body = st.columns([3, 2], gap="large")
     with timeline:
-        st.markdown("**Timeline**")
+        st.markdown("**" + _("Timeline") + "**")
         for event in detail.events:
-            when = pd.Timestamp(event.at).tz_convert(tz).strftime("%d/%m/%Y %H:%M:%S")
+            when = format_moment(pd.Timestamp(event.at).to_pydatetime(), tz, "seconds")
             icon = _ICONS.get(event.kind, ":material/radio_button_checked:")
             st.markdown(f"{icon} **{md_escape(event.title)}** · {when}")
             if event.detail:  # a supplier's reply, Meta's error details: text, never Markdown
                 st.text(event.detail)
     with body:
-        st.markdown("**What the supplier received**")
-        st.text(detail.body_text or "(no text stored)")
+        st.markdown(f"**{_body_heading(detail)}**")
+        st.text(detail.body_text or _("(no text stored)"))
         if detail.resend_of:
-            st.caption(f"A resend of message {detail.resend_of[:8]}…")
-        if detail.resent_as:
-            st.caption("Resent as " + ", ".join(f"{m[:8]}…" for m in detail.resent_as))
+            _message_link(_("A resend of message {id}"), detail.resend_of)
+        for copy in detail.resent_as:
+            _message_link(_("Resent as message {id}"), copy)
+
+
+def _attempts(detail: MessageDetail) -> str:
+    """How many times it was handed to WhatsApp, in words ("never sent" for none)."""
+    if detail.attempts == 0:
+        return _("not sent yet")
+    return ngettext("{n} attempt", "{n} attempts", detail.attempts).format(n=detail.attempts)
+
+
+def _body_heading(detail: MessageDetail) -> str:
+    """What the text below is: what the supplier received only once it reached them."""
+    row = detail.row
+    if row.delivered_at is not None or row.read_at is not None:
+        return _("What the supplier received")
+    if row.status == MessageStatus.FAILED:
+        return _("The message (not delivered)")
+    if detail.reached_meta:
+        return _("The message (sent, not yet delivered)")
+    return _("The message (not sent)")
+
+
+def _message_link(text: str, message_id: str) -> None:
+    """A link to another message of this list: opens it here, and the address names it
+    (`?message=ID`) so it can be shared or reopened."""
+    if st.button(text.format(id=f"{message_id[:8]}…"), key=f"messages_open_{message_id}",
+                 type="tertiary", icon=":material/link:"):  # fmt: skip
+        st.session_state[_SELECTED] = message_id
+        st.query_params["message"] = message_id
+        st.rerun()
 
 
 _CONFIRM_ALL = "messages_confirm_resend_all"
@@ -319,7 +365,7 @@ def _attention(user: UserInfo, engine: Engine) -> None:
             try:
                 report = resend_all_for(engine, user)
             except PermissionDenied as exc:
-                st.error(md_escape(exc))
+                st.error(md_escape(_(str(exc))))
                 return
             for _original, reason in report.refused:
                 st.error(md_escape(reason))
@@ -338,26 +384,30 @@ def _resend(user: UserInfo, detail: MessageDetail) -> None:
     row = detail.row
     if not row.resendable or not can(user, Action.RESEND):
         return
+    if detail.resend_futile:
+        st.caption(md_escape(_(RESEND_FUTILE).format(reason=row.error or "")),
+                   help=_("Not offered for a resend"))  # fmt: skip
+        return
     if row.tenant_id != user.tenant_id:
-        st.caption("Resend from an account of that tenant.")
+        st.caption(_("Resend from an account of that tenant."))
         return
     if st.session_state.get(_CONFIRM) != row.id:
-        if st.button("Resend…", key=f"resend_{row.id}", icon=":material/replay:"):
+        if st.button(_("Resend…"), key=f"resend_{row.id}", icon=":material/replay:"):
             st.session_state[_CONFIRM] = row.id
             st.rerun()
         return
-    st.warning("Send this message again to the supplier? A new message is queued.")
+    st.warning(_("Send this message again to the supplier? A new message is queued."))
     yes, no = st.columns(2)
-    if yes.button("Yes, resend", type="primary", key=f"resend_yes_{row.id}"):
+    if yes.button(_("Yes, resend"), type="primary", key=f"resend_yes_{row.id}"):
         st.session_state.pop(_CONFIRM, None)
         try:
             new_id = resend_message(runtime.engine(), user, row.id)
         except (PermissionDenied, OutboxError) as exc:
-            st.error(md_escape(exc))
+            st.error(md_escape(_(str(exc))))
             return
         st.session_state[_SELECTED] = new_id
-        st.toast("Queued again: the sender picks it up in a moment.", icon=":material/replay:")
+        st.toast(_("Queued again: the sender picks it up in a moment."), icon=":material/replay:")
         st.rerun()
-    if no.button("Cancel", key=f"resend_no_{row.id}"):
+    if no.button(_("Cancel"), key=f"resend_no_{row.id}"):
         st.session_state.pop(_CONFIRM, None)
         st.rerun()

@@ -135,3 +135,45 @@ def test_resend_rules(engine: Engine) -> None:
     assert detail is not None and detail.resend_of == failed and detail.row.status == "pending"
     original = message_detail(engine, ("default",), failed)
     assert original is not None and original.resent_as == (new_id,)
+
+
+@pytest.mark.parametrize(
+    ("values", "attempts"),
+    [
+        ({"status": "pending"}, 0),  # queued, never handed to WhatsApp
+        ({"status": "sent", "accepted_at": T0, "sent_at": T0}, 1),  # not "0 attempt(s)"
+        ({"status": "delivered", "accepted_at": T0, "attempt_count": 2}, 3),  # 2 retries
+        ({"status": "failed", "attempt_count": 1, "error_code": 131026}, 1),
+        ({"status": "failed", "attempt_count": 0}, 0),  # held template: never sent
+    ],
+)
+def test_attempts_count_every_time_it_was_handed_to_whatsapp(
+    engine: Engine, values: dict[str, object], attempts: int
+) -> None:
+    found = message_detail(engine, ("default",), _message(engine, 1, **values))
+    assert found is not None and found.attempts == attempts
+
+
+def test_a_failure_a_resend_cannot_fix_is_not_resent(engine: Engine) -> None:
+    params = _message(engine, 1, status="failed", error_code=132000)
+    template = _message(engine, 2, status="failed", error_code=132001)
+    undelivered = _message(engine, 3, status="failed", error_code=131026)
+    unknown = _message(engine, 4, status="failed")
+    manager = person("manager")
+    for futile in (params, template):
+        detail = message_detail(engine, ("default",), futile)
+        assert detail is not None and detail.resend_futile
+        with pytest.raises(OutboxError, match="would fail the same way"):
+            resend_message(engine, manager, futile)
+    for worth_trying in (undelivered, unknown):
+        detail = message_detail(engine, ("default",), worth_trying)
+        assert detail is not None and not detail.resend_futile
+        try:  # other rules (consent) may still refuse it, but not for its error
+            resend_message(engine, manager, worth_trying)
+        except OutboxError as exc:
+            assert "fail the same way" not in str(exc)
+    with session_scope(engine) as session:
+        sent_again = session.query(WhatsAppMessage).filter(
+            WhatsAppMessage.meta.is_not(None)  # type: ignore[union-attr]
+        )
+        assert not [m for m in sent_again if (m.meta or {}).get("resend_of") in (params, template)]

@@ -43,7 +43,7 @@ def _message(engine: Engine, n: int, *, tenant: str = "default", **values: objec
 
 
 def _table_pos(at: object) -> list[str]:
-    return list(at.dataframe[0].value["PO"])  # type: ignore[attr-defined]
+    return list(at.dataframe[0].value["po"])  # type: ignore[attr-defined]
 
 
 def test_search_by_po_phone_and_status(dashboard_env: str, engine: Engine) -> None:
@@ -55,7 +55,7 @@ def test_search_by_po_phone_and_status(dashboard_env: str, engine: Engine) -> No
     assert len(_table_pos(at)) == 3
     at.text_input(key="messages_po").set_value("po-2026-0002").run()
     assert _table_pos(at) == ["PO-2026-0002"]
-    assert "Undeliverable" in str(at.dataframe[0].value["Problem"].iloc[0])
+    assert "Undeliverable" in str(at.dataframe[0].value["problem"].iloc[0])
     at.text_input(key="messages_po").set_value("").run()
     at.text_input(key="messages_phone").set_value("699 111 222").run()
     assert _table_pos(at) == ["PO-2026-0003"]
@@ -86,10 +86,14 @@ def test_results_are_paged(dashboard_env: str, engine: Engine) -> None:
     at = page(MODULE, person("manager")).run()
     assert len(_table_pos(at)) == 50
     assert "1–50 of 120" in texts(at)
-    assert "Page 1 of 3" in texts(at)
+    assert "page 1 of 3" in texts(at)
     at.button(key="messages_next").click().run()
     assert "51–100 of 120" in texts(at)
     assert _table_pos(at)[0] == "PO-2026-0051"
+    at.button(key="messages_last").click().run()
+    assert "101–120 of 120" in texts(at)
+    assert _table_pos(at)[-1] == "PO-2026-0120"  # the last row of the list
+    assert at.button(key="messages_next").disabled
     at.text_input(key="messages_po").set_value("PO-2026-01").run()  # new filter: page 1
     assert "1–21 of 21" in texts(at)
 
@@ -153,3 +157,57 @@ def test_the_default_date_range_ends_today_on_the_injected_clock(
         assert not at.exception
         assert _table_pos(at) == ["PO-2026-0001"]
         assert at.date_input[0].value[-1] == later.date()
+
+
+def test_the_detail_counts_attempts_and_says_what_reached_the_supplier(
+    dashboard_env: str, engine: Engine
+) -> None:
+    sent = _message(engine, 1, status="sent", accepted_at=NOW, sent_at=NOW)
+    failed = _message(engine, 2, status="failed", error_code=131026, attempt_count=1,
+                      failed_at=NOW)  # fmt: skip
+    delivered = _message(engine, 3, accepted_at=NOW, delivered_at=NOW)
+    at = page(MODULE, person("manager"))
+    at.session_state["messages_selected"] = sent
+    at.run()
+    assert "1 attempt" in texts(at) and "attempt(s)" not in texts(at)
+    assert "0 attempt" not in texts(at)
+    assert "What the supplier received" not in texts(at)  # sent, not delivered yet
+    at.session_state["messages_selected"] = failed
+    at.run()
+    assert "The message (not delivered)" in texts(at)
+    assert "What the supplier received" not in texts(at)
+    at.session_state["messages_selected"] = delivered
+    at.run()
+    assert "What the supplier received" in texts(at)
+
+
+def test_a_failure_a_resend_cannot_fix_says_so_instead_of_offering_it(
+    dashboard_env: str, engine: Engine
+) -> None:
+    futile = _message(engine, 1, status="failed", error_code=132000, failed_at=NOW)
+    at = page(MODULE, person("manager"))
+    at.session_state["messages_selected"] = futile
+    at.run()
+    assert not [b for b in at.button if b.key == f"resend_{futile}"]
+    assert "would fail the same way" in texts(at)
+
+
+def test_resent_as_opens_that_message_and_names_it_in_the_address(
+    dashboard_env: str, engine: Engine
+) -> None:
+    copy = _message(engine, 2, status="delivered", po="PO-2026-COPY")
+    original = _message(engine, 1, status="failed", error_code=131026, failed_at=NOW,
+                        meta={"resent_as": [copy]})  # fmt: skip
+    at = page(MODULE, person("manager"))
+    at.session_state["messages_selected"] = original
+    at.run()
+    link = at.button(key=f"messages_open_{copy}")
+    assert link.label.startswith("Resent as message " + copy[:8])
+    link.click().run()
+    assert at.session_state["messages_selected"] == copy
+    assert at.query_params["message"] in (copy, [copy])
+    assert "PO-2026-COPY →" in texts(at)
+    again = page(MODULE, person("manager"))  # the address alone opens it
+    again.query_params["message"] = copy
+    again.run()
+    assert "PO-2026-COPY →" in texts(again)

@@ -164,7 +164,6 @@ FILES = sorted(
 PENDING: frozenset[str] = frozenset(
     {
         "views/bulk.py",
-        "views/suppliers.py",
     }
 )
 

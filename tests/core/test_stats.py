@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
 
@@ -348,6 +349,43 @@ def test_report_bundles_every_figure(engine: Engine) -> None:
     assert len(data.daily) == 30
     assert data.to_read.count == 1
     assert data.acknowledgements.notices == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # daily slices
+        {"start": date(2026, 8, 1), "end": date(2026, 11, 30)},  # weekly, a partial first
+        {"tz": "Asia/Kathmandu", "tenant_ids": ("acme", "other")},  # a :45 zone, two tenants
+    ],
+)
+def test_the_whole_page_gives_each_chart_as_its_own_query_does(
+    engine: Engine, overrides: dict[str, Any]
+) -> None:
+    # report() runs the charts at once and adds the funnel up from the daily slices
+    first = message(engine, delivered=3, read=8, po_number="PO-1")
+    reply(engine, first, T0 + timedelta(minutes=5))
+    ack(engine, first, "confirmed", T0 + timedelta(minutes=6))
+    message(engine, at=T0 + timedelta(days=3), status="failed", sent=None, error_code=131026)
+    message(engine, at=T0 + timedelta(days=5), status="pending", sent=None)
+    message(engine, at=T0 + timedelta(days=9), delivered=30)
+    message(engine, tenant="other", at=T0 + timedelta(hours=23, minutes=30), delivered=4)
+    message(engine, at=datetime(2026, 10, 31, 23, 30, tzinfo=UTC))  # near a slice edge
+    chosen = flt(**overrides)
+    page = stats.report(engine, chosen)
+    assert page.funnel == stats.funnel(engine, chosen)
+    assert page.funnel.total > 0
+    pd.testing.assert_frame_equal(page.daily, stats.daily_rates(engine, chosen))
+    assert page.to_deliver.count == stats.latency(engine, chosen, "deliver").count
+    assert page.to_read.count == stats.latency(engine, chosen, "read").count
+    pd.testing.assert_frame_equal(page.failures, stats.failures_by_reason(engine, chosen))
+    pd.testing.assert_frame_equal(page.suppliers, stats.supplier_table(engine, chosen))
+    assert page.acknowledgements == stats.acknowledgements(engine, chosen)
+    alone = stats.cost(engine, chosen)
+    for name in ("by_category", "by_bucket"):
+        pd.testing.assert_frame_equal(getattr(page.cost, name), getattr(alone, name))
+    assert page.cost.totals == alone.totals
+    assert page.cost.charged_messages == alone.charged_messages
 
 
 # --- latency columns kept by the database (migration 0008) ------------------------------

@@ -559,27 +559,6 @@ def users_email(
         out.print(f"User {user.username} signs in as {user.email}.", markup=False)
 
 
-@users_app.command("email")
-def users_email(
-    username: str,
-    email: Annotated[
-        str, typer.Argument(help="The email the identity provider sends for this person")
-    ] = "",
-    remove: Annotated[bool, typer.Option("--remove", help="Unlink the email")] = False,
-) -> None:
-    """Link the email a user signs in with through single sign-on (or unlink it)."""
-    from core.db import get_engine
-    from core.sso import set_email
-
-    if remove == bool(email):
-        raise UserError("Give an email to link, or --remove to unlink (not both)")
-    user = set_email(get_engine(), username, None if remove else email)
-    if user.email is None:
-        out.print(f"User {user.username} has no single sign-on email now.", markup=False)
-    else:
-        out.print(f"User {user.username} signs in as {user.email}.", markup=False)
-
-
 @users_app.command("unlock")
 def users_unlock(
     username: Annotated[str, typer.Argument(help="The user whose login delay to lift")] = "",

@@ -24,6 +24,8 @@ from babel.numbers import (
     is_currency,
 )
 
+from core.i18n import _
+
 DecimalMark = Literal["auto", ".", ","]
 
 #: Longest amount text considered; anything longer is not an amount a person typed.
@@ -57,31 +59,39 @@ def parse_amount(text: str, decimal: DecimalMark = "auto") -> Decimal:
     a final group of fewer than three digits.
     """
     if not isinstance(text, str):
-        raise InvalidAmount("The amount must be text")
+        raise InvalidAmount(_("The amount must be text"))
     raw = text.strip()
     if not raw:
-        raise InvalidAmount("The amount is empty")
+        raise InvalidAmount(_("The amount is empty"))
     if len(raw) > MAX_AMOUNT_CHARS:
-        raise InvalidAmount("The amount is too long to be an amount")
+        raise InvalidAmount(_("The amount is too long to be an amount"))
     if any(sign in raw for sign in _MINUS):
-        raise InvalidAmount(f"{raw} is negative; a PO total must be zero or more")
+        raise InvalidAmount(_("{raw} is negative; a PO total must be zero or more").format(raw=raw))
     unmarked = _CURRENCY_SUFFIX.sub("", _CURRENCY_PREFIX.sub("", raw).strip()).strip()
     compact = _GROUP_SPACES.sub("", unmarked).removeprefix("+")
     if not _NUMBER.fullmatch(compact):
-        raise InvalidAmount(f"{raw!r} is not an amount (write it like 1234.50)")
+        raise InvalidAmount(
+            _("{raw} is not an amount (write it like 1234.50)").format(raw=repr(raw))
+        )
     mark = _decimal_mark(raw, compact) if decimal == "auto" else decimal
     if mark not in (".", ","):
         raise ValueError(f"decimal must be 'auto', '.' or ',', not {decimal!r}")
     grouping = "," if mark == "." else "."
-    integer, _, fraction = compact.partition(mark)
+    integer, _mark, fraction = compact.partition(mark)
     if mark in fraction or grouping in fraction:
-        raise InvalidAmount(f"{raw} has a separator after the decimal {_name(mark)}")
+        raise InvalidAmount(
+            _("{raw} has a separator after the decimal {mark}").format(raw=raw, mark=_name(mark))
+        )
     if grouping in integer and not _well_grouped(integer.split(grouping)):
-        raise InvalidAmount(f"{raw} has digits grouped oddly around the {_name(grouping)}")
+        raise InvalidAmount(
+            _("{raw} has digits grouped oddly around the {mark}").format(
+                raw=raw, mark=_name(grouping)
+            )
+        )
     digits = integer.replace(grouping, "") + (f".{fraction}" if fraction else "")
     amount = Decimal(digits)  # digits and at most one dot: always a valid Decimal
     if amount > MAX_AMOUNT:
-        raise InvalidAmount(f"{raw} is larger than any PO total wanotify accepts")
+        raise InvalidAmount(_("{raw} is larger than any PO total wanotify accepts").format(raw=raw))
     return amount
 
 
@@ -97,15 +107,25 @@ def _decimal_mark(raw: str, compact: str) -> str:
     if dots + commas > 1:  # 1.234.567 or 1,234,567: only a grouping separator repeats
         if len(last_group) == 3:
             return "," if mark == "." else "."
-        raise InvalidAmount(f"{raw} repeats the {_name(mark)} but is not grouped by thousands")
+        raise InvalidAmount(
+            _("{raw} repeats the {mark} but is not grouped by thousands").format(
+                raw=raw, mark=_name(mark)
+            )
+        )
     if len(last_group) == 3:
         whole = compact.replace(mark, "")
         head, tail = compact.split(mark)[0], last_group.rstrip("0") or "0"
         as_decimal = f"{head}.{tail}"
-        hint = f"{whole}.00 or {head},{tail}" if len(tail) < 3 else f"{whole}.00"
+        hint = (
+            _("{a} or {b}").format(a=f"{whole}.00", b=f"{head},{tail}")
+            if len(tail) < 3
+            else f"{whole}.00"
+        )
         raise InvalidAmount(
-            f"ambiguous: {raw} may mean {whole} or {as_decimal}; write {hint}, "
-            "or choose the decimal separator"
+            _(
+                "ambiguous: {raw} may mean {whole} or {decimal}; write {hint}, or choose the "
+                "decimal separator"
+            ).format(raw=raw, whole=whole, decimal=as_decimal, hint=hint)
         )
     return mark
 
@@ -115,7 +135,7 @@ def _well_grouped(groups: list[str]) -> bool:
 
 
 def _name(mark: str) -> str:
-    return "comma" if mark == "," else "dot"
+    return _("comma") if mark == "," else _("dot")
 
 
 def normalize_currency(code: object) -> str:
@@ -126,13 +146,19 @@ def normalize_currency(code: object) -> str:
     withdrawn ones (DEM, VEF); a PO total in one of those is a mistake upstream.
     """
     if not isinstance(code, str) or not code.strip():
-        raise InvalidAmount("The currency is missing (use an ISO code such as EUR)")
+        raise InvalidAmount(_("The currency is missing (use an ISO code such as EUR)"))
     upper = code.strip().upper()
     if len(upper) != 3 or not upper.isascii() or not upper.isalpha() or not is_currency(upper):
-        raise InvalidAmount(f"{code.strip()[:20]!r} is not a currency code (use e.g. EUR, USD)")
+        raise InvalidAmount(
+            _("{code} is not a currency code (use e.g. EUR, USD)").format(
+                code=repr(code.strip()[:20])
+            )
+        )
     if upper not in currencies_in_use():
         raise InvalidAmount(
-            f"{upper} is not a currency any country pays in today (use e.g. EUR, USD)"
+            _("{code} is not a currency any country pays in today (use e.g. EUR, USD)").format(
+                code=upper
+            )
         )
     return upper
 

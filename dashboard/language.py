@@ -8,6 +8,7 @@ Everything after it (`_()`, dates, numbers, money) reads core.i18n's current loc
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.i18n import LANGUAGES, _, choose_locale, current_language, set_locale
 from core.i18n import set_locale_fallback as _set_fallback
@@ -21,6 +22,10 @@ _PICKER_KEY = "wanotify_language_picker"
 
 
 def _session_locale() -> str | None:
+    """This session's locale, for code running in its script thread (a fragment's rerun);
+    None elsewhere (the embedded sender's threads read English)."""
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return None
     value = st.session_state.get(LOCALE_KEY)
     return value if isinstance(value, str) else None
 

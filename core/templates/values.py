@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.i18n import N_, _
 from core.money import InvalidAmount, amount_1000, check_amount, format_amount, normalize_currency
 
 TemplateParams = dict[str, Any]
@@ -50,23 +51,23 @@ _MANY_SPACES = re.compile(r" {5,}")
 #: themselves: bidirectional embeddings, overrides, isolates and marks, and zero-width
 #: characters (U+FEFF is a byte order mark only at the start of a file, never in a value).
 HIDDEN_CHARS: dict[str, str] = {
-    "\u061c": "an Arabic letter mark",
-    "\u200b": "a zero-width space",
-    "\u200c": "a zero-width non-joiner",
-    "\u200d": "a zero-width joiner",
-    "\u200e": "a left-to-right mark",
-    "\u200f": "a right-to-left mark",
-    "\u202a": "a left-to-right embedding",
-    "\u202b": "a right-to-left embedding",
-    "\u202c": "a pop directional formatting",
-    "\u202d": "a left-to-right override",
-    "\u202e": "a right-to-left override",
-    "\u2060": "a word joiner",
-    "\u2066": "a left-to-right isolate",
-    "\u2067": "a right-to-left isolate",
-    "\u2068": "a first strong isolate",
-    "\u2069": "a pop directional isolate",
-    "\ufeff": "a zero-width no-break space (byte order mark)",
+    "\u061c": N_("an Arabic letter mark"),
+    "\u200b": N_("a zero-width space"),
+    "\u200c": N_("a zero-width non-joiner"),
+    "\u200d": N_("a zero-width joiner"),
+    "\u200e": N_("a left-to-right mark"),
+    "\u200f": N_("a right-to-left mark"),
+    "\u202a": N_("a left-to-right embedding"),
+    "\u202b": N_("a right-to-left embedding"),
+    "\u202c": N_("a pop directional formatting"),
+    "\u202d": N_("a left-to-right override"),
+    "\u202e": N_("a right-to-left override"),
+    "\u2060": N_("a word joiner"),
+    "\u2066": N_("a left-to-right isolate"),
+    "\u2067": N_("a right-to-left isolate"),
+    "\u2068": N_("a first strong isolate"),
+    "\u2069": N_("a pop directional isolate"),
+    "\ufeff": N_("a zero-width no-break space (byte order mark)"),
 }
 _HIDDEN = re.compile("[" + "".join(HIDDEN_CHARS) + "]")
 #: Spaces other than U+0020 (no-break, narrow no-break, figure, en/em, ideographic, ...).
@@ -105,7 +106,9 @@ def resolve_text(value: object, language: str) -> Resolved:
         if kind == "text":
             value = value.get("text")
         else:
-            raise ParamValueError(f"has an unknown value type {str(kind)[:30]!r}")
+            raise ParamValueError(
+                _("has an unknown value type {kind}").format(kind=repr(str(kind)[:30]))
+            )
     text = check_text(value)
     return Resolved(text, {"type": "text", "text": text})
 
@@ -118,26 +121,30 @@ def check_text(value: object) -> str:
     objects are refused (a float would lose cents).
     """
     if value is None:
-        raise ParamValueError("has no value")
+        raise ParamValueError(_("has no value"))
     if isinstance(value, bool | float):
-        raise ParamValueError("must be text")
+        raise ParamValueError(_("must be text"))
     if isinstance(value, int) or (isinstance(value, Decimal) and value.is_finite()):
         value = str(value)
     if not isinstance(value, str):
-        raise ParamValueError("must be text")
+        raise ParamValueError(_("must be text"))
     if len(value) > MAX_VALUE_CHARS:
-        raise ParamValueError(f"is {len(value):,} characters long; far too long for WhatsApp")
+        raise ParamValueError(
+            _("is {n} characters long; far too long for WhatsApp").format(n=f"{len(value):,}")
+        )
     if not value.strip():
-        raise ParamValueError("is empty")
+        raise ParamValueError(_("is empty"))
     if "\n" in value or "\r" in value or "\u2028" in value or "\u2029" in value:
-        raise ParamValueError("contains a line break; WhatsApp refuses line breaks in parameters")
+        raise ParamValueError(
+            _("contains a line break; WhatsApp refuses line breaks in parameters")
+        )
     if "\t" in value:
-        raise ParamValueError("contains a tab; WhatsApp refuses tabs in parameters")
+        raise ParamValueError(_("contains a tab; WhatsApp refuses tabs in parameters"))
     if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ParamValueError("contains invisible control characters")
+        raise ParamValueError(_("contains invisible control characters"))
     text = clean_text(value)
     if _MANY_SPACES.search(text):
-        raise ParamValueError("contains more than 4 spaces in a row; WhatsApp refuses that")
+        raise ParamValueError(_("contains more than 4 spaces in a row; WhatsApp refuses that"))
     return text
 
 
@@ -152,15 +159,20 @@ def clean_text(value: str) -> str:
     if (hidden := _HIDDEN.search(value)) is not None:
         char = hidden.group()
         raise ParamValueError(
-            f"contains {HIDDEN_CHARS[char]} (U+{ord(char):04X}) at position {hidden.start() + 1}: "
-            "invisible characters that change how a text reads are refused; type the text again "
-            "without it"
+            _(
+                "contains {name} ({code}) at position {position}: invisible characters that "
+                "change how a text reads are refused; type the text again without it"
+            ).format(
+                name=_(HIDDEN_CHARS[char]), code=f"U+{ord(char):04X}", position=hidden.start() + 1
+            )
         )
     text = _ODD_SPACE_RUN.sub(" ", value)
     if looks_like_formula(text.lstrip()):
         raise ParamValueError(
-            f"starts with {text.lstrip()[0]!r} like a spreadsheet formula; it is refused rather "
-            "than sent. Keep only the text."
+            _(
+                "starts with {char} like a spreadsheet formula; it is refused rather than sent. "
+                "Keep only the text."
+            ).format(char=repr(text.lstrip()[0]))
         )
     return text
 
@@ -196,17 +208,21 @@ def resolve_media(value: object, header_format: str) -> Resolved:
     """
     kind = header_format.lower()
     if not isinstance(value, Mapping):
-        raise ParamValueError(f"must be a {kind} given by link")
+        raise ParamValueError(_("must be a {kind} given by link").format(kind=_media(kind)))
     if value.get("type", kind) != kind:
-        raise ParamValueError(f"must be a {kind}, not {str(value.get('type'))[:20]!r}")
+        raise ParamValueError(
+            _("must be a {kind}, not {other}").format(
+                kind=_media(kind), other=repr(str(value.get("type"))[:20])
+            )
+        )
     link = value.get("link")
     if not isinstance(link, str) or not link.strip():
-        raise ParamValueError(f"needs the link of the {kind}")
+        raise ParamValueError(_("needs the link of the {kind}").format(kind=_media(kind)))
     if len(link) > MAX_URL:
-        raise ParamValueError(f"has a link longer than {MAX_URL} characters")
+        raise ParamValueError(_("has a link longer than {n} characters").format(n=MAX_URL))
     parts = urlsplit(link.strip())
     if parts.scheme != "https" or not parts.hostname:
-        raise ParamValueError(f"must be an https:// link to the {kind}")
+        raise ParamValueError(_("must be an https:// link to the {kind}").format(kind=_media(kind)))
     media: dict[str, Any] = {"link": link.strip()}
     filename = value.get("filename")
     if kind == "document":
@@ -214,7 +230,7 @@ def resolve_media(value: object, header_format: str) -> Resolved:
             filename = check_text(filename)
         shown_name = filename or parts.path.rsplit("/", 1)[-1]
         if not shown_name.lower().endswith(".pdf"):
-            raise ParamValueError("must be a PDF document (a link or file name ending in .pdf)")
+            raise ParamValueError(_("must be a PDF document (a link or file name ending in .pdf)"))
         if filename:
             media["filename"] = filename
     text = filename if isinstance(filename, str) and filename else media["link"]
@@ -226,14 +242,25 @@ def resolve_button(value: object, button_type: str) -> Resolved:
     text = check_text(value)
     if button_type == "QUICK_REPLY":
         if len(text) > MAX_PAYLOAD:
-            raise ParamValueError(f"is longer than {MAX_PAYLOAD} characters")
+            raise ParamValueError(_("is longer than {n} characters").format(n=MAX_PAYLOAD))
         return Resolved(text, {"type": "payload", "payload": text})
     if button_type == "URL":
         if len(text) > MAX_URL:
-            raise ParamValueError(f"is longer than {MAX_URL} characters")
+            raise ParamValueError(_("is longer than {n} characters").format(n=MAX_URL))
         return Resolved(text, {"type": "text", "text": text})
     if button_type == "COPY_CODE":
         if len(text) > MAX_COUPON_CODE:
-            raise ParamValueError(f"is longer than {MAX_COUPON_CODE} characters")
+            raise ParamValueError(_("is longer than {n} characters").format(n=MAX_COUPON_CODE))
         return Resolved(text, {"type": "coupon_code", "coupon_code": text})
-    raise ParamValueError(f"belongs to a {button_type.lower()} button, which takes no value")
+    raise ParamValueError(
+        _("belongs to a {kind} button, which takes no value").format(kind=button_type.lower())
+    )
+
+
+#: A media header's kind as a refusal names it (Meta's header formats).
+_MEDIA = {"document": N_("document"), "image": N_("image"), "video": N_("video")}
+
+
+def _media(kind: str) -> str:
+    known = _MEDIA.get(kind)
+    return _(known) if known else kind

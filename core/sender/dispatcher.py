@@ -137,7 +137,7 @@ class DispatcherOptions:
     #: pending (default: the lease, at most 10 s); its worker then cannot send it
     unstarted_seconds: float | None = None
     #: how long the sender waits for one more permit to join the current slice
-    slice_gather_seconds: float = 0.002
+    slice_gather_seconds: float = 0.005
     #: share WHATSAPP_MAX_MPS with every other worker of the phone number (database)
     shared_budget: bool = True
     budget_refresh_seconds: float = budget.REFRESH_SECONDS

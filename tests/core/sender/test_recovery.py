@@ -6,6 +6,7 @@ Real database (SQLite file, or PostgreSQL when configured); the clock is passed 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -13,9 +14,11 @@ from sqlalchemy import Engine, update
 
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.types import utcnow
-from core.sender import faults, store
+from core.sandbox import SandboxServer
+from core.sender import SlidingWindowLimiter, drain, faults, store
 from core.sender.recovery import INFLIGHT_LOST_MESSAGE, recover_stale
-from tests.core.sender.helpers import enqueue_notices, phone, rows
+from core.settings import load_settings
+from tests.core.sender.helpers import enqueue_notices, fast_options, phone, rows
 
 M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 
@@ -147,3 +150,25 @@ def test_crash_points_are_refused_outside_sandbox_mode_and_inert_when_unset() ->
     point.reached("started")  # another point: not counted
     point.reached("writing")
     assert point.seen == 1  # alive: the kill is on the third visit
+
+
+def test_requests_are_marked_started_per_slice_not_per_message(
+    sandbox_env: SandboxServer, engine: Engine
+) -> None:
+    """A limiter that lets a whole queue through at once: each claimed chunk is marked in
+    one UPDATE before its requests, every sent row carries the mark, each permit is dated."""
+    sandbox_env.configure(latency_ms=50)
+    ids = enqueue_notices(engine, [phone(i) for i in range(60)])
+    limiter = SlidingWindowLimiter(10_000, slices=1)  # never waits: one slice for all
+    report = asyncio.run(
+        drain(load_settings(), engine, timeout=60, limiter=limiter, options=fast_options())
+    )
+    assert report.accepted == len(ids)
+    assert 1 <= report.stats.slices <= len(ids) // 10  # marks per chunk, not per message
+    assert limiter.pending == 0
+    stored = rows(engine)
+    for message_id in ids:
+        row = stored[message_id]
+        assert row.request_started_at is not None and row.accepted_at is not None
+        assert row.claimed_at is not None
+        assert row.claimed_at <= row.request_started_at <= row.accepted_at

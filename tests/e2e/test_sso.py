@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,13 @@ def _sign_in_at_provider(page: Any, sso: SsoDashboard, subject: str) -> None:
     wait_idle(page)
 
 
+def _wait_for_cookie(page: Any, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(c["name"] == name for c in page.context.cookies()):
+        assert time.monotonic() < deadline, f"no {name} cookie within {timeout} s"
+        page.wait_for_timeout(100)
+
+
 def _identity_cookies(page: Any) -> list[str]:
     return [c["name"] for c in page.context.cookies() if c["name"].startswith("_streamlit_user")]
 
@@ -169,6 +177,12 @@ def test_a_linked_email_signs_in_with_its_role_and_signing_out_ends_both(
     expect(tab.get_by_text("Signed in as")).to_be_visible()
     assert _menu(tab) == ["Messages", "Analytics", "Health"]  # the manager's pages
     screenshot(tab, "sso-signed-in")
+    # the same server-side session as a password login: a reload resumes it from its cookie
+    _wait_for_cookie(tab, "wanotify_session")
+    tab.reload()
+    wait_idle(tab)
+    tab.wait_for_selector("[data-testid='stSidebarNav']")
+    assert _menu(tab) == ["Messages", "Analytics", "Health"]
     assert _identity_cookies(tab)  # Streamlit's signed identity cookie (HttpOnly)
     identity = [c for c in tab.context.cookies() if c["name"].startswith("_streamlit_user")]
     assert all(c["httpOnly"] for c in identity)

@@ -1,16 +1,16 @@
-"""Whether a signed-in dashboard session still stands, decided again on every rerun.
+"""Whether a signed-in dashboard session still stands: the rules shared by every check.
 
 A session ends when it has been idle for the configured time, or when the user it was
 opened for is no longer the same in the database: removed (or removed and re-created
 under the same name), disabled, given a new password, or a demo account outside sandbox
-mode. A changed role, name or tenant grant simply takes effect. The dashboard calls
-`recheck` once per rerun: one indexed read, after the cheaper idle test.
+mode. A changed role, name or tenant grant simply takes effect. The sessions themselves
+(kept on the server, checked on every rerun) are core.login_guard.server_sessions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -35,25 +35,6 @@ def idle_text(idle: timedelta) -> str:
     return _("Signed out after {minutes} min without activity: sign in again").format(
         minutes=minutes
     )
-
-
-def recheck(
-    engine: Engine,
-    held: UserInfo,
-    last_seen: datetime,
-    *,
-    now: datetime,
-    idle: timedelta,
-    allow_demo: bool,
-) -> Verdict:
-    """Whether the session opened for `held`, last active at `last_seen`, stands at `now`.
-
-    Fails closed: a user that cannot be read as the same active account ends the session.
-    """
-    if now - last_seen >= idle:
-        return Verdict(None, idle_text(idle))
-    fresh = user_still_valid(engine, held.id, held.session_stamp, allow_demo=allow_demo)
-    return Verdict(None, ENDED) if fresh is None else Verdict(fresh)
 
 
 def user_still_valid(

@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from core.i18n import N_, _
 from core.keys import content_key, po_notice_key
 from core.money import DecimalMark, InvalidAmount, normalize_currency, parse_amount
 from core.phones import InvalidPhoneNumber, normalize_phone
@@ -86,15 +87,16 @@ class CsvTable:
 def read_csv(data: bytes, *, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROWS) -> CsvTable:
     """Read an uploaded CSV file; CsvError with a plain reason when it cannot be read."""
     if not isinstance(data, bytes | bytearray):
-        raise CsvError("The upload is not a file")
+        raise CsvError(_("The upload is not a file"))
     if len(data) > max_bytes:
         raise CsvError(
-            f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. "
-            "Split it into smaller files."
+            _("The file is {size}; the limit is {limit}. Split it into smaller files.").format(
+                size=_size(len(data)), limit=_size(max_bytes)
+            )
         )
     text, encoding = _decode(bytes(data))
     if not text.strip():
-        raise CsvError("The file is empty")
+        raise CsvError(_("The file is empty"))
     lines = text.splitlines()
     delimiter = _delimiter(lines)
     records = _records(text, delimiter)
@@ -112,14 +114,20 @@ def read_csv(data: bytes, *, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROW
         if not any(cells):
             continue  # blank line (or a row of empty cells)
         if len(rows) >= max_rows:
-            raise CsvError(f"The file has more than {max_rows:,} rows; split it into smaller files")
-        if any(cells[width:]):
-            errors[number] = (
-                f"Row {number} has {len(cells)} cells but the header has {width} "
-                f"(a {_delimiter_name(delimiter)[:-1]} inside a value? put that value in quotes)"
+            raise CsvError(
+                _("The file has more than {n} rows; split it into smaller files").format(
+                    n=f"{max_rows:,}"
+                )
             )
+        if any(cells[width:]):
+            errors[number] = _(
+                "Row {row} has {cells} cells but the header has {width} (a {separator} inside "
+                "a value? put that value in quotes)"
+            ).format(row=number, cells=len(cells), width=width, separator=_one(delimiter))
         elif len(cells) < width:
-            errors[number] = f"Row {number} has {len(cells)} cells but the header has {width}"
+            errors[number] = _("Row {row} has {cells} cells but the header has {width}").format(
+                row=number, cells=len(cells), width=width
+            )
         cells += [""] * (width - len(cells))
         rows.append(dict(zip(headers, cells[:width], strict=True)))
         numbers.append(number)
@@ -142,16 +150,16 @@ def _decode(data: bytes) -> tuple[str, str]:
         try:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
-            raise CsvError("The file claims to be UTF-16 but is not readable as such") from None
+            raise CsvError(_("The file claims to be UTF-16 but is not readable as such")) from None
     if data.startswith(b"PK\x03\x04"):
-        raise CsvError("This is an Excel workbook (.xlsx), not CSV: save it as CSV first")
+        raise CsvError(_("This is an Excel workbook (.xlsx), not CSV: save it as CSV first"))
     if b"\x00" in data:
-        raise CsvError("This is not a text file (it contains binary data): export it as CSV")
+        raise CsvError(_("This is not a text file (it contains binary data): export it as CSV"))
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError:
-            raise CsvError("The file says it is UTF-8 but contains invalid bytes") from None
+            raise CsvError(_("The file says it is UTF-8 but contains invalid bytes")) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -174,8 +182,10 @@ def _delimiter(lines: list[str]) -> str:
     candidates = [d for d in DELIMITERS if widths[d] > 1]
     if not candidates:
         raise CsvError(
-            "Only one column found: separate columns with commas, semicolons or tabs "
-            "and keep the column names in the first line"
+            _(
+                "Only one column found: separate columns with commas, semicolons or tabs and "
+                "keep the column names in the first line"
+            )
         )
     if len(candidates) == 1:
         return candidates[0]
@@ -183,10 +193,12 @@ def _delimiter(lines: list[str]) -> str:
     consistent = [d for d in candidates if all(len(_split(x, d)) == widths[d] for x in sample)]
     if sample and len(consistent) == 1:
         return consistent[0]
-    names = " and ".join(_delimiter_name(d) for d in candidates)
+    names = _(" and ").join(_delimiter_name(d) for d in candidates)
     raise CsvError(
-        f"The header line contains both {names}: it is unclear which one separates "
-        "the columns. Export the file again with a single separator."
+        _(
+            "The header line contains both {names}: it is unclear which one separates the "
+            "columns. Export the file again with a single separator."
+        ).format(names=names)
     )
 
 
@@ -203,14 +215,20 @@ def _records(text: str, delimiter: str) -> list[list[str]]:
     try:
         for record in reader:
             if any(len(cell) > MAX_CELL_CHARS for cell in record):
-                raise CsvError(f"A cell near line {reader.line_num} is far too long")
+                raise CsvError(
+                    _("A cell near line {line} is far too long").format(line=reader.line_num)
+                )
             records.append(record)
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
-            raise CsvError(f"A cell near line {reader.line_num} is far too long") from None
+            raise CsvError(
+                _("A cell near line {line} is far too long").format(line=reader.line_num)
+            ) from None
         raise CsvError(
-            f"The file is malformed near line {reader.line_num}: a quote is not closed "
-            f"or is followed by text ({exc})"
+            _(
+                "The file is malformed near line {line}: a quote is not closed or is followed "
+                "by text ({error})"
+            ).format(line=reader.line_num, error=exc)
         ) from None
     return records
 
@@ -229,20 +247,29 @@ def _headers(record: list[str], data: list[list[str]]) -> tuple[list[str], int]:
     ):
         names.pop()
     if len(names) < 2:
-        raise CsvError("The header line names fewer than two columns")
+        raise CsvError(_("The header line names fewer than two columns"))
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         if not name:
-            raise CsvError(f"Column {position} has no name in the header line")
+            raise CsvError(_("Column {n} has no name in the header line").format(n=position))
         folded = _fold(name) or name
         if folded in seen:
-            raise CsvError(f"Columns {seen[folded]} and {position} are both named {name!r}")
+            raise CsvError(
+                _("Columns {a} and {b} are both named {name}").format(
+                    a=seen[folded], b=position, name=repr(name)
+                )
+            )
         seen[folded] = position
     return names, len(names)
 
 
 def _delimiter_name(delimiter: str) -> str:
-    return {",": "commas", ";": "semicolons", "\t": "tabs"}[delimiter]
+    return {",": _("commas"), ";": _("semicolons"), "\t": _("tabs")}[delimiter]
+
+
+def _one(delimiter: str) -> str:
+    """One separator character by name ("a comma inside a value")."""
+    return {",": _("comma"), ";": _("semicolon"), "\t": _("tab")}[delimiter]
 
 
 def _size(count: int) -> str:
@@ -404,7 +431,11 @@ def validate_rows(
         errors += check.errors
         key = check.idempotency_key
         if key is not None and key in first_row_of:
-            errors.append(f"Same PO, phone and template as row {first_row_of[key]}: not sent twice")
+            errors.append(
+                _("Same PO, phone and template as row {row}: not sent twice").format(
+                    row=first_row_of[key]
+                )
+            )
         elif key is not None:
             first_row_of[key] = number
         checks.append(replace(check, errors=errors))
@@ -423,8 +454,10 @@ def _check_row(
 ) -> RowCheck:
     formulas = [name for name, value in values.items() if looks_like_formula(value)]
     errors = [
-        f"The {_field(name)} starts with {values[name][0]!r} like a spreadsheet formula; it "
-        "is refused rather than sent. Keep only the text in that cell."
+        _(
+            "The {field} starts with {char} like a spreadsheet formula; it is refused rather "
+            "than sent. Keep only the text in that cell."
+        ).format(field=_field(name), char=repr(values[name][0]))
         for name in formulas
     ]
     phone, phone_problem = phoned
@@ -447,7 +480,11 @@ def _check_row(
                 continue
             said.add(source)
             named = po_notice and source in PO_PARAMS
-            errors.append(f"The {_field(source)} {problem.reason}" if named else problem.message)
+            errors.append(
+                _("The {field} {reason}").format(field=_field(source), reason=problem.reason)
+                if named
+                else problem.message
+            )
     warnings = [language.warning] if language.warning else []
     key = None
     if phone is not None and po_notice and values.get("po_number", "").strip():
@@ -461,7 +498,7 @@ def _check_row(
 def _phone(raw: str, region: str | None) -> tuple[str | None, str | None]:
     """The row's E.164 number, or None and why it cannot be read."""
     if not raw.strip():
-        return None, "The phone number is missing"
+        return None, _("The phone number is missing")
     try:
         return normalize_phone(raw, region), None
     except InvalidPhoneNumber as exc:
@@ -477,16 +514,16 @@ def _po_params(
 ) -> TemplateParams | None:
     """The PO notice parameters of a row, or None with the reasons added to `errors`."""
     missing = [name for name in ("supplier_name", "po_number") if not values.get(name, "").strip()]
-    errors.extend(f"The {_field(name)} is missing" for name in missing)
+    errors.extend(_("The {field} is missing").format(field=_field(name)) for name in missing)
     amount = currency = None
     try:
         amount = parse_amount(values.get("total_amount", ""), decimal)
     except InvalidAmount as exc:
-        errors.append(f"Amount: {exc}")
+        errors.append(_("Amount: {reason}").format(reason=exc))
     try:
         currency = normalize_currency(values.get("currency", "").strip() or default_currency)
     except InvalidAmount as exc:
-        errors.append(f"Currency: {exc}")
+        errors.append(_("Currency: {reason}").format(reason=exc))
     if missing or amount is None or currency is None:
         return None
     try:
@@ -517,9 +554,10 @@ def _source_field(defn: TemplateDefinition, param: str, po_notice: bool) -> str:
 
 
 def _field(name: str) -> str:
-    return {
-        "phone": "phone number",
-        "supplier_name": "supplier name",
-        "po_number": "PO number",
-        "total_amount": "amount",
-    }.get(name, name)
+    known = {
+        "phone": N_("phone number"),
+        "supplier_name": N_("supplier name"),
+        "po_number": N_("PO number"),
+        "total_amount": N_("amount"),
+    }.get(name)
+    return _(known) if known else name

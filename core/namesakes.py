@@ -56,7 +56,7 @@ def find_namesakes(
         ).all():
             existing.setdefault(supplier.name.strip().casefold(), []).append(supplier)
     found: list[Namesake] = []
-    earlier: dict[str, list[str]] = {}
+    earlier: dict[str, list[tuple[int, str, str]]] = {}  # labelled only when needed
     for number, name, phone in rows:
         if not name:
             continue
@@ -66,12 +66,13 @@ def find_namesakes(
             for s in existing.get(key, [])
             if s.phone_e164 != phone
         ]
-        others += earlier.get(key, [])
+        others += [
+            _("{label} (row {row} of this file)").format(
+                label=supplier_label(first_name, first_phone), row=first_row
+            )
+            for first_row, first_name, first_phone in earlier.get(key, [])
+        ]
         if others:
             found.append(Namesake(number, name, phone, others))
-        earlier.setdefault(key, []).append(
-            _("{label} (row {row} of this file)").format(
-                label=supplier_label(name, phone), row=number
-            )
-        )
+        earlier.setdefault(key, []).append((number, name, phone))
     return found

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from core.i18n import N_, _
+
 
 class ErrorClass(StrEnum):
     """What the sender does after an error."""
@@ -32,52 +34,54 @@ TEMPLATE_CODES = frozenset({132015, 132016})
 
 #: Plain words for a buyer or manager, by code; Meta's details are kept beside them.
 HUMAN_REASONS: dict[int, str] = {
-    0: "Meta could not authenticate the account: check the access token",
-    1: "Meta reported an unknown error; retried",
-    2: "Meta's service was temporarily unavailable",
-    3: "The app lacks permission for this API call",
-    4: "Too many API calls: the app's rate limit was reached",
-    10: "Permission denied: the token lacks WhatsApp permissions",
-    100: "Meta rejected a parameter of the request",
-    190: "The access token has expired or is invalid",
-    368: "The account is temporarily blocked for policy violations",
-    80007: "The WhatsApp Business Account's rate limit was reached",
-    130403: "The recipient is blocked by the business",
-    130429: "Throughput limit reached: sending too fast for this number",
-    130472: "Not sent: the recipient is part of a Meta experiment",
-    130497: "The business cannot message users in this country",
-    131000: "Meta hit an internal error; retried",
-    131005: "Access denied by Meta",
-    131008: "A required parameter is missing",
-    131009: "A parameter value is not valid",
-    131016: "WhatsApp is temporarily overloaded; retried",
-    131021: "The recipient is the sending number itself",
-    131026: "Undeliverable: the number is not on WhatsApp, uses an old app, or has not "
-    "accepted WhatsApp's terms",
-    131031: "The business account is locked",
-    131042: "Payment problem on the business account",
-    131045: "The sending number is not registered",
-    131047: "More than 24 hours since the supplier last wrote: only templates may be sent",
-    131048: "Sending restricted: too many recipients blocked or reported the business",
-    131049: "Not delivered to keep the supplier's experience healthy (marketing limit)",
-    131050: "The supplier stopped marketing messages from this business",
-    131051: "This message type is not supported",
-    131052: "Media sent by the supplier could not be downloaded",
-    131053: "The attached media could not be uploaded (check it is a real PDF/image)",
-    131056: "Too many messages to this supplier in a short time; retried later",
-    131057: "The account is under maintenance or its throughput is being upgraded",
-    131064: "Template classification enforcement: sending paused",
-    132000: "The number of template parameters does not match the template",
-    132001: "The template does not exist in this language, or is not approved",
-    132005: "The message is too long once the parameters are filled in",
-    132007: "The template content breaks WhatsApp policy",
-    132012: "A template parameter has the wrong format",
-    132015: "The template is paused by Meta for low quality",
-    132016: "The template is disabled by Meta for low quality",
-    132018: "A parameter contains a line break, a tab or more than 4 spaces in a row",
-    133004: "The WhatsApp server is temporarily unavailable; retried",
-    133010: "The sending number is not registered with the Cloud API",
-    135000: "Meta reported a generic user error",
+    0: N_("Meta could not authenticate the account: check the access token"),
+    1: N_("Meta reported an unknown error; retried"),
+    2: N_("Meta's service was temporarily unavailable"),
+    3: N_("The app lacks permission for this API call"),
+    4: N_("Too many API calls: the app's rate limit was reached"),
+    10: N_("Permission denied: the token lacks WhatsApp permissions"),
+    100: N_("Meta rejected a parameter of the request"),
+    190: N_("The access token has expired or is invalid"),
+    368: N_("The account is temporarily blocked for policy violations"),
+    80007: N_("The WhatsApp Business Account's rate limit was reached"),
+    130403: N_("The recipient is blocked by the business"),
+    130429: N_("Throughput limit reached: sending too fast for this number"),
+    130472: N_("Not sent: the recipient is part of a Meta experiment"),
+    130497: N_("The business cannot message users in this country"),
+    131000: N_("Meta hit an internal error; retried"),
+    131005: N_("Access denied by Meta"),
+    131008: N_("A required parameter is missing"),
+    131009: N_("A parameter value is not valid"),
+    131016: N_("WhatsApp is temporarily overloaded; retried"),
+    131021: N_("The recipient is the sending number itself"),
+    131026: N_(
+        "Undeliverable: the number is not on WhatsApp, uses an old app, or has not "
+        "accepted WhatsApp's terms"
+    ),
+    131031: N_("The business account is locked"),
+    131042: N_("Payment problem on the business account"),
+    131045: N_("The sending number is not registered"),
+    131047: N_("More than 24 hours since the supplier last wrote: only templates may be sent"),
+    131048: N_("Sending restricted: too many recipients blocked or reported the business"),
+    131049: N_("Not delivered to keep the supplier's experience healthy (marketing limit)"),
+    131050: N_("The supplier stopped marketing messages from this business"),
+    131051: N_("This message type is not supported"),
+    131052: N_("Media sent by the supplier could not be downloaded"),
+    131053: N_("The attached media could not be uploaded (check it is a real PDF/image)"),
+    131056: N_("Too many messages to this supplier in a short time; retried later"),
+    131057: N_("The account is under maintenance or its throughput is being upgraded"),
+    131064: N_("Template classification enforcement: sending paused"),
+    132000: N_("The number of template parameters does not match the template"),
+    132001: N_("The template does not exist in this language, or is not approved"),
+    132005: N_("The message is too long once the parameters are filled in"),
+    132007: N_("The template content breaks WhatsApp policy"),
+    132012: N_("A template parameter has the wrong format"),
+    132015: N_("The template is paused by Meta for low quality"),
+    132016: N_("The template is disabled by Meta for low quality"),
+    132018: N_("A parameter contains a line break, a tab or more than 4 spaces in a row"),
+    133004: N_("The WhatsApp server is temporarily unavailable; retried"),
+    133010: N_("The sending number is not registered with the Cloud API"),
+    135000: N_("Meta reported a generic user error"),
 }
 
 
@@ -116,10 +120,10 @@ def classify(code: int | None, http_status: int | None = None) -> ErrorClass:
 def human_reason(code: int | None, fallback: str | None = None) -> str:
     """A sentence a buyer understands for an error code, falling back to Meta's own words."""
     if code is not None and code in HUMAN_REASONS:
-        return HUMAN_REASONS[code]
+        return _(HUMAN_REASONS[code])
     if fallback:
         return fallback
-    return f"Meta error {code}" if code is not None else "Unknown error"
+    return _("Meta error {code}").format(code=code) if code is not None else _("Unknown error")
 
 
 @dataclass(eq=False)  # not frozen: `with` blocks (contextmanager) set __traceback__ on re-raise

@@ -11,6 +11,8 @@ defined and show nothing where it is not; the funnel and the tiles say the same 
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import math
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import plotly.graph_objects as go
 import pytest
 from sqlalchemy import Engine, insert
 
-from core import migrate, rates, stats
+from core import analytics_export, migrate, rates, stats
 from core.db import get_engine
 from core.models.messages import WhatsAppMessage
 from core.pricing import ensure_default_rate_card
@@ -277,3 +279,34 @@ def test_the_tiles_and_the_supplier_table_use_the_same_rates(
         assert row["reply_rate"] == pytest.approx(rates.ANSWERED.value(counts))
         assert row["delivery_rate"] == pytest.approx(rates.DELIVERED.value(counts))
     assert whole["read"] == report.funnel.read
+
+
+def test_the_supplier_export_heads_each_rate_with_its_base_and_agrees_with_the_page(
+    report: stats.AnalyticsReport,
+) -> None:
+    data = analytics_export.supplier_table_csv(report.suppliers).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(data)))
+    assert len(rows) == len(report.suppliers)
+    header = "Read, of delivered (%)"
+    assert header in rows[0] and "Answered, of delivered (%)" in rows[0]
+    for row, (_, record) in zip(rows, report.suppliers.iterrows(), strict=True):
+        counts = {"read": int(row["Read"]), "delivered": int(row["Delivered"])}
+        expected = rates.READ.value(counts)
+        if expected is None:
+            assert row[header] == ""
+        else:
+            assert abs(float(row[header]) - expected * 100) <= 0.05
+        assert int(row["Messages"]) == record["messages"]
+
+
+def test_an_exported_supplier_name_cannot_run_in_a_spreadsheet() -> None:
+    table = pd.DataFrame(
+        {"supplier": ['=HYPERLINK("http://evil.example")'], "messages": [1], "delivered": [0],
+         "read": [0], "replied": [0], "failed": [1], "delivery_rate": [0.0],
+         "read_rate": [None], "reply_rate": [None]}
+    )  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(
+        analytics_export.supplier_table_csv(table).decode("utf-8-sig"))))  # fmt: skip
+    assert rows[0]["Supplier"].startswith("'=")
+    assert rows[0]["Read, of delivered (%)"] == ""  # undefined, not 0 %
+    assert rows[0]["Delivered, of sent (%)"] == "0.0"

@@ -521,10 +521,13 @@ def supplier_table(
             key=lambda c: (-c.messages, c.supplier_id is None, c.name or "", c.supplier_id or 0),
         )[:limit]
         last = _last_sent(conn, flt, [c.supplier_id for c in chosen])
+        labels = _namesake_labels(conn, chosen)
     return pd.DataFrame(
         {
             "supplier_id": pd.array([c.supplier_id for c in chosen], dtype="Int64"),
-            "supplier": [c.name or "(no supplier record)" for c in chosen],
+            "supplier": [
+                labels.get(c.supplier_id or 0) or c.name or "(no supplier record)" for c in chosen
+            ],
             "messages": [c.messages for c in chosen],
             "delivered": [c.delivered for c in chosen],
             "read": [c.read for c in chosen],
@@ -640,6 +643,25 @@ def _add_supplier_range(
     _add_rows(found, conn.execute(_q(known_sql, params)))
     if not flt.supplier_ids:
         _add_rows(found, conn.execute(_q(bare_sql, params)))
+
+
+def _namesake_labels(conn: Connection, chosen: Sequence[_SupplierCounts]) -> dict[int, str]:
+    """`supplier_labels` (name, phone, ERP reference) for the suppliers of the table that
+    share their name with another row of it, so two namesakes read apart; others keep
+    their name alone. One query, only when there are namesakes."""
+    counts: dict[str, int] = {}
+    for c in chosen:
+        if c.supplier_id is not None and c.name:
+            counts[c.name.strip().casefold()] = counts.get(c.name.strip().casefold(), 0) + 1
+    ids = [
+        int(c.supplier_id)
+        for c in chosen
+        if c.supplier_id is not None and c.name and counts[c.name.strip().casefold()] > 1
+    ]
+    if not ids:
+        return {}
+    sql = "SELECT id, name, phone_e164, external_ref FROM suppliers WHERE id IN :ids"
+    return supplier_labels(list(conn.execute(_q(sql, {"ids": ids}))))
 
 
 def _last_sent(

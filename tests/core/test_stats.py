@@ -261,6 +261,17 @@ def test_supplier_table_counts_replies_once_per_message(engine: Engine) -> None:
     assert table[table["supplier"] == "Beta"].iloc[0]["failed"] == 1
 
 
+def test_supplier_table_tells_namesakes_apart_by_phone(engine: Engine) -> None:
+    north, south = supplier(engine, "Acme S.L."), supplier(engine, "ACME s.l.")
+    alone = supplier(engine, "Beta")
+    for supplier_id in (north, north, south, alone):
+        message(engine, supplier_id=supplier_id)
+    shown = set(stats.supplier_table(engine, flt())["supplier"])
+    assert "Beta" in shown  # no namesake: the name alone, as before
+    namesakes = sorted(label for label in shown if label.casefold().startswith("acme"))
+    assert len(namesakes) == 2 and all(" · +34 61" in label for label in namesakes)
+
+
 def test_acknowledgements_count_each_notice_by_its_latest_answer(engine: Engine) -> None:
     changed_mind = message(engine, po_number="PO-1", delivered=3)
     confirmed = message(engine, po_number="PO-2", delivered=3)

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from core.auth import Action, require, write_tenant
 from core.db import session_scope
+from core.i18n import N_, _
 from core.models.pricing import ANY, RateCardEntry
 from core.models.types import UTCDateTime, utcnow
 from core.users import UserInfo
@@ -100,20 +101,24 @@ class Rate:
 def rate_to_micros(rate: Decimal | str | int) -> int:
     """A price per message as integer millionths; RateCardError for unusable values."""
     if isinstance(rate, float):
-        raise RateCardError("Give the rate as text or Decimal, not a float")
+        raise RateCardError(_("Give the rate as text or Decimal, not a float"))
     try:
         value = Decimal(str(rate).strip().replace(",", ".")) if isinstance(rate, str) else (
             Decimal(rate)
         )
     except InvalidOperation:
-        raise RateCardError(f"{str(rate)[:30]!r} is not a number") from None
+        raise RateCardError(
+            _("{value} is not a number").format(value=repr(str(rate)[:30]))
+        ) from None
     if not value.is_finite() or value < 0:
-        raise RateCardError("A rate must be zero or more")
+        raise RateCardError(_("A rate must be zero or more"))
     if value > MAX_RATE:
-        raise RateCardError(f"A rate above {MAX_RATE} per message is surely a typing mistake")
+        raise RateCardError(
+            _("A rate above {limit} per message is surely a typing mistake").format(limit=MAX_RATE)
+        )
     micros = value * MICROS
     if micros != micros.to_integral_value():
-        raise RateCardError("A rate may have at most six decimals")
+        raise RateCardError(_("A rate may have at most six decimals"))
     return int(micros)
 
 
@@ -175,14 +180,14 @@ def set_rate(
     the same thing at the same time, whatever order changes are entered in.
     """
     market = _market(market)
-    category = _choice(category, (*CATEGORIES, ANY), "category")
-    pricing_type = _choice(pricing_type, PRICING_TYPES, "pricing type")
+    category = _choice(category, (*CATEGORIES, ANY), N_("category"))
+    pricing_type = _choice(pricing_type, PRICING_TYPES, N_("pricing type"))
     currency = _currency(currency)
     micros = rate_to_micros(rate)
     if effective_from.tzinfo is None:
         raise RateCardError("effective_from must be timezone-aware")
     if note is not None and len(note) > 255:
-        raise RateCardError("A note must be at most 255 characters")
+        raise RateCardError(_("A note must be at most 255 characters"))
     with session_scope(engine) as session:
         same = session.exec(
             select(RateCardEntry).where(
@@ -196,8 +201,10 @@ def set_rate(
         for row in same:
             if row.effective_from == effective_from:
                 raise RateCardError(
-                    "A rate for that market, category and type already starts then: "
-                    "delete it first or pick another date"
+                    _(
+                        "A rate for that market, category and type already starts then: "
+                        "delete it first or pick another date"
+                    )
                 )
             if row.effective_from < effective_from and (
                 row.effective_to is None or row.effective_to > effective_from
@@ -348,20 +355,30 @@ def _market(market: str) -> str:
     value = (market or "").strip().lstrip("+")
     if value == ANY or (value.isdigit() and value.isascii() and 1 <= len(value) <= 3):
         return value
-    raise RateCardError(f"A market is a calling code like 34 or '*', not {market[:10]!r}")
+    raise RateCardError(
+        _("A market is a calling code like 34 or '*', not {market}").format(
+            market=repr(market[:10])
+        )
+    )
 
 
 def _choice(value: str, allowed: Sequence[str], what: str) -> str:
     cleaned = (value or "").strip().lower()
     if cleaned not in allowed:
-        raise RateCardError(f"Unknown {what} {value[:40]!r}: use one of {', '.join(allowed)}")
+        raise RateCardError(
+            _("Unknown {what} {value}: use one of {allowed}").format(
+                what=_(what), value=repr(value[:40]), allowed=", ".join(allowed)
+            )
+        )
     return cleaned
 
 
 def _currency(code: str) -> str:
     upper = (code or "").strip().upper()
     if len(upper) != 3 or not upper.isalpha() or not is_currency(upper):
-        raise RateCardError(f"{code[:10]!r} is not an ISO currency code such as USD or EUR")
+        raise RateCardError(
+            _("{code} is not an ISO currency code such as USD or EUR").format(code=repr(code[:10]))
+        )
     return upper
 
 

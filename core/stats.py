@@ -44,6 +44,7 @@ from core import rates
 from core.analytics_rollup import Split, split, week_dates
 from core.db import is_sqlite
 from core.errors import HUMAN_REASONS, human_reason
+from core.i18n import _
 from core.models.messages import MessageStatus
 from core.models.rollup import (
     HOURLY_NULL_CATEGORY,
@@ -132,11 +133,11 @@ class StatsFilter:
 
     def __post_init__(self) -> None:
         if not self.tenant_ids:
-            raise StatsFilterError("Choose at least one tenant")
+            raise StatsFilterError(_("Choose at least one tenant"))
         if self.end < self.start:
-            raise StatsFilterError("The end date is before the start date")
+            raise StatsFilterError(_("The end date is before the start date"))
         if (self.end - self.start).days >= MAX_RANGE_DAYS:
-            raise StatsFilterError("Choose a range of at most ten years")
+            raise StatsFilterError(_("Choose a range of at most ten years"))
         zone(self.tz)
 
     @property
@@ -245,7 +246,9 @@ def zone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise StatsFilterError(f"Unknown time zone {str(tz)[:60]!r}") from None
+        raise StatsFilterError(
+            _("Unknown time zone {zone}").format(zone=repr(str(tz)[:60]))
+        ) from None
 
 
 def local_midnight(day: date, tz: str) -> datetime:
@@ -526,7 +529,8 @@ def supplier_table(
         {
             "supplier_id": pd.array([c.supplier_id for c in chosen], dtype="Int64"),
             "supplier": [
-                labels.get(c.supplier_id or 0) or c.name or "(no supplier record)" for c in chosen
+                labels.get(c.supplier_id or 0) or c.name or _("(no supplier record)")
+                for c in chosen
             ],
             "messages": [c.messages for c in chosen],
             "delivered": [c.delivered for c in chosen],
@@ -1115,8 +1119,10 @@ def _rates(*, keys: Sequence[rates.Rate], **counts: int) -> dict[str, float | No
 
 def _bin_label(lower: int, upper: int | None) -> str:
     if upper is None:
-        return f"over {_duration(lower)}"
-    return f"{_duration(lower)}–{_duration(upper)}" if lower else f"under {_duration(upper)}"
+        return _("over {duration}").format(duration=_duration(lower))
+    if not lower:
+        return _("under {duration}").format(duration=_duration(upper))
+    return f"{_duration(lower)}–{_duration(upper)}"
 
 
 def _duration(seconds: int) -> str:

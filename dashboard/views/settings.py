@@ -10,26 +10,30 @@ import streamlit as st
 
 from core.auth import Action, PermissionDenied, can
 from core.config_summary import describe_settings, effective_summary
+from core.formatting import format_day, format_number
+from core.i18n import _
 from core.pricing import (
     CATEGORIES,
     PRICING_TYPES,
     RateCardError,
+    card_currency,
     delete_rate_as,
     list_rates,
     set_rate_as,
 )
 from core.users import UserInfo, list_users
 from dashboard import runtime
-from dashboard.widgets import md_escape, viewer_today
+from dashboard.widgets import local_time, md_escape, paged, pager, viewer_today
 
 
 def render(user: UserInfo) -> None:
     """Draw the settings page for `user` (admins)."""
     if not can(user, Action.MANAGE_SETTINGS):
-        st.error(f"The {user.role.value} role may not manage settings")
+        st.error(_("The {role} role may not {action}").format(
+            role=_(user.role.value), action=_("manage settings")))  # fmt: skip
         return
-    st.title("Settings")
-    rates, users, config = st.tabs(["Rate card", "Users", "Configuration"])
+    st.title(_("Settings"))
+    rates, users, config = st.tabs([_("Rate card"), _("Users"), _("Configuration")])
     with rates:
         _rate_card(user)
     with users:
@@ -40,52 +44,67 @@ def render(user: UserInfo) -> None:
 
 def _rate_card(user: UserInfo) -> None:
     engine = runtime.engine()
-    st.caption("What one delivered message costs, by market (country calling code, or * for "
-               "any), category and Meta's pricing type. A new rate applies from its start "
-               "date; the previous one ends there. Meta changes prices on the first day of a "
-               "quarter.")  # fmt: skip
+    st.caption(_("What one delivered message costs, by market (country calling code, or * for "
+                 "any), category and Meta's pricing type. A new rate applies from its start "
+                 "date; the previous one ends there. Meta changes prices on the first day of "
+                 "a quarter."))  # fmt: skip
     card = list_rates(engine, user.tenant_id)
     if any(r.is_example for r in card):
-        st.warning("The card still holds **example rates**: costs are shown as estimates until "
-                   "you enter your markets' rates from Meta's price list.",
+        st.warning(_("The card still holds **example rates**: costs are shown as estimates "
+                     "until you enter your markets' rates from Meta's price list."),
                    icon=":material/euro:")  # fmt: skip
     if card:
+        shown = paged(card, "rate_card")
+        rows = shown.rows
         frame = pd.DataFrame(
             {
-                "id": [r.id for r in card],
-                "Market": [_market(r.market) for r in card],
-                "Category": [r.category for r in card],
-                "Type": [r.pricing_type for r in card],
-                "Rate": [f"{r.rate:.6f}".rstrip("0").rstrip(".") for r in card],
-                "Currency": [r.currency for r in card],
-                "From": [r.effective_from for r in card],
-                "Until": [r.effective_to for r in card],
-                "Note": [r.note or ("example rate" if r.is_example else "") for r in card],
+                "market": [_market(r.market) for r in rows],
+                "category": [r.category for r in rows],
+                "type": [r.pricing_type for r in rows],
+                "rate": [format_number(r.rate, upto=6) for r in rows],
+                "currency": [r.currency for r in rows],
+                "from": [local_time(r.effective_from) for r in rows],
+                # an open end is said in words, never "None"
+                "until": [_until(r.effective_to) for r in rows],
+                "note": [r.note or (_("example rate") if r.is_example else "") for r in rows],
             }
         )
         st.dataframe(
-            frame.drop(columns=["id"]),
+            frame,
             hide_index=True,
+            height="content",
+            key="rate_card_table",
             column_config={
-                "From": st.column_config.DatetimeColumn("From", format="DD/MM/YYYY HH:mm"),
-                "Until": st.column_config.DatetimeColumn("Until", format="DD/MM/YYYY HH:mm"),
+                "market": st.column_config.TextColumn(_("Market"), width=70),
+                "category": st.column_config.TextColumn(_("Category"), width=180),
+                "type": st.column_config.TextColumn(_("Type"), width=90),
+                "rate": st.column_config.TextColumn(_("Rate"), width=70),
+                "currency": st.column_config.TextColumn(_("Currency"), width=75),
+                "from": st.column_config.TextColumn(_("From"), width=150),
+                "until": st.column_config.TextColumn(_("Until"), width=150),
+                "note": st.column_config.TextColumn(_("Note"), width=150),
             },
         )
+        pager(shown, "rate_card")
     else:
-        st.info("No rates yet: costs show as unpriced until you add some.")
+        st.info(_("No rates yet: costs show as unpriced until you add some."))
     left, right = st.columns([3, 2], gap="large")
     with left, st.form("rate_add", clear_on_submit=False):
-        st.markdown("**Add or change a rate**")
+        st.markdown("**" + _("Add or change a rate") + "**")
         c1, c2, c3 = st.columns(3)
-        market = c1.text_input("Market", value="34", help="Calling code such as 34, or * for any")
-        category = c2.selectbox("Category", [*CATEGORIES, "*"], index=CATEGORIES.index("utility"))
-        ptype = c3.selectbox("Pricing type", list(PRICING_TYPES))
+        market = c1.text_input(
+            _("Market"), value="34", help=_("Calling code such as 34, or * for any")
+        )
+        category = c2.selectbox(
+            _("Category"), [*CATEGORIES, "*"], index=CATEGORIES.index("utility")
+        )
+        ptype = c3.selectbox(_("Pricing type"), list(PRICING_TYPES))
         c4, c5, c6 = st.columns(3)
-        rate = c4.text_input("Rate per message", placeholder="0.0200")
-        currency = c5.text_input("Currency", value="EUR", max_chars=3)
-        start = c6.date_input("From (00:00 UTC)", value=_next_quarter(), format="DD/MM/YYYY")
-        note = st.text_input("Note (optional)", max_chars=255)
-        submitted = st.form_submit_button("Save rate", type="primary")
+        rate = c4.text_input(_("Rate per message"), placeholder="0.0200")
+        currency = c5.text_input(_("Currency"), value=card_currency(card), max_chars=3)
+        start = c6.date_input(_("From (00:00 UTC)"), value=_next_quarter(), format="DD/MM/YYYY")
+        note = st.text_input(_("Note (optional)"), max_chars=255)
+        submitted = st.form_submit_button(_("Save rate"), type="primary")
     if submitted:
         try:
             saved = set_rate_as(
@@ -94,31 +113,37 @@ def _rate_card(user: UserInfo) -> None:
                 effective_from=datetime.combine(start, time(0), tzinfo=UTC),
             )  # fmt: skip
         except (RateCardError, PermissionDenied) as exc:  # may quote what was typed
-            st.error(md_escape(exc))
+            st.error(md_escape(_(str(exc))))
         else:
-            st.toast(md_escape(f"Saved: {saved.rate} {saved.currency} from "
-                               f"{saved.effective_from:%d/%m/%Y}"))  # fmt: skip
+            st.toast(md_escape(_("Saved: {rate} {currency} from {day}").format(
+                rate=saved.rate, currency=saved.currency,
+                day=format_day(saved.effective_from.date()))))  # fmt: skip
             st.rerun()
     with right:
         if card:
-            st.markdown("**Remove a rate**")
+            st.markdown("**" + _("Remove a rate") + "**")
             labels = {
                 f"{_market(r.market)} · {r.category} · {r.pricing_type} · {r.rate} "
-                f"{r.currency} from {r.effective_from:%d/%m/%Y}": r.id
+                f"{r.currency} from {format_day(r.effective_from.date())}": r.id
                 for r in card
             }
-            chosen = st.selectbox("Rate", list(labels), key="rate_delete_choice")
-            if st.button("Remove", key="rate_delete") and chosen in labels:
+            chosen = st.selectbox(_("Rate"), list(labels), key="rate_delete_choice")
+            if st.button(_("Remove"), key="rate_delete") and chosen in labels:
                 try:
                     delete_rate_as(engine, user, labels[chosen])
                 except PermissionDenied as exc:
-                    st.error(md_escape(exc))
+                    st.error(md_escape(_(str(exc))))
                 else:
                     st.rerun()
 
 
+def _until(end: datetime | None) -> str:
+    """A rate's end: its time, or that it is still in force (never "None")."""
+    return local_time(end) if end is not None else _("in force")
+
+
 def _market(market: str) -> str:
-    return "any" if market == "*" else f"+{market}"
+    return _("any") if market == "*" else f"+{market}"
 
 
 def _next_quarter(today: date | None = None) -> date:
@@ -128,15 +153,16 @@ def _next_quarter(today: date | None = None) -> date:
 
 
 def _users(user: UserInfo) -> None:
-    st.caption("Users and roles are managed from a terminal: `wanotify users add NAME --role "
-               "buyer|manager|admin`, `wanotify users remove NAME`.")  # fmt: skip
-    people = list_users(runtime.engine(), user.tenant_id)
+    st.caption(_("Users and roles are managed from a terminal:") + " `wanotify users add NAME "
+               "--role buyer|manager|admin`, `wanotify users remove NAME`.")  # fmt: skip
+    shown = paged(list_users(runtime.engine(), user.tenant_id), "users")
+    people = shown.rows
     st.dataframe(
         pd.DataFrame(
             {
                 "User": [u.username for u in people],
                 "Name": [u.display_name for u in people],
-                "Role": [u.role.value for u in people],
+                "Role": [_(u.role.value) for u in people],
                 "Tenants": [", ".join(u.tenants) for u in people],
                 "Active": [u.is_active for u in people],
                 "Demo": [u.is_demo for u in people],
@@ -144,26 +170,41 @@ def _users(user: UserInfo) -> None:
             }
         ),
         hide_index=True,
+        height="content",
+        key="users_table",
         column_config={
-            "Last login": st.column_config.DatetimeColumn("Last login", format="distance"),
+            "User": st.column_config.TextColumn(_("User")),
+            "Name": st.column_config.TextColumn(_("Name")),
+            "Role": st.column_config.TextColumn(_("Role")),
+            "Tenants": st.column_config.TextColumn(_("Tenants")),
+            "Active": st.column_config.CheckboxColumn(_("Active")),
+            "Demo": st.column_config.CheckboxColumn(_("Demo")),
+            "Last login": st.column_config.DatetimeColumn(_("Last login"), format="distance"),
         },
     )
+    pager(shown, "users")
 
 
 def _configuration() -> None:
     cfg = runtime.settings()
-    st.caption("Read from the environment and `.env`. Secrets are never shown here: only "
-               "whether they are set.")  # fmt: skip
-    st.markdown("**In effect**")
-    st.dataframe(
-        pd.DataFrame([(i.variable, i.value) for i in effective_summary(cfg)],
-                     columns=["Setting", "Value"]),
-        hide_index=True,
-    )  # fmt: skip
-    st.markdown("**Environment variables**")
-    st.dataframe(
-        pd.DataFrame([(i.variable, i.value) for i in describe_settings(cfg)],
-                     columns=["Variable", "Value"]),
-        hide_index=True,
-    )  # fmt: skip
+    st.caption(_("Read from the environment and `.env`. Secrets are never shown here: only "
+                 "whether they are set."))  # fmt: skip
+    for title, items, name, key in (
+        (_("In effect"), effective_summary(cfg), _("Setting"), "config_effective"),
+        (_("Environment variables"), describe_settings(cfg), _("Variable"), "config_env"),
+    ):
+        st.markdown(f"**{title}**")
+        shown = paged(items, key)
+        st.dataframe(
+            pd.DataFrame({"name": [i.variable for i in shown.rows],
+                          "value": [i.value for i in shown.rows]}),
+            hide_index=True,
+            height="content",
+            key=f"{key}_table",
+            column_config={
+                "name": st.column_config.TextColumn(name, width=330),
+                "value": st.column_config.TextColumn(_("Value"), width=600),
+            },
+        )  # fmt: skip
+        pager(shown, key)
 

@@ -3,12 +3,13 @@ configuration with secrets masked, and role checks."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine
 
-from core.pricing import ensure_default_rate_card, list_rates
+from core.pricing import card_currency, ensure_default_rate_card, list_rates, set_rate
 from core.settings import get_settings
 from core.users import add_user
 from tests.dashboard.pages import dashboard_env, page, person, texts
@@ -35,7 +36,7 @@ def test_rate_card_add_and_refuse(dashboard_env: str, engine: Engine) -> None:
     next(b for b in form.button if b.label == "Save rate").click().run()
     assert not at.exception
     new = [r for r in list_rates(engine, "default") if not r.is_example]
-    assert len(new) == 1 and new[0].rate == Decimal("0.0185") and new[0].currency == "EUR"
+    assert len(new) == 1 and new[0].rate == Decimal("0.0185") and new[0].currency == "USD"
     assert new[0].market == "34" and new[0].category == "utility"
     rate_box = next(t for t in at.tabs[0].text_input if t.label == "Rate per message")
     rate_box.set_value("1e9")
@@ -84,3 +85,29 @@ def test_managers_are_refused(dashboard_env: str) -> None:
     at = page(MODULE, person("manager")).run()
     assert "may not manage settings" in texts(at)
     assert not at.tabs
+
+
+def test_the_rate_card_pages_says_open_ends_in_words_and_defaults_to_its_currency(
+    dashboard_env: str, engine: Engine
+) -> None:
+    for n in range(25):  # 25 markets in euros, each with one rate still in force
+        set_rate(engine, "default", market=str(30 + n), category="utility", rate="0.02",
+                 currency="EUR", effective_from=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+    set_rate(engine, "default", market="30", category="utility", rate="0.03",
+             currency="EUR", effective_from=datetime(2026, 7, 1, tzinfo=UTC))  # fmt: skip
+    at = page(MODULE, ADMIN).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 20  # the first page
+    assert "None" not in set(table["until"]) and "in force" in set(table["until"])
+    assert "Rows 1–20 of 26" in texts(at)
+    currency = next(t for t in at.tabs[0].text_input if t.label == "Currency")
+    assert currency.value == "EUR"  # the card's own currency, not a fixed one
+    at.button(key="rate_card_last").click().run()
+    last = at.dataframe[0].value
+    assert len(last) == 6 and "Rows 21–26 of 26" in texts(at)
+    assert at.button(key="rate_card_next").disabled
+
+
+def test_a_card_with_no_rates_defaults_to_usd() -> None:
+    assert card_currency([]) == "USD"

@@ -132,3 +132,26 @@ def test_a_session_idle_too_long_ends_and_a_reload_does_not_revive_it(
     page.reload()
     wait_idle(page)
     _signed_out(page)
+
+
+def test_disabling_a_user_ends_their_open_sessions(page: Any, product: Product) -> None:
+    name = "e2e-session-disabled"
+    added = product.wanotify(
+        "users", "add", name, "--role", "buyer", "--password", product.password
+    )
+    assert added.returncode == 0, added.stderr
+    page.goto(product.dashboard_url)
+    wait_idle(page)
+    page.get_by_label("Username").fill(name)
+    page.get_by_role("textbox", name="Password").fill(product.password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("[data-testid='stSidebarNav']")
+    wait_idle(page)
+    assert _wait_cookie(page, present=True)
+    disabled = product.wanotify("users", "disable", name)  # an admin, from a terminal
+    assert disabled.returncode == 0, disabled.stderr
+    _go(page, "Bulk send")
+    _signed_out(page)
+    page.reload()
+    wait_idle(page)
+    _signed_out(page)

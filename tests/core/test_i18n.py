@@ -163,3 +163,13 @@ def test_numbers_shares_and_money_follow_the_locale() -> None:
     assert format_money(Decimal("0.0043"), "USD") == "0,0043\u00a0US$"
     set_locale("es_MX")
     assert format_number(12345) == "12,345"  # Mexico groups with commas
+
+
+def test_charts_write_numbers_with_the_readers_marks() -> None:
+    import plotly.graph_objects as go
+
+    from dashboard.charts import _layout
+
+    assert _layout(go.Figure()).layout.separators == ".,"
+    set_locale("es")
+    assert _layout(go.Figure()).layout.separators == ",."

@@ -17,9 +17,11 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from babel import Locale
+from babel.numbers import get_decimal_symbol, get_group_symbol
 
-from core import rates
-from core.i18n import _
+from core import formatting, rates
+from core.i18n import _, current_locale
 from core.stats import AckStats, CostReport, Funnel, Granularity, LatencyStats
 
 PRIMARY = "#128C7E"
@@ -29,6 +31,12 @@ FAIL = "#D9534F"
 MUTED = "#B8C4C2"
 TEXT = "#1F2A2E"
 _FONT = {"family": "sans-serif", "color": TEXT, "size": 13}
+
+
+def _separators() -> str:
+    """Plotly's `separators` (decimal mark, then group mark) for the reader's locale."""
+    locale = Locale.parse(current_locale())
+    return get_decimal_symbol(locale) + get_group_symbol(locale)
 
 
 def _layout(fig: go.Figure, *, height: int = 320, legend: bool = False) -> go.Figure:
@@ -41,6 +49,7 @@ def _layout(fig: go.Figure, *, height: int = 320, legend: bool = False) -> go.Fi
         plot_bgcolor="rgba(0,0,0,0)",
         paper_bgcolor="rgba(0,0,0,0)",
         hoverlabel={"bgcolor": "white"},
+        separators=_separators(),  # 1.234,5 in Spanish: the reader's decimal and group marks
     )
     fig.update_xaxes(showgrid=False, zeroline=False)
     fig.update_yaxes(gridcolor="#E6ECEA", zeroline=False)
@@ -136,7 +145,7 @@ def funnel_figure(funnel: Funnel) -> go.Figure:
             textinfo="text",
             marker={"color": [PRIMARY, SECONDARY, READ, "#075E54"]},
             connector={"line": {"color": MUTED, "width": 1}},
-            hovertemplate="%{y}: %{x:,} messages<extra></extra>",
+            hovertemplate="%{y}: %{x:,} " + _label(_("messages")) + "<extra></extra>",
         )
     )
     return _layout(fig)
@@ -236,10 +245,10 @@ def acknowledgements_figure(acks: AckStats) -> go.Figure:
     slices = [
         (label, value, color)
         for label, value, color in (
-            ("Confirmed", acks.confirmed, PRIMARY),
-            ("Rejected", acks.rejected, FAIL),
-            ("Other answer", other, READ),
-            ("No answer yet", unanswered, "#E3E9E7"),
+            (_("Confirmed"), acks.confirmed, PRIMARY),
+            (_("Rejected"), acks.rejected, FAIL),
+            (_("Other answer"), other, READ),
+            (_("No answer yet"), unanswered, "#E3E9E7"),
         )
         if value
     ]
@@ -280,27 +289,29 @@ def cost_figure(report: CostReport) -> go.Figure:
 
 
 def format_money(amount: Decimal, currency: str) -> str:
-    """An amount for a metric tile: two decimals, or four below one cent."""
-    places = Decimal("0.0001") if 0 < abs(amount) < Decimal("0.01") else Decimal("0.01")
-    return f"{amount.quantize(places):,} {currency}"
+    """An amount for a metric tile in the reader's locale: two decimals, or four below
+    one cent; with its currency unless `currency` is empty (the tile's label names it)."""
+    if currency:
+        return formatting.format_money(amount, currency)
+    return formatting.format_number(amount, 4 if 0 < abs(amount) < Decimal("0.01") else 2)
 
 
 def format_share(value: float | None) -> str:
-    """A ratio as a percentage, or an em dash when it is undefined."""
-    return "—" if value is None else f"{value:.0%}"
+    """A ratio as a percentage in the reader's locale, or an em dash when undefined."""
+    return formatting.format_share(value)
 
 
 def format_duration(seconds: float | None) -> str:
-    """Seconds on a human scale (s, min, h, d), or an em dash."""
+    """Seconds on a human scale (s, min, h, d) with the locale's digits, or an em dash."""
     if seconds is None:
         return "—"
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return f"{formatting.format_number(round(seconds))} s"
     if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
+        return f"{formatting.format_number(round(seconds / 60))} min"
     if seconds < 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+        return f"{formatting.format_number(seconds / 3600, 1)} h"
+    return f"{formatting.format_number(seconds / 86400, 1)} d"
 
 
 def _label(text: str) -> str:

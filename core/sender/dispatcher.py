@@ -241,6 +241,7 @@ class Dispatcher:
         self._executor: ThreadPoolExecutor | None = None
         #: the slice being gathered: each row holds a slot and a permit, not yet marked
         self._slice: list[ClaimedMessage] = []
+        self._marking = 0  # rows of a slice whose mark is being written
         #: marks run on a thread of their own: never queued behind a claim or a flush
         self._mark_executor: ThreadPoolExecutor | None = None
         self._crash = faults.from_env(sandbox_mode=settings.sandbox_mode)
@@ -465,6 +466,7 @@ class Dispatcher:
             len(self._ready)
             + self._holding
             + len(self._slice)
+            + self._marking
             + len(self._in_flight)
             + self._unwritten
         )
@@ -614,6 +616,7 @@ class Dispatcher:
         assert self._mark_executor is not None
         loop = asyncio.get_running_loop()
         ids = [m.id for m in group]
+        self._marking += len(group)  # still work in hand: a drain is not idle meanwhile
         try:
             ours = await loop.run_in_executor(
                 self._mark_executor,
@@ -628,6 +631,8 @@ class Dispatcher:
             for message in group:
                 self._release(message, None)  # clears a mark that did commit after all
                 self.stats.released += 1
+        finally:
+            self._marking -= len(group)
         self.stats.slices += 1
         if self._crash is not None:
             self._crash.reached("started")
@@ -680,6 +685,9 @@ class Dispatcher:
             if not dated:
                 dated = True
                 written_at = self.limiter.sent(awaits_answer=True)
+                # the pair gate, too, counts from when the request left (after its
+                # slice's mark, a new connection...), not from when it was admitted
+                self.pairs.mark_sent(message.recipient)
 
         try:
             if reports:

@@ -7,6 +7,7 @@ Real database (SQLite file, or PostgreSQL when configured); the clock is passed 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -172,3 +173,21 @@ def test_requests_are_marked_started_per_slice_not_per_message(
         assert row.request_started_at is not None and row.accepted_at is not None
         assert row.claimed_at is not None
         assert row.claimed_at <= row.request_started_at <= row.accepted_at
+
+
+def test_a_drain_waits_for_a_slow_mark_and_sends_its_rows(
+    sandbox_env: SandboxServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows whose mark is being written are work in hand: a drain polling for idleness
+    meanwhile must not stop and release them unsent (a slow database, a loaded host)."""
+    real = store.mark_started
+
+    def slow(engine: Engine, ids: list[str], worker_id: str) -> set[str]:
+        time.sleep(0.4)  # several idle polls (fast_options: every 0.05 s)
+        return real(engine, ids, worker_id)
+
+    monkeypatch.setattr(store, "mark_started", slow)
+    (message_id,) = enqueue_notices(engine, [phone(1)])
+    report = asyncio.run(drain(load_settings(), engine, timeout=60, options=fast_options()))
+    assert report.accepted == 1 and not report.timed_out
+    assert rows(engine)[message_id].status == MessageStatus.ACCEPTED

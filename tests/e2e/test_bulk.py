@@ -150,7 +150,7 @@ def test_the_dry_run_shows_one_preview_per_language_and_refuses_a_language_witho
     assert "no approved version in pt" in refused.first.inner_text()
     spanish = page.locator(".st-key-bulk_preview_es")
     english = page.locator(".st-key-bulk_preview_en")
-    expect(spanish).to_contain_text("es · 2 row(s) · row 2")
+    expect(spanish).to_contain_text("es · 2 row(s) · row 2", timeout=30_000)
     expect(spanish).to_contain_text("Hola Harinas Idiomas")
     expect(english).to_contain_text("en · 1 row(s) · row 3")
     expect(english).to_contain_text("Bright Packaging")
@@ -160,6 +160,6 @@ def test_the_dry_run_shows_one_preview_per_language_and_refuses_a_language_witho
     # The buyer chooses explicitly to send such rows in the default language instead.
     page.get_by_text("Send rows whose language has no approved version").click()
     wait_idle(page)
-    expect(page.get_by_text("will not be sent")).to_have_count(0)
-    expect(spanish).to_contain_text("es · 3 row(s) · row 2")
+    expect(page.get_by_text("will not be sent")).to_have_count(0, timeout=30_000)
+    expect(spanish).to_contain_text("es · 3 row(s) · row 2", timeout=30_000)
     expect(page.get_by_role("button", name="Send 4 messages")).to_be_enabled()

@@ -20,6 +20,7 @@ from babel import Locale
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
 from phonenumbers import ValidationResult as Possible
 
+from core.i18n import _, current_language
 from core.settings import get_settings
 
 #: Longer input is not a phone number, whatever it contains (E.164 has at most 15
@@ -49,15 +50,20 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     where = _country_of(number)
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible == Possible.TOO_SHORT:
-        raise InvalidPhoneNumber(f"{shown} is too short for {where}")
+        raise InvalidPhoneNumber(_("{number} is too short for {where}").format(
+            number=shown, where=where))  # fmt: skip
     if possible == Possible.INVALID_LENGTH:
-        raise InvalidPhoneNumber(f"{shown} has the wrong number of digits for {where}")
+        raise InvalidPhoneNumber(_("{number} has the wrong number of digits for {where}").format(
+            number=shown, where=where))  # fmt: skip
     if possible == Possible.TOO_LONG:
-        raise InvalidPhoneNumber(f"{shown} is too long for {where}")
+        raise InvalidPhoneNumber(_("{number} is too long for {where}").format(
+            number=shown, where=where))  # fmt: skip
     if possible == Possible.INVALID_COUNTRY_CODE:
-        raise InvalidPhoneNumber(f"{shown} starts with an unknown country code")
+        raise InvalidPhoneNumber(_("{number} starts with an unknown country code").format(
+            number=shown))  # fmt: skip
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhoneNumber(f"{shown} is not a valid phone number in {where}")
+        raise InvalidPhoneNumber(_("{number} is not a valid phone number in {where}").format(
+            number=shown, where=where))  # fmt: skip
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
@@ -94,11 +100,11 @@ def _region(region: str | None) -> str:
 def _clean(raw: object) -> str:
     """The input with unicode digits made ASCII, spacing unified and junk refused."""
     if raw is None:
-        raise InvalidPhoneNumber("The phone number is empty")
+        raise InvalidPhoneNumber(_("The phone number is empty"))
     if not isinstance(raw, str):
-        raise InvalidPhoneNumber("The phone number must be text")
+        raise InvalidPhoneNumber(_("The phone number must be text"))
     if len(raw) > 4 * MAX_INPUT_CHARS:
-        raise InvalidPhoneNumber("The phone number is too long")
+        raise InvalidPhoneNumber(_("The phone number is too long"))
     out: list[str] = []
     for char in unicodedata.normalize("NFKC", raw):
         category = unicodedata.category(char)
@@ -112,23 +118,29 @@ def _clean(raw: object) -> str:
             out.append(char)
         elif category.startswith("C"):
             raise InvalidPhoneNumber(
-                "The phone number contains a line break or another invisible character"
+                _("The phone number contains a line break or another invisible character")
             )
         elif char.isalpha():
             raise InvalidPhoneNumber(
-                f"The phone number {raw.strip()[:MAX_INPUT_CHARS]!r} contains letters"
+                _("The phone number {number} contains letters").format(
+                    number=repr(raw.strip()[:MAX_INPUT_CHARS])
+                )
             )
         else:
-            raise InvalidPhoneNumber(f"The phone number contains the character {char!r}")
+            raise InvalidPhoneNumber(
+                _("The phone number contains the character {char}").format(char=repr(char))
+            )
     text = " ".join("".join(out).split())
     if not any(char.isdigit() for char in text):
         raise InvalidPhoneNumber(
-            "The phone number is empty" if not text.strip(" -.()/") else f"{text!r} has no digits"
+            _("The phone number is empty")
+            if not text.strip(" -.()/")
+            else _("{number} has no digits").format(number=repr(text))
         )
     if len(text) > MAX_INPUT_CHARS:
-        raise InvalidPhoneNumber("The phone number is too long")
+        raise InvalidPhoneNumber(_("The phone number is too long"))
     if "+" in text.lstrip("(")[1:]:
-        raise InvalidPhoneNumber(f"{text} has a '+' in the middle")
+        raise InvalidPhoneNumber(_("{number} has a '+' in the middle").format(number=text))
     return text
 
 
@@ -182,11 +194,12 @@ def _country_of(number: PhoneNumber) -> str:
         phonenumbers.region_code_for_country_code(code)
     )
     if region and region not in (phonenumbers.UNKNOWN_REGION, "001"):
-        return _country_name(region)
-    return f"country code +{code}"
+        return _country_name(region, current_language())
+    return _("country code +{code}").format(code=code)
 
 
 @lru_cache(maxsize=512)
-def _country_name(region: str) -> str:
-    name = Locale("en").territories.get(region)
+def _country_name(region: str, language: str = "en") -> str:
+    """The country's name in `language` ("Spain", "España")."""
+    name = Locale(language).territories.get(region)
     return str(name) if name else region

@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # that cannot be reached is reported and that pass skipped).
 WANOTIFY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_test
 
-.PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres pytest-later-date bench fuzz \
+.PHONY: run test lint typecheck pytest pytest-sqlite pytest-postgres pytest-later-date bench \
+	bench-postgres fuzz \
 	install clean messages
 
 $(STAMP): pyproject.toml
@@ -95,6 +96,21 @@ bench: $(STAMP)
 	for module in $(sort $(basename $(notdir $(filter-out %/__init__.py,$(wildcard benchmarks/*.py))))); do \
 	  echo "== benchmarks.$$module"; $(BIN)/python -m benchmarks.$$module || exit 1; \
 	done
+
+# The PostgreSQL figures: send throughput and webhook load with 2 worker processes on
+# BENCH_DATABASE_URL (emptied of earlier benchmark rows: give it a database of its own),
+# analytics over 1 M messages in BENCH_DATABASE_URL_analytics (seeded once, then reused).
+BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_bench
+
+bench-postgres: $(STAMP)
+	$(BIN)/python .ci/test_database.py '$(BENCH_DATABASE_URL)'
+	$(BIN)/python .ci/test_database.py '$(BENCH_DATABASE_URL)_analytics'
+	@echo "== benchmarks.send_throughput on PostgreSQL, 2 workers"
+	$(BIN)/python -m benchmarks.send_throughput --database-url '$(BENCH_DATABASE_URL)' --workers 2
+	@echo "== benchmarks.webhook_load on PostgreSQL, 2 workers"
+	$(BIN)/python -m benchmarks.webhook_load --database-url '$(BENCH_DATABASE_URL)' --workers 2
+	@echo "== benchmarks.analytics on PostgreSQL"
+	$(BIN)/python -m benchmarks.analytics --database-url '$(BENCH_DATABASE_URL)_analytics'
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,6 +1,10 @@
-"""Analytics at volume: seed a million messages into SQLite and time every chart's query.
+"""Analytics at volume: seed a million messages and time every chart's query.
 
     python -m benchmarks.analytics [--rows 1000000] [--db PATH] [--keep]
+    python -m benchmarks.analytics --database-url postgresql://.../wanotify_bench
+
+On SQLite (a file) by default; with `--database-url`, a dedicated PostgreSQL database
+(migrated, seeded once with the same rows, reused while it holds messages).
 
 Seeds messages spread over the last 90 days (statuses, latencies, failures, pricing,
 replies and PO acknowledgements in realistic proportions) with one INSERT ... SELECT
@@ -43,6 +47,9 @@ OTHER_TENANT = "bench-other"
 SUPPLIERS = 2000
 DAYS = 90
 TARGET_SECONDS = 0.5
+#: The whole page (`stats.report`, every chart at once), on its best run (issue 13).
+PAGE_TARGET_SQLITE = 0.25
+PAGE_TARGET_POSTGRES = 1.0
 REPEATS = 5
 
 
@@ -182,6 +189,150 @@ def seed(engine: Engine, rows: int, now: datetime) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     ensure_default_rate_card(engine, TENANT)
     ensure_default_rate_card(engine, OTHER_TENANT)
+
+
+def seed_postgres(engine: Engine, rows: int, now: datetime) -> None:
+    """`seed` for PostgreSQL: the same rows, pseudo-random numbers and proportions,
+    written with generate_series (the rollup and stage triggers fire for every row)."""
+    base = (now - timedelta(days=DAYS)).astimezone(UTC)
+    span = DAYS * 86400
+
+    def at(seconds: str) -> str:
+        return f"(CAST(:base AS timestamptz) + ({seconds}) * interval '1 second')"
+
+    with engine.begin() as conn:
+        dropped = _drop_postgres_indexes(conn)
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        conn.execute(
+            text(
+                """
+                INSERT INTO suppliers (tenant_id, name, phone_e164, language, opted_in,
+                                       is_active, created_at, updated_at)
+                SELECT :tenant, 'Supplier ' || lpad(i::text, 4, '0'),
+                       '+3460' || lpad(i::text, 7, '0'), 'es', true, true, :base, :base
+                FROM generate_series(1, :k) AS i
+                """
+            ),
+            {"k": SUPPLIERS, "tenant": TENANT, "base": base},
+        )
+        # one INSERT takes consecutive ids, but not from 1 if the sequence was used before
+        first = conn.execute(
+            text("SELECT MIN(id) FROM suppliers WHERE tenant_id = :t"), {"t": TENANT}
+        ).scalar_one()
+        conn.execute(
+            text(
+                f"""
+                WITH r AS (
+                    SELECT i,
+                           (i * 2654435761) % 1000003 AS h,
+                           (i * 40503 + 7) % 999983 AS h2,
+                           (i * 69069 + 11) % 999979 AS h3,
+                           (i * 2654435761) % {span} AS secs
+                    FROM generate_series(1::bigint, :rows) AS i
+                ),
+                s AS (SELECT *, h % 1000 AS p FROM r)
+                INSERT INTO whatsapp_messages (
+                    id, tenant_id, idempotency_key, recipient_phone, wa_id, message_type,
+                    status, template_name, template_language, recipient_country, po_number,
+                    supplier_id, attempt_count, whatsapp_message_id,
+                    created_at, updated_at, accepted_at, sent_at, delivered_at, read_at,
+                    failed_at, error_code, error_title, error_class,
+                    pricing_category, pricing_type, pricing_model)
+                SELECT
+                    lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'),
+                    CASE WHEN i % 10 = 0 THEN :other ELSE :tenant END,
+                    'bench:' || i,
+                    '+34600' || lpad((h % 1000000)::text, 6, '0'),
+                    '34600' || lpad((h % 1000000)::text, 6, '0'),
+                    'template',
+                    CASE WHEN p < 50 THEN 'failed' WHEN p < 60 THEN 'pending'
+                         WHEN p < 150 THEN 'sent' WHEN p < 500 THEN 'delivered'
+                         ELSE 'read' END,
+                    CASE i % 3 WHEN 0 THEN 'po_notification' WHEN 1 THEN 'po_reminder'
+                         ELSE 'po_update' END,
+                    'es',
+                    CASE h2 % 4 WHEN 0 THEN '351' WHEN 1 THEN '44' ELSE '34' END,
+                    'PO-' || lpad(i::text, 7, '0'),
+                    :first + h3 % {SUPPLIERS},
+                    CASE WHEN p BETWEEN 50 AND 59 THEN 0 ELSE 1 END,
+                    CASE WHEN p BETWEEN 50 AND 59 THEN NULL ELSE 'wamid.bench' || i END,
+                    {at("secs")},
+                    {at("secs")},
+                    CASE WHEN p BETWEEN 50 AND 59 THEN NULL ELSE {at("secs + 1")} END,
+                    CASE WHEN p >= 60 THEN {at("secs + 3")} END,
+                    CASE WHEN p >= 150 THEN {at("secs + 5 + h2 % 900")} END,
+                    CASE WHEN p >= 500 THEN {at("secs + 10 + h2 % 900 + h3 % 14400")} END,
+                    CASE WHEN p < 50 THEN {at("secs + 4")} END,
+                    CASE WHEN p < 50 THEN
+                      CASE h3 % 5 WHEN 0 THEN 131026 WHEN 1 THEN 131049 WHEN 2 THEN 132000
+                                  WHEN 3 THEN 131047 ELSE 130472 END END,
+                    CASE WHEN p < 50 THEN 'Meta error' END,
+                    CASE WHEN p < 50 THEN 'permanent' END,
+                    CASE WHEN p >= 150 THEN CASE WHEN h3 % 10 = 0 THEN 'marketing'
+                                                 ELSE 'utility' END END,
+                    CASE WHEN p >= 150 THEN CASE WHEN h2 % 7 = 0 THEN 'free_customer_service'
+                                                 ELSE 'regular' END END,
+                    CASE WHEN p >= 150 THEN 'PMP' END
+                FROM s
+                """
+            ),
+            {
+                "rows": rows,
+                "tenant": TENANT,
+                "other": OTHER_TENANT,
+                "base": base,
+                "first": first,
+            },
+        )
+        # the same replies and acknowledgements as on SQLite (its rowid is our i; ids cut
+        # to the 36 characters PostgreSQL enforces, still unique: the id ends with i)
+        conn.execute(
+            text(
+                """
+                INSERT INTO inbound_messages (id, tenant_id, wamid, from_wa_id, supplier_id,
+                    message_type, text, context_wamid, context_message_id, at, received_at)
+                SELECT 'in-' || substr(m.id, 4), m.tenant_id, 'wamid.in.' || m.id, m.wa_id,
+                       m.supplier_id, 'text', 'Recibido, gracias', m.whatsapp_message_id, m.id,
+                       m.read_at, m.read_at
+                FROM whatsapp_messages m
+                WHERE m.read_at IS NOT NULL
+                  AND (m.attempt_count + length(m.id) + substr(m.po_number, 4)::bigint) % 8 = 0
+                """
+            )
+        )
+        conn.execute(
+            text(
+                """
+                INSERT INTO po_acknowledgements (id, tenant_id, po_number, message_id,
+                    supplier_id, inbound_wamid, action, payload, at, created_at)
+                SELECT 'ack-' || substr(m.id, 5), m.tenant_id, m.po_number, m.id, m.supplier_id,
+                       'wamid.ack.' || m.id,
+                       CASE WHEN substr(m.po_number, 4)::bigint % 9 = 0 THEN 'rejected'
+                            ELSE 'confirmed' END,
+                       'ack:' || m.po_number, m.read_at, m.read_at
+                FROM whatsapp_messages m
+                WHERE m.read_at IS NOT NULL AND substr(m.po_number, 4)::bigint % 5 = 0
+                """
+            )
+        )
+        for ddl in dropped:
+            conn.exec_driver_sql(ddl)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    ensure_default_rate_card(engine, TENANT)
+    ensure_default_rate_card(engine, OTHER_TENANT)
+
+
+def _drop_postgres_indexes(conn: Any) -> list[str]:
+    """Drop the messages table's secondary indexes (not those behind a constraint)."""
+    rows = conn.exec_driver_sql(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+        "WHERE i.tablename = 'whatsapp_messages' AND i.schemaname = current_schema() "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+    ).all()
+    for name, _ddl in rows:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    return [ddl for _name, ddl in rows]
 
 
 def _drop_message_indexes(conn: Any) -> list[str]:
@@ -332,7 +483,21 @@ def chart_calls(engine: Engine, flt: stats.StatsFilter) -> dict[str, Callable[[]
         "PO acknowledgements": lambda: stats.acknowledgements(engine, flt),
         "cost": lambda: stats.cost(engine, flt),
         "whole page (report)": lambda: stats.report(engine, flt),
+        "page, in turn (before)": lambda: sequential_page(engine, flt),
     }
+
+
+def sequential_page(engine: Engine, flt: stats.StatsFilter) -> None:
+    """The whole page as `stats.report` computed it before issue 13: every chart's
+    queries one after another, the funnel a pass of its own (the baseline)."""
+    stats.funnel(engine, flt)
+    stats.daily_rates(engine, flt)
+    stats.latency(engine, flt, "deliver")
+    stats.latency(engine, flt, "read")
+    stats.failures_by_reason(engine, flt)
+    stats.supplier_table(engine, flt)
+    stats.acknowledgements(engine, flt)
+    stats.cost(engine, flt)
 
 
 def count_floor(engine: Engine, flt: stats.StatsFilter) -> int:
@@ -345,9 +510,16 @@ def count_floor(engine: Engine, flt: stats.StatsFilter) -> int:
                     "SELECT COUNT(*) FROM whatsapp_messages WHERE tenant_id = :t "
                     "AND created_at >= :s AND created_at < :e"
                 ),
-                {"t": flt.tenant_ids[0], "s": _stored(start), "e": _stored(end)},
+                {"t": flt.tenant_ids[0], **_bounds(engine, start, end)},
             ).scalar_one()
         )
+
+
+def _bounds(engine: Engine, start: datetime, end: datetime) -> dict[str, Any]:
+    """The range's ends as the messages table compares them (text on SQLite)."""
+    if engine.dialect.name == "sqlite":
+        return {"s": _stored(start), "e": _stored(end)}
+    return {"s": start, "e": end}
 
 
 def _stored(at: datetime) -> str:
@@ -362,10 +534,24 @@ def _load() -> str:
         return "unknown"
 
 
-def run(rows: int, db_path: Path, *, keep: bool, writes: bool = True) -> int:
-    """Seed (unless the file already holds the data), time, print; exit code 1 if slow."""
-    url = f"sqlite:///{db_path}"
-    fresh = not db_path.exists()
+def run(
+    rows: int,
+    db_path: Path | None,
+    *,
+    keep: bool,
+    writes: bool = True,
+    database_url: str | None = None,
+) -> int:
+    """Seed (unless the database already holds the data), time, print; exit 1 if slow.
+
+    `database_url` (PostgreSQL) instead of `db_path`: that database, migrated and
+    seeded once (reused while it holds messages: use a dedicated one).
+    """
+    url = database_url or f"sqlite:///{db_path}"
+    postgres = database_url is not None and not database_url.startswith("sqlite")
+    fresh = db_path is not None and not db_path.exists()
+    where = url.split("@")[-1] if postgres else str(db_path)
+    page_target = PAGE_TARGET_POSTGRES if postgres else PAGE_TARGET_SQLITE
     migrate.upgrade(url)
     engine = get_engine(url)
     now = datetime.now(UTC)
@@ -373,11 +559,11 @@ def run(rows: int, db_path: Path, *, keep: bool, writes: bool = True) -> int:
         have = conn.execute(text("SELECT COUNT(*) FROM whatsapp_messages")).scalar_one()
     if fresh or have == 0:
         started = time.perf_counter()
-        seed(engine, rows, now)
-        print(f"seeded {rows:,} messages in {time.perf_counter() - started:.1f} s -> {db_path}")
+        (seed_postgres if postgres else seed)(engine, rows, now)
+        print(f"seeded {rows:,} messages in {time.perf_counter() - started:.1f} s -> {where}")
     else:
         rows = int(have)
-        print(f"reusing {rows:,} messages in {db_path}")
+        print(f"reusing {rows:,} messages in {where}")
     today = now.date()
     ranges = {
         f"all {DAYS} days": (today - timedelta(days=DAYS), today),
@@ -398,8 +584,11 @@ def run(rows: int, db_path: Path, *, keep: bool, writes: bool = True) -> int:
                   f"{'raw path':>10}")  # fmt: skip
             for chart, fn in chart_calls(engine, flt).items():
                 spread = time_spread(fn)
-                is_page = chart.startswith("whole page")
-                flag = "" if is_page or spread.worst < TARGET_SECONDS else "  SLOW"
+                is_page = chart.startswith(("whole page", "page,"))
+                if chart.startswith("whole page"):
+                    flag = "" if spread.best < page_target else "  OVER PAGE TARGET"
+                else:
+                    flag = "" if is_page or spread.worst < TARGET_SECONDS else "  SLOW"
                 slow = slow or bool(flag)
                 raw = ""
                 if chart in RAW_PATHS:
@@ -408,12 +597,12 @@ def run(rows: int, db_path: Path, *, keep: bool, writes: bool = True) -> int:
                 ratio = baseline / spread.best if spread.best else float("inf")
                 print(f"    {chart:<22}{spread.best:>7.3f}s{spread.worst:>7.3f}s"
                       f"{ratio:>10.0f}x{raw}{flag}")  # fmt: skip
-        print(f"  target < {TARGET_SECONDS}s for every chart on its worst run; "
-              f"load average now {_load()}")
-    if writes:
+        print(f"  target < {TARGET_SECONDS}s for every chart on its worst run, the whole "
+              f"page < {page_target}s on its best; load average now {_load()}")
+    if writes and not postgres:  # the trigger timings read SQLite's own catalogue
         trigger_cost(engine)
     engine.dispose()
-    if not keep and fresh:
+    if not keep and fresh and db_path is not None:
         db_path.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(str(db_path) + suffix).unlink(missing_ok=True)
@@ -524,11 +713,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=None, help="SQLite file (reused if present)")
     parser.add_argument("--keep", action="store_true", help="keep the seeded file")
     parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a dedicated PostgreSQL database instead of SQLite (seeded once, then reused)",
+    )
+    parser.add_argument(
         "--no-trigger-cost", action="store_true", help="skip timing the triggers on writes"
     )
     args = parser.parse_args(argv)
     if args.rows < 1000:
         parser.error("--rows must be at least 1000")
+    if args.database_url is not None:
+        return run(
+            args.rows,
+            None,
+            keep=True,
+            writes=not args.no_trigger_cost,
+            database_url=args.database_url,
+        )
     if args.db is None:
         directory = Path(tempfile.mkdtemp(prefix="wanotify-bench-"))
         db_path = directory / "analytics.db"

@@ -321,7 +321,9 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 def send_csv(
     file: Annotated[Path, typer.Argument(help="CSV with supplier_name, phone, po_number, ...")],
     template: Annotated[str, typer.Option(help="Approved template name")] = "po_notification",
-    lang: Annotated[str, typer.Option(help="Template language code")] = "es",
+    lang: Annotated[
+        str, typer.Option(help="Default template language (rows without their own)")
+    ] = "es",
     decimal: Annotated[str, typer.Option(help="Decimal separator: auto, '.' or ','")] = "auto",
     results: Annotated[
         Path | None, typer.Option(help="Where to write one result row per input row")

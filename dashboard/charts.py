@@ -126,26 +126,28 @@ def stage_name(stage: str) -> str:
 
 
 def funnel_figure(funnel: Funnel) -> go.Figure:
-    """Sent -> delivered -> read -> answered: each stage's count and its rate, as
-    `core.rates` defines it and with its base ("72 % of delivered"), like the tiles."""
+    """Sent -> delivered -> read -> answered: each stage's count in its bar, and beside
+    its name the stage's rate as `core.rates` defines it, with its base ("71 % of
+    delivered"), as the tiles say it (a narrow bar has no room for a sentence)."""
     frame = funnel.frame()
-    texts = []
-    for count, key in zip(frame["messages"], frame["rate_key"], strict=True):
-        shown = f"{int(count):,}"
+    names = []
+    for stage, key in zip(frame["stage"], frame["rate_key"], strict=True):
+        name = _label(stage_name(stage))
         if isinstance(key, str):
             rate = rates.by_key(key)
             share = format_share(rate.value(funnel.counts()))
-            shown += f" · {share} {_label(_(rate.base_words))}"
-        texts.append(shown)
+            name += "<br>" + _label(f"{share} {_(rate.base_words)}")
+        names.append(name)
     fig = go.Figure(
         go.Funnel(
-            y=[stage_name(stage) for stage in frame["stage"]],
+            y=names,
             x=frame["messages"],
-            text=texts,
+            text=[f"{int(count):,}" for count in frame["messages"]],
             textinfo="text",
+            textposition="inside",
             marker={"color": [PRIMARY, SECONDARY, READ, "#075E54"]},
             connector={"line": {"color": MUTED, "width": 1}},
-            hovertemplate="%{y}: %{x:,} " + _label(_("messages")) + "<extra></extra>",
+            hovertemplate="%{x:,} " + _label(_("messages")) + "<extra></extra>",
         )
     )
     return _layout(fig)

@@ -221,11 +221,14 @@ def test_the_funnel_says_each_rate_with_the_base_the_tiles_use(
     fig = charts.funnel_figure(report.funnel)
     trace = fig.data[0]
     counts = report.funnel.counts()
-    assert list(trace.y) == ["Sent", "Delivered", "Read", "Answered"]
+    names = [label.split("<br>")[0] for label in trace.y]
+    assert names == ["Sent", "Delivered", "Read", "Answered"]
     assert list(trace.x) == [counts[k] for k in ("sent", "delivered", "read", "replied")]
-    for text, rate in zip(trace.text[1:], (rates.DELIVERED, rates.READ, rates.ANSWERED),
-                          strict=True):  # fmt: skip
-        assert text.endswith(f"{charts.format_share(rate.value(counts))} {rate.base_words}")
+    assert list(trace.text) == [f"{n:,}" for n in trace.x]
+    for label, rate in zip(trace.y[1:], (rates.DELIVERED, rates.READ, rates.ANSWERED),
+                           strict=True):  # fmt: skip
+        share = charts.format_share(rate.value(counts))
+        assert label.endswith(f"<br>{share} {rate.base_words}")
     assert "percent" not in (trace.textinfo or "")  # no share of another base
 
 

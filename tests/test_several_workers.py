@@ -149,8 +149,10 @@ def test_one_of_two_workers_killed_after_a_mark_the_other_finishes_the_batch(
         sandbox.url,
         WHATSAPP_MAX_MPS=str(CAP),
         WHATSAPP_RATE_MARGIN_SECONDS="0.25",
-        WHATSAPP_CLAIM_LEASE_SECONDS="1.5",
-        WHATSAPP_INFLIGHT_GRACE_SECONDS="1.5",
+        # short, so the survivor soon takes back the dead worker's rows; not so short
+        # that its own sends, slow on a loaded machine, outlive it
+        WHATSAPP_CLAIM_LEASE_SECONDS="3",
+        WHATSAPP_INFLIGHT_GRACE_SECONDS="3",
     )
     log = tmp_path / "workers.log"
     doomed = start_worker({**env, CRASH_ENV: "started:4"}, "doomed", log)

@@ -23,6 +23,7 @@ REACHED_META = {
     MessageStatus.DELIVERED,
     MessageStatus.READ,
 }
+HELD = {MessageStatus.SENDING, MessageStatus.NEEDS_ATTENTION}
 FINAL_OR_PENDING = REACHED_META | {
     MessageStatus.PENDING,
     MessageStatus.NEEDS_ATTENTION,
@@ -55,7 +56,7 @@ class KillReport:
 
     seen: set[str]  # requests the sandbox accepted
     recorded: set[str]  # rows recorded as reached Meta
-    sending: set[str]  # rows left `sending`
+    sending: set[str]  # rows left `sending` (or a live worker's recovery already settled)
     holders: dict[str, str | None]  # the worker holding each of them
 
     def lost_by(self, worker: str) -> set[str]:
@@ -76,8 +77,8 @@ def kill_report(engine: Engine, sandbox: SandboxControls, latency_s: float) -> K
     return KillReport(
         seen=sandbox_seen(sandbox),
         recorded={i for i, m in stored.items() if m.status in REACHED_META},
-        sending={i for i, m in stored.items() if m.status == MessageStatus.SENDING},
-        holders={i: m.claimed_by for i, m in stored.items() if m.status == MessageStatus.SENDING},
+        sending={i for i, m in stored.items() if m.status in HELD},
+        holders={i: m.claimed_by for i, m in stored.items() if m.status in HELD},
     )
 
 

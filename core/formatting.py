@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
+from babel.dates import format_timedelta
 from babel.numbers import format_currency, format_decimal
 from babel.numbers import format_percent as _babel_percent
 
@@ -49,6 +50,14 @@ def format_moment(at: datetime, tz: str | None = None, style: Style = "datetime"
     """An aware time in zone `tz` (as stored when None), in the one date format."""
     local = at.astimezone(ZoneInfo(tz)) if tz else at
     return _babel_datetime(local, PATTERNS[style], tzinfo=local.tzinfo, locale=current_locale())
+
+
+def format_ago(at: datetime | None, now: datetime) -> str:
+    """How long before `now` an aware time was, as the locale says it ("hace 2 días",
+    "3 hours ago"); an em dash for no time. Tables show this where a date would be noise."""
+    if at is None or (isinstance(at, float) and at != at):  # None or pandas' NaN
+        return NOTHING
+    return format_timedelta(at - now, add_direction=True, locale=current_locale())
 
 
 def format_day(day: date) -> str:

@@ -18,11 +18,12 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import streamlit as st
 
 from core import clock
 from core.compose import MessageState
-from core.formatting import format_moment, style_of
+from core.formatting import format_ago, format_moment, style_of
 from core.i18n import N_, _
 from core.paging import ResultPage, page_of
 from core.templates import Preview
@@ -201,6 +202,15 @@ def format_local(
 def local_time(at: datetime, fmt: str = "%d/%m/%Y %H:%M", *, labelled: bool = True) -> str:
     """`at` as the viewer reads it: in their time zone (labelled unless told not to)."""
     return format_local(at, viewer_zone(), fmt, labelled=labelled)
+
+
+def ago(at: datetime | None) -> str:
+    """How long ago `at` was, in the reader's language ("hace 2 días"); "—" for None.
+
+    For table columns: Streamlit's own "distance" date format is English only."""
+    if at is None or pd.isna(at):
+        return format_ago(None, clock.now())
+    return format_ago(pd.Timestamp(at).to_pydatetime(), clock.now())
 
 
 def _when(at: datetime | None) -> str:

@@ -19,7 +19,7 @@ from core.formatting import format_day, format_number
 from core.i18n import _, current_locale
 from core.users import UserInfo
 from dashboard import charts, runtime
-from dashboard.widgets import md_escape, paged, pager, viewer_today, viewer_zone
+from dashboard.widgets import ago, md_escape, paged, pager, viewer_today, viewer_zone
 
 CACHE_SECONDS = 60
 DEFAULT_DAYS = 30
@@ -322,7 +322,7 @@ def _suppliers(data: stats.AnalyticsReport) -> None:
                 for rate, column in counted.items()
             },
             "failed": list(part["failed"]),
-            "last_sent_at": list(part["last_sent_at"]),
+            "last_sent_at": [ago(at) for at in part["last_sent_at"]],
         }
     )
     widths = {rates.DELIVERED: 150, rates.READ: 150, rates.ANSWERED: 165}
@@ -339,9 +339,7 @@ def _suppliers(data: stats.AnalyticsReport) -> None:
                 for rate, w in widths.items()
             },
             "failed": st.column_config.NumberColumn(_("Failed"), format="%d", width=70),
-            "last_sent_at": st.column_config.DatetimeColumn(
-                _("Last sent"), format="distance", width=105
-            ),
+            "last_sent_at": st.column_config.TextColumn(_("Last sent"), width=105),
         },
     )
     pager(shown, "analytics_suppliers")

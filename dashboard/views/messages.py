@@ -338,7 +338,7 @@ def _attention(user: UserInfo, engine: Engine) -> None:
         )
         frame = pd.DataFrame(  # outside text (reasons, numbers) shown as cells, never Markdown
             {
-                _("Since"): [pd.Timestamp(i.since).tz_convert(viewer_zone()) for i in items],
+                _("Since"): [local_time(i.since) for i in items],
                 _("Phone"): [i.recipient_phone for i in items],
                 _("PO"): [i.po_number or "" for i in items],
                 _("Reason"): [i.reason for i in items],

@@ -23,7 +23,7 @@ from core.pricing import (
 )
 from core.users import UserInfo, list_users
 from dashboard import runtime
-from dashboard.widgets import local_time, md_escape, paged, pager, viewer_today
+from dashboard.widgets import ago, local_time, md_escape, paged, pager, viewer_today
 
 
 def render(user: UserInfo) -> None:
@@ -166,7 +166,7 @@ def _users(user: UserInfo) -> None:
                 "Tenants": [", ".join(u.tenants) for u in people],
                 "Active": [u.is_active for u in people],
                 "Demo": [u.is_demo for u in people],
-                "Last login": [u.last_login_at for u in people],
+                "Last login": [ago(u.last_login_at) for u in people],
             }
         ),
         hide_index=True,
@@ -179,7 +179,7 @@ def _users(user: UserInfo) -> None:
             "Tenants": st.column_config.TextColumn(_("Tenants")),
             "Active": st.column_config.CheckboxColumn(_("Active")),
             "Demo": st.column_config.CheckboxColumn(_("Demo")),
-            "Last login": st.column_config.DatetimeColumn(_("Last login"), format="distance"),
+            "Last login": st.column_config.TextColumn(_("Last login")),
         },
     )
     pager(shown, "users")

@@ -11,7 +11,7 @@ from core.i18n import N_, _, ngettext
 from core.template_admin import TemplateSummary, sync_templates_as, template_summaries
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import md_escape, paged, pager, whatsapp_bubble
+from dashboard.widgets import ago, md_escape, paged, pager, whatsapp_bubble
 
 _STATUS = {
     "APPROVED": N_("Approved"),
@@ -123,7 +123,7 @@ def _table(templates: list[TemplateSummary]) -> None:
             "parameters": [t.parameter_count for t in rows],
             "format": [_format(t.parameter_format) for t in rows],
             "quality": [t.quality or "—" for t in rows],
-            "synced": [t.synced_at for t in rows],
+            "synced": [ago(t.synced_at) for t in rows],
         }
     )
     sendable = sum(t.sendable for t in templates)
@@ -144,9 +144,7 @@ def _table(templates: list[TemplateSummary]) -> None:
             ),
             "format": st.column_config.TextColumn(_("Format"), width=90),
             "quality": st.column_config.TextColumn(_("Quality"), width=80),
-            "synced": st.column_config.DatetimeColumn(
-                _("Synced"), format="distance", width=110
-            ),
+            "synced": st.column_config.TextColumn(_("Synced"), width=110),
         },
     )
     pager(shown, "templates")

@@ -173,3 +173,15 @@ def test_charts_write_numbers_with_the_readers_marks() -> None:
     assert _layout(go.Figure()).layout.separators == ".,"
     set_locale("es")
     assert _layout(go.Figure()).layout.separators == ",."
+
+
+def test_how_long_ago_reads_in_the_locale() -> None:
+    from datetime import timedelta
+
+    from core.formatting import format_ago
+
+    now = datetime(2026, 12, 4, 20, 0, tzinfo=UTC)
+    assert format_ago(now - timedelta(days=2), now) == "2 days ago"
+    assert format_ago(None, now) == "—"
+    set_locale("es")
+    assert format_ago(now - timedelta(hours=3), now) == "hace 3 horas"

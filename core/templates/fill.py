@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.i18n import N_, _
 from core.templates.definition import MEDIA_FORMATS, TemplateDefinition
 from core.templates.values import (
     BUTTONS_KEY,
@@ -58,7 +59,7 @@ def fill(defn: TemplateDefinition, params: Mapping[str, Any] | None) -> Filled:
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
-        filled.problem("template", "The parameters", "must map names to values")
+        filled.problem("template", _("The parameters"), _("must map names to values"))
         params = {}
     given = {str(key): value for key, value in params.items()}
     _fill_header(defn, given, filled)
@@ -66,14 +67,14 @@ def fill(defn: TemplateDefinition, params: Mapping[str, Any] | None) -> Filled:
     _fill_buttons(defn, given.get(BUTTONS_KEY), filled)
     for key in given:
         if key not in defn.body_params and key not in (HEADER_KEY, BUTTONS_KEY):
-            filled.problem(key[:60], _label(key[:60]), "is not a parameter of this template")
+            filled.problem(key[:60], _label(key[:60]), _("is not a parameter of this template"))
     return filled
 
 
 def _fill_body(defn: TemplateDefinition, given: dict[str, Any], filled: Filled) -> None:
     for name in defn.body_params:
         if name not in given:
-            filled.problem(name, _label(name), "is missing")
+            filled.problem(name, _label(name), _("is missing"))
             continue
         try:
             filled.body[name] = resolve_text(given[name], defn.language)
@@ -86,71 +87,83 @@ def _fill_header(defn: TemplateDefinition, given: dict[str, Any], filled: Filled
     fmt = defn.header_format
     if fmt == "TEXT" and defn.header_params:
         if value is None:
-            filled.problem(HEADER_KEY, _HEADER_PARAM, "is missing")
+            filled.problem(HEADER_KEY, _(_HEADER_PARAM), _("is missing"))
             return
         try:
             resolved = resolve_text(value, defn.language)
         except ParamValueError as exc:
-            filled.problem(HEADER_KEY, _HEADER_PARAM, str(exc))
+            filled.problem(HEADER_KEY, _(_HEADER_PARAM), str(exc))
             return
         if resolved.parameter["type"] != "text":
-            filled.problem(HEADER_KEY, _HEADER_PARAM, "must be plain text")
+            filled.problem(HEADER_KEY, _(_HEADER_PARAM), _("must be plain text"))
         elif len(resolved.text) > MAX_HEADER_PARAM:
             filled.problem(
                 HEADER_KEY,
-                _HEADER_PARAM,
-                f"is {len(resolved.text)} characters; WhatsApp allows {MAX_HEADER_PARAM}",
+                _(_HEADER_PARAM),
+                _("is {n} characters; WhatsApp allows {limit}").format(
+                    n=len(resolved.text), limit=MAX_HEADER_PARAM
+                ),
             )
         else:
             filled.header = resolved
     elif fmt in MEDIA_FORMATS:
         assert fmt is not None
         if value is None:
-            filled.problem(HEADER_KEY, "The header", f"needs a {fmt.lower()} (an https link)")
+            needs = _("needs {kind} (an https link)").format(kind=_media_kind(fmt))
+            filled.problem(HEADER_KEY, _("The header"), needs)
             return
         try:
             filled.header = resolve_media(value, fmt)
         except ParamValueError as exc:
-            filled.problem(HEADER_KEY, "The header", str(exc))
+            filled.problem(HEADER_KEY, _("The header"), str(exc))
     elif fmt == "LOCATION":
-        filled.problem(HEADER_KEY, "The location header", "cannot be filled from here")
+        filled.problem(HEADER_KEY, _("The location header"), _("cannot be filled from here"))
     elif value is not None:
-        filled.problem(HEADER_KEY, "The header", "takes no parameter in this template")
+        filled.problem(HEADER_KEY, _("The header"), _("takes no parameter in this template"))
 
 
 def _fill_buttons(defn: TemplateDefinition, value: Any, filled: Filled) -> None:
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
-        filled.problem(BUTTONS_KEY, "Button values", "must map a button number to its value")
+        filled.problem(BUTTONS_KEY, _("Button values"), _("must map a button number to its value"))
         return
     given = {str(key): item for key, item in value.items()}
     for button in defn.buttons:
         key = str(button.index)
         label = f"{BUTTONS_KEY}.{key}"
+        named = _("The button {text}").format(text=repr(button.text))
         if key not in given:
             if button.has_url_parameter or button.type == "COPY_CODE":
-                filled.problem(label, f"The button {button.text!r}", "needs a value")
+                filled.problem(label, named, _("needs a value"))
             continue
         if not button.takes_parameter:
-            filled.problem(label, f"The button {button.text!r}", "takes no value")
+            filled.problem(label, named, _("takes no value"))
             continue
         try:
             filled.buttons[button.index] = resolve_button(given[key], button.type)
         except ParamValueError as exc:
-            filled.problem(label, f"The value of button {button.text!r}", str(exc))
+            value_of = _("The value of button {text}").format(text=repr(button.text))
+            filled.problem(label, value_of, str(exc))
     known = {str(button.index) for button in defn.buttons}
     for key in given:
         if key not in known:
             filled.problem(
                 f"{BUTTONS_KEY}.{key[:10]}",
-                f"Button {key[:10]!r}",
-                "does not exist in this template",
+                _("Button {key}").format(key=repr(key[:10])),
+                _("does not exist in this template"),
             )
 
 
-_HEADER_PARAM = "The header's parameter"
+_HEADER_PARAM = N_("The header's parameter")  # translated where used
 
 
 def _label(name: str) -> str:
-    return f"Parameter {{{{{name}}}}}"
+    return _("Parameter {name}").format(name="{{" + name + "}}")
+
+
+def _media_kind(header_format: str) -> str:
+    """A media header's kind with its article ("a document"), as a refusal names it."""
+    kinds = {"document": N_("a document"), "image": N_("an image"), "video": N_("a video")}
+    known = kinds.get(header_format.lower())
+    return _(known) if known else header_format.lower()

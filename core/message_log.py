@@ -273,9 +273,9 @@ def resend_message(engine: Engine, user: UserInfo, message_id: str) -> str:
     with Session(engine) as session:
         row = session.get(WhatsAppMessage, str(message_id)[:36])
         if row is None or row.tenant_id not in user.tenants:
-            raise OutboxError("No such message")
+            raise OutboxError(_("No such message"))
         if row.tenant_id != tenant:
-            raise PermissionDenied("Messages of another tenant cannot be resent from here")
+            raise PermissionDenied(_("Messages of another tenant cannot be resent from here"))
         if row.status == MessageStatus.FAILED and resend_cannot_fix(row.error_code):
             raise OutboxError(_(RESEND_FUTILE).format(reason=human_reason(row.error_code)))
     copy = resend(message_id, user.username, engine=engine, tenant_id=tenant)

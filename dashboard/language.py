@@ -39,13 +39,18 @@ def browser_languages() -> str | None:
 def apply_locale(user_id: int | None = None) -> str:
     """Set this rerun's locale (see the module docstring) and return it.
 
-    With a logged-in `user_id`, their stored choice is read once per session.
+    With a logged-in `user_id`, their stored choice is read once per session; a language
+    picked on the login page just before is their latest choice and is stored instead.
     """
     if user_id is not None and st.session_state.get(_LOADED_KEY) != user_id:
         st.session_state[_LOADED_KEY] = user_id
-        stored = chosen_language(runtime.engine(), user_id)
-        if stored is not None:
-            st.session_state[CHOICE_KEY] = stored
+        picked = st.session_state.get(CHOICE_KEY)
+        if isinstance(picked, str) and picked in LANGUAGES:
+            choose_language(runtime.engine(), user_id, picked)
+        else:
+            stored = chosen_language(runtime.engine(), user_id)
+            if stored is not None:
+                st.session_state[CHOICE_KEY] = stored
     chosen = st.session_state.get(CHOICE_KEY)
     locale = choose_locale(chosen if isinstance(chosen, str) else None, browser_languages())
     set_locale(locale)

@@ -49,6 +49,8 @@ def test_the_login_form_and_pages_read_in_the_chosen_language(
     shown = texts(at)
     assert "Sesión iniciada como ana · comprador · acme" in shown
     assert at.sidebar.button[0].label == "Cerrar sesión"
+    ana = get_user(engine, "ana")
+    assert ana is not None and chosen_language(engine, ana.id) == "es"  # picked at login
 
 
 def test_the_picker_switches_language_and_remembers_it_on_the_user(

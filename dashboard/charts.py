@@ -18,10 +18,11 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 from babel import Locale
+from babel.dates import format_date
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
 from core import formatting, rates
-from core.i18n import _, current_locale
+from core.i18n import _, current_language, current_locale
 from core.stats import AckStats, CostReport, Funnel, Granularity, LatencyStats
 
 PRIMARY = "#128C7E"
@@ -111,6 +112,15 @@ def date_axis(labels: Sequence[date], unit: Granularity) -> dict[str, Any]:
         axis.update(dtick=f"M{every}", tickformat="%b %Y")
     else:
         axis.update(dtick=_DAY_MS * every * (7 if unit == "week" else 1), tickformat="%d %b")
+    if current_language() != "en":  # Plotly names months in English only: label them here
+        start = days.index(anchor)
+        ticks = [d for i, d in enumerate(days) if (i - start) % every == 0]
+        pattern = "MMM yyyy" if unit == "month" else "dd MMM"
+        axis.update(
+            tickmode="array",
+            tickvals=[datetime.combine(d, time(0)).isoformat() for d in ticks],
+            ticktext=[format_date(d, pattern, locale=current_locale()) for d in ticks],
+        )
     return axis
 
 

@@ -185,3 +185,16 @@ def test_how_long_ago_reads_in_the_locale() -> None:
     assert format_ago(None, now) == "—"
     set_locale("es")
     assert format_ago(now - timedelta(hours=3), now) == "hace 3 horas"
+
+
+def test_chart_dates_name_the_month_in_the_readers_language() -> None:
+    from dashboard.charts import date_axis
+
+    days = [date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)]
+    assert "ticktext" not in date_axis(days, "day")  # English: Plotly's own labels
+    set_locale("es")
+    axis = date_axis(days, "day")
+    assert axis["ticktext"] == ["05 ene", "06 ene", "07 ene"]
+    assert axis["tickvals"][0].startswith("2026-01-05")
+    months = date_axis([date(2026, 1, 1), date(2026, 2, 1)], "month")
+    assert months["ticktext"] == ["ene 2026", "feb 2026"]

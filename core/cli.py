@@ -99,22 +99,55 @@ def webhook(
 @app.command()
 def worker(
     worker_id: Annotated[str | None, typer.Option("--id", help="Name of this worker")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="WANOTIFY_METRICS_PORT",
+            help="Serve Prometheus metrics on this port at /metrics (off by default)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="WANOTIFY_METRICS_HOST", help="Address for --metrics-port")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a sender worker: claims pending messages and sends them under Meta's limits."""
     _service_logging()
     from core.db import get_engine
     from core.sender import run_loop, run_worker
+    from core.sender.metrics import QualityProbe, SenderMetrics, serve_metrics
 
     settings = _settings()
+    engine = get_engine()
+    metrics = SenderMetrics(engine, settings)
+    if metrics_port is not None:
+        try:
+            server, _ = serve_metrics(metrics.registry(), metrics_port, metrics_host)
+        except OSError as exc:  # fail closed: an asked-for endpoint must exist
+            raise UserError(
+                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"
+            ) from None
 
     async def _serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)  # finish in-flight sends, then exit
-        await run_worker(settings, get_engine(), worker_id=worker_id, stop=stop)
+        probe = None
+        if metrics_port is not None:
+            probe = asyncio.create_task(QualityProbe(metrics).run(stop))
+        await run_worker(
+            settings, engine, worker_id=worker_id, stop=stop, on_dispatcher=metrics.watch
+        )
+        if probe is not None:
+            await probe
 
-    run_loop(_serve())
+    try:
+        run_loop(_serve())
+    finally:
+        if metrics_port is not None:
+            server.shutdown()
 
 
 EXIT_CODES_HELP = (

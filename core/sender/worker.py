@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -78,8 +78,10 @@ async def run_worker(
     client_factory: ClientFactory | None = None,
     limiter: RateLimiter | None = None,
     options: DispatcherOptions | None = None,
+    on_dispatcher: Callable[[Dispatcher], None] | None = None,
 ) -> DispatchStats:
     """Send until `stop` is set (forever without one); installs no signal handlers.
+    `on_dispatcher` is given the dispatcher before it starts (metrics watch its stats).
 
     Cancelling the task also shuts down gracefully: in-flight sends finish (bounded),
     unsent claimed rows return to pending and outcomes are written before it returns.
@@ -93,6 +95,8 @@ async def run_worker(
         options=options,
         worker_id=worker_id,
     )
+    if on_dispatcher is not None:
+        on_dispatcher(dispatcher)
     task = asyncio.create_task(dispatcher.run(stop))
     try:
         return await asyncio.shield(task)

@@ -7,11 +7,13 @@ mapped onto a bounded set, so a new word from Meta cannot grow the series withou
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from core import clock
 from core.webhooks.parse import KNOWN_MESSAGE_TYPES, KNOWN_STATUSES
 
 if TYPE_CHECKING:
@@ -22,6 +24,15 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _FIELD_NAME = re.compile(r"^[a-z_]{1,48}$")
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def _aware(at: datetime) -> datetime:
+    """A database time as aware UTC (SQLite hands back naive UTC)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _unix(at: datetime) -> float:
+    return _aware(at).timestamp()
 
 
 def _label(kind: str, word: str) -> str:
@@ -99,6 +110,21 @@ class WebhookMetrics:
             ["state"],
             registry=r,
         )
+        self.last_event = Gauge(
+            "wanotify_webhook_last_event_timestamp_seconds",
+            "When the last valid webhook delivery was received (Unix time; 0 before any)",
+            registry=r,
+        )
+        self.oldest_unapplied_age = Gauge(
+            "wanotify_webhook_oldest_unapplied_age_seconds",
+            "Age of the oldest acknowledged receipt not applied yet (0 when none waits)",
+            registry=r,
+        )
+        self.refused_signatures = Gauge(
+            "wanotify_webhook_refused_signatures",
+            "Deliveries refused for a bad signature since the last valid one (all processes)",
+            registry=r,
+        )
         self._accepted = self.requests.labels("accepted")  # once: this runs per request
 
     def count_rejected(self, reason: str) -> None:
@@ -146,6 +172,12 @@ class WebhookMetrics:
         self.held.labels("pending").set(health.held)
         self.held.labels("unmatched").set(health.unmatched)
         self.held.labels("conflict").set(health.conflicts)
+        self.refused_signatures.set(health.rejected_signatures.count)
+        if health.last_event_at is not None:
+            self.last_event.set(_unix(health.last_event_at))
+        oldest = health.oldest_unapplied_at
+        age = 0.0 if oldest is None else (clock.now() - _aware(oldest)).total_seconds()
+        self.oldest_unapplied_age.set(max(0.0, age))
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -31,6 +31,7 @@ from core.batches import (
     resume_batch,
     retry_failed,
 )
+from core.consent import batch as consent_batch
 from core.csv_export import DEFAULT_DIALECT, ExportDialect, results_csv
 from core.csv_import import (
     PO_FIELDS,
@@ -91,6 +92,11 @@ class BulkPlan:
     fallback_to_default: bool = False
     #: Valid rows that would add a supplier named like another one (asked first).
     namesakes: list[Namesake] = field(default_factory=list)
+    #: The buyer confirmed that every supplier in the file agreed to WhatsApp messages.
+    consent_confirmed: bool = False
+    #: Valid rows whose consent is confirmed (by their `consent` cell or the buyer), by
+    #: row number: recorded when the batch starts (`core.consent.batch`).
+    consent: dict[int, bool] = field(default_factory=dict)
 
     @property
     def valid(self) -> list[RowCheck]:
@@ -173,6 +179,7 @@ def plan_csv(
     mapping: Mapping[str, str | None] | None = None,
     default_currency: str | None = "EUR",
     fallback_to_default: bool = False,
+    consent_confirmed: bool = False,
     engine: Engine | None = None,
 ) -> BulkPlan:
     """Read and check a CSV for a send of one template; rows already sent are refused.
@@ -181,7 +188,9 @@ def plan_csv(
     cell, else its supplier's, else the default) when the template has an approved
     version in it, and is refused otherwise, unless `fallback_to_default` (the buyer's
     explicit choice) sends it in the default. Rows that would add a supplier named
-    like another one are listed in `namesakes`.
+    like another one are listed in `namesakes`. Each row's WhatsApp consent is checked
+    (`core.consent.batch`: its `consent` cell, else `consent_confirmed`, the buyer's
+    confirmation for the whole file); refused rows say why.
 
     Raises CsvError when the file cannot be read for certain, NoticeRejected when the
     template cannot be sent at all.
@@ -225,9 +234,30 @@ def plan_csv(
         else check
         for check in checks
     ]
-    return BulkPlan(
+    plan = BulkPlan(
         tenant_id, definition, table, chosen, marked, versions, fallback_to_default, namesakes
     )
+    return _with_consent(plan, consent_confirmed, engine or get_engine())
+
+
+def _with_consent(plan: BulkPlan, confirmed: bool, engine: Engine) -> BulkPlan:
+    """The plan with each valid row's consent checked: refusals added to its errors."""
+    with Session(engine) as session:
+        consent, refused = consent_batch.check_rows(
+            session,
+            plan.tenant_id,
+            plan.checks,
+            plan.table.rows,
+            plan.table.headers,
+            batch_confirmed=confirmed,
+        )
+    checks = [
+        replace(check, errors=[*check.errors, refused[check.row_number]])
+        if check.row_number in refused
+        else check
+        for check in plan.checks
+    ]
+    return replace(plan, checks=checks, consent_confirmed=confirmed, consent=consent)
 
 
 def _versions(
@@ -312,6 +342,7 @@ def start_batch(
         )
         current: dict[str, TemplateDefinition | NoticeRejected] = {definition.language: definition}
         suppliers = _suppliers_for(session, plan)
+        consent_batch.record_confirmed(session, suppliers, plan.checks, plan.consent, created_by)
         for check, raw in zip(plan.checks, plan.table.rows, strict=True):
             if not check.ok or check.phone_e164 is None:
                 rows.append(BatchInput(check.row_number, raw, error="; ".join(check.errors)))
@@ -382,8 +413,8 @@ def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
 
     Known suppliers come back in a few `IN (...)` queries; unknown ones are recorded
     exactly as `find_or_add_supplier` records them (name from the row, its language or
-    the default, opted in now) with one flush for all, instead of a query and a flush
-    per row.
+    the default; no consent: `core.consent.batch` records it for confirmed rows) with
+    one flush for all, instead of a query and a flush per row.
     """
     first: dict[str, RowCheck] = {}
     for check in plan.valid:
@@ -397,7 +428,9 @@ def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
             name=(check.values.get("supplier_name") or phone).strip()[:200],
             phone_e164=phone,
             language=_new_supplier_language(check),
-            opted_in_at=now,
+            opted_in=False,  # consent only as the row or the buyer confirms it
+            created_at=now,
+            updated_at=now,
         )
         for phone, check in first.items()
         if phone not in found
@@ -583,7 +616,7 @@ def start_batch_for(
     """`start_batch` on behalf of a dashboard user: role and tenant checked first."""
     require(user, Action.SEND)
     if plan.tenant_id != write_tenant(user):
-        raise PermissionDenied("This file was checked for another tenant")
+        raise PermissionDenied(_("This file was checked for another tenant"))
     return start_batch(
         plan,
         name=name,

@@ -182,10 +182,21 @@ def send(
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
     wait: Annotated[bool, typer.Option(help="Send now and wait for Meta's answer")] = True,
+    consent: Annotated[
+        bool,
+        typer.Option(
+            "--consent",
+            help="The supplier agreed to receive WhatsApp messages: recorded as consent "
+            "(source cli). Without it, a supplier with no recorded consent is refused "
+            "unless the tenant allows it; an opted-out supplier is always refused",
+        ),
+    ] = False,
 ) -> None:
     """Send one template message (a PO notice by default), or a free-form --text, through
-    the outbox. Sending the same again does not send twice: it reports the first message,
-    and exits 3 if that one failed or was cancelled."""
+    the outbox. A supplier who opted out, or has no recorded consent (see --consent), is
+    refused with the reason: nothing is queued, exit 1. Sending the same again does not
+    send twice: it reports the first message, and exits 3 if that one failed or was
+    cancelled."""
     from core import notify
 
     _settings()
@@ -213,6 +224,7 @@ def send(
                 template_name=template,
                 source="cli",
                 created_by="cli",
+                consent_confirmed=consent,
             )
         )
     else:
@@ -224,6 +236,7 @@ def send(
             params=_parse_params(param or []),
             source="cli",
             created_by="cli",
+            consent=notify.ConsentGrant("cli", "cli") if consent else None,
         )
     message = result.message
     if not result.created:
@@ -382,6 +395,13 @@ def send_csv(
             "(the send is refused otherwise)"
         ),
     ] = False,
+    consent_confirmed: Annotated[
+        bool,
+        typer.Option(
+            help="Every supplier in the file agreed to receive WhatsApp messages (rows "
+            "whose consent column says no are still refused); recorded as consent"
+        ),
+    ] = False,
     tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
 ) -> None:
     """Send a PO notice per CSV row with a progress bar, and write a results CSV.
@@ -408,6 +428,7 @@ def send_csv(
         language=lang,
         decimal=decimal,  # type: ignore[arg-type]
         fallback_to_default=fallback_to_default,
+        consent_confirmed=consent_confirmed,
     )
     for row in plan.rejected:
         console.print(f"row {row.row_number}: [red]{escape('; '.join(row.errors))}[/]")

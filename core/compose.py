@@ -18,6 +18,9 @@ from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
 from core.auth import Action, require, write_tenant
+from core.consent import consent_state, refusal_for
+from core.consent.policy import ConsentStateName, source_label
+from core.i18n import _
 from core.keys import po_notice_key
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
@@ -29,6 +32,7 @@ from core.notify import (
     prepare_po_notice,
     resolve_template,
     send_po_notice,
+    supplier_at,
 )
 from core.supplier_labels import supplier_label
 from core.templates import (
@@ -65,13 +69,36 @@ class SupplierChoice:
     name: str
     phone_e164: str
     language: str
+    consent: ConsentStateName = "unknown"
     external_ref: str | None = None  # the ERP's id, shown when another shares the name
     namesake: bool = False  # another supplier in the same list has this name
 
     @property
     def label(self) -> str:
-        """How the option reads in a select box."""
+        """How the option reads in a select box (an opted-out supplier says so)."""
+        if self.consent == "opted_out":
+            return _("{name} · {phone} · opted out").format(name=self.name, phone=self.phone_e164)
         return supplier_label(self.name, self.phone_e164, self.external_ref, with_ref=self.namesake)
+
+
+@dataclass(frozen=True)
+class ConsentInfo:
+    """A number's consent, as the send page shows it before anything is sent.
+
+    `state`: consenting, opted_out or unknown (no supplier, or none recorded). `refusal`:
+    why a send would be refused unless the buyer confirms consent (None: it may go).
+    `detail`: how and when consent or the opt-out was recorded, in words.
+    """
+
+    state: ConsentStateName
+    known: bool
+    refusal: str | None
+    detail: str | None
+
+    @property
+    def can_confirm(self) -> bool:
+        """True when the buyer may record consent with this send (never over an opt-out)."""
+        return self.state == "unknown"
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,7 @@ class NoticeForm:
     language: str
     document_url: str = ""
     decimal: DecimalMark = "auto"
+    consent_confirmed: bool = False  # the buyer ticked "the supplier agreed"
 
 
 @dataclass(frozen=True)
@@ -185,11 +213,45 @@ def search_suppliers(
                 s.name,
                 s.phone_e164,
                 s.language,
+                consent_state(s),
                 external_ref=s.external_ref,
                 namesake=names[s.name.strip().casefold()] > 1,
             )
             for s in found
         ]
+
+
+def supplier_consent(engine: Engine, tenant_id: str, phone: str) -> ConsentInfo | None:
+    """The consent of the tenant's supplier at `phone` (None when the phone is not valid).
+
+    For the send page, before the buyer sends: an opted-out supplier is refused with the
+    reason; one without recorded consent is refused unless the tenant allows it or the
+    buyer confirms consent.
+    """
+    try:
+        recipient = normalised_phone(phone)
+    except NoticeRejected:
+        return None
+    with Session(engine) as session:
+        supplier = supplier_at(session, tenant_id, recipient)
+        refusal = refusal_for(session, tenant_id, supplier)
+        state = consent_state(supplier)
+        detail = None
+        if supplier is not None and state == "opted_out" and supplier.opted_out_at:
+            detail = _("Opted out on {date} by {source}").format(
+                date=f"{supplier.opted_out_at:%Y-%m-%d %H:%M} UTC",
+                source=source_label(supplier.opt_out_source),
+            )
+        elif supplier is not None and state == "consenting" and supplier.opted_in_at:
+            detail = _("Consent recorded on {date} by {source}").format(
+                date=f"{supplier.opted_in_at:%Y-%m-%d %H:%M} UTC",
+                source=source_label(supplier.consent_source),
+            )
+            if supplier.consent_by:
+                detail += f" ({supplier.consent_by})"
+    return ConsentInfo(
+        state, supplier is not None, refusal.reason if refusal else None, detail
+    )
 
 
 def _escape_like(text: str) -> str:
@@ -233,11 +295,11 @@ def draft_notice(engine: Engine, user: UserInfo, form: NoticeForm) -> Draft:
     try:
         amount = parse_amount(form.amount, form.decimal)
     except InvalidAmount as exc:
-        problems.append(f"Amount: {exc}")
+        problems.append(_("Amount: {reason}").format(reason=exc))
     try:
         currency = normalize_currency(form.currency)
     except InvalidAmount as exc:
-        problems.append(f"Currency: {exc}")
+        problems.append(_("Currency: {reason}").format(reason=exc))
     recipient: str | None = None
     if form.phone.strip():
         try:
@@ -245,11 +307,11 @@ def draft_notice(engine: Engine, user: UserInfo, form: NoticeForm) -> Draft:
         except NoticeRejected as exc:
             problems.extend(exc.problems)
     else:
-        problems.append("The phone number is missing")
+        problems.append(_("The phone number is missing"))
     if not form.supplier_name.strip():
-        problems.append("The supplier name is empty")
+        problems.append(_("The supplier name is empty"))
     if not form.po_number.strip():
-        problems.append("The PO number is empty")
+        problems.append(_("The PO number is empty"))
     preview: Preview | None = None
     notice: PoNotice | None = None
     with Session(engine) as session:
@@ -283,6 +345,7 @@ def draft_notice(engine: Engine, user: UserInfo, form: NoticeForm) -> Draft:
                 document_url=form.document_url.strip() or None,
                 created_by=user.username,
                 source="dashboard",
+                consent_confirmed=form.consent_confirmed,
             )
             if recipient is not None:
                 try:  # the send's own checks, so the draft never promises more than it does

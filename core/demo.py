@@ -27,6 +27,7 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.consent import grant, withdraw
 from core.db import session_scope
 from core.models.events import InboundMessage, MessageStatusEvent, PoAcknowledgement
 from core.models.messages import MessageStatus, WhatsAppMessage
@@ -150,6 +151,7 @@ def seed_demo(engine: Engine, tenant_id: str, *, now: datetime | None = None) ->
     if demo_message_count(engine, [tenant_id]) == 0:
         try:
             messages, replies, acks = _seed_messages(engine, tenant_id, now)
+            _record_opt_out(engine, tenant_id, now)
         except IntegrityError:  # another process seeded at the same moment
             log.info("demo messages already seeded by another process")
     users = _ensure_users(engine, tenant_id)
@@ -196,22 +198,37 @@ def _ensure_suppliers(engine: Engine, tenant_id: str, now: datetime) -> int:
         for i, (name, phone, language, _city) in enumerate(DEMO_SUPPLIERS, start=1):
             if phone in existing:
                 continue
-            session.add(
-                Supplier(
-                    tenant_id=tenant_id,
-                    name=name,
-                    phone_e164=phone,
-                    wa_id=wa_digits(phone),
-                    language=language,
-                    external_ref=f"{DEMO_SUPPLIER_PREFIX}{i:02d}",
-                    opted_in=i != 8,  # one supplier withdrew consent: shown on the page
-                    opted_in_at=now - timedelta(days=60),
-                    created_at=now - timedelta(days=60),
-                    updated_at=now - timedelta(days=60),
-                )
+            supplier = Supplier(
+                tenant_id=tenant_id,
+                name=name,
+                phone_e164=phone,
+                wa_id=wa_digits(phone),
+                language=language,
+                external_ref=f"{DEMO_SUPPLIER_PREFIX}{i:02d}",
+                created_at=now - timedelta(days=60),
+                updated_at=now - timedelta(days=60),
             )
+            session.add(supplier)
+            grant(session, supplier, source="demo", by="demo", at=now - timedelta(days=60))
             added += 1
     return added
+
+
+def _record_opt_out(engine: Engine, tenant_id: str, now: datetime) -> None:
+    """The eighth demo supplier replied BAJA after its notices: opted out (shown on the
+    supplier's page and in analytics; the send page refuses it)."""
+    with session_scope(engine) as session:
+        supplier = session.exec(
+            select(Supplier).where(
+                col(Supplier.tenant_id) == tenant_id,
+                col(Supplier.external_ref) == f"{DEMO_SUPPLIER_PREFIX}08",
+            )
+        ).first()
+        if supplier is not None:
+            withdraw(
+                session, supplier, source="reply", by=supplier.phone_e164, at=now,
+                evidence="BAJA",
+            )  # fmt: skip
 
 
 def _ensure_users(engine: Engine, tenant_id: str) -> int:

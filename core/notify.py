@@ -20,7 +20,9 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.cloud_api import CloudApiClient, text_message
+from core.consent import ConsentGrant, grant, refusal_for
 from core.db import get_engine, session_scope
+from core.i18n import _
 from core.keys import content_key, po_notice_key
 from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
@@ -75,6 +77,29 @@ class PoNotice:
     document_url: str | None = None
     created_by: str | None = None
     source: str = "api"  # dashboard, cli, rabbitmq, http, csv
+    #: The sender confirms the supplier agreed to WhatsApp messages (the send page's
+    #: checkbox, an ERP event's supplier.whatsapp_consent, `send --consent`): recorded
+    #: as consent with `source` and `created_by`; never lifts an opt-out.
+    consent_confirmed: bool = False
+
+    @property
+    def consent(self) -> ConsentGrant | None:
+        """The consent this notice records, if it confirms any."""
+        if not self.consent_confirmed:
+            return None
+        return ConsentGrant(CONSENT_SOURCES.get(self.source, "api"), self.created_by)
+
+
+#: How a notice's source is recorded as the source of the consent it confirms.
+CONSENT_SOURCES = {
+    "dashboard": "send_page",
+    "cli": "cli",
+    "rabbitmq": "erp",
+    "http": "erp",
+    "csv": "csv",
+    "api": "api",
+    "seed-api": "api",
+}
 
 
 @dataclass(frozen=True)
@@ -138,20 +163,31 @@ def find_or_add_supplier(
     name: str | None = None,
     language: str | None = None,
     external_ref: str | None = None,
+    consent: ConsentGrant | None = None,
 ) -> Supplier:
-    """The tenant's supplier at this number; a new one is recorded when a notice names it."""
+    """The tenant's supplier at this number; a new one is recorded when a notice names it.
+
+    A new supplier has no consent unless `consent` confirms it; given for a known
+    supplier without consent, it is recorded now (`core.consent.grant`: never over an
+    opt-out).
+    """
     supplier = supplier_at(session, tenant_id, phone_e164)
     if supplier is None:
+        now = utcnow()
         supplier = Supplier(
             tenant_id=tenant_id,
             name=(name or phone_e164).strip()[:200],
             phone_e164=phone_e164,
             language=language or DEFAULT_LANGUAGE,
             external_ref=external_ref,
-            opted_in_at=utcnow(),
+            opted_in=False,
+            created_at=now,
+            updated_at=now,
         )
         session.add(supplier)
         session.flush()
+    if consent is not None:
+        grant(session, supplier, source=consent.source, by=consent.by)
     return supplier
 
 
@@ -175,10 +211,19 @@ def prepare_template_message(
 ) -> PreparedMessage:
     """Check and build one template message; NoticeRejected lists every problem found.
 
+    Every template path (dashboard, CSV, ERP, CLI, seed call) comes through here, so the
+    consent rule (`core.consent.refusal_for`) is applied here: an opted-out supplier, or
+    one without recorded consent when the tenant refuses those, is refused with the
+    reason before anything else.
+
     A caller preparing many messages of one template passes its `definition` (resolved
     once by `resolve_template`) instead of having it looked up for every message.
     """
     recipient = normalised_phone(phone)
+    if supplier is None:
+        supplier = supplier_at(session, tenant_id, recipient)
+    if (refusal := refusal_for(session, tenant_id, supplier)) is not None:
+        raise NoticeRejected([refusal.reason])  # consent first: no other problem matters
     if definition is None:
         definition = resolve_template(session, tenant_id, template_name, language)
     language = definition.language  # the version sent (es for es_ES when only es exists)
@@ -230,6 +275,7 @@ def prepare_po_notice(
         name=notice.supplier_name,
         language=notice.language,
         external_ref=notice.supplier_ref,
+        consent=notice.consent,
     )
     language = notice.language or supplier.language or DEFAULT_LANGUAGE
     definition = resolve_template(session, notice.tenant_id, notice.template_name, language)
@@ -265,13 +311,13 @@ def prepare_po_notice(
 def _notice_problems(notice: PoNotice) -> list[str]:
     problems = []
     if not notice.supplier_name or not notice.supplier_name.strip():
-        problems.append("The supplier name is empty")
+        problems.append(_("The supplier name is empty"))
     if not notice.po_number or not notice.po_number.strip():
-        problems.append("The PO number is empty")
+        problems.append(_("The PO number is empty"))
     elif len(notice.po_number.strip()) > 64:
-        problems.append("The PO number is longer than 64 characters")
+        problems.append(_("The PO number is longer than 64 characters"))
     if not notice.amount.is_finite() or notice.amount < 0:
-        problems.append(f"The amount {notice.amount} is not a valid total")
+        problems.append(_("The amount {amount} is not a valid total").format(amount=notice.amount))
     return problems
 
 
@@ -294,14 +340,15 @@ def send_template_message(
     po_number: str | None = None,
     created_by: str | None = None,
     source: str = "api",
+    consent: ConsentGrant | None = None,
     engine: Engine | None = None,
 ) -> EnqueueResult:
     """Queue any approved template; without a key, the same content to the same number
-    is one message."""
+    is one message. `consent` records the sender's confirmation that the supplier agreed."""
     engine = engine or get_engine()
     with session_scope(engine) as session:
         recipient = normalised_phone(phone)
-        supplier = find_or_add_supplier(session, tenant_id, recipient)
+        supplier = find_or_add_supplier(session, tenant_id, recipient, consent=consent)
         prepared = prepare_template_message(
             session,
             tenant_id=tenant_id,
@@ -601,6 +648,7 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "ConsentGrant",
     "NoticeRejected",
     "PoNotice",
     "PreparedMessage",

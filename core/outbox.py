@@ -23,9 +23,11 @@ from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.consent import refusal_for
 from core.db import get_engine, session_scope
 from core.keys import resend_key
 from core.models.messages import MessageStatus, WhatsAppMessage
+from core.models.suppliers import Supplier
 from core.models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -242,8 +244,10 @@ def resend(
     """A person's deliberate resend: a new pending message with a new key, same content.
 
     Only failed, needs-attention or cancelled messages may be resent: an accepted one
-    already reached Meta. The new message's meta links the original (`resend_of`) and
-    the original's meta lists its resends (`resent_as`).
+    already reached Meta. A template is refused (OutboxError with the reason) when its
+    supplier has opted out, or has no recorded consent and the tenant requires it. The
+    new message's meta links the original (`resend_of`) and the original's meta lists
+    its resends (`resent_as`).
     """
     if session is not None:
         return _resend_in(session, message_id, by, tenant_id)
@@ -262,6 +266,10 @@ def _resend_in(
             f"message {message_id} is {original.status}: only failed, needs-attention or "
             "cancelled messages can be resent"
         )
+    if original.message_type == "template":  # business-initiated: consent is checked again
+        refusal = refusal_for(session, original.tenant_id, _supplier_of(session, original))
+        if refusal is not None:
+            raise OutboxError(refusal.reason)
     previous = session.exec(
         select(func.count())
         .select_from(WhatsAppMessage)
@@ -306,6 +314,18 @@ def _resend_in(
     session.flush()
     log.info("message %s resent as %s by %s", original.id, copy.id, by)
     return copy
+
+
+def _supplier_of(session: Session, message: WhatsAppMessage) -> Supplier | None:
+    """The message's supplier: by id, else the tenant's supplier at its number."""
+    if message.supplier_id is not None:
+        return session.get(Supplier, message.supplier_id)
+    return session.exec(
+        select(Supplier).where(
+            col(Supplier.tenant_id) == message.tenant_id,
+            col(Supplier.phone_e164) == message.recipient_phone,
+        )
+    ).first()
 
 
 def cancel(message_id: str, *, engine: Engine | None = None, tenant_id: str | None = None) -> bool:

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     #: separated by `;`. People without an account are let in only through these.
     sso_group_rules: str = Field(default="", validation_alias="SSO_GROUP_RULES")
     po_events_api_key: SecretStr | None = Field(default=None, validation_alias="PO_EVENTS_API_KEY")
+    #: Replies that withdraw WhatsApp consent, per language, over the defaults
+    #: (core.consent.stopwords): `es=baja,parar;pt=baixa;en=stop,unsubscribe`.
+    consent_stop_words: str = Field(default="", validation_alias="CONSENT_STOP_WORDS")
     wanotify_mode: Mode | None = Field(default=None, validation_alias="WANOTIFY_MODE")
 
     @field_validator("wanotify_mode", mode="before")
@@ -178,6 +181,14 @@ class Settings(BaseSettings):
         from core.sso import parse_group_rules  # core.sso reads the database: not at import
 
         parse_group_rules(value)
+        return value
+
+    @field_validator("consent_stop_words")
+    @classmethod
+    def _stop_words_shape(cls, value: str) -> str:
+        from core.consent.stopwords import parse_stop_words
+
+        parse_stop_words(value)
         return value
 
     @field_validator("whatsapp_api_version")

@@ -18,6 +18,8 @@ from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
 from core.auth import Action, require, write_tenant
+from core.consent import consent_state, grant, withdraw
+from core.consent.policy import ConsentStateName
 from core.csv_import import CsvError, CsvTable, guess_mapping, read_csv
 from core.db import session_scope
 from core.i18n import _
@@ -37,7 +39,9 @@ LANGUAGE_CODES = ("es", "en", "pt_PT", "pt_BR", "fr", "de", "it", "ca")
 IMPORT_FIELDS = ("supplier_name", "phone", "language", "supplier_ref", "opted_in")
 REQUIRED_FIELDS = ("supplier_name", "phone")
 _YES = {"yes", "y", "si", "sí", "s", "true", "1", "x", "ok", "opt-in", "opted in"}
-_NO = {"no", "n", "false", "0", "opt-out", "opted out", ""}
+_NO = {"no", "n", "false", "0", "opt-out", "opted out"}
+#: An import's consent cell left empty: a new supplier has none, a known one keeps its own.
+_BLANK = ""
 _FORMULA = ("=", "+", "-", "@")
 
 
@@ -53,7 +57,7 @@ class SupplierInput:
     phone: str
     language: str = "es"
     external_ref: str | None = None
-    opted_in: bool = True
+    opted_in: bool | None = True  # None: leave consent as it is (an import's empty cell)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ class SupplierView:
     is_active: bool
     last_inbound_at: datetime | None
     is_demo: bool
+    consent: ConsentStateName = "unknown"  # consenting, opted_out or unknown
+    consent_source: str | None = None
+    consent_by: str | None = None
+    opted_out_at: datetime | None = None
+    opt_out_source: str | None = None
+    opt_out_by: str | None = None
 
 
 #: One page of SupplierView rows.
@@ -131,11 +141,11 @@ def check_supplier(data: SupplierInput, region: str | None = None) -> tuple[Supp
     problems: list[str] = []
     name = " ".join((data.name or "").split())
     if not name:
-        problems.append("The name is empty")
+        problems.append(_("The name is empty"))
     elif len(name) > MAX_NAME:
-        problems.append(f"The name is longer than {MAX_NAME} characters")
+        problems.append(_("The name is longer than {n} characters").format(n=MAX_NAME))
     elif name.startswith(_FORMULA):
-        problems.append("The name starts like a spreadsheet formula (=, +, - or @)")
+        problems.append(_("The name starts like a spreadsheet formula (=, +, - or @)"))
     phone = ""
     try:
         phone = normalize_phone(data.phone, region)
@@ -144,13 +154,18 @@ def check_supplier(data: SupplierInput, region: str | None = None) -> tuple[Supp
     language = (data.language or "").strip()
     if language not in LANGUAGE_CODES:
         choices = ", ".join(LANGUAGE_CODES)
-        problems.append(f"Unknown language {language[:20]!r}: use one of {choices}")
+        problems.append(
+            _("Unknown language {language}: use one of {choices}").format(
+                language=repr(language[:20]), choices=choices
+            )
+        )
     ref = (data.external_ref or "").strip() or None
     if ref is not None and len(ref) > MAX_REF:
-        problems.append(f"The reference is longer than {MAX_REF} characters")
+        problems.append(_("The reference is longer than {n} characters").format(n=MAX_REF))
     if problems:
         raise SupplierError("; ".join(problems))
-    return SupplierInput(name, phone, language, ref, bool(data.opted_in)), phone
+    consent = None if data.opted_in is None else bool(data.opted_in)
+    return SupplierInput(name, phone, language, ref, consent), phone
 
 
 def list_suppliers(
@@ -206,10 +221,15 @@ def add_supplier(engine: Engine, user: UserInfo, data: SupplierInput) -> Supplie
     with session_scope(engine) as session:
         existing = _by_phone(session, tenant, phone)
         if existing is not None:
-            raise SupplierError(f"{display_phone(phone)} already belongs to {existing.name}")
+            raise SupplierError(
+                _("{phone} already belongs to {name}").format(
+                    phone=display_phone(phone), name=existing.name
+                )
+            )
         row = _new_row(tenant, clean, phone)
         session.add(row)
         session.flush()
+        _record_consent(session, row, clean.opted_in, "admin", user.username)
         return _view(row)
 
 
@@ -222,29 +242,31 @@ def update_supplier(
     with session_scope(engine) as session:
         row = session.get(Supplier, int(supplier_id))
         if row is None or row.tenant_id != tenant:
-            raise SupplierError("No such supplier")
+            raise SupplierError(_("No such supplier"))
         other = _by_phone(session, tenant, phone)
         if other is not None and other.id != row.id:
-            raise SupplierError(f"{display_phone(phone)} already belongs to {other.name}")
+            raise SupplierError(
+                _("{phone} already belongs to {name}").format(
+                    phone=display_phone(phone), name=other.name
+                )
+            )
         _apply(row, clean, phone)
         row.is_active = active
         session.add(row)
         session.flush()
+        _record_consent(session, row, clean.opted_in, "admin", user.username)
         return _view(row)
 
 
 def set_opt_in(engine: Engine, user: UserInfo, supplier_id: int, opted_in: bool) -> SupplierView:
-    """Record a supplier's consent to WhatsApp notices (or its withdrawal), with the time."""
+    """Record a supplier's consent to WhatsApp notices (or its withdrawal: an opt-out),
+    by this admin, now; kept in the supplier's consent history."""
     tenant = write_tenant(require(user, Action.MANAGE_SUPPLIERS))
     with session_scope(engine) as session:
         row = session.get(Supplier, int(supplier_id))
         if row is None or row.tenant_id != tenant:
-            raise SupplierError("No such supplier")
-        if row.opted_in != opted_in:
-            row.opted_in = opted_in
-            row.opted_in_at = utcnow() if opted_in else None
-            row.updated_at = utcnow()
-            session.add(row)
+            raise SupplierError(_("No such supplier"))
+        _record_consent(session, row, opted_in, "admin", user.username, explicit=True)
         session.flush()
         return _view(row)
 
@@ -269,7 +291,7 @@ def plan_import(
                 for f in REQUIRED_FIELDS if not chosen.get(f)]  # fmt: skip
     unknown = [v for v in chosen.values() if v and v not in table.headers]
     if unknown:
-        problems.append(f"The file has no column {unknown[0][:60]!r}")
+        problems.append(_("The file has no column {name}").format(name=repr(unknown[0][:60])))
     if problems:
         return ImportPlan([], dict(chosen), table.encoding, table.delimiter, tuple(problems))
     with Session(engine) as session:
@@ -318,13 +340,16 @@ def apply_import(
             assert item.supplier is not None and item.phone_e164 is not None
             row = _by_phone(session, tenant, item.phone_e164)
             if row is None:
-                session.add(_new_row(tenant, item.supplier, item.phone_e164))
+                row = _new_row(tenant, item.supplier, item.phone_e164)
+                session.add(row)
                 added += 1
             else:
                 _apply(row, item.supplier, item.phone_e164)
                 row.is_active = True
                 session.add(row)
                 updated += 1
+            session.flush()
+            _record_consent(session, row, item.supplier.opted_in, "import", user.username)
     return ImportResult(added=added, updated=updated, skipped=len(plan.bad))
 
 
@@ -348,15 +373,17 @@ def _plan_row(
         column = mapping.get(name)
         return (cells.get(column, "") if column else "").strip()
 
-    consent = cell("opted_in").lower() if mapping.get("opted_in") else "yes"
-    if consent not in _YES and consent not in _NO:
-        problems.append(f"Consent {consent[:20]!r} is not yes or no")
+    consent = cell("opted_in").lower() if mapping.get("opted_in") else _BLANK
+    if consent != _BLANK and consent not in _YES and consent not in _NO:
+        problems.append(
+            _("Consent {value} is not yes or no").format(value=repr(consent[:20]))
+        )
     data = SupplierInput(
         name=cell("supplier_name"),
         phone=cell("phone"),
         language=cell("language") or "es",
         external_ref=cell("supplier_ref") or None,
-        opted_in=consent in _YES,
+        opted_in=None if consent == _BLANK else consent in _YES,
     )
     clean: SupplierInput | None = None
     phone: str | None = None
@@ -366,7 +393,7 @@ def _plan_row(
         problems.extend(str(exc).split("; "))
     if phone is not None:
         if phone in seen:
-            problems.append(f"The same number as row {seen[phone]}")
+            problems.append(_("The same number as row {row}").format(row=seen[phone]))
         else:
             seen[phone] = number
     if problems:
@@ -391,8 +418,7 @@ def _new_row(tenant: str, data: SupplierInput, phone: str) -> Supplier:
         wa_id=wa_digits(phone),
         language=data.language,
         external_ref=data.external_ref,
-        opted_in=data.opted_in,
-        opted_in_at=now if data.opted_in else None,
+        opted_in=False,  # consent is recorded by _record_consent, with who and how
         created_at=now,
         updated_at=now,
     )
@@ -403,10 +429,27 @@ def _apply(row: Supplier, data: SupplierInput, phone: str) -> None:
         row.wa_id = wa_digits(phone)  # Meta's id for the new number is learned on reply
     row.name, row.phone_e164, row.language = data.name, phone, data.language
     row.external_ref = data.external_ref
-    if row.opted_in != data.opted_in:
-        row.opted_in_at = utcnow() if data.opted_in else None
-    row.opted_in = data.opted_in
     row.updated_at = utcnow()
+
+
+def _record_consent(
+    session: Session,
+    row: Supplier,
+    opted_in: bool | None,
+    source: str,
+    by: str,
+    *,
+    explicit: bool = False,
+) -> None:
+    """Consent as the admin set it: granted (an admin's lifts an opt-out; an import's
+    does not), or withdrawn (an opt-out) when it was there, or always when `explicit`
+    (the admin recorded an opt-out); None changes nothing."""
+    if opted_in is None:
+        return
+    if opted_in:
+        grant(session, row, source=source, by=by)
+    elif explicit or consent_state(row) == "consenting":
+        withdraw(session, row, source=source, by=by)
 
 
 def _view(row: Supplier) -> SupplierView:
@@ -427,6 +470,12 @@ def _view(row: Supplier) -> SupplierView:
         is_active=row.is_active,
         last_inbound_at=row.last_inbound_at,
         is_demo=(row.external_ref or "").startswith("DEMO-"),
+        consent=consent_state(row),
+        consent_source=row.consent_source,
+        consent_by=row.consent_by,
+        opted_out_at=row.opted_out_at,
+        opt_out_source=row.opt_out_source,
+        opt_out_by=row.opt_out_by,
     )
 
 

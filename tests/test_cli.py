@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from core.db import get_engine
 from core.sandbox import SandboxServer
+from tests.fixtures.consent import allow_unrecorded
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "csv"
 if not SAMPLES.is_dir():  # CI clones the repo with shared/ beside it
@@ -54,6 +56,9 @@ def ready_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     synced = wanotify("templates", "sync", env=cli_env, cwd=tmp_path)
     assert synced.returncode == 0, synced.stderr
     assert "added" in synced.stdout
+    engine = get_engine(cli_env["DATABASE_URL"])
+    allow_unrecorded(engine, "default")  # consent itself: tests/test_cli_consent.py
+    engine.dispose()
     return cli_env
 
 

@@ -2,6 +2,7 @@
 
 import core.models.analytics  # covering index for the dashboard's charts
 import core.models.api_keys  # ERP keys, one tenant each
+import core.models.consent  # consent history, per-tenant settings
 import core.models.dashboard_sessions  # server-side dashboard sign-ins
 import core.models.events
 import core.models.rejections  # refused webhook signatures, for health

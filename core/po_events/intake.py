@@ -141,6 +141,7 @@ def notice_for(event: PoApprovedEvent, *, source: str) -> PoNotice:
         document_url=event.document_url,
         created_by=f"erp event {event.event_id}"[:120],
         source=source,
+        consent_confirmed=event.supplier.whatsapp_consent is True,
     )
 
 

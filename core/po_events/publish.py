@@ -99,8 +99,12 @@ def example_po_event(
     supplier_id: str | None = "S-0042",
     document_url: str | None = None,
     event_id: str | None = None,
+    whatsapp_consent: bool | None = True,
 ) -> dict[str, Any]:
-    """A well-formed "PO approved" event (a fresh event id unless given), for demos."""
+    """A well-formed "PO approved" event (a fresh event id unless given), for demos.
+
+    `whatsapp_consent` True says the ERP holds the supplier's agreement to WhatsApp
+    messages (None leaves the field out)."""
     event: dict[str, Any] = {
         "event_id": event_id or f"evt-{uuid.uuid4().hex[:16]}",
         "event_type": EVENT_TYPE,
@@ -113,6 +117,8 @@ def example_po_event(
     }  # fmt: skip
     if document_url:
         event["document_url"] = document_url
+    if whatsapp_consent is not None:
+        event["supplier"]["whatsapp_consent"] = whatsapp_consent
     return event
 
 

@@ -4,6 +4,11 @@ One model serves both intakes (RabbitMQ and HTTP), so an event is judged the sam
 whichever road it came by. Parsing never raises anything but `InvalidPoEvent`, whose
 `problems` say what is wrong in words an ERP integrator can act on.
 
+`supplier.whatsapp_consent` (optional, a JSON boolean): true when the ERP holds the
+supplier's agreement to WhatsApp messages, recorded as consent (source `erp`); absent or
+false records nothing, and the notice goes only to a supplier whose consent is already
+recorded (or when the tenant allows sends without it). Text such as "true" is refused.
+
 Example event (unknown fields are allowed and ignored)::
 
     {
@@ -12,7 +17,7 @@ Example event (unknown fields are allowed and ignored)::
       "tenant_id": "acme",
       "po": {"id": "98121", "number": "4500012345"},
       "supplier": {"name": "Aceros del Norte", "phone": "+34 612 345 678",
-                   "language": "es", "id": "S-0042"},
+                   "language": "es", "id": "S-0042", "whatsapp_consent": true},
       "total": {"amount": "1234.50", "currency": "EUR"},
       "approved_at": "2025-03-04T09:30:00Z",
       "document_url": "https://erp.example.com/po/4500012345.pdf"
@@ -126,6 +131,17 @@ class SupplierRef(_Part):
         default=None, max_length=15
     )
     id: OptionalId = Field(default=None, max_length=64)
+    whatsapp_consent: bool | None = None
+
+    @field_validator("whatsapp_consent", mode="before")
+    @classmethod
+    def _json_boolean(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        raise ValueError(
+            f"must be true or false (a JSON boolean), not {type(value).__name__} "
+            f"{str(value)[:20]!r}"
+        )
 
     @field_validator("name", "phone", "id")
     @classmethod

@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 
+from core.consent.dispatch import refuse_opted_out
 from core.db import is_sqlite
 from core.models.batches import BatchStatus, SendBatch
 from core.models.control import SenderControl
@@ -135,7 +136,8 @@ def claim_cycle(
         )
         cycle = ClaimCycle(started, paused, held, stopped)
         if paused is None and limit > 0:
-            cycle.claimed = _claim(conn, worker_id, limit, now, is_sqlite(engine))
+            claimed = _claim(conn, worker_id, limit, now, is_sqlite(engine))
+            cycle.claimed = refuse_opted_out(conn, claimed, now)  # opted out since queued
         if count_waiting and not cycle.claimed:
             row = conn.execute(
                 select(func.count(), func.min(M.c.next_attempt_at)).where(

@@ -10,7 +10,11 @@ stays unlinked (`context_message_id` NULL), never tied to another tenant's messa
 message a supplier
 sends opens WhatsApp's 24-hour customer-service window, so `Supplier.last_inbound_at` moves
 forward (never back). A quick-reply button press on a PO notice records the supplier's
-acknowledgement of that PO. Everything runs inside the caller's write transaction.
+acknowledgement of that PO. A text that is, as a whole, a stop word (STOP, BAJA,
+BAIXA, ...: `core.consent.stopwords`) withdraws consent: every supplier record at that
+number (in every tenant: the person asked this WhatsApp number to stop) is opted out
+with source `reply`, the time of the message and its words as evidence. Everything
+runs inside the caller's write transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
+from core.consent.record import withdraw_rows
+from core.consent.stopwords import is_stop_reply, stop_words
 from core.models.types import new_id
 from core.webhooks.parse import InboundMessageEvent
 from core.webhooks.sql import ACKS, INBOUND, MESSAGES, SUPPLIERS, chunks, insert_ignoring
@@ -117,6 +123,7 @@ class InboundReport:
     duplicates: int = 0
     matched_suppliers: int = 0
     acknowledgements: int = 0
+    opt_outs: int = 0  # suppliers opted out by a stop-word reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +223,8 @@ def apply_inbound(
     acks: list[dict[str, Any]] = []
     windows: dict[int, datetime] = {}
     learned: dict[int, str] = {}
+    stops: list[tuple[InboundMessageEvent, datetime, list[_Supplier]]] = []
+    words = stop_words()
     for item in fresh:
         message = item.message
         context = answered.get(message.context_wamid or "") or by_po.get(message.wamid)
@@ -232,6 +241,8 @@ def apply_inbound(
                     learned[candidate.id] = message.from_wa_id
         po_number = context.po_number if context else None
         rows.append(_inbound_row(item, tenant, supplier, context, po_number))
+        if candidates and message.type == "text" and is_stop_reply(message.text, words):
+            stops.append((message, at, candidates))
         if supplier is not None:
             report.matched_suppliers += 1
         ack = _acknowledgement(item, tenant, supplier, context, now)
@@ -240,6 +251,15 @@ def apply_inbound(
     conn.execute(insert_ignoring(conn, INBOUND, ["wamid"]), rows)
     report.stored += len(rows)
     _open_windows(conn, windows, learned, now)
+    for message, at, who in stops:
+        report.opt_outs += withdraw_rows(
+            conn,
+            [(candidate.id, candidate.tenant_id) for candidate in who],
+            source="reply",
+            by=f"+{message.from_wa_id}"[:20],
+            at=at,
+            evidence=message.text,
+        )
     if acks:
         conn.execute(insert_ignoring(conn, ACKS, ["inbound_wamid"]), acks)
         report.acknowledgements += len(acks)

@@ -19,6 +19,7 @@ from core.formatting import format_day, format_number
 from core.i18n import _, current_locale
 from core.users import UserInfo
 from dashboard import charts, runtime
+from dashboard.views.consent_panel import render_consent_panel
 from dashboard.widgets import ago, md_escape, paged, pager, viewer_today, viewer_zone
 
 CACHE_SECONDS = 60
@@ -104,6 +105,7 @@ def render(user: UserInfo) -> None:
         _acknowledgements(data.acknowledgements)
     _cost(data.cost)
     _suppliers(data)
+    render_consent_panel(runtime.engine(), flt)  # opt-outs and consent refusals
 
 
 def _key(

@@ -22,6 +22,7 @@ from core.models.templates import WhatsAppTemplate
 from core.notify import sync_templates_now
 from core.sandbox import SandboxServer
 from tests.core.sender.helpers import notice, phone, rows, run_drain
+from tests.fixtures.consent import allow_unrecorded
 
 TENANT = "default"
 
@@ -86,6 +87,7 @@ def test_retry_failed_resends_only_failed_or_unknown_never_accepted(
     sandbox_env: SandboxServer, engine: Engine
 ) -> None:
     batch = create_batch(engine, TENANT, "retry.csv", "po_notification", "es", _inputs(4), "b")
+    allow_unrecorded(engine, TENANT)  # the retry is a resend: consent is checked again
     sandbox_env.inject(131000, http_status=500, count=3, to=phone(2))  # every attempt fails
     run_drain(engine)
     progress = batch_progress(engine, batch.id)

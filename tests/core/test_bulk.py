@@ -48,6 +48,7 @@ def db(engine: Engine) -> Engine:
 
 
 def plan(db: Engine, data: bytes, tenant: str = "acme", **kw: object):  # type: ignore[no-untyped-def]
+    kw.setdefault("consent_confirmed", True)  # the buyer confirms consent for the file
     return plan_csv(
         data, tenant_id=tenant, template_name="po_notification", language="es", engine=db, **kw
     )  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from core.notify import NoticeRejected
 from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
 from core.templates import upsert_templates
 from core.users import UserInfo
+from tests.fixtures.consent import allow_unrecorded
 from tests.fixtures.templates import po_notification
 
 TENANT = "acme"
@@ -55,6 +56,7 @@ def db(engine: Engine) -> Engine:
             ]
         )
         session.commit()
+    allow_unrecorded(engine, TENANT, "other")  # consent itself: tests/core/test_consent*
     return engine
 
 

@@ -21,6 +21,7 @@ from core.models.events import InboundMessage, MessageStatusEvent, PoAcknowledge
 from core.models.messages import WhatsAppMessage
 from core.outbox import OutboxError
 from tests.dashboard.pages import person
+from tests.fixtures.consent import consenting_supplier
 
 pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
 
@@ -120,6 +121,7 @@ def test_timeline_merges_statuses_replies_and_acknowledgements(engine: Engine) -
 def test_resend_rules(engine: Engine) -> None:
     failed = _message(engine, 1, status="failed")
     delivered = _message(engine, 2, status="delivered")
+    consenting_supplier(engine, "+34612000001")
     foreign = _message(engine, 3, status="failed", tenant="branch")
     manager = person("manager", "default", "branch")
     with pytest.raises(PermissionDenied):

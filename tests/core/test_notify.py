@@ -26,15 +26,18 @@ from core.notify import (
 from core.sandbox import SandboxServer
 from core.settings import get_settings
 from tests.core.sender.helpers import rows, run_drain
+from tests.fixtures.consent import allow_unrecorded
 
 NAMED = {"supplier_name": "Harinas Martín", "po_number": "PO-7", "total_amount": "1.234,50 €"}
 
 
 @pytest.fixture
 def synced(sandbox_env: SandboxServer, engine: Engine) -> SandboxServer:
-    """The sandbox, with its templates copied into the registry of tenant `default`."""
+    """The sandbox, with its templates copied into the registry of tenant `default`,
+    which sends without recorded consent (consent itself: tests/core/test_consent*)."""
     report = sync_templates_now("default", engine=engine)
     assert report.added > 0
+    allow_unrecorded(engine, "default")
     return sandbox_env
 
 

@@ -14,6 +14,7 @@ from core.models.messages import MessageStatus, WhatsAppMessage
 from core.outbox import OutboxError, cancel, enqueue, enqueue_many, get_message, resend
 from core.sandbox import SandboxServer
 from tests.core.sender.helpers import notice, rows, run_drain
+from tests.fixtures.consent import consenting_supplier
 
 M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 
@@ -136,6 +137,7 @@ def test_resend_is_a_new_pending_message_linked_to_the_original(
 ) -> None:
     original = enqueue(notice("+34612345678", "k"), engine=engine).message
     _set_status(engine, original.id, status)
+    consenting_supplier(engine, "+34612345678", tenant=original.tenant_id)
     first = resend(original.id, "buyer@example", engine=engine)
     second = resend(original.id, "buyer@example", engine=engine)
     assert first.idempotency_key == f"resend:{original.id}:1"

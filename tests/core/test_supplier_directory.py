@@ -57,9 +57,12 @@ def test_add_edit_and_consent(engine: Engine) -> None:
     edited = update_supplier(engine, ADMIN, view.id, changed)
     assert (edited.phone_e164, edited.language) == ("+34612345679", "en")
     assert edited.external_ref == "ERP-7"
-    out = set_opt_in(engine, ADMIN, view.id, False)
-    assert not out.opted_in and out.opted_in_at is None
-    assert set_opt_in(engine, ADMIN, view.id, True).opted_in_at is not None
+    out = set_opt_in(engine, ADMIN, view.id, False)  # an admin's untick is an opt-out
+    assert not out.opted_in and out.consent == "opted_out"
+    assert out.opt_out_source == "admin" and out.opted_out_at is not None
+    back = set_opt_in(engine, ADMIN, view.id, True)  # only an admin lifts an opt-out
+    assert back.consent == "consenting" and back.opted_in_at is not None
+    assert back.consent_source == "admin" and back.opted_out_at is None
     same = SupplierInput("Harinas Martín S.L.", "+34612345679")
     retired = update_supplier(engine, ADMIN, view.id, same, active=False)
     assert not retired.is_active

@@ -84,6 +84,7 @@ class ErpGenerator:
                 "phone": shown,
                 "language": self.rng.choice(LANGUAGES),
                 "id": ref,
+                "whatsapp_consent": True,
             },
             "total": {"amount": str(amount), "currency": self.rng.choice(CURRENCIES)},
         }

@@ -31,9 +31,9 @@ from core.supplier_directory import (
 from core.supplier_labels import supplier_label
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import local_time, md_escape
+from dashboard.widgets import local_time, md_escape, page_number, pager
 
-PAGE_SIZE = 100
+PAGE_SIZE = 25
 _FIELD_LABELS = {
     "supplier_name": "Name",
     "phone": "Phone",
@@ -67,7 +67,7 @@ def _directory(user: UserInfo) -> None:
     query = left.text_input("Search", placeholder="Name, phone or ERP reference",
                             key="suppliers_query")  # fmt: skip
     inactive = right.toggle("Show inactive", key="suppliers_inactive")
-    page_no = int(st.session_state.get("suppliers_page", 1))
+    page_no = page_number("suppliers")
     page = list_suppliers(engine, user.tenant_id, query=query, include_inactive=inactive,
                           page=page_no, page_size=PAGE_SIZE)  # fmt: skip
     if page.total == 0:
@@ -94,24 +94,20 @@ def _directory(user: UserInfo) -> None:
     st.caption(f"{page.total:,} suppliers{demo}. Click a row to edit it.")
     event = st.dataframe(
         frame, hide_index=True, on_select="rerun", selection_mode="single-row",
-        key=f"suppliers_table_{page.page}",
-        column_config={
-            "Consent": st.column_config.CheckboxColumn("Consent"),
-            "Active": st.column_config.CheckboxColumn("Active"),
+        height="content", key=f"suppliers_table_{page.page}",
+        column_config={  # every column fits 1,400 px
+            "Name": st.column_config.TextColumn(_("Name"), width=215),
+            "Phone": st.column_config.TextColumn(_("Phone"), width=140),
+            "Language": st.column_config.TextColumn(_("Language"), width=80),
+            "ERP reference": st.column_config.TextColumn(_("ERP reference"), width=130),
+            "Consent": st.column_config.CheckboxColumn(_("Consent"), width=80),
+            "Active": st.column_config.CheckboxColumn(_("Active"), width=70),
             "Last message from them": st.column_config.DatetimeColumn(
-                "Last message from them", format="distance"
+                _("Last message from them"), format="distance", width=170
             ),
         },
     )  # fmt: skip
-    if page.pages > 1:
-        prev_col, info, next_col = st.columns([1, 2, 1])
-        if prev_col.button("← Previous", disabled=page.page <= 1, key="suppliers_prev"):
-            st.session_state["suppliers_page"] = page.page - 1
-            st.rerun()
-        info.caption(f"Page {page.page} of {page.pages}")
-        if next_col.button("Next →", disabled=page.page >= page.pages, key="suppliers_next"):
-            st.session_state["suppliers_page"] = page.page + 1
-            st.rerun()
+    pager(page, "suppliers")
     rows = getattr(getattr(event, "selection", None), "rows", None) or []
     if rows and 0 <= rows[0] < len(page.rows):
         st.session_state[_SELECTED] = page.rows[rows[0]].id

@@ -115,8 +115,9 @@ def worker(
     """Run a sender worker: claims pending messages and sends them under Meta's limits."""
     _service_logging()
     from core.db import get_engine
+    from core.metrics_server import serve_metrics
     from core.sender import run_loop, run_worker
-    from core.sender.metrics import QualityProbe, SenderMetrics, serve_metrics
+    from core.sender.metrics import QualityProbe, SenderMetrics
 
     settings = _settings()
     engine = get_engine()
@@ -713,13 +714,41 @@ def api_keys_revoke(
 
 
 @app.command("consume-po-events")
-def consume_po_events() -> None:
+def consume_po_events(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="WANOTIFY_METRICS_PORT",
+            help="Serve Prometheus metrics on this port at /metrics (off by default)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="WANOTIFY_METRICS_HOST", help="Address for --metrics-port")
+    ] = "127.0.0.1",
+) -> None:
     """Consume "PO approved" events from RabbitMQ and queue a PO notice for each, once."""
     _service_logging()
     from core.db import get_engine
+    from core.metrics_server import serve_metrics
     from core.po_events.consumer import consume_po_events as consume
+    from core.po_events.metrics import PoConsumerMetrics
 
-    asyncio.run(consume(_settings(), get_engine()))
+    metrics = PoConsumerMetrics()
+    server = None
+    if metrics_port is not None:
+        try:
+            server, _ = serve_metrics(metrics.registry, metrics_port, metrics_host)
+        except OSError as exc:  # fail closed: an asked-for endpoint must exist
+            raise UserError(
+                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"
+            ) from None
+    try:
+        asyncio.run(consume(_settings(), get_engine(), metrics=metrics))
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
 @app.command()

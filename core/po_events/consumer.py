@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 
 from core.models.types import utcnow
 from core.po_events.intake import TRANSIENT_DB_ERRORS, handle_po_event, short_error
+from core.po_events.metrics import PoConsumerMetrics
 from core.po_events.topology import (
     PROBLEMS_HEADER,
     REASON_HEADER,
@@ -68,6 +69,7 @@ async def consume_po_events(
     max_retry_delay: float = 30.0,
     reconnect_interval: float = 2.0,
     ready: asyncio.Event | None = None,
+    metrics: PoConsumerMetrics | None = None,
 ) -> None:
     """Consume "PO approved" events until `stop` is set (or SIGTERM/SIGINT when no `stop`).
 
@@ -75,7 +77,8 @@ async def consume_po_events(
     `prefetch` bounds the events in flight; a transient database error requeues an event
     after `retry_delay` seconds, doubling up to `max_retry_delay` while errors persist.
     `ready` is set once the queue is being consumed. Raises `PoConsumerError` when the
-    broker refuses the login; an unreachable broker is retried until stopped.
+    broker refuses the login; an unreachable broker is retried until stopped. `metrics`,
+    when given, counts each event's outcome (`wanotify consume-po-events --metrics-port`).
     """
     settings = settings or get_settings()
     if prefetch < 1:
@@ -95,6 +98,7 @@ async def consume_po_events(
             stop=stop_event,
             retry_delay=retry_delay,
             max_retry_delay=max_retry_delay,
+            metrics=metrics,
         )
         try:
             channel: AbstractRobustChannel = connection.channel(
@@ -197,8 +201,10 @@ class _Worker:
         stop: asyncio.Event,
         retry_delay: float,
         max_retry_delay: float,
+        metrics: PoConsumerMetrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics
         self.stop = stop
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -211,11 +217,15 @@ class _Worker:
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
         try:
             await self._process(message)
         finally:
             if task is not None:
                 self.inflight.discard(task)
+            if self.metrics is not None:
+                self.metrics.in_flight.dec()
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -237,10 +247,16 @@ class _Worker:
         if result.status == "rejected":
             await self._dead_letter(message, list(result.problems))
         else:
+            self._count(result.status)
             await _settle(message.ack(), "ack")
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count(outcome)
 
     async def _requeue_later(self, message: AbstractIncomingMessage, why: str) -> None:
         self.failures += 1
+        self._count("requeued")
         delay = min(self.retry_delay * 2 ** (self.failures - 1), self.max_retry_delay)
         log.warning("PO event not processed (%s); requeued, retrying in %.1f s", why, delay)
         await _sleep_unless(self.stop, delay)
@@ -281,6 +297,7 @@ class _Worker:
             await self._requeue_later(message, f"dead-letter publish failed: {short_error(exc)}")
             return
         log.warning("PO event dead-lettered: %s", reason)
+        self._count("dead_lettered")
         await _settle(message.ack(), "ack")
 
     async def drain(self, grace: float = 30.0) -> None:

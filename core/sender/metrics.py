@@ -7,8 +7,8 @@ sender of a number shows the same queue and pause. The business number's quality
 rating comes from a periodic read of the Cloud API (`QualityProbe`). Every series
 carries `phone_number_id`; rules aggregate with `max`/`sum by (phone_number_id)`.
 
-`serve_metrics` serves them on `GET /metrics` from a thread of its own (opt-in with
-`wanotify worker --metrics-port`), so a busy event loop never delays a scrape.
+`core.metrics_server` serves them on `GET /metrics` (opt-in with `wanotify worker
+--metrics-port`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
@@ -216,12 +215,3 @@ class QualityProbe:
             except TimeoutError:
                 continue
 
-
-def serve_metrics(
-    registry: CollectorRegistry, port: int, host: str = "127.0.0.1"
-) -> tuple[WSGIServer, threading.Thread]:
-    """Serve `registry` on http://host:port/metrics from a daemon thread; raises OSError
-    when the port cannot be bound (fail closed: a configured endpoint must exist)."""
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    log.info("metrics on http://%s:%d/metrics", host, server.server_port)
-    return server, thread

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     dashboard_embedded_sender: bool = Field(
         default=True, validation_alias="DASHBOARD_EMBEDDED_SENDER"
     )
+    #: Serve the embedded sender's Prometheus metrics on this port (127.0.0.1; off when unset).
+    dashboard_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, validation_alias="DASHBOARD_METRICS_PORT"
+    )
     #: A dashboard session with no click for this long is signed out (1 minute to 7 days).
     dashboard_idle_minutes: int = Field(
         default=60, ge=1, le=7 * 24 * 60, validation_alias="DASHBOARD_IDLE_MINUTES"

@@ -14,11 +14,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
 
 import streamlit as st
 from sqlalchemy import Engine
 
 from core.db import get_engine
+from core.metrics_server import serve_metrics
+from core.sender.metrics import QualityProbe, SenderMetrics
 from core.sender.worker import run_worker
 from core.settings import Settings, get_settings
 
@@ -44,6 +47,7 @@ class EmbeddedSender:
     stop: asyncio.Event | None = None
     error: str | None = None
     started: threading.Event = field(default_factory=threading.Event)
+    metrics_server: WSGIServer | None = None  # DASHBOARD_METRICS_PORT's, when set
 
     @property
     def running(self) -> bool:
@@ -60,6 +64,10 @@ class EmbeddedSender:
         """Stop the dispatcher and wait for it (claimed rows go back to pending)."""
         self.shutdown()
         self.thread.join(timeout)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
         return not self.thread.is_alive()
 
 
@@ -80,12 +88,20 @@ def _at_shutdown(callback: Callable[[], object]) -> None:
     atexit.register(callback)
 
 
-def _run_sender(sender: EmbeddedSender, cfg: Settings, db: Engine) -> None:
+def _run_sender(
+    sender: EmbeddedSender, cfg: Settings, db: Engine, metrics: SenderMetrics | None = None
+) -> None:
     async def main() -> None:
         sender.loop = asyncio.get_running_loop()
         sender.stop = asyncio.Event()
         sender.started.set()
-        await run_worker(cfg, db, stop=sender.stop, worker_id="dashboard")
+        watch = metrics.watch if metrics is not None else None
+        probe = None
+        if metrics is not None:
+            probe = asyncio.create_task(QualityProbe(metrics).run(sender.stop))
+        await run_worker(cfg, db, stop=sender.stop, worker_id="dashboard", on_dispatcher=watch)
+        if probe is not None:
+            await probe
 
     try:
         asyncio.run(main())
@@ -96,6 +112,16 @@ def _run_sender(sender: EmbeddedSender, cfg: Settings, db: Engine) -> None:
         sender.started.set()
 
 
+def _serve_sender_metrics(sender: EmbeddedSender, cfg: Settings) -> SenderMetrics | None:
+    """The embedded sender's metrics on 127.0.0.1:DASHBOARD_METRICS_PORT/metrics (unset:
+    none). A port that cannot be bound raises: the operator asked for the endpoint."""
+    if cfg.dashboard_metrics_port is None:
+        return None
+    metrics = SenderMetrics(engine(), cfg)
+    sender.metrics_server, _ = serve_metrics(metrics.registry(), cfg.dashboard_metrics_port)
+    return metrics
+
+
 @st.cache_resource(show_spinner=False)
 def embedded_sender() -> EmbeddedSender | None:
     """Start the dispatcher once per server process (None when disabled in settings)."""
@@ -104,8 +130,12 @@ def embedded_sender() -> EmbeddedSender | None:
         log.info("embedded sender disabled (DASHBOARD_EMBEDDED_SENDER=false)")
         return None
     sender = EmbeddedSender(thread=threading.Thread(name="wanotify-sender", daemon=True))
+    metrics = _serve_sender_metrics(sender, cfg)
     sender.thread = threading.Thread(
-        target=_run_sender, args=(sender, cfg, engine()), name="wanotify-sender", daemon=True
+        target=_run_sender,
+        args=(sender, cfg, engine(), metrics),
+        name="wanotify-sender",
+        daemon=True,
     )
     sender.thread.start()
     sender.started.wait(timeout=5)

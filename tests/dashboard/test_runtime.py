@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from core.compose import NoticeForm, draft_notice, send_notice
 from core.models.messages import WhatsAppMessage
+from core.outbox import enqueue_many
 from core.sandbox import SandboxServer
 from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
 from core.settings import get_settings
 from core.templates import upsert_templates
 from dashboard import runtime
+from tests.core.sender.helpers import notice
 from tests.dashboard.pages import person
 
 
@@ -88,3 +92,32 @@ def test_the_sender_can_be_switched_off(
     runtime.embedded_sender.clear()
     assert runtime.embedded_sender() is None
     assert not [t for t in threading.enumerate() if t.name == "wanotify-sender"]
+
+
+def test_the_embedded_sender_serves_its_metrics_when_asked(
+    engine: Engine,
+    sandbox_env: SandboxServer,
+    fresh_sender: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("DASHBOARD_METRICS_PORT", str(port))
+    get_settings.cache_clear()
+    sender = runtime.embedded_sender()
+    assert sender is not None and sender.metrics_server is not None
+    [queued] = enqueue_many([notice("+34612345679", "metrics-1")], engine=engine)
+    wanted = {"accepted", "sent", "delivered"}
+    assert _wait_status(engine, queued.message.id, wanted) in wanted
+    number = get_settings().phone_number_id
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert (
+        f'wanotify_sender_messages_total{{outcome="sent",phone_number_id="{number}"}} 1.0' in text
+    )
+    assert f'wanotify_sender_queue_messages{{phone_number_id="{number}",state="pending"}} 0.0' in (
+        text
+    )
+    assert sender.stop_and_wait(timeout=30)
+    with pytest.raises(httpx.TransportError):  # the endpoint stops with the sender
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)

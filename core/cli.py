@@ -141,8 +141,9 @@ def worker(
         await run_worker(
             settings, engine, worker_id=worker_id, stop=stop, on_dispatcher=metrics.watch
         )
-        if probe is not None:
-            await probe
+        if probe is not None:  # a read in flight is not worth waiting for
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
 
     try:
         run_loop(_serve())

@@ -100,8 +100,9 @@ def _run_sender(
         if metrics is not None:
             probe = asyncio.create_task(QualityProbe(metrics).run(sender.stop))
         await run_worker(cfg, db, stop=sender.stop, worker_id="dashboard", on_dispatcher=watch)
-        if probe is not None:
-            await probe
+        if probe is not None:  # a read in flight is not worth waiting for
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
 
     try:
         asyncio.run(main())

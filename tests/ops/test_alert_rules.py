@@ -252,3 +252,20 @@ def test_the_webhook_app_exports_what_the_rules_read(webhook_client: TestClient)
 
     worker_names = {n for n in rule_metric_names() if not n.startswith("wanotify_webhook_")}
     assert rule_metric_names() - worker_names <= set(samples)
+
+
+def test_a_metrics_port_in_use_stops_the_worker_with_the_reason(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", "worker", "--metrics-port", str(port)],
+            env={**os.environ, "DATABASE_URL": database_url, "WANOTIFY_MODE": "sandbox"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr

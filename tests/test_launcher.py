@@ -117,7 +117,7 @@ def test_a_sandbox_send_ends_read_and_acknowledged_in_the_database(
         send = subprocess.run(
             [sys.executable, "-m", "core.cli", "send", "--to", "+34 612 34 56 99",
              "--supplier-name", "Harinas Test", "--po-number", "PO-E2E-1", "--amount",
-             "1234.50"],
+             "1234.50", "--consent"],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert send.returncode == 0, send.stdout + send.stderr

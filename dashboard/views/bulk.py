@@ -139,13 +139,23 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
             "in are refused and listed below."
         ),
     )
-    plan = _plan(db, user, data, template, decimal, fallback=fallback)
+    consent = st.checkbox(
+        _("Every supplier in this file agreed to receive WhatsApp messages from us"),
+        key="bulk_consent",
+        help=_(
+            "WhatsApp requires each supplier's opt-in. Ticking this records consent for "
+            "the file's suppliers with your name (a consent column saying no still "
+            "refuses its row). Without it, only suppliers with recorded consent, or rows "
+            "whose consent column says yes, are sent; opted-out suppliers never are."
+        ),
+    )
+    plan = _plan(db, user, data, template, decimal, fallback=fallback, consent=consent)
     if plan is None:
         return
     file_id = hashlib.sha256(data + template.label.encode()).hexdigest()[:16]
     mapping = _mapping(plan, file_id)
     if mapping != plan.mapping:
-        plan = _plan(db, user, data, template, decimal, mapping, fallback=fallback)
+        plan = _plan(db, user, data, template, decimal, mapping, fallback=fallback, consent=consent)
         if plan is None:
             return
     _checks(plan)
@@ -161,6 +171,7 @@ def _plan(
     mapping: dict[str, str | None] | None = None,
     *,
     fallback: bool = False,
+    consent: bool = False,
 ) -> BulkPlan | None:
     """The checked file; the last plan is kept for the session, as checking 10,000 rows
     takes seconds and every click reruns the page (the send re-checks duplicates)."""
@@ -171,6 +182,7 @@ def _plan(
         decimal,
         tuple(sorted((mapping or {}).items(), key=lambda item: item[0])),
         fallback,
+        consent,
     )
     kept: dict[tuple[object, ...], BulkPlan] = st.session_state.setdefault("bulk_plans", {})
     if key in kept:
@@ -184,6 +196,7 @@ def _plan(
             decimal=decimal,
             mapping=mapping,
             fallback_to_default=fallback,
+            consent_confirmed=consent,
             engine=db,
         )
     except CsvError as exc:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from core.auth import PermissionDenied, write_tenant
 from core.compose import (
+    ConsentInfo,
     Draft,
     NoticeForm,
     SupplierChoice,
@@ -20,7 +21,9 @@ from core.compose import (
     po_notice_templates,
     search_suppliers,
     send_notice,
+    supplier_consent,
 )
+from core.i18n import _
 from core.models.types import utcnow
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
@@ -31,6 +34,7 @@ NEW_SUPPLIER = 0  # the select box's "type a new supplier" option
 CURRENCIES = ["EUR", "USD", "GBP", "MXN", "COP", "BRL", "CLP", "ARS", "PEN", "CHF"]
 DECIMALS = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
 _FORM_KEYS = ("send_name", "send_phone", "send_po", "send_amount", "send_document")
+_CONSENT_KEY = "send_consent"  # the buyer's "the supplier agreed" checkbox
 
 
 def render(user: UserInfo) -> None:
@@ -100,6 +104,7 @@ def _form(db: Engine, user: UserInfo, templates: list[TemplateChoice]) -> Notice
     phone = phone_col.text_input(
         "WhatsApp number", key="send_phone", placeholder="+34 612 34 56 78", max_chars=40
     )
+    consent_confirmed = _consent(supplier_consent(db, write_tenant(user), phone) if phone else None)
 
     st.subheader("Purchase order")
     po_col, amount_col, currency_col = st.columns([1.3, 1, 0.7])
@@ -150,7 +155,38 @@ def _form(db: Engine, user: UserInfo, templates: list[TemplateChoice]) -> Notice
         language=chosen.language,
         document_url=document,
         decimal="." if decimal == "." else "," if decimal == "," else "auto",
+        consent_confirmed=consent_confirmed,
     )
+
+
+def _consent(info: ConsentInfo | None) -> bool:
+    """Show the number's WhatsApp consent; True when the buyer confirms it for this send.
+
+    An opted-out supplier is shown as not sendable with the reason (no checkbox: only an
+    admin records new consent); one without recorded consent gets the checkbox.
+    """
+    if info is None:
+        return False
+    if info.state == "opted_out":
+        st.error(md_escape(info.refusal or _("Opted out")), icon=":material/block:")
+        if info.detail:
+            st.caption(md_escape(info.detail))
+        return False
+    if info.state == "consenting":
+        if info.detail:
+            st.caption(md_escape(info.detail))
+        return False
+    confirmed = st.checkbox(
+        _("The supplier agreed to receive WhatsApp messages from us"),
+        key=_CONSENT_KEY,
+        help=_(
+            "WhatsApp requires the supplier's opt-in. Ticking this records consent with "
+            "your name and the time."
+        ),
+    )
+    if not confirmed and info.refusal:
+        st.caption(md_escape(info.refusal))
+    return bool(confirmed)
 
 
 def _touched() -> bool:
@@ -245,7 +281,8 @@ def _status_panel(db: Engine, tenant: str, message_id: str) -> None:
     head.subheader(f"PO {md_escape(state.po_number or '')} to {md_escape(state.recipient)}",
                    anchor=False)
     if action.button("New notice", key="send_new", width="stretch"):
-        for key in (*_FORM_KEYS, "send_last", "send_note", "send_query", "send_supplier"):
+        for key in (*_FORM_KEYS, "send_last", "send_note", "send_query", "send_supplier",
+                    _CONSENT_KEY):
             st.session_state.pop(key, None)
         st.rerun(scope="app")
     status_timeline(state)

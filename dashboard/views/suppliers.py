@@ -10,6 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action, PermissionDenied, can
+from core.consent import history
+from core.consent.policy import source_label
 from core.csv_import import CsvError
 from core.i18n import _
 from core.supplier_directory import (
@@ -26,6 +28,7 @@ from core.supplier_directory import (
     list_suppliers,
     plan_import,
     read_import,
+    set_opt_in,
     update_supplier,
 )
 from core.supplier_labels import supplier_label
@@ -85,7 +88,7 @@ def _directory(user: UserInfo) -> None:
             "Phone": [s.phone_display for s in page.rows],
             "Language": [s.language for s in page.rows],
             "ERP reference": [s.external_ref or "" for s in page.rows],
-            "Consent": [s.opted_in for s in page.rows],
+            "Consent": [_consent_word(s) for s in page.rows],
             "Active": [s.is_active for s in page.rows],
             "Last message from them": [s.last_inbound_at for s in page.rows],
         }
@@ -100,7 +103,7 @@ def _directory(user: UserInfo) -> None:
             "Phone": st.column_config.TextColumn(_("Phone"), width=140),
             "Language": st.column_config.TextColumn(_("Language"), width=80),
             "ERP reference": st.column_config.TextColumn(_("ERP reference"), width=130),
-            "Consent": st.column_config.CheckboxColumn(_("Consent"), width=80),
+            "Consent": st.column_config.TextColumn(_("Consent"), width=95),
             "Active": st.column_config.CheckboxColumn(_("Active"), width=70),
             "Last message from them": st.column_config.DatetimeColumn(
                 _("Last message from them"), format="distance", width=170
@@ -130,10 +133,12 @@ def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
         language = c3.selectbox("Language", languages,
                                 index=_index(languages, supplier.language))  # fmt: skip
         ref = c4.text_input("ERP reference", value=supplier.external_ref or "", max_chars=64)
+        if supplier.consent == "opted_out":
+            st.error(md_escape(_consent_detail(supplier)), icon=":material/block:")
         consent = st.checkbox("Agreed to receive PO notices on WhatsApp", value=supplier.opted_in)
         active = st.checkbox("Active (offered when sending)", value=supplier.is_active)
-        if supplier.opted_in_at:
-            st.caption(f"Consent recorded {local_time(supplier.opted_in_at)}")
+        if supplier.consent == "consenting":
+            st.caption(md_escape(_consent_detail(supplier)))
         saved = st.form_submit_button("Save changes", type="primary")
     if saved:
         try:
@@ -146,6 +151,66 @@ def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
             return
         st.toast(f"{md_escape(name.strip())} saved")
         st.rerun()
+    _consent_history(user, supplier)
+
+
+def _consent_word(supplier: SupplierView) -> str:
+    """The supplier's consent in one word for the table."""
+    if supplier.consent == "opted_out":
+        return _("opted out")
+    return _("yes") if supplier.consent == "consenting" else _("none")
+
+
+def _consent_detail(supplier: SupplierView) -> str:
+    """How and when consent, or the opt-out, was recorded (plain text)."""
+    if supplier.consent == "opted_out":
+        return _("Opted out {when} by {how}{who}: no template is sent to this supplier. "
+                 "Tick the box and save only if the supplier asked to receive messages "
+                 "again.").format(
+            when=local_time(supplier.opted_out_at) if supplier.opted_out_at else "?",
+            how=source_label(supplier.opt_out_source),
+            who=f" ({supplier.opt_out_by})" if supplier.opt_out_by else "",
+        )  # fmt: skip
+    return _("Consent recorded {when} by {how}{who}").format(
+        when=local_time(supplier.opted_in_at) if supplier.opted_in_at else "?",
+        how=source_label(supplier.consent_source),
+        who=f" ({supplier.consent_by})" if supplier.consent_by else "",
+    )
+
+
+def _consent_history(user: UserInfo, supplier: SupplierView) -> None:
+    """Every consent change of the supplier (the proof: who, when, how, their words),
+    and a button recording an opt-out the supplier asked for elsewhere."""
+    events = history(runtime.engine(), user.tenant_id, supplier.id)
+    with st.expander(_("Consent history ({n})").format(n=len(events)), expanded=False):
+        if events:
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        _("When"): [e.at for e in events],
+                        _("Change"): [
+                            _("consent given") if e.action == "granted" else _("opted out")
+                            for e in events
+                        ],
+                        _("How"): [source_label(e.source) for e in events],
+                        _("By"): [e.by or "" for e in events],
+                        _("Their words / note"): [e.evidence or "" for e in events],
+                    }
+                ),
+                hide_index=True,
+            )
+        else:
+            st.caption(_("No consent recorded for this supplier."))
+        if supplier.consent != "opted_out" and st.button(
+            _("Record an opt-out"), key=f"supplier_opt_out_{supplier.id}",
+            help=_("The supplier asked not to receive WhatsApp messages (by phone, e-mail…)"),
+        ):  # fmt: skip
+            try:
+                set_opt_in(runtime.engine(), user, supplier.id, False)
+            except (SupplierError, PermissionDenied) as exc:
+                st.error(md_escape(exc))
+                return
+            st.rerun()
 
 
 def _add_form(user: UserInfo) -> None:
@@ -156,7 +221,7 @@ def _add_form(user: UserInfo) -> None:
         c3, c4 = st.columns(2)
         language = c3.selectbox("Language", list(LANGUAGE_CODES))
         ref = c4.text_input("ERP reference (optional)", max_chars=64)
-        consent = st.checkbox("Agreed to receive PO notices on WhatsApp", value=True)
+        consent = st.checkbox("Agreed to receive PO notices on WhatsApp", value=False)
         added = st.form_submit_button("Add supplier", type="primary")
     if added:
         try:

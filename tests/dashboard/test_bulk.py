@@ -25,9 +25,12 @@ def _templates(engine: Engine) -> None:
     )
 
 
-def _upload(at, name: str, data: bytes):  # type: ignore[no-untyped-def]
+def _upload(at, name: str, data: bytes, *, consent: bool = True):  # type: ignore[no-untyped-def]
     at.file_uploader(key="bulk_file").set_value((name, data, "text/csv"))
-    return at.run()
+    at = at.run()
+    if consent and not at.exception:  # the buyer confirms the file's suppliers opted in
+        at = at.checkbox(key="bulk_consent").check().run()
+    return at
 
 
 def test_a_fresh_install_has_useful_empty_states(dashboard_env: str, engine: Engine) -> None:
@@ -225,3 +228,16 @@ def test_a_new_supplier_named_like_another_is_confirmed_before_sending(
     assert not at.exception and at.query_params["batch"]
     with Session(engine) as session:
         assert len(session.exec(select(Supplier)).all()) == 2
+
+
+def test_without_a_consent_confirmation_new_suppliers_are_refused_with_the_reason(
+    dashboard_env: str, engine: Engine
+) -> None:
+    _templates(engine)
+    data = b"Proveedor;Telefono;Pedido;Importe\nHarinas;612 34 56 78;PO-1;10,50\n"
+    at = _upload(page(MODULE, person("buyer")).run(), "c.csv", data, consent=False)
+    assert "1 row will not be sent" in texts(at)
+    (table,) = at.table
+    assert "no recorded consent" in " ".join(map(str, table.value["Reason"]))
+    at = at.checkbox(key="bulk_consent").check().run()
+    assert "will not be sent" not in texts(at)

@@ -54,6 +54,8 @@ def test_the_preview_follows_the_form_and_the_send_happens_once(
     at = _fill(at, name="Harinas Martín", phone="612 34 56 78", po="PO-7", amount="1.234,50")
     html = "".join(str(element.proto) for element in at.get("html"))
     assert "PO-7" in html and "1.234,50" in html and "Confirmar pedido" in html
+    assert "no recorded consent" in texts(at) and at.button(key="send_go").disabled
+    at = at.checkbox(key="send_consent").check().run()  # the buyer confirms the opt-in
     assert "Ready to send to +34612345678" in texts(at)
     assert not at.button(key="send_go").disabled
     at.button(key="send_go").click().run()
@@ -104,3 +106,24 @@ def test_picking_a_supplier_fills_the_form_and_the_language(
     assert at.selectbox(key="send_language").value == "en"
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Supplier)).one() == 2
+
+
+def test_an_opted_out_supplier_is_refused_with_the_reason_and_no_checkbox(
+    dashboard_env: str, engine: Engine
+) -> None:
+    _templates(engine)
+    from core.consent import withdraw
+
+    with Session(engine) as session:
+        out = Supplier(tenant_id="default", name="Baja SL", phone_e164="+34612990002")
+        session.add(out)
+        session.flush()
+        withdraw(session, out, source="admin", by="root")
+        session.commit()
+    at = page(MODULE, person("buyer")).run()
+    at = _fill(at, name="Baja SL", phone="612 99 00 02", po="PO-X", amount="10")
+    shown = texts(at)
+    assert "Baja SL opted out of WhatsApp messages" in shown
+    assert "an admin in the supplier directory" in shown
+    assert not [c for c in at.checkbox if c.key == "send_consent"]
+    assert at.button(key="send_go").disabled and _messages(engine) == []

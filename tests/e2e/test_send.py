@@ -8,8 +8,10 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, col, select
 
+from core.consent import withdraw
 from core.models.messages import WhatsAppMessage
-from tests.fixtures.browser import Product, log_in, screenshot, type_into
+from core.models.suppliers import Supplier
+from tests.fixtures.browser import Product, log_in, screenshot, type_into, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +41,8 @@ def test_a_buyer_sends_a_po_notice_once_and_sees_it_read(page: Any, product: Pro
     screenshot(page, "send-empty")
     type_into(page, "Supplier name", "Ferretería <b>Gómez</b>")
     type_into(page, "WhatsApp number", "+34 612 345 678")
+    page.get_by_text("The supplier agreed to receive WhatsApp messages from us").click()
+    wait_idle(page)
     type_into(page, "PO number", "PO-E2E-0001")
     type_into(page, "Total amount", "1.234,50")
     preview = page.locator("[data-testid='wa-preview']")
@@ -74,3 +78,30 @@ def test_invalid_values_are_flagged_and_nothing_is_sent(page: Any, product: Prod
     expect(page.get_by_role("button", name="Send to supplier")).to_be_disabled()
     screenshot(page, "send-invalid")
     assert _messages(product, "PO-E2E-BAD") == []
+
+
+def test_an_opted_out_supplier_is_shown_as_not_sendable_with_the_reason(
+    page: Any, product: Product
+) -> None:
+    """Issue 12 item 1: a supplier who replied BAJA is refused on the send page, with
+    why, before anything is sent; ticking consent there cannot override it."""
+    with Session(product.engine()) as session:
+        supplier = Supplier(
+            tenant_id="default", name="Baja Ltd", phone_e164="+34612990001", opted_in=True
+        )
+        session.add(supplier)
+        session.flush()
+        withdraw(session, supplier, source="reply", by="+34612990001", evidence="BAJA")
+        session.commit()
+    log_in(page, product, "buyer")
+    type_into(page, "Supplier name", "Baja Ltd")
+    type_into(page, "WhatsApp number", "612 99 00 01")
+    type_into(page, "PO number", "PO-E2E-OUT")
+    type_into(page, "Total amount", "10")
+    refusal = page.locator("[data-testid='stAlertContainer']", has_text="opted out")
+    expect(refusal.first).to_contain_text("Baja Ltd opted out of WhatsApp messages")
+    expect(refusal.first).to_contain_text("a reply with a stop word")
+    expect(page.get_by_text("The supplier agreed to receive WhatsApp messages")).to_have_count(0)
+    expect(page.get_by_role("button", name="Send to supplier")).to_be_disabled()
+    screenshot(page, "send-opted-out")
+    assert _messages(product, "PO-E2E-OUT") == []

@@ -581,12 +581,17 @@ class Dispatcher:
         """Wait for the limiter's next permit. While it does not come at once (within
         `slice_gather_seconds`), the slice gathered so far is marked and started, so a
         slice is what the limiter lets through together: one mark per pacing slice."""
+        if not self._slice:
+            await self.limiter.acquire()
+            return
+        try_now = getattr(self.limiter, "try_acquire", None)
+        if try_now is not None and try_now():
+            return  # free at once (the common case): no task, no timer
         acquiring = asyncio.ensure_future(self.limiter.acquire())
         try:
-            if self._slice:
-                await asyncio.wait({acquiring}, timeout=self.options.slice_gather_seconds)
-                if not acquiring.done():
-                    await self._start_slice(client, writes)
+            await asyncio.wait({acquiring}, timeout=self.options.slice_gather_seconds)
+            if not acquiring.done():
+                await self._start_slice(client, writes)
             await acquiring
         except BaseException:
             if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:

@@ -273,6 +273,17 @@ class SlidingWindowLimiter:
             wait = max(wait, slice_wait)
         return max(wait, 0.0)
 
+    def try_acquire(self) -> bool:
+        """`acquire` without waiting: count a start as pending and return True if one
+        may start now, else False (nothing counted). The dispatcher asks this first so
+        a permit that is free costs no task (it gathers such permits into one slice)."""
+        if self._lock.locked():
+            return False
+        if self._wait(self._clock()) == 0.0:
+            self._pending += 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Wait for a free slot in the window, then count this start as pending."""
         async with self._lock:

@@ -191,3 +191,18 @@ def test_a_drain_waits_for_a_slow_mark_and_sends_its_rows(
     report = asyncio.run(drain(load_settings(), engine, timeout=60, options=fast_options()))
     assert report.accepted == 1 and not report.timed_out
     assert rows(engine)[message_id].status == MessageStatus.ACCEPTED
+
+
+def test_try_acquire_counts_a_free_permit_and_never_waits() -> None:
+    """The dispatcher's fast path: a free permit is taken at once, a full window says no
+    and counts nothing."""
+    now = [100.0]
+    limiter = SlidingWindowLimiter(2, slices=1, margin=0.0, clock=lambda: now[0])
+    assert limiter.try_acquire() and limiter.try_acquire()
+    assert not limiter.try_acquire()  # the window holds two
+    assert limiter.pending == 2
+    limiter.sent()
+    limiter.sent()
+    assert not limiter.try_acquire()
+    now[0] += 1.01  # both starts left the window
+    assert limiter.try_acquire() and limiter.pending == 1

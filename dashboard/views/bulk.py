@@ -31,25 +31,49 @@ from core.bulk import (
 )
 from core.compose import TemplateChoice, sendable_templates
 from core.csv_import import CsvError
-from core.i18n import _, ngettext
+from core.formatting import format_number
+from core.i18n import N_, _, ngettext
 from core.money import DecimalMark
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
 from dashboard import runtime
 from dashboard.widgets import local_time, md_escape, paged, pager, whatsapp_bubble
 
-NOT_IN_FILE = "— not in the file —"
-DECIMALS: dict[str, str] = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
-FIELD_LABELS = {
-    "phone": "Phone",
-    "supplier_name": "Supplier name",
-    "po_number": "PO number",
-    "total_amount": "Amount",
-    "currency": "Currency (EUR if missing)",
-    "language": "Language (optional)",
-    "document_link": "PDF link",
-    "header": "Header",
+NOT_IN_FILE = "— not in the file —"  # the column picker's "no column" option (translated)
+DECIMALS: dict[str, str] = {
+    "auto": N_("Detect"),
+    ".": N_("Dot (1234.50)"),
+    ",": N_("Comma (1234,50)"),
 }
+FIELD_LABELS = {
+    "phone": N_("Phone"),
+    "supplier_name": N_("Supplier name"),
+    "po_number": N_("PO number"),
+    "total_amount": N_("Amount"),
+    "currency": N_("Currency (EUR if missing)"),
+    "language": N_("Language (optional)"),
+    "document_link": N_("PDF link"),
+    "header": N_("Header"),
+}
+#: A batch's status as the list of recent batches names it.
+BATCH_STATUS = {
+    "running": N_("Sending"),
+    "paused": N_("Paused"),
+    "cancelled": N_("Cancelled"),
+    "done": N_("Done"),
+    "completed": N_("Done"),
+}
+
+
+def _field_label(field: str) -> str:
+    """A column's name for the buyer; a template's own field names stay as Meta wrote them."""
+    known = FIELD_LABELS.get(field)
+    return _(known) if known else field
+
+
+def _batch_status(status: str) -> str:
+    known = BATCH_STATUS.get(status)
+    return _(known) if known else status
 #: The upload limit shown and enforced by the browser: what `read_csv` accepts.
 MAX_UPLOAD_MB = max(1, csv_import.MAX_BYTES // (1024 * 1024))
 #: Checked files kept per session (a plan of 10,000 rows takes seconds to make).
@@ -71,16 +95,16 @@ OPTIONAL_FIELDS = frozenset({"currency", "language"})
 def render(user: UserInfo) -> None:
     """Draw the bulk page for `user` (buyers and admins)."""
     db = runtime.engine()
-    st.title("Bulk send from CSV")
+    st.title(_("Bulk send from CSV"))
     st.caption(
-        "Upload a CSV exported from your spreadsheet or ERP (commas or semicolons, decimal "
-        "commas and accents are fine). Every row is checked before anything is sent."
-    )
+        _("Upload a CSV exported from your spreadsheet or ERP (commas or semicolons, decimal "
+          "commas and accents are fine). Every row is checked before anything is sent.")
+    )  # fmt: skip
     batch_id = _open_batch_id()
     if batch_id:
         with st.container(border=True):
             _open_batch(db, user, batch_id)
-    upload_tab, batches_tab = st.tabs(["New batch", "Recent batches"])
+    upload_tab, batches_tab = st.tabs([_("New batch"), _("Recent batches")])
     with upload_tab:
         _new_batch(db, user)
     with batches_tab:
@@ -96,8 +120,8 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
     templates = sendable_templates(db, write_tenant(user))
     if not templates:
         st.info(
-            "**No approved template yet.** An administrator syncs the templates approved in "
-            "WhatsApp Manager on the *Templates* page; then you can send batches here.",
+            _("**No approved template yet.** An administrator syncs the templates approved in "
+              "WhatsApp Manager on the *Templates* page; then you can send batches here."),
             icon=":material/description:",
         )
         return
@@ -107,24 +131,24 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
     )
     left, right = st.columns([1, 1])
     template = left.selectbox(
-        "Template", po_first, format_func=lambda t: t.label, key="bulk_template"
+        _("Template"), po_first, format_func=lambda t: t.label, key="bulk_template"
     )
     decimal_key = right.radio(
-        "Decimal separator of the amounts",
+        _("Decimal separator of the amounts"),
         list(DECIMALS),
-        format_func=DECIMALS.__getitem__,
+        format_func=lambda key: _(DECIMALS[key]),
         horizontal=True,
         key="bulk_decimal",
-        help="Detect reads 1.234,50 and 1,234.50 and refuses amounts such as 2.750",
+        help=_("Detect reads 1.234,50 and 1,234.50 and refuses amounts such as 2.750"),
     )
     upload = st.file_uploader(
-        "CSV file", type=["csv", "txt"], key="bulk_file", max_upload_size=MAX_UPLOAD_MB
+        _("CSV file"), type=["csv", "txt"], key="bulk_file", max_upload_size=MAX_UPLOAD_MB
     )
     if upload is None or template is None:
         st.caption(
-            "Columns the file needs for a PO notice: supplier name, phone, PO number and "
-            "amount; currency and language are optional. Names in Spanish work too "
-            "(proveedor, teléfono, pedido, importe…)."
+            _("Columns the file needs for a PO notice: supplier name, phone, PO number and "
+              "amount; currency and language are optional. Names in Spanish work too "
+              "(proveedor, teléfono, pedido, importe…).")
         )
         return
     data = upload.getvalue()
@@ -200,10 +224,12 @@ def _plan(
             engine=db,
         )
     except CsvError as exc:
-        st.error(f"**This file cannot be read:** {md_escape(exc)}", icon=":material/block:")
+        st.error("**" + _("This file cannot be read:") + "** " + md_escape(_(str(exc))),
+                 icon=":material/block:")  # fmt: skip
         return None
     except NoticeRejected as exc:
-        st.error(f"**This template cannot be sent:** {md_escape(exc)}", icon=":material/block:")
+        st.error("**" + _("This template cannot be sent:") + "** " + md_escape(_(str(exc))),
+                 icon=":material/block:")  # fmt: skip
         return None
     while len(kept) >= PLANS_KEPT:  # the guessed and the chosen mapping, a file or two
         kept.pop(next(iter(kept)))
@@ -212,7 +238,7 @@ def _plan(
 
 
 def _mapping(plan: BulkPlan, file_id: str) -> dict[str, str | None]:
-    st.markdown("**Columns** — checked automatically; change any that are wrong")
+    st.markdown(_("**Columns** — checked automatically; change any that are wrong"))
     headers = plan.table.headers
     fields = wanted_fields(plan.definition)
     cells = st.columns(min(len(fields), 6) or 1)
@@ -221,19 +247,21 @@ def _mapping(plan: BulkPlan, file_id: str) -> dict[str, str | None]:
         guess = plan.mapping.get(field)
         options = [NOT_IN_FILE, *headers]
         picked = cells[i % len(cells)].selectbox(  # a label reads Markdown, options do not
-            md_escape(FIELD_LABELS.get(field, field)),
+            md_escape(_field_label(field)),
             options,
+            format_func=lambda o: _("— not in the file —") if o == NOT_IN_FILE else o,
             index=options.index(guess) if guess in options else 0,
             key=f"bulk_map_{file_id}_{field}",
         )
         chosen[field] = None if picked == NOT_IN_FILE else picked
     missing = [
-        md_escape(FIELD_LABELS.get(f, f))  # a template's field names come from Meta
+        md_escape(_field_label(f))  # a template's field names come from Meta
         for f, h in chosen.items()
         if h is None and f not in OPTIONAL_FIELDS
     ]
     if missing:
-        st.warning(f"No column chosen for: {', '.join(missing)}", icon=":material/warning:")
+        st.warning(_("No column chosen for: {fields}").format(fields=", ".join(missing)),
+                   icon=":material/warning:")  # fmt: skip
     return chosen
 
 
@@ -241,11 +269,11 @@ def _checks(plan: BulkPlan) -> None:
     rejected = plan.rejected
     warned = [check for check in plan.valid if check.warnings]
     cols = st.columns(4)
-    cols[0].metric("Rows in the file", len(plan.checks))
-    cols[1].metric("Ready to send", plan.valid_count)
-    cols[2].metric("Refused", len(rejected))
+    cols[0].metric(_("Rows in the file"), format_number(len(plan.checks)))
+    cols[1].metric(_("Ready to send"), format_number(plan.valid_count))
+    cols[2].metric(_("Refused"), format_number(len(rejected)))
     cols[3].metric(
-        "Read as",
+        _("Read as"),
         md_escape(ENCODINGS.get(plan.table.encoding, plan.table.encoding)),
         md_escape(_sep(plan.table.delimiter)),
         delta_color="off",
@@ -253,16 +281,21 @@ def _checks(plan: BulkPlan) -> None:
     )
     if rejected:
         st.error(
-            f"**{len(rejected)} row{'s' if len(rejected) != 1 else ''} will not be sent.** "
-            "Fix them in the file and upload it again, or send the others now.",
+            ngettext(
+                "**{n} row will not be sent.** Fix it in the file and upload it again, or "
+                "send the others now.",
+                "**{n} rows will not be sent.** Fix them in the file and upload it again, or "
+                "send the others now.",
+                len(rejected),
+            ).format(n=format_number(len(rejected))),
             icon=":material/error:",
         )
         frame = pd.DataFrame(
             {
-                "Row": [c.row_number for c in rejected],
-                "Supplier": [c.values.get("supplier_name", "") for c in rejected],
-                "Phone": [c.values.get("phone", "") for c in rejected],
-                "Reason": ["; ".join(c.errors) for c in rejected],
+                _("Row"): [c.row_number for c in rejected],
+                _("Supplier"): [c.values.get("supplier_name", "") for c in rejected],
+                _("Phone"): [c.values.get("phone", "") for c in rejected],
+                _("Reason"): ["; ".join(c.errors) for c in rejected],
             }
         )
         if len(frame) <= TABLE_ROWS:  # a plain table: readable, searchable, printable
@@ -277,21 +310,23 @@ def _checks(plan: BulkPlan) -> None:
                                   "{n} rows with a warning (they will be sent)",
                                   len(warned)).format(n=len(warned))):  # fmt: skip
             for check in warned:
-                st.markdown(f"- Row {check.row_number}: {md_escape('; '.join(check.warnings))}")
+                warnings = md_escape("; ".join(check.warnings))
+                st.markdown("- " + _("Row {row}: {warnings}").format(
+                    row=check.row_number, warnings=warnings))  # fmt: skip
     if plan.valid:
         _previews(plan)
         dry_run = ngettext("Dry run: the message that would be sent",
                            "Dry run: the {n} messages that would be sent",
-                           plan.valid_count).format(n=f"{plan.valid_count:,}")  # fmt: skip
+                           plan.valid_count).format(n=format_number(plan.valid_count))  # fmt: skip
         with st.expander(dry_run):
             shown = paged(plan.valid, "bulk_dry_run")
             st.dataframe(
                 pd.DataFrame(
                     {
-                        "Row": [c.row_number for c in shown.rows],
+                        _("Row"): [c.row_number for c in shown.rows],
                         _("Language"): [c.language or "" for c in shown.rows],
-                        "To": [c.phone_e164 for c in shown.rows],
-                        "Message": [(c.preview or "")[:160] for c in shown.rows],
+                        _("To"): [c.phone_e164 for c in shown.rows],
+                        _("Message"): [(c.preview or "")[:160] for c in shown.rows],
                     }
                 ),
                 hide_index=True,
@@ -322,22 +357,23 @@ def _previews(plan: BulkPlan) -> None:
 
 
 def _sep(delimiter: str) -> str:
-    return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(delimiter, delimiter)
+    names = {",": _("commas"), ";": _("semicolons"), "\t": _("tabs")}
+    return names.get(delimiter, delimiter)
 
 
 def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: str) -> None:
     started: dict[str, str] = st.session_state.setdefault("bulk_started", {})
     name_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
     name = name_col.text_input(
-        "Batch name", value=file_name.rsplit(".", 1)[0][:200], key=f"bulk_name_{file_id}"
+        _("Batch name"), value=file_name.rsplit(".", 1)[0][:200], key=f"bulk_name_{file_id}"
     )
     if file_id in started:
-        go_col.button("Sent ✓", disabled=True, width="stretch", key=f"bulk_sent_{file_id}")
+        go_col.button(_("Sent ✓"), disabled=True, width="stretch", key=f"bulk_sent_{file_id}")
         return
     namesakes_ok = _namesakes(plan, file_id)
     count = plan.valid_count
     clicked = go_col.button(
-        f"Send {count} message{'s' if count != 1 else ''}",
+        ngettext("Send {n} message", "Send {n} messages", count).format(n=format_number(count)),
         type="primary",
         icon=":material/send:",
         disabled=count == 0 or not namesakes_ok,
@@ -346,12 +382,12 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
     )
     if clicked:
         try:
-            with st.spinner(f"Queuing {count:,} messages…"):
+            with st.spinner(_("Queuing {n} messages…").format(n=format_number(count))):
                 batch = start_batch_for(
                     user, plan, name.strip() or file_name, engine=db, allow_namesakes=namesakes_ok
                 )
         except (PermissionDenied, NoticeRejected, BatchError) as exc:  # e.g. template paused
-            st.error(md_escape(exc))
+            st.error(md_escape(_(str(exc))))
             return
         started[file_id] = batch.id  # a second click (or rerun) opens it, never sends again
         st.query_params["batch"] = batch.id
@@ -393,18 +429,18 @@ def _namesakes(plan: BulkPlan, file_id: str) -> bool:
 def _recent(db: Engine, user: UserInfo) -> None:
     batches = recent_batches(db, write_tenant(user), limit=200)  # paged below
     if not batches:
-        st.info("No batches yet: your uploads will be listed here.", icon=":material/inbox:")
+        st.info(_("No batches yet: your uploads will be listed here."), icon=":material/inbox:")
         return
     shown = paged(batches, "bulk_batches")
     st.dataframe(
         pd.DataFrame(
             {
-                "Started": [local_time(b.created_at, labelled=False) for b in shown.rows],
-                "Name": [b.name for b in shown.rows],
-                "Template": [b.template for b in shown.rows],
-                "Rows": [b.total_rows for b in shown.rows],
-                "Status": [b.status for b in shown.rows],
-                "By": [b.created_by or "" for b in shown.rows],
+                _("Started"): [local_time(b.created_at, labelled=False) for b in shown.rows],
+                _("Name"): [b.name for b in shown.rows],
+                _("Template"): [b.template for b in shown.rows],
+                _("Rows"): [b.total_rows for b in shown.rows],
+                _("Status"): [_batch_status(b.status) for b in shown.rows],
+                _("By"): [b.created_by or "" for b in shown.rows],
             }
         ),
         hide_index=True,
@@ -414,14 +450,14 @@ def _recent(db: Engine, user: UserInfo) -> None:
     )
     pager(shown, "bulk_batches")
     labels = {
-        b.id: f"{b.name} · {local_time(b.created_at, labelled=False)} · {b.status}"
+        b.id: f"{b.name} · {local_time(b.created_at, labelled=False)} · {_batch_status(b.status)}"
         for b in batches
     }
     pick_col, open_col = st.columns([3, 1], vertical_alignment="bottom")
     picked = pick_col.selectbox(
-        "Open a batch", list(labels), format_func=labels.__getitem__, key="bulk_pick"
+        _("Open a batch"), list(labels), format_func=labels.__getitem__, key="bulk_pick"
     )
-    if open_col.button("Open", key="bulk_open", width="stretch") and picked:
+    if open_col.button(_("Open"), key="bulk_open", width="stretch") and picked:
         st.query_params["batch"] = picked
         st.rerun()
 
@@ -431,35 +467,37 @@ def _batch_panel(db: Engine, user: UserInfo, batch_id: str) -> None:
     try:
         progress = progress_for(user, batch_id, engine=db)
     except BatchError:
-        st.warning("That batch does not exist or belongs to another tenant.")
+        st.warning(_("That batch does not exist or belongs to another tenant."))
         return
     title, close = st.columns([5, 1])
-    title.subheader(f"Batch: {md_escape(progress.name)}", anchor=False)
-    if close.button("Close", key="bulk_close", width="stretch"):
+    title.subheader(_("Batch: {name}").format(name=md_escape(progress.name)), anchor=False)
+    if close.button(_("Close"), key="bulk_close", width="stretch"):
         st.query_params.pop("batch", None)
         st.rerun(scope="app")
     settled = progress.enqueued - progress.queued
     label = _state_label(progress)
     st.progress(
         progress.percent / 100,
-        text=f"{label} — {settled} of {progress.enqueued} messages settled",
+        text=_("{state} — {settled} of {total} messages settled").format(
+            state=label, settled=format_number(settled), total=format_number(progress.enqueued)
+        ),
     )
     counts = progress.counts
     cols = st.columns(7)
     for cell, (name, value) in zip(
         cols,
         (
-            ("Queued", progress.queued),
-            ("Accepted", counts.get("accepted", 0) + counts.get("sent", 0)),
-            ("Delivered", counts.get("delivered", 0)),
-            ("Read", counts.get("read", 0)),
-            ("Failed", progress.failed),
-            ("Need attention", progress.needs_attention),
-            ("Refused at upload", progress.invalid_rows),
+            (_("Queued"), progress.queued),
+            (_("Accepted"), counts.get("accepted", 0) + counts.get("sent", 0)),
+            (_("Delivered"), counts.get("delivered", 0)),
+            (_("Read"), counts.get("read", 0)),
+            (_("Failed"), progress.failed),
+            (_("Need attention"), progress.needs_attention),
+            (_("Refused at upload"), progress.invalid_rows),
         ),
         strict=True,
     ):
-        cell.metric(name, value)
+        cell.metric(name, format_number(value))
     _actions(db, user, progress)
 
 
@@ -523,10 +561,10 @@ _live_batch_panel = st.fragment(run_every="1s")(_batch_panel)
 
 def _state_label(progress: BatchProgress) -> str:
     if progress.status == "paused":
-        return "Paused"
+        return _("Paused")
     if progress.status == "cancelled":
-        return "Cancelled"
-    return "Done" if progress.done else "Sending"
+        return _("Cancelled")
+    return _("Done") if progress.done else _("Sending")
 
 
 def _act(action: Callable[..., object], user: UserInfo, batch_id: str, db: Engine) -> None:
@@ -534,7 +572,7 @@ def _act(action: Callable[..., object], user: UserInfo, batch_id: str, db: Engin
     try:
         action(user, batch_id, engine=db)
     except (PermissionDenied, BatchError) as exc:
-        st.session_state["bulk_action_error"] = str(exc)
+        st.session_state["bulk_action_error"] = _(str(exc))
 
 
 def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
@@ -543,7 +581,7 @@ def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
     args = (user, progress.batch_id, db)
     if progress.status == "running" and not progress.done:
         buttons.button(
-            "Pause",
+            _("Pause"),
             icon=":material/pause:",
             key="bulk_pause",
             on_click=_act,
@@ -551,7 +589,7 @@ def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
         )
     elif progress.status == "paused":
         buttons.button(
-            "Resume",
+            _("Resume"),
             icon=":material/play_arrow:",
             type="primary",
             key="bulk_resume",
@@ -559,7 +597,7 @@ def _actions(db: Engine, user: UserInfo, progress: BatchProgress) -> None:
             args=(resume_batch_for, *args),
         )
     buttons.button(
-        f"Retry failed ({retryable})",
+        _("Retry failed ({n})").format(n=format_number(retryable)),
         icon=":material/replay:",
         disabled=retryable == 0,
         key="bulk_retry",

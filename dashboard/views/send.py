@@ -23,7 +23,7 @@ from core.compose import (
     send_notice,
     supplier_consent,
 )
-from core.i18n import _
+from core.i18n import N_, _, ngettext
 from core.models.types import utcnow
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
@@ -32,7 +32,7 @@ from dashboard.widgets import local_time, md_escape, status_timeline, whatsapp_b
 
 NEW_SUPPLIER = 0  # the select box's "type a new supplier" option
 CURRENCIES = ["EUR", "USD", "GBP", "MXN", "COP", "BRL", "CLP", "ARS", "PEN", "CHF"]
-DECIMALS = {"auto": "Detect", ".": "Dot (1234.50)", ",": "Comma (1234,50)"}
+DECIMALS = {"auto": N_("Detect"), ".": N_("Dot (1234.50)"), ",": N_("Comma (1234,50)")}
 _FORM_KEYS = ("send_name", "send_phone", "send_po", "send_amount", "send_document")
 _CONSENT_KEY = "send_consent"  # the buyer's "the supplier agreed" checkbox
 
@@ -40,16 +40,16 @@ _CONSENT_KEY = "send_consent"  # the buyer's "the supplier agreed" checkbox
 def render(user: UserInfo) -> None:
     """Draw the send page for `user` (buyers and admins)."""
     db = runtime.engine()
-    st.title("Send a PO notice")
+    st.title(_("Send a PO notice"))
     st.caption(
-        "Tell a supplier about an approved purchase order on WhatsApp. The preview is "
-        "exactly what they will see; each PO is sent once per supplier and template."
-    )
+        _("Tell a supplier about an approved purchase order on WhatsApp. The preview is "
+          "exactly what they will see; each PO is sent once per supplier and template.")
+    )  # fmt: skip
     templates = po_notice_templates(db, write_tenant(user))
     if not templates:
         st.info(
-            "**No approved PO notice template yet.** An administrator syncs the templates "
-            "approved in WhatsApp Manager on the *Templates* page; then they appear here.",
+            _("**No approved PO notice template yet.** An administrator syncs the templates "
+              "approved in WhatsApp Manager on the *Templates* page; then they appear here."),
             icon=":material/description:",
         )
         return
@@ -83,53 +83,57 @@ def _apply_supplier(choices: dict[int, SupplierChoice]) -> None:
 
 
 def _form(db: Engine, user: UserInfo, templates: list[TemplateChoice]) -> NoticeForm:
-    st.subheader("Supplier")
+    st.subheader(_("Supplier"))
     query = st.text_input(
-        "Find a supplier", placeholder="Name or phone number", key="send_query", max_chars=100
-    )
+        _("Find a supplier"), placeholder=_("Name or phone number"), key="send_query",
+        max_chars=100,
+    )  # fmt: skip
     matches = search_suppliers(db, write_tenant(user), query)
     choices = {match.id: match for match in matches}
     st.selectbox(
-        "Pick from your suppliers",
+        _("Pick from your suppliers"),
         [NEW_SUPPLIER, *choices],
-        format_func=lambda i: choices[i].label if i in choices else "+ A new supplier",
+        format_func=lambda i: choices[i].label if i in choices else _("+ A new supplier"),
         key="send_supplier",
         on_change=_apply_supplier,
         args=(choices,),
-        help=f"{len(matches)} match{'es' if len(matches) != 1 else ''}"
-        + (" (showing the first 20)" if len(matches) >= 20 else ""),
+        help=(
+            _("{n} matches (showing the first 20)").format(n=len(matches))
+            if len(matches) >= 20
+            else ngettext("{n} match", "{n} matches", len(matches)).format(n=len(matches))
+        ),
     )
     name_col, phone_col = st.columns(2)
-    name = name_col.text_input("Supplier name", key="send_name", max_chars=200)
+    name = name_col.text_input(_("Supplier name"), key="send_name", max_chars=200)
     phone = phone_col.text_input(
-        "WhatsApp number", key="send_phone", placeholder="+34 612 34 56 78", max_chars=40
+        _("WhatsApp number"), key="send_phone", placeholder="+34 612 34 56 78", max_chars=40
     )
     consent_confirmed = _consent(supplier_consent(db, write_tenant(user), phone) if phone else None)
 
-    st.subheader("Purchase order")
+    st.subheader(_("Purchase order"))
     po_col, amount_col, currency_col = st.columns([1.3, 1, 0.7])
-    po_number = po_col.text_input("PO number", key="send_po", max_chars=64)
+    po_number = po_col.text_input(_("PO number"), key="send_po", max_chars=64)
     amount = amount_col.text_input(
-        "Total amount", key="send_amount", placeholder="1234.50", max_chars=40
+        _("Total amount"), key="send_amount", placeholder="1234.50", max_chars=40
     )
     currency = currency_col.selectbox(
-        "Currency", CURRENCIES, key="send_currency", accept_new_options=True
+        _("Currency"), CURRENCIES, key="send_currency", accept_new_options=True
     )
     decimal = st.radio(
-        "Decimal separator in the amount",
+        _("Decimal separator in the amount"),
         list(DECIMALS),
-        format_func=DECIMALS.__getitem__,
+        format_func=lambda key: _(DECIMALS[key]),
         horizontal=True,
         key="send_decimal",
-        help="Detect reads 1.234,50 and 1,234.50; an amount like 2.750 needs you to say",
+        help=_("Detect reads 1.234,50 and 1,234.50; an amount like 2.750 needs you to say"),
     )
 
-    st.subheader("Template")
+    st.subheader(_("Template"))
     # Templates without a PDF header first: they need nothing beyond the PO's fields.
     ordered = sorted(templates, key=lambda t: (t.needs_document, t.name, t.language))
     names = list(dict.fromkeys(t.name for t in ordered))
     tpl_col, lang_col = st.columns([1.3, 1])
-    name_choice = tpl_col.selectbox("Approved template", names, key="send_template")
+    name_choice = tpl_col.selectbox(_("Approved template"), names, key="send_template")
     languages = [t.language for t in templates if t.name == name_choice]
     wish = st.session_state.pop("send_language_wish", None)
     if wish in languages:
@@ -138,12 +142,14 @@ def _form(db: Engine, user: UserInfo, templates: list[TemplateChoice]) -> Notice
         st.session_state.pop("send_language", None)
         if DEFAULT_LANGUAGE in languages:
             st.session_state["send_language"] = DEFAULT_LANGUAGE
-    language = lang_col.selectbox("Language", languages, key="send_language")
+    language = lang_col.selectbox(_("Language"), languages, key="send_language")
     chosen = next(t for t in templates if t.name == name_choice and t.language == language)
     document = ""
     if chosen.needs_document:
         document = st.text_input(
-            "Link to the PO's PDF (https)", key="send_document", placeholder="https://…/po.pdf"
+            _("Link to the PO's PDF (https)"),
+            key="send_document",
+            placeholder="https://…/po.pdf",
         )
     return NoticeForm(
         supplier_name=name,
@@ -194,29 +200,31 @@ def _touched() -> bool:
 
 
 def _preview(draft: Draft, form: NoticeForm) -> None:
-    st.subheader("What the supplier will see")
+    st.subheader(_("What the supplier will see"))
     if draft.preview is not None:
         whatsapp_bubble(draft.preview, time_label=local_time(utcnow(), "%H:%M", labelled=False))
         name, language = md_escape(form.template_name), md_escape(form.language)
-        st.caption(f"Template **{name}** in **{language}**")
+        st.caption(_("Template **{name}** in **{language}**").format(name=name, language=language))
     else:
-        st.info("Enter the PO details to see the message.", icon=":material/chat:")
+        st.info(_("Enter the PO details to see the message."), icon=":material/chat:")
     if not _touched():
-        st.caption("Fill in the supplier and the PO: problems are listed here before you send.")
+        st.caption(_("Fill in the supplier and the PO: problems are listed here before you "
+                     "send."))  # fmt: skip
     elif draft.problems:
         st.warning(
-            "**Fix before sending:**\n"
+            "**" + _("Fix before sending:") + "**\n"
             + "\n".join(f"- {md_escape(problem)}" for problem in draft.problems),
             icon=":material/error:",
         )
     elif _sent(draft):
         st.info(
-            f"Sent to {md_escape(draft.recipient)}: its status is below. Change the PO or the "
-            "supplier to send another notice.",
+            _("Sent to {recipient}: its status is below. Change the PO or the supplier to send "
+              "another notice.").format(recipient=md_escape(draft.recipient)),
             icon=":material/done_all:",
         )
     else:
-        st.success(f"Ready to send to {md_escape(draft.recipient)}", icon=":material/check_circle:")
+        st.success(_("Ready to send to {recipient}").format(recipient=md_escape(draft.recipient)),
+                   icon=":material/check_circle:")  # fmt: skip
 
 
 def _sent(draft: Draft) -> bool:
@@ -234,7 +242,7 @@ def _send_button(db: Engine, user: UserInfo, draft: Draft) -> None:
     # A callback: it runs before the next script run, so the preview above already knows
     # the notice went out (and sends exactly the draft that was on screen when clicked).
     st.button(
-        "Send to supplier",
+        _("Send to supplier"),
         type="primary",
         icon=":material/send:",
         disabled=not draft.ok,
@@ -245,7 +253,7 @@ def _send_button(db: Engine, user: UserInfo, draft: Draft) -> None:
     )
     note = st.session_state.get("send_note")
     if isinstance(note, tuple) and note[2] in (None, draft.idempotency_key):
-        kind, text, _ = note  # quotes the PO number and the supplier: text, never Markdown
+        kind, text, _key = note  # quotes the PO number and the supplier: text, never Markdown
         (st.success if kind == "ok" else st.info if kind == "again" else st.error)(md_escape(text))
 
 
@@ -253,21 +261,21 @@ def _send(db: Engine, user: UserInfo, draft: Draft) -> None:
     try:
         outcome = send_notice(db, user, draft)
     except (PermissionDenied, NoticeRejected) as exc:
-        st.session_state["send_note"] = ("error", str(exc), None)
+        st.session_state["send_note"] = ("error", _(str(exc)), None)
         return
     st.session_state["send_last"] = outcome.message_id
     po = draft.notice.po_number.strip() if draft.notice else ""
     if outcome.created:
         st.session_state["send_note"] = (
             "ok",
-            f"PO {po} queued for {draft.recipient}.",
+            _("PO {po} queued for {recipient}.").format(po=po, recipient=draft.recipient),
             draft.idempotency_key,
         )
     else:
         st.session_state["send_note"] = (
             "again",
-            f"PO {po} was already sent to {draft.recipient} with this template: "
-            "nothing was sent twice. Its status is below.",
+            _("PO {po} was already sent to {recipient} with this template: nothing was sent "
+              "twice. Its status is below.").format(po=po, recipient=draft.recipient),
             draft.idempotency_key,
         )
 
@@ -278,9 +286,10 @@ def _status_panel(db: Engine, tenant: str, message_id: str) -> None:
     if state is None:
         return
     head, action = st.columns([3, 1], vertical_alignment="bottom")
-    head.subheader(f"PO {md_escape(state.po_number or '')} to {md_escape(state.recipient)}",
-                   anchor=False)
-    if action.button("New notice", key="send_new", width="stretch"):
+    head.subheader(_("PO {po} to {recipient}").format(
+        po=md_escape(state.po_number or ""), recipient=md_escape(state.recipient)),
+        anchor=False)  # fmt: skip
+    if action.button(_("New notice"), key="send_new", width="stretch"):
         for key in (*_FORM_KEYS, "send_last", "send_note", "send_query", "send_supplier",
                     _CONSENT_KEY):
             st.session_state.pop(key, None)

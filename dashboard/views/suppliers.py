@@ -13,7 +13,8 @@ from core.auth import Action, PermissionDenied, can
 from core.consent import history
 from core.consent.policy import source_label
 from core.csv_import import CsvError
-from core.i18n import _
+from core.formatting import format_number
+from core.i18n import N_, _, ngettext
 from core.supplier_directory import (
     IMPORT_FIELDS,
     LANGUAGE_CODES,
@@ -34,28 +35,32 @@ from core.supplier_directory import (
 from core.supplier_labels import supplier_label
 from core.users import UserInfo
 from dashboard import runtime
-from dashboard.widgets import local_time, md_escape, page_number, pager
+from dashboard.widgets import ago, local_time, md_escape, page_number, pager
 
 PAGE_SIZE = 25
 _FIELD_LABELS = {
-    "supplier_name": "Name",
-    "phone": "Phone",
-    "language": "Language",
-    "supplier_ref": "ERP reference",
-    "opted_in": "Consent (yes/no)",
+    "supplier_name": N_("Name"),
+    "phone": N_("Phone"),
+    "language": N_("Language"),
+    "supplier_ref": N_("ERP reference"),
+    "opted_in": N_("Consent (yes/no)"),
 }
+_NONE = "(none)"  # the column picker's "no column" option, shown translated
 _SELECTED = "suppliers_selected"
 
 
 def render(user: UserInfo) -> None:
     """Draw the suppliers page for `user` (admins)."""
     if not can(user, Action.MANAGE_SUPPLIERS):
-        st.error(f"The {user.role.value} role may not manage suppliers")
+        st.error(_("The {role} role may not {action}").format(
+            role=_(user.role.value), action=_("manage suppliers")))  # fmt: skip
         return
-    st.title("Suppliers")
-    st.caption("Who receives PO notices on WhatsApp, in which language, and whether they "
-               "agreed to it.")  # fmt: skip
-    directory, add, upload = st.tabs(["Directory", "Add a supplier", "Import from CSV"])
+    st.title(_("Suppliers"))
+    st.caption(_("Who receives PO notices on WhatsApp, in which language, and whether they "
+                 "agreed to it."))  # fmt: skip
+    directory, add, upload = st.tabs(
+        [_("Directory"), _("Add a supplier"), _("Import from CSV")]
+    )
     with directory:
         _directory(user)
     with add:
@@ -67,20 +72,21 @@ def render(user: UserInfo) -> None:
 def _directory(user: UserInfo) -> None:
     engine = runtime.engine()
     left, right = st.columns([3, 1])
-    query = left.text_input("Search", placeholder="Name, phone or ERP reference",
+    query = left.text_input(_("Search"), placeholder=_("Name, phone or ERP reference"),
                             key="suppliers_query")  # fmt: skip
-    inactive = right.toggle("Show inactive", key="suppliers_inactive")
+    inactive = right.toggle(_("Show inactive"), key="suppliers_inactive")
     page_no = page_number("suppliers")
     page = list_suppliers(engine, user.tenant_id, query=query, include_inactive=inactive,
                           page=page_no, page_size=PAGE_SIZE)  # fmt: skip
     if page.total == 0:
         with st.container(border=True):
             if query:
-                st.markdown("No supplier matches this search.")
+                st.markdown(_("No supplier matches this search."))
             else:
-                st.markdown("### No suppliers yet")
-                st.markdown("Add them one by one in **Add a supplier**, import a CSV exported "
-                            "from the ERP, or let the first PO notices add them.")  # fmt: skip
+                st.markdown("### " + _("No suppliers yet"))
+                st.markdown(_("Add them one by one in **{add}**, import a CSV exported from the "
+                              "ERP, or let the first PO notices add them.").format(
+                    add=_("Add a supplier")))  # fmt: skip
         return
     frame = pd.DataFrame(
         {
@@ -90,11 +96,13 @@ def _directory(user: UserInfo) -> None:
             "ERP reference": [s.external_ref or "" for s in page.rows],
             "Consent": [_consent_word(s) for s in page.rows],
             "Active": [s.is_active for s in page.rows],
-            "Last message from them": [s.last_inbound_at for s in page.rows],
+            "Last message from them": [ago(s.last_inbound_at) for s in page.rows],
         }
     )
-    demo = " · includes demo suppliers (DEMO-…)" if any(s.is_demo for s in page.rows) else ""
-    st.caption(f"{page.total:,} suppliers{demo}. Click a row to edit it.")
+    demo = _(" · includes demo suppliers (DEMO-…)") if any(s.is_demo for s in page.rows) else ""
+    st.caption(ngettext("{n} supplier{demo}. Click a row to edit it.",
+                        "{n} suppliers{demo}. Click a row to edit it.", page.total).format(
+        n=format_number(page.total), demo=demo))  # fmt: skip
     event = st.dataframe(
         frame, hide_index=True, on_select="rerun", selection_mode="single-row",
         height="content", key=f"suppliers_table_{page.page}",
@@ -105,8 +113,8 @@ def _directory(user: UserInfo) -> None:
             "ERP reference": st.column_config.TextColumn(_("ERP reference"), width=130),
             "Consent": st.column_config.TextColumn(_("Consent"), width=95),
             "Active": st.column_config.CheckboxColumn(_("Active"), width=70),
-            "Last message from them": st.column_config.DatetimeColumn(
-                _("Last message from them"), format="distance", width=170
+            "Last message from them": st.column_config.TextColumn(
+                _("Last message from them"), width=170
             ),
         },
     )  # fmt: skip
@@ -123,23 +131,25 @@ def _directory(user: UserInfo) -> None:
 
 def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
     label = supplier_label(supplier.name, supplier.phone_e164, supplier.external_ref)
-    st.subheader(f"Edit {md_escape(label)}", anchor=False)
+    st.subheader(_("Edit {supplier}").format(supplier=md_escape(label)), anchor=False)
     with st.form(f"supplier_edit_{supplier.id}"):
         c1, c2 = st.columns(2)
-        name = c1.text_input("Name", value=supplier.name, max_chars=200)
-        phone = c2.text_input("WhatsApp number", value=supplier.phone_display)
+        name = c1.text_input(_("Name"), value=supplier.name, max_chars=200)
+        phone = c2.text_input(_("WhatsApp number"), value=supplier.phone_display)
         c3, c4 = st.columns(2)
         languages = list(LANGUAGE_CODES)
-        language = c3.selectbox("Language", languages,
+        language = c3.selectbox(_("Language"), languages,
                                 index=_index(languages, supplier.language))  # fmt: skip
-        ref = c4.text_input("ERP reference", value=supplier.external_ref or "", max_chars=64)
+        ref = c4.text_input(_("ERP reference"), value=supplier.external_ref or "", max_chars=64)
         if supplier.consent == "opted_out":
             st.error(md_escape(_consent_detail(supplier)), icon=":material/block:")
-        consent = st.checkbox("Agreed to receive PO notices on WhatsApp", value=supplier.opted_in)
-        active = st.checkbox("Active (offered when sending)", value=supplier.is_active)
+        consent = st.checkbox(
+            _("Agreed to receive PO notices on WhatsApp"), value=supplier.opted_in
+        )
+        active = st.checkbox(_("Active (offered when sending)"), value=supplier.is_active)
         if supplier.consent == "consenting":
             st.caption(md_escape(_consent_detail(supplier)))
-        saved = st.form_submit_button("Save changes", type="primary")
+        saved = st.form_submit_button(_("Save changes"), type="primary")
     if saved:
         try:
             update_supplier(
@@ -147,9 +157,9 @@ def _edit_form(user: UserInfo, supplier: SupplierView) -> None:
                 SupplierInput(name, phone, language, ref or None, consent), active=active,
             )  # fmt: skip
         except (SupplierError, PermissionDenied) as exc:
-            st.error(md_escape(exc))
+            st.error(md_escape(_(str(exc))))
             return
-        st.toast(f"{md_escape(name.strip())} saved")
+        st.toast(_("{name} saved").format(name=md_escape(name.strip())))
         st.rerun()
     _consent_history(user, supplier)
 
@@ -216,60 +226,69 @@ def _consent_history(user: UserInfo, supplier: SupplierView) -> None:
 def _add_form(user: UserInfo) -> None:
     with st.form("supplier_add", clear_on_submit=True):
         c1, c2 = st.columns(2)
-        name = c1.text_input("Name", max_chars=200, placeholder="Harinas Martín S.L.")
-        phone = c2.text_input("WhatsApp number", placeholder="+34 612 34 56 78")
+        name = c1.text_input(
+            _("Name"), max_chars=200, placeholder=_("e.g. {example}").format(
+                example="Harinas Martín S.L.")
+        )  # fmt: skip
+        phone = c2.text_input(_("WhatsApp number"), placeholder="+34 612 34 56 78")
         c3, c4 = st.columns(2)
-        language = c3.selectbox("Language", list(LANGUAGE_CODES))
-        ref = c4.text_input("ERP reference (optional)", max_chars=64)
-        consent = st.checkbox("Agreed to receive PO notices on WhatsApp", value=False)
-        added = st.form_submit_button("Add supplier", type="primary")
+        language = c3.selectbox(_("Language"), list(LANGUAGE_CODES))
+        ref = c4.text_input(_("ERP reference (optional)"), max_chars=64)
+        consent = st.checkbox(_("Agreed to receive PO notices on WhatsApp"), value=False)
+        added = st.form_submit_button(_("Add supplier"), type="primary")
     if added:
         try:
             data = SupplierInput(name, phone, language, ref or None, consent)
             view = add_supplier(runtime.engine(), user, data)
         except (SupplierError, PermissionDenied) as exc:
-            st.error(md_escape(exc))
+            st.error(md_escape(_(str(exc))))
             return
-        st.success(f"{md_escape(view.name)} ({md_escape(view.phone_display)}) added.")
+        st.success(_("{name} ({phone}) added.").format(
+            name=md_escape(view.name), phone=md_escape(view.phone_display)))  # fmt: skip
 
 
 def _import(user: UserInfo) -> None:
-    st.markdown("Upload a CSV with one supplier per row: at least a **name** and a **phone** "
-                "column; optionally language, ERP reference and consent. Numbers already in "
-                "the directory are updated, not duplicated.")  # fmt: skip
-    upload = st.file_uploader("CSV file", type=["csv", "txt"], key="suppliers_upload")
+    st.markdown(_("Upload a CSV with one supplier per row: at least a **name** and a **phone** "
+                  "column; optionally language, ERP reference and consent. Numbers already "
+                  "in the directory are updated, not duplicated."))  # fmt: skip
+    upload = st.file_uploader(_("CSV file"), type=["csv", "txt"], key="suppliers_upload")
     if upload is None:
         return
     try:
         table, guessed = read_import(upload.getvalue())
     except CsvError as exc:
-        st.error(f"This file cannot be read: {md_escape(exc)}")
+        st.error(_("This file cannot be read: {error}").format(error=md_escape(_(str(exc)))))
         return
-    separator = {";": "semicolons", "\t": "tabs"}.get(table.delimiter, "commas")
-    st.caption(f"{len(table.rows):,} rows · {md_escape(table.encoding)} · separated by {separator}")
-    options = ["(none)", *table.headers]
+    separator = {";": _("semicolons"), "\t": _("tabs")}.get(table.delimiter, _("commas"))
+    st.caption(_("{n} rows · {encoding} · separated by {separator}").format(
+        n=format_number(len(table.rows)), encoding=md_escape(table.encoding),
+        separator=separator))  # fmt: skip
+    options = [_NONE, *table.headers]
     cols = st.columns(len(IMPORT_FIELDS))
     mapping: dict[str, str | None] = {}
     for col, name in zip(cols, IMPORT_FIELDS, strict=True):
-        label = _FIELD_LABELS[name] + (" *" if name in REQUIRED_FIELDS else "")
+        label = _(_FIELD_LABELS[name]) + (" *" if name in REQUIRED_FIELDS else "")
         guess = guessed.get(name)
-        chosen = col.selectbox(label, options, index=_index(options, guess or "(none)"),
+        chosen = col.selectbox(label, options, index=_index(options, guess or _NONE),
+                               format_func=lambda o: _("(none)") if o == _NONE else o,
                                key=f"suppliers_map_{name}")  # fmt: skip
-        mapping[name] = None if chosen == "(none)" else chosen
+        mapping[name] = None if chosen == _NONE else chosen
     plan = plan_import(runtime.engine(), user.tenant_id, table, mapping)
     _report(plan)
     if plan.problems or not plan.good:
         return
     confirmed = _namesakes(plan)
-    if st.button(f"Import {len(plan.good):,} suppliers", type="primary", key="suppliers_apply",
-                 disabled=not confirmed):  # fmt: skip
+    label = ngettext("Import {n} supplier", "Import {n} suppliers", len(plan.good)).format(
+        n=format_number(len(plan.good)))  # fmt: skip
+    if st.button(label, type="primary", key="suppliers_apply", disabled=not confirmed):
         try:
             result = apply_import(runtime.engine(), user, plan, allow_namesakes=confirmed)
         except (SupplierError, PermissionDenied) as exc:
-            st.error(md_escape(exc))
+            st.error(md_escape(_(str(exc))))
             return
-        st.success(f"Imported: {result.added} added, {result.updated} updated, "
-                   f"{result.skipped} refused rows left out.")  # fmt: skip
+        st.success(_("Imported: {added} added, {updated} updated, {skipped} refused rows left "
+                     "out.").format(added=result.added, updated=result.updated,
+                                    skipped=result.skipped))  # fmt: skip
 
 
 def _namesakes(plan: ImportPlan) -> bool:
@@ -310,11 +329,11 @@ def _report(plan: ImportPlan) -> None:
     new = sum(1 for r in plan.good if not r.updates_existing)
     known = len(plan.good) - new
     c1, c2, c3 = st.columns(3)
-    c1.metric("New suppliers", f"{new:,}", border=True)
-    c2.metric("Updates", f"{known:,}", border=True)
-    c3.metric("Refused rows", f"{len(plan.bad):,}", border=True)
+    c1.metric(_("New suppliers"), format_number(new), border=True)
+    c2.metric(_("Updates"), format_number(known), border=True)
+    c3.metric(_("Refused rows"), format_number(len(plan.bad)), border=True)
     if plan.bad:
-        st.markdown("**Rows that will not be imported**")
+        st.markdown("**" + _("Rows that will not be imported") + "**")
         st.dataframe(
             pd.DataFrame(
                 {
@@ -323,7 +342,10 @@ def _report(plan: ImportPlan) -> None:
                 }
             ),
             hide_index=True,
-            column_config={"Reasons": st.column_config.TextColumn("Reasons", width="large")},
+            column_config={
+                "Row": st.column_config.NumberColumn(_("Row")),
+                "Reasons": st.column_config.TextColumn(_("Reasons"), width="large"),
+            },
         )
 
 

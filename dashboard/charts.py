@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,6 +32,12 @@ FAIL = "#D9534F"
 MUTED = "#B8C4C2"
 TEXT = "#1F2A2E"
 _FONT = {"family": "sans-serif", "color": TEXT, "size": 13}
+
+
+def _days(buckets: Iterable[Any]) -> list[str]:
+    """Each slice's first day in the one date format and the reader's language, for
+    hover labels (Plotly's own `%b` month names are English only)."""
+    return [formatting.format_day(pd.Timestamp(b).date()) for b in buckets]
 
 
 def _separators() -> str:
@@ -176,7 +182,8 @@ def rates_figure(daily: pd.DataFrame, granularity: Granularity = "day") -> go.Fi
         name=_("Messages"),
         marker_color="#DCE6E3",
         yaxis="y2",
-        hovertemplate="%{x|%d %b}: %{y:,}<extra>" + _label(_("Messages")) + "</extra>",
+        customdata=_days(daily["bucket"]),
+        hovertemplate="%{customdata}: %{y:,}<extra>" + _label(_("Messages")) + "</extra>",
     )
     for rate, color in ((rates.DELIVERED, PRIMARY), (rates.READ, READ), (rates.FAILED, FAIL)):
         name = _label(rate.label)
@@ -188,7 +195,8 @@ def rates_figure(daily: pd.DataFrame, granularity: Granularity = "day") -> go.Fi
             line={"color": color, "width": 2},
             marker={"size": 6},
             connectgaps=True,
-            hovertemplate="%{x|%d %b}: %{y:.0%}<extra>" + name + "</extra>",
+            customdata=_days(daily["bucket"]),
+            hovertemplate="%{customdata}: %{y:.0%}<extra>" + name + "</extra>",
         )
     fig.update_layout(
         xaxis=date_axis(list(daily["bucket"]), granularity),
@@ -290,7 +298,8 @@ def cost_figure(report: CostReport) -> go.Figure:
             y=[float(v) for v in part["cost"]],  # plotting only; totals stay Decimal
             name=shown,
             marker_color=colors[i % len(colors)],
-            hovertemplate="%{x|%d %b}: %{y:,.2f} " + shown + "<extra></extra>",
+            customdata=_days(part["bucket"]),
+            hovertemplate="%{customdata}: %{y:,.2f} " + shown + "<extra></extra>",
         )
     fig.update_layout(barmode="group")
     _layout(fig, height=280, legend=len(report.currencies) > 1)

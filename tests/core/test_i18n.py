@@ -198,3 +198,12 @@ def test_chart_dates_name_the_month_in_the_readers_language() -> None:
     assert axis["tickvals"][0].startswith("2026-01-05")
     months = date_axis([date(2026, 1, 1), date(2026, 2, 1)], "month")
     assert months["ticktext"] == ["ene 2026", "feb 2026"]
+
+
+def test_chart_hover_labels_use_the_one_date_format() -> None:
+    import pandas as pd
+
+    from dashboard.charts import _days
+
+    set_locale("es")
+    assert _days(pd.Series([pd.Timestamp("2026-01-05")])) == ["05 ene 2026"]

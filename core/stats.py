@@ -44,7 +44,7 @@ from core import rates
 from core.analytics_rollup import Split, split, week_dates
 from core.db import is_sqlite
 from core.errors import HUMAN_REASONS, human_reason
-from core.i18n import _
+from core.i18n import _, current_locale, set_locale
 from core.models.messages import MessageStatus
 from core.models.rollup import (
     HOURLY_NULL_CATEGORY,
@@ -1191,7 +1191,12 @@ def report(engine: Engine, flt: StatsFilter, *, supplier_limit: int = 200) -> An
     their sum. The funnel is the daily slices' counts added up - the same messages, as
     the slices cover the range exactly - rather than one more pass over the range.
     """
-    with ThreadPoolExecutor(REPORT_THREADS, thread_name_prefix="stats-report") as pool:
+    with ThreadPoolExecutor(  # each thread reads in the caller's language (reasons, bins)
+        REPORT_THREADS,
+        thread_name_prefix="stats-report",
+        initializer=set_locale,
+        initargs=(current_locale(),),
+    ) as pool:
         # the slowest first, so the pool is never left with one long query at the end
         suppliers = pool.submit(supplier_table, engine, flt, limit=supplier_limit)
         daily = pool.submit(_daily_counts, engine, flt)

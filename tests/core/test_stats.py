@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from core import stats
 from core.db import session_scope
+from core.i18n import set_locale
 from core.models.events import InboundMessage, PoAcknowledgement
 from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
@@ -360,6 +361,19 @@ def test_report_bundles_every_figure(engine: Engine) -> None:
     assert len(data.daily) == 30
     assert data.to_read.count == 1
     assert data.acknowledgements.notices == 1
+
+
+def test_report_words_reasons_and_bins_in_the_callers_language(engine: Engine) -> None:
+    # report() reads on worker threads: they must use the caller's locale, not English
+    message(engine, sent=None, status="failed", error_code=131026)
+    message(engine, delivered=3, read=8)
+    set_locale("es")
+    try:
+        data = stats.report(engine, flt())
+    finally:
+        set_locale("en")
+    assert data.failures["reason"].iloc[0].startswith("No se puede entregar")
+    assert any(b.startswith("menos de") for b in data.to_read.bins["label"])
 
 
 @pytest.mark.parametrize(

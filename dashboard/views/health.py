@@ -54,7 +54,7 @@ def render(user: UserInfo) -> None:
         return
     cfg = runtime.settings()
     engine = runtime.engine()
-    head, refresh = st.columns([5, 1])
+    head, refresh = st.columns([4, 1])  # room for the button's words in Spanish
     head.title(_("Health"))
     if refresh.button(_("Check again"), icon=":material/refresh:", key="health_refresh"):
         _api_check.clear()

@@ -31,11 +31,26 @@ _CATEGORIES = {
 
 #: How a template's parameters are written ({{1}} or {{name}}).
 _FORMATS = {"positional": N_("Positional"), "named": N_("Named")}
+#: Meta's quality rating of a template, in the words the Health page uses.
+_QUALITY = {
+    "GREEN": N_("High"),
+    "YELLOW": N_("Medium"),
+    "RED": N_("Low"),
+    "UNKNOWN": N_("Not rated yet"),
+}
 
 
 def _format(parameter_format: str) -> str:
     known = _FORMATS.get(parameter_format.lower())
     return _(known) if known else parameter_format.title()
+
+
+def _quality(rating: str | None) -> str:
+    """A template's quality rating in the reader's language (Meta's word if unknown)."""
+    if not rating:
+        return "—"
+    known = _QUALITY.get(rating.upper())
+    return _(known) if known else rating.title()
 
 
 def _category(category: str) -> str:
@@ -50,7 +65,7 @@ def render(user: UserInfo) -> None:
             role=_(user.role.value), action=_("manage templates")))  # fmt: skip
         return
     engine = runtime.engine()
-    head, action = st.columns([4, 1])
+    head, action = st.columns([3, 1])  # room for the button's words in Spanish
     head.title(_("Templates"))
     head.caption(_("Message templates approved by WhatsApp for this account. Only approved "
                    "templates can start a conversation with a supplier."))  # fmt: skip
@@ -122,7 +137,7 @@ def _table(templates: list[TemplateSummary]) -> None:
             "status": [_status(t) for t in rows],
             "parameters": [t.parameter_count for t in rows],
             "format": [_format(t.parameter_format) for t in rows],
-            "quality": [t.quality or "—" for t in rows],
+            "quality": [_quality(t.quality) for t in rows],
             "synced": [ago(t.synced_at) for t in rows],
         }
     )
@@ -135,15 +150,15 @@ def _table(templates: list[TemplateSummary]) -> None:
         height="content",
         key="templates_table",
         column_config={  # every column fits 1,400 px; names and Meta's words are text
-            "template": st.column_config.TextColumn(_("Template"), width=220),
+            "template": st.column_config.TextColumn(_("Template"), width=170),
             "language": st.column_config.TextColumn(_("Language"), width=80),
-            "category": st.column_config.TextColumn(_("Category"), width=100),
-            "status": st.column_config.TextColumn(_("Status"), width=140),
+            "category": st.column_config.TextColumn(_("Category"), width=90),
+            "status": st.column_config.TextColumn(_("Status"), width=150),
             "parameters": st.column_config.NumberColumn(
                 _("Parameters"), format="%d", width=90
             ),
             "format": st.column_config.TextColumn(_("Format"), width=90),
-            "quality": st.column_config.TextColumn(_("Quality"), width=80),
+            "quality": st.column_config.TextColumn(_("Quality"), width=120),
             "synced": st.column_config.TextColumn(_("Synced"), width=110),
         },
     )

@@ -28,6 +28,7 @@ def test_sync_fills_the_list_and_previews_a_template(
     assert {"po_notification", "delivery_reminder"} <= set(table["template"])
     paused = table[table["template"] == "old_po_notice"].iloc[0]
     assert paused["status"] == "Paused by Meta"
+    assert paused["quality"] == "Low"  # Meta's RED, in the reader's words
     at.selectbox(key="templates_preview").set_value("po_notification · es").run()
     bubble = "".join(str(h.proto) for h in at.get("html"))
     assert "Nuevo pedido de compra" in bubble and "{{supplier_name}}" in bubble

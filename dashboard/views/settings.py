@@ -14,6 +14,7 @@ from core.formatting import format_day, format_number
 from core.i18n import _
 from core.pricing import (
     CATEGORIES,
+    EXAMPLE_NOTE,
     PRICING_TYPES,
     RateCardError,
     card_currency,
@@ -71,7 +72,12 @@ def _rate_card(user: UserInfo) -> None:
                 "from": [local_time(r.effective_from) for r in rows],
                 # an open end is said in words, never "None"
                 "until": [_until(r.effective_to) for r in rows],
-                "note": [r.note or (_("example rate") if r.is_example else "") for r in rows],
+                # the seeded example's stored English note reads in the reader's language
+                "note": [
+                    _("example rate") if r.is_example and r.note in (None, EXAMPLE_NOTE)
+                    else r.note or ""
+                    for r in rows
+                ],
             }
         )
         st.dataframe(
@@ -80,14 +86,14 @@ def _rate_card(user: UserInfo) -> None:
             height="content",
             key="rate_card_table",
             column_config={
-                "market": st.column_config.TextColumn(_("Market"), width=70),
+                "market": st.column_config.TextColumn(_("Market"), width=90),
                 "category": st.column_config.TextColumn(_("Category"), width=180),
                 "type": st.column_config.TextColumn(_("Type"), width=90),
                 "rate": st.column_config.TextColumn(_("Rate"), width=70),
                 "currency": st.column_config.TextColumn(_("Currency"), width=75),
                 "from": st.column_config.TextColumn(_("From"), width=150),
                 "until": st.column_config.TextColumn(_("Until"), width=150),
-                "note": st.column_config.TextColumn(_("Note"), width=150),
+                "note": st.column_config.TextColumn(_("Note"), width=130),
             },
         )
         pager(shown, "rate_card")
@@ -128,8 +134,9 @@ def _rate_card(user: UserInfo) -> None:
         if card:
             st.markdown("**" + _("Remove a rate") + "**")
             labels = {
-                f"{_market(r.market)} · {r.category} · {r.pricing_type} · {r.rate} "
-                f"{r.currency} from {format_day(r.effective_from.date())}": r.id
+                f"{_market(r.market)} · {r.category} · {r.pricing_type} · "
+                f"{format_number(r.rate, upto=6)} {r.currency} · "
+                f"{format_day(r.effective_from.date())}": r.id
                 for r in card
             }
             chosen = st.selectbox(_("Rate"), list(labels), key="rate_delete_choice")

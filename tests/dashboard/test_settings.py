@@ -30,6 +30,7 @@ def test_rate_card_add_and_refuse(dashboard_env: str, engine: Engine) -> None:
     at = page(MODULE, ADMIN).run()
     assert not at.exception
     assert "example rates" in texts(at)
+    assert set(at.dataframe[0].value["note"]) == {"example rate"}  # not the stored English
     form = at.tabs[0]
     rate_box = next(t for t in form.text_input if t.label == "Rate per message")
     rate_box.set_value("0,0185")

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from core.consent.policy import source_label
 from core.consent.stats import consent_summary
+from core.formatting import format_number
 from core.i18n import _
 from core.stats import StatsFilter
 
@@ -17,15 +18,15 @@ def render_consent_panel(engine: Engine, flt: StatsFilter) -> None:
     summary = consent_summary(engine, flt.tenant_ids, flt.start, flt.end, flt.tz)
     st.subheader(_("Consent"))
     a, b, c, d = st.columns(4)
-    a.metric(_("Opted out (now)"), f"{summary.opted_out:,}")
-    b.metric(_("Opt-outs in this range"), f"{summary.opt_outs_in_range:,}")
-    c.metric(_("Without recorded consent (now)"), f"{summary.without_consent:,}")
-    d.metric(_("Refused: opted out after queuing"), f"{summary.refused_in_range:,}")
+    a.metric(_("Opted out (now)"), format_number(summary.opted_out))
+    b.metric(_("Opt-outs in this range"), format_number(summary.opt_outs_in_range))
+    c.metric(_("Without recorded consent (now)"), format_number(summary.without_consent))
+    d.metric(_("Refused: opted out after queuing"), format_number(summary.refused_in_range))
     if summary.opted_out_by_source:
         st.caption(
             _("Opted out by: {sources}").format(
-                sources=", ".join(
-                    f"{source_label(source)} {n:,}"
+                sources="; ".join(
+                    f"{source_label(source)}: {format_number(n)}"
                     for source, n in sorted(summary.opted_out_by_source.items())
                 )
             )

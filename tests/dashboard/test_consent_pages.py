@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session
+from streamlit.testing.v1 import AppTest
 
 from core.consent import allows_unrecorded, withdraw
 from core.models.suppliers import Supplier
@@ -50,3 +51,30 @@ def test_settings_consent_tab_changes_the_tenants_rule(dashboard_env: str, engin
     radio.set_value(True).run()
     assert allows_unrecorded(Session(engine), "default")
     assert "stop" in " ".join(t.value for t in at.text)
+
+
+def test_analytics_names_each_opt_out_source_with_its_count(
+    dashboard_env: str, engine: Engine
+) -> None:
+    view = add_supplier(engine, ADMIN, SupplierInput("Stop SL", "+34612990004", opted_in=True))
+    with Session(engine) as session:
+        row = session.get(Supplier, view.id)
+        assert row is not None
+        withdraw(session, row, source="reply", by="+34612990004", evidence="STOP",
+                 at=datetime(2026, 11, 2, 10, 0, tzinfo=UTC))  # fmt: skip
+        session.commit()
+    at = AppTest.from_function(_consent_panel, args=(engine.url.render_as_string(False),))
+    at.run()
+    assert not at.exception
+    assert "Opted out by: a reply with a stop word: 1" in texts(at)  # not "…word 1"
+
+
+def _consent_panel(url: str) -> None:
+    from datetime import date
+
+    from core.db import get_engine
+    from core.stats import StatsFilter
+    from dashboard.views.consent_panel import render_consent_panel
+
+    flt = StatsFilter(("default",), date(2026, 11, 1), date(2026, 11, 30))
+    render_consent_panel(get_engine(url), flt)

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from core.auth import Action, require, write_tenant
 from core.consent import consent_state, refusal_for
 from core.consent.policy import ConsentStateName, source_label
+from core.formatting import format_moment
 from core.i18n import _
 from core.keys import po_notice_key
 from core.models.messages import MessageStatus, WhatsAppMessage
@@ -239,12 +240,12 @@ def supplier_consent(engine: Engine, tenant_id: str, phone: str) -> ConsentInfo 
         detail = None
         if supplier is not None and state == "opted_out" and supplier.opted_out_at:
             detail = _("Opted out on {date} by {source}").format(
-                date=f"{supplier.opted_out_at:%Y-%m-%d %H:%M} UTC",
+                date=f"{format_moment(supplier.opted_out_at, 'UTC')} UTC",  # the one format
                 source=source_label(supplier.opt_out_source),
             )
         elif supplier is not None and state == "consenting" and supplier.opted_in_at:
             detail = _("Consent recorded on {date} by {source}").format(
-                date=f"{supplier.opted_in_at:%Y-%m-%d %H:%M} UTC",
+                date=f"{format_moment(supplier.opted_in_at, 'UTC')} UTC",
                 source=source_label(supplier.consent_source),
             )
             if supplier.consent_by:

@@ -4,6 +4,7 @@ word, an opt-out between queueing and sending, the tenant setting and analytics.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -203,6 +204,8 @@ def test_the_send_page_checkbox_records_consent_with_the_buyer(db: Engine) -> No
     assert stored is not None and (stored.consent_source, stored.consent_by) == ("send_page", "ana")
     info = supplier_consent(db, TENANT, PHONE)
     assert info is not None and info.state == "consenting" and info.refusal is None
+    assert info.detail is not None  # the one date format ("04 Dec 2026 21:09"), not ISO
+    assert re.search(r"Consent recorded on \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d UTC", info.detail)
 
 
 # --- CSV batches ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from sqlmodel import Session
 
 from core.consent.tenant import allows_unrecorded
+from core.formatting import format_day
 from core.i18n import _
 from core.models.suppliers import Supplier
 
@@ -103,7 +104,7 @@ def refusal_for(
                 "Only an admin can record new consent, in Suppliers."
             ).format(
                 name=supplier.name,
-                date=f"{when:%Y-%m-%d}" if when else "?",
+                date=format_day(when.date()) if when else "?",  # the one date format
                 source=source_label(supplier.opt_out_source),
             ),
         )

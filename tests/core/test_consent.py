@@ -181,6 +181,7 @@ def test_the_send_page_shows_an_opt_out_before_sending_and_refuses_it(db: Engine
     info = supplier_consent(db, TENANT, "612 34 56 78")
     assert info is not None and info.state == "opted_out" and not info.can_confirm
     assert info.refusal and "opted out" in info.refusal and "admin" in info.refusal
+    assert re.search(r"on \d\d [A-Z][a-z]{2} \d{4} \(by", info.refusal)  # not ISO
     (choice,) = search_suppliers(db, TENANT, "Supplier")
     assert choice.consent == "opted_out" and "opted out" in choice.label
     draft = draft_notice(db, person(), form(consent=True))  # ticking does not lift it

@@ -363,6 +363,8 @@ def _sep(delimiter: str) -> str:
 
 def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: str) -> None:
     started: dict[str, str] = st.session_state.setdefault("bulk_started", {})
+    # the namesakes question comes before the (disabled until answered) send button
+    namesakes_ok = file_id in started or _namesakes(plan, file_id)
     name_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
     name = name_col.text_input(
         _("Batch name"), value=file_name.rsplit(".", 1)[0][:200], key=f"bulk_name_{file_id}"
@@ -370,7 +372,6 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
     if file_id in started:
         go_col.button(_("Sent ✓"), disabled=True, width="stretch", key=f"bulk_sent_{file_id}")
         return
-    namesakes_ok = _namesakes(plan, file_id)
     count = plan.valid_count
     clicked = go_col.button(
         ngettext("Send {n} message", "Send {n} messages", count).format(n=format_number(count)),

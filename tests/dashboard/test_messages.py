@@ -13,6 +13,7 @@ from core import clock
 from core.db import session_scope
 from core.models.messages import WhatsAppMessage
 from tests.dashboard.pages import dashboard_env, page, person, texts
+from tests.fixtures.consent import consenting_supplier
 
 pytestmark = pytest.mark.clock  # decides by dates or ages: also run a year ahead
 
@@ -99,6 +100,7 @@ def test_results_are_paged(dashboard_env: str, engine: Engine) -> None:
 
 
 def test_the_timeline_and_a_confirmed_resend(dashboard_env: str, engine: Engine) -> None:
+    consenting_supplier(engine, "+34612000001")  # a resend checks consent again
     failed = _message(engine, 1, status="failed", error_code=131053,
                       accepted_at=NOW - timedelta(minutes=1),
                       failed_at=NOW - timedelta(seconds=30))  # fmt: skip

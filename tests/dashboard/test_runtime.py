@@ -22,6 +22,7 @@ from core.templates import upsert_templates
 from dashboard import runtime
 from tests.core.sender.helpers import notice
 from tests.dashboard.pages import person
+from tests.fixtures.consent import consenting_supplier
 
 
 @pytest.fixture
@@ -70,6 +71,7 @@ def test_one_sender_per_process_sends_what_the_pages_queue(
     assert [t for t in threading.enumerate() if t.name == "wanotify-sender"] == [sender.thread]
 
     user = person("buyer")
+    consenting_supplier(engine, "612 34 56 78", name="Harinas")
     form = NoticeForm("Harinas", "612 34 56 78", "PO-RT-1", "10,50", "EUR", "po_notification", "es")
     outcome = send_notice(engine, user, draft_notice(engine, user, form))
     assert _wait_status(engine, outcome.message_id, {"accepted", "sent", "delivered"}) in {

@@ -107,11 +107,11 @@ def _directory(user: UserInfo) -> None:
         frame, hide_index=True, on_select="rerun", selection_mode="single-row",
         height="content", key=f"suppliers_table_{page.page}",
         column_config={  # every column fits 1,400 px
-            "Name": st.column_config.TextColumn(_("Name"), width=215),
+            "Name": st.column_config.TextColumn(_("Name"), width=200),
             "Phone": st.column_config.TextColumn(_("Phone"), width=140),
             "Language": st.column_config.TextColumn(_("Language"), width=80),
             "ERP reference": st.column_config.TextColumn(_("ERP reference"), width=130),
-            "Consent": st.column_config.TextColumn(_("Consent"), width=95),
+            "Consent": st.column_config.TextColumn(_("Consent"), width=110),  # "Consentimiento"
             "Active": st.column_config.CheckboxColumn(_("Active"), width=70),
             "Last message from them": st.column_config.TextColumn(
                 _("Last message from them"), width=170

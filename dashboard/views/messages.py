@@ -233,12 +233,12 @@ def _results(page: MessagePage, tz: str) -> str | None:
         height="content",
         key=f"messages_table_{page.page}",
         column_config={
-            "created": st.column_config.TextColumn(_("Created"), width=140),
+            "created": st.column_config.TextColumn(_("Created"), width=130),
             "supplier": st.column_config.TextColumn(_("Supplier"), width=170),
             "phone": st.column_config.TextColumn(_("Phone"), width=125),
             "po": st.column_config.TextColumn(_("PO"), width=110),
             "status": st.column_config.TextColumn(_("Status"), width=100),
-            "answered": st.column_config.CheckboxColumn(_("Answered"), width=80),
+            "answered": st.column_config.CheckboxColumn(_("Answered"), width=95),  # Respondidos
             "problem": st.column_config.TextColumn(_("Problem"), width=170),
         },
     )

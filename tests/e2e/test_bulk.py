@@ -147,7 +147,7 @@ def test_the_dry_run_shows_one_preview_per_language_and_refuses_a_language_witho
     wait_idle(page)
     page.get_by_text("1 row will not be sent").wait_for()
     refused = page.locator("[data-testid='stTable'] tbody tr")
-    assert refused.count() == 1
+    expect(refused).to_have_count(1)  # waits: the table may still be drawing under the error
     assert refused.first.locator("td, th").first.inner_text().strip() == "4"  # spreadsheet row
     assert "no approved version in pt" in refused.first.inner_text()
     spanish = page.locator(".st-key-bulk_preview_es")

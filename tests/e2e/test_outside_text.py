@@ -107,7 +107,8 @@ def test_a_reply_with_an_image_loads_nothing_when_a_manager_opens_it(
     page.locator("[data-testid='stSidebarNav'] a", has_text="Messages").click()
     wait_idle(page)
     type_into(page, "PO number", PO)
-    grid = page.locator("[data-testid='stDataFrame']")
+    # the message list (the page may also list messages that need attention above it)
+    grid = page.locator("[class*='st-key-messages_table_'] [data-testid='stDataFrame']")
     expect(grid).to_be_visible()
     box = grid.bounding_box()
     assert box is not None

@@ -20,7 +20,7 @@ from core.db import session_scope
 from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.pricing import ensure_default_rate_card
-from tests.fixtures.browser import Product, log_in, screenshot, wait_idle
+from tests.fixtures.browser import Product, log_in, screenshot, type_into, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,10 @@ _GRIDS = """() => [...document.querySelectorAll("[data-testid='stDataFrame']")]
     const box = el.getBoundingClientRect();
     const scroller = el.querySelector('.dvn-scroller');
     const rows = [...el.querySelectorAll('[role=row]')];
+    const keyed = el.closest("[class*='st-key-']");
+    const keyClass = keyed ? [...keyed.classList].find(c => c.startsWith('st-key-')) : null;
     return {
+      key: keyClass ? keyClass.slice(7) : '',
       right: box.right, width: box.width,
       scrollWidth: scroller ? scroller.scrollWidth : 0,
       clientWidth: scroller ? scroller.clientWidth : 0,
@@ -91,9 +94,9 @@ def _open(page: Any, title: str) -> None:
 
 
 def _grids(page: Any) -> list[dict[str, Any]]:
-    page.wait_for_function(
-        "() => [...document.querySelectorAll(\"[data-testid='stDataFrame'] .dvn-scroller\")]"
-        ".every(s => s.clientWidth > 0)"
+    page.wait_for_function(  # a grid may still be drawing after the script has run
+        "() => { const s = [...document.querySelectorAll(\"[data-testid='stDataFrame'] "
+        '.dvn-scroller")]; return s.length > 0 && s.every(x => x.clientWidth > 0); }'
     )
     return list(page.evaluate(_GRIDS))
 
@@ -107,6 +110,13 @@ def assert_readable(page: Any, where: str) -> list[dict[str, Any]]:
         assert grid["right"] <= VIEWPORT["width"], (where, grid)
         assert grid["scrollHeight"] <= grid["clientHeight"] + 1, (where, grid)  # no inner scroll
     return grids
+
+
+def _grid(grids: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The one grid whose widget key starts with `key` (pages can show other grids too,
+    such as the messages that need attention above the message list)."""
+    (found,) = [g for g in grids if g["key"].startswith(key)]
+    return found
 
 
 def _last_page(page: Any, key: str) -> None:
@@ -134,12 +144,14 @@ def test_messages_show_every_column_and_page_to_the_last_row(
 ) -> None:
     log_in(wide_page, product, "manager")
     _open(wide_page, "Messages")
-    grid = assert_readable(wide_page, "messages")[0]
+    type_into(wide_page, "PO number", "PO-TABLA-")  # this module's messages, not others'
+    wide_page.wait_for_timeout(500)  # the grid lays out after the script has run
+    grid = _grid(assert_readable(wide_page, "messages"), "messages_table_")
     assert grid["rows"] == 51  # a header and all 50 rows of the first page
     screenshot(wide_page, "tables-messages")
     _last_page(wide_page, "messages")
     wide_page.get_by_text(f"of {MESSAGES + 1} · page 2 of 2", exact=False).wait_for()
-    grid = assert_readable(wide_page, "messages (last page)")[0]
+    grid = _grid(assert_readable(wide_page, "messages (last page)"), "messages_table_")
     assert f"PO-TABLA-{MESSAGES:04d}" in grid["last"]  # the oldest: the list's last row
     _open(wide_page, "Analytics")
     assert_readable(wide_page, "analytics")
@@ -197,7 +209,8 @@ def test_a_refused_hyperlink_cell_is_text_wherever_it_shows(
     manager.get_by_label("PO number").fill("PO-TABLA-LINK")
     manager.get_by_label("PO number").press("Enter")
     wait_idle(manager)
-    grid = manager.locator("[data-testid='stDataFrame']").first
+    grid = manager.locator("[class*='st-key-messages_table_'] [data-testid='stDataFrame']")
+    grid.wait_for()
     box = grid.bounding_box()
     manager.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the first row's selector
     wait_idle(manager)

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core.auth import Action, require, write_tenant
+from core.i18n import N_
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.outbox import OutboxError, resend
 from core.users import UserInfo
@@ -65,7 +66,7 @@ def open_items(
             tenant_id=m.tenant_id,
             recipient_phone=m.recipient_phone,
             po_number=m.po_number,
-            reason=m.error_message or "The outcome of this send is unknown.",
+            reason=m.error_message or N_("The outcome of this send is unknown."),
             since=m.updated_at,
         )
         for m in found

@@ -42,7 +42,8 @@ from core.csv_import import (
     validate_rows,
 )
 from core.db import get_engine, session_scope
-from core.i18n import _
+from core.formatting import format_moment
+from core.i18n import _, ngettext
 from core.models.batches import SendBatch
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
@@ -226,8 +227,10 @@ def plan_csv(
         replace(
             check,
             errors=[
-                f"Already sent as message {earlier[check.idempotency_key].id} on "
-                f"{earlier[check.idempotency_key].created_at:%Y-%m-%d %H:%M} UTC"
+                _("Already sent as message {id} on {date} UTC").format(
+                    id=earlier[check.idempotency_key].id,
+                    date=format_moment(earlier[check.idempotency_key].created_at, "UTC"),
+                )
             ],
         )
         if check.ok and check.idempotency_key in earlier
@@ -327,7 +330,11 @@ def start_batch(
     namesakes = plan.namesakes_to_confirm
     if namesakes and not allow_namesakes:
         raise NamesakesNotConfirmed(
-            _("{n} row(s) would add a supplier with the name of another one: rows {rows}").format(
+            ngettext(
+                "{n} row would add a supplier with the name of another one: row {rows}",
+                "{n} rows would add a supplier with the name of another one: rows {rows}",
+                len(namesakes),
+            ).format(
                 n=len(namesakes),
                 rows=", ".join(str(n.row_number) for n in namesakes[:20])
                 + ("…" if len(namesakes) > 20 else ""),

@@ -37,6 +37,7 @@ from core.models.types import utcnow
 from core.notify import NoticeRejected, PoNotice, prepare_po_notice, prepare_template_message
 from core.phones import wa_digits
 from core.pricing import ensure_default_rate_card
+from core.sender.recovery import NO_ANSWER_MESSAGE
 from core.templates.registry import upsert_templates
 from core.users import UserError, add_user, get_user
 
@@ -357,7 +358,7 @@ def _apply_outcome(
     row.claimed_by = "demo"
     if fate == "attention":
         row.status = MessageStatus.NEEDS_ATTENTION
-        row.error_message = "The send call timed out: Meta may or may not have the message"
+        row.error_message = NO_ANSWER_MESSAGE  # what the dispatcher stores (translated shown)
         session.add(row)
         return 0, 0
     accepted = created + timedelta(seconds=rng.uniform(0.3, 2.5))

@@ -297,7 +297,7 @@ def _row(r: Any) -> MessageRow:
     if status == MessageStatus.FAILED:
         error = human_reason(r.code, r.title)
     elif status == MessageStatus.NEEDS_ATTENTION:
-        error = "Outcome unknown after an interruption: check, then resend or leave it"
+        error = _("Outcome unknown after an interruption: check, then resend or leave it")
     return MessageRow(
         id=r.id,
         tenant_id=r.tenant_id,
@@ -367,7 +367,7 @@ def _timeline(conn: Any, m: Any) -> list[TimelineEvent]:
             )
     if m.status == MessageStatus.NEEDS_ATTENTION and m.error_message:
         events.append(
-            TimelineEvent(m.created_at, "attention", _("Needs attention"), m.error_message)
+            TimelineEvent(m.created_at, "attention", _("Needs attention"), _(m.error_message))
         )
     events.sort(key=lambda ev: ev.at)
     return events

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from core.consent.tenant import allows_unrecorded
 from core.formatting import format_day
-from core.i18n import _
+from core.i18n import N_, _
 from core.models.suppliers import Supplier
 
 OPTED_OUT = "opted_out"
@@ -33,16 +33,16 @@ ConsentStateName = Literal["consenting", "opted_out", "unknown"]
 
 #: How each source of consent reads in the UI (the stored value is the key).
 SOURCE_LABELS: dict[str, str] = {
-    "admin": "an admin in the supplier directory",
-    "send_page": "the send page (the buyer confirmed)",
-    "csv": "a CSV upload (the file or the buyer confirmed)",
-    "erp": "an ERP event (supplier.whatsapp_consent)",
-    "api": "the API",
-    "cli": "the command line",
-    "import": "a supplier import",
-    "reply": "a reply with a stop word",
-    "demo": "demo data",
-    "legacy": "recorded before consent tracking",
+    "admin": N_("an admin in the supplier directory"),
+    "send_page": N_("the send page (the buyer confirmed)"),
+    "csv": N_("a CSV upload (the file or the buyer confirmed)"),
+    "erp": N_("an ERP event (supplier.whatsapp_consent)"),
+    "api": N_("the API"),
+    "cli": N_("the command line"),
+    "import": N_("a supplier import"),
+    "reply": N_("a reply with a stop word"),
+    "demo": N_("demo data"),
+    "legacy": N_("recorded before consent tracking"),
 }
 
 

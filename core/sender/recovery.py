@@ -30,14 +30,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, case, func, select, update
 
+from core.i18n import N_
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.types import utcnow
 
 M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 
-INFLIGHT_LOST_MESSAGE = (
+#: Stored in English; shown through `_()` (marked so the catalogue holds them).
+INFLIGHT_LOST_MESSAGE = N_(
     "Send was in flight when the sender stopped; Meta's answer was lost. "
     "Check WhatsApp before resending."
+)
+NO_ANSWER_MESSAGE = N_(
+    "No answer from Meta (the request may have been sent); waiting for a status "
+    "webhook. Check WhatsApp before resending."
 )
 INFLIGHT_LOST_CLASS = "unknown"
 

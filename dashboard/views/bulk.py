@@ -349,9 +349,11 @@ def _previews(plan: BulkPlan) -> None:
         for cell, item in zip(cells, previews[start : start + 3], strict=False):
             with cell.container(border=True, key=f"bulk_preview_{item.language}"):
                 st.caption(
-                    _("{language} · {n} row(s) · row {row} as its supplier will see it").format(
-                        language=md_escape(item.language), n=item.rows, row=item.row_number
-                    )
+                    ngettext(
+                        "{language} · {n} row · row {row} as its supplier will see it",
+                        "{language} · {n} rows · row {row} as its supplier will see it",
+                        item.rows,
+                    ).format(language=md_escape(item.language), n=item.rows, row=item.row_number)
                 )
                 whatsapp_bubble(item.preview)
 
@@ -402,9 +404,12 @@ def _namesakes(plan: BulkPlan, file_id: str) -> bool:
     if not namesakes:
         return True
     st.warning(
-        _(
-            "**{n} row(s) would add a new supplier with the name of another one** (a "
-            "different number). Check they are not the same supplier at a new number."
+        ngettext(
+            "**{n} row would add a new supplier with the name of another one** (a "
+            "different number). Check it is not the same supplier at a new number.",
+            "**{n} rows would add a new supplier with the name of another one** (a "
+            "different number). Check they are not the same supplier at a new number.",
+            len(namesakes),
         ).format(n=len(namesakes)),
         icon=":material/group:",
     )

@@ -329,10 +329,14 @@ def _attention(user: UserInfo, engine: Engine) -> None:
         return
     with st.container(border=True):
         st.warning(
-            _(
-                "{n} message(s) need attention: the sender stopped while they were being "
+            ngettext(
+                "{n} message needs attention: the sender stopped while it was being sent, "
+                "so it may or may not have reached WhatsApp. Check WhatsApp, then resend it "
+                "(pick it in the table).",
+                "{n} messages need attention: the sender stopped while they were being "
                 "sent, so they may or may not have reached WhatsApp. Check WhatsApp, then "
-                "resend each one (pick it in the table) or all of them."
+                "resend each one (pick it in the table) or all of them.",
+                len(items),
             ).format(n=len(items)),
             icon=":material/warning:",
         )
@@ -341,7 +345,8 @@ def _attention(user: UserInfo, engine: Engine) -> None:
                 _("Since"): [local_time(i.since) for i in items],
                 _("Phone"): [i.recipient_phone for i in items],
                 _("PO"): [i.po_number or "" for i in items],
-                _("Reason"): [i.reason for i in items],
+                # a stored reason of ours reads in the reader's language (Meta's as sent)
+                _("Reason"): [_(i.reason) for i in items],
             }
         )
         st.dataframe(frame, hide_index=True, key="messages_attention")
@@ -370,7 +375,9 @@ def _attention(user: UserInfo, engine: Engine) -> None:
             for _original, reason in report.refused:
                 st.error(md_escape(reason))
             st.toast(
-                _("Queued again: {n} message(s).").format(n=len(report.resent)),
+                ngettext(
+                    "Queued again: {n} message.", "Queued again: {n} messages.", len(report.resent)
+                ).format(n=len(report.resent)),
                 icon=":material/replay:",
             )
             if not report.refused:

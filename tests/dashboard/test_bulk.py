@@ -215,7 +215,7 @@ def test_a_new_supplier_named_like_another_is_confirmed_before_sending(
     )
     at = _upload(page(MODULE, person("buyer")).run(), "namesakes.csv", data)
     assert not at.exception
-    assert "1 row(s) would add a new supplier with the name of another one" in texts(at)
+    assert "1 row would add a new supplier with the name of another one" in texts(at)
     listed = next(d for d in at.dataframe if "Already named so" in d.value.columns).value
     assert list(listed["Row"]) == [2]
     assert list(listed["Already named so"]) == ["Harinas [x](http://e.x) · +34 612 34 56 78"]

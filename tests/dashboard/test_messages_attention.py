@@ -68,7 +68,7 @@ def test_messages_needing_attention_are_listed_and_resent_all_after_confirming(
     lost = {_lost(engine, 1), _lost(engine, 2, reason=HOSTILE)}
     at = page(MODULE, person("manager")).run()
     assert not at.exception
-    assert "2 message(s) need attention" in texts(at)
+    assert "2 messages need attention" in texts(at)
     (listed,) = [d.value for d in at.dataframe if "Reason" in d.value.columns]
     assert set(listed["PO"]) == {"PO-L1", "PO-L2"}
     assert HOSTILE in set(listed["Reason"])  # outside text as a cell, never Markdown
@@ -97,7 +97,7 @@ def test_cancel_resends_nothing_and_foreign_or_buyer_views_offer_no_button(
 
     foreign = _lost(engine, 2, tenant="branch")
     other = page(MODULE, person("manager", "branch", "default")).run()
-    assert "2 message(s) need attention" in texts(other)  # both tenants visible
+    assert "2 messages need attention" in texts(other)  # both tenants visible
     other.button(key="resend_all_attention").click().run()
     assert "Send these 1 messages again" in texts(other)  # only its own tenant's
     buyer = page(MODULE, person("buyer")).run()

@@ -289,3 +289,56 @@ def test_constant_round_trips_redate_nothing() -> None:
 def test_bad_arrival_quantile_is_refused() -> None:
     with pytest.raises(ValueError):
         SlidingWindowLimiter(10, arrival_quantile=1.0)
+
+
+def _slices_written_late(lead: float, delay: float) -> tuple[int, list[float]]:
+    """Saturated queue at cap 80 for 10 windows: every slice's requests are written
+    `delay` after its permits (its mark), never before their `not_before`."""
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(80, margin=0.01, clock=clock)
+    limiter.set_lead(lead)
+    due: list[float] = []  # write times of granted, unwritten permits
+    dates: list[float] = []
+    while clock.now < 110.0:
+        granted_at = clock.now
+        while limiter.try_acquire():
+            due.append(max(limiter.not_before, granted_at + delay))
+        wait = limiter._try_grant(clock.now)
+        assert wait is not None
+        step = clock.now + max(wait, 1e-6)
+        due.sort()
+        if due and due[0] < step:
+            step = due[0]
+        clock.now = step
+        while due and due[0] <= clock.now:
+            due.pop(0)
+            limiter.sent()
+            dates.append(clock.now)
+    return sum(1 for d in dates if 101.0 <= d < 109.0), dates
+
+
+def test_a_lead_keeps_the_marks_time_out_of_the_pacing_chain() -> None:
+    """Each start waits on earlier starts' dates: slices written 25 ms after their
+    permits (the slice's mark) cost 13 % of the rate; permits granted 30 ms ahead of
+    their slots, written no earlier than the slot, cost nothing, and no window holds
+    more than the cap."""
+    late, _ = _slices_written_late(lead=0.0, delay=0.025)
+    ahead, dates = _slices_written_late(lead=0.03, delay=0.025)
+    assert late < 0.9 * 8 * 80
+    assert ahead >= 0.97 * 8 * 80
+    assert max_in_window(dates, 1.01) <= 80
+
+
+def test_a_permit_granted_ahead_says_when_its_slot_frees() -> None:
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(2, margin=0.0, slices=1, clock=clock)
+    limiter.set_lead(0.05)
+    for _ in range(2):
+        assert limiter.try_acquire()
+        limiter.sent()
+    clock.now += 0.96  # the first start leaves the window in 40 ms: within the lead
+    assert limiter.try_acquire() and limiter.not_before == pytest.approx(101.0)
+    assert limiter.try_acquire() and limiter.not_before == pytest.approx(101.0)
+    assert not limiter.try_acquire()  # pending permits fill the window: nothing is known
+    clock.now += 0.01
+    assert not limiter.try_acquire()  # still pending: in every window until written

@@ -8,10 +8,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from core.i18n import N_, _
 from core.settings import Settings
 
-HIDDEN = "set (hidden)"
-NOT_SET = "not set"
+HIDDEN = N_("set (hidden)")
+NOT_SET = N_("not set")
+#: Words the table shows as they are but in the reader's language.
+_WORDS = {HIDDEN: HIDDEN, NOT_SET: NOT_SET, "True": N_("yes"), "False": N_("no")}
 #: Words in a variable name that make its value a secret, whatever its type.
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "API_KEY")
 
@@ -58,12 +61,19 @@ def safe_value(variable: str, value: object) -> str:
     """How a setting's value may be shown: secrets only as set / not set."""
     if isinstance(value, SecretStr) or any(word in variable for word in _SECRET_WORDS):
         return HIDDEN if value not in (None, "") else NOT_SET
-    if value is None:
+    if value is None or value == "":
         return NOT_SET
     text = str(value)
     if variable.endswith("_URL") or "://" in text:
         return mask_url(text)
     return text
+
+
+def shown_value(value: str) -> str:
+    """A safe value in the reader's language: "not set", "set (hidden)" and booleans are
+    words of ours, so they are translated; every other value is the setting's own text."""
+    word = _WORDS.get(value)
+    return _(word) if word is not None else value
 
 
 def describe_settings(settings: Settings) -> list[ConfigItem]:
@@ -80,13 +90,18 @@ def describe_settings(settings: Settings) -> list[ConfigItem]:
 def effective_summary(settings: Settings) -> list[ConfigItem]:
     """What the settings resolve to at run time (mode, API base, number), secrets hidden."""
     return [
-        ConfigItem("mode", settings.mode, "Sandbox or live: WANOTIFY_MODE, else the credentials"),
-        ConfigItem("API base URL", mask_url(settings.api_base_url), "Where sends go"),
-        ConfigItem("API version", settings.whatsapp_api_version, "Graph API version"),
-        ConfigItem("phone number id", settings.phone_number_id, "The sending number"),
-        ConfigItem(
-            "business account id", settings.business_account_id or NOT_SET, "Where templates live"
-        ),
-        ConfigItem("webhook URL", mask_url(settings.webhook_url), "Where Meta posts events"),
-        ConfigItem("database", mask_url(settings.database_url), "Where everything is stored"),
-    ]
+        ConfigItem(N_("mode"), settings.mode or NOT_SET,
+                   "Sandbox or live: WANOTIFY_MODE, else the credentials"),
+        ConfigItem(N_("API base URL"), mask_url(settings.api_base_url) or NOT_SET,
+                   "Where sends go"),
+        ConfigItem(N_("API version"), settings.whatsapp_api_version or NOT_SET,
+                   "Graph API version"),
+        ConfigItem(N_("phone number id"), settings.phone_number_id or NOT_SET,
+                   "The sending number"),
+        ConfigItem(N_("business account id"), settings.business_account_id or NOT_SET,
+                   "Where templates live"),
+        ConfigItem(N_("webhook URL"), mask_url(settings.webhook_url) or NOT_SET,
+                   "Where Meta posts events"),
+        ConfigItem(N_("database"), mask_url(settings.database_url) or NOT_SET,
+                   "Where everything is stored"),
+    ]  # fmt: skip

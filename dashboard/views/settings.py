@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action, PermissionDenied, can
-from core.config_summary import describe_settings, effective_summary
+from core.config_summary import describe_settings, effective_summary, shown_value
 from core.formatting import format_day, format_number
 from core.i18n import _
 from core.pricing import (
@@ -201,15 +201,15 @@ def _configuration() -> None:
     cfg = runtime.settings()
     st.caption(_("Read from the environment and `.env`. Secrets are never shown here: only "
                  "whether they are set."))  # fmt: skip
-    for title, items, name, key in (
-        (_("In effect"), effective_summary(cfg), _("Setting"), "config_effective"),
-        (_("Environment variables"), describe_settings(cfg), _("Variable"), "config_env"),
+    for title, items, name, key, label in (
+        (_("In effect"), effective_summary(cfg), _("Setting"), "config_effective", _),
+        (_("Environment variables"), describe_settings(cfg), _("Variable"), "config_env", str),
     ):
         st.markdown(f"**{title}**")
         shown = paged(items, key)
         st.dataframe(
-            pd.DataFrame({"name": [i.variable for i in shown.rows],
-                          "value": [i.value for i in shown.rows]}),
+            pd.DataFrame({"name": [label(i.variable) for i in shown.rows],
+                          "value": [shown_value(i.value) for i in shown.rows]}),
             hide_index=True,
             height="content",
             key=f"{key}_table",

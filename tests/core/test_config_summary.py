@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from core.config_summary import HIDDEN, NOT_SET, describe_settings, effective_summary, mask_url
+from core.config_summary import (
+    HIDDEN,
+    NOT_SET,
+    describe_settings,
+    effective_summary,
+    mask_url,
+    safe_value,
+    shown_value,
+)
+from core.i18n import set_locale
 from core.settings import load_settings
 from tests.fixtures.live import LIVE_ENV, set_live_env
 
@@ -44,3 +53,22 @@ def test_secrets_are_shown_only_as_set(monkeypatch: pytest.MonkeyPatch) -> None:
     assert items["WHATSAPP_BUSINESS_ACCOUNT_ID"] == LIVE_ENV["WHATSAPP_BUSINESS_ACCOUNT_ID"]
     assert items["WHATSAPP_PHONE_NUMBER_ID"] == "106540352242922"
     assert "DATABASE_URL" in items and "WHATSAPP_MAX_MPS" in items
+
+
+def test_empty_values_show_as_not_set_in_the_readers_language() -> None:
+    """A blank value is "not set", and our own words (not set, hidden, booleans) are
+    translated while a setting's real text is shown as it is."""
+    assert safe_value("WHATSAPP_PHONE_NUMBER_ID", "") == NOT_SET
+    assert safe_value("WHATSAPP_APP_SECRET", "") == NOT_SET
+    try:
+        set_locale("es")
+        assert shown_value(NOT_SET) == "sin definir"
+        assert shown_value(HIDDEN) == "definido (oculto)"
+        assert shown_value(safe_value("X", True)) == "sí"
+        assert shown_value(safe_value("X", False)) == "no"
+        assert shown_value("not set ") == "not set "  # a real value that only looks like ours
+        assert shown_value("sandbox-1") == "sandbox-1"
+    finally:
+        set_locale("en")
+    assert shown_value(NOT_SET) == "not set"
+    assert shown_value(safe_value("X", True)) == "yes"

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from core.i18n import ngettext
 from core.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
@@ -477,8 +478,9 @@ def _print_namesakes(namesakes: list[Any], *, allowed: bool) -> None:
 def _print_previews(previews: list[Any]) -> None:
     """One preview per language of a dry run: the first row's message in that language."""
     for item in previews:
+        rows = ngettext("{n} row", "{n} rows", item.rows).format(n=item.rows)
         out.print(
-            f"\n--- {escape(item.language)}: {item.rows} row(s); row {item.row_number} "
+            f"\n--- {escape(item.language)}: {rows}; row {item.row_number} "
             "as the supplier will read it ---"
         )
         out.print(escape(item.preview.body), highlight=False)

@@ -237,8 +237,8 @@ def test_send_csv_sends_each_row_in_its_language_and_asks_about_namesakes(
     assert dry.returncode == 0, dry.stderr
     assert "3 rows valid, 1 refused." in dry.stdout
     assert "row 4: The template has no approved version in pt" in dry.stderr
-    assert "--- es: 2 row(s); row 2 as the supplier will read it ---" in dry.stdout
-    assert "--- en: 1 row(s); row 3 as the supplier will read it ---" in dry.stdout
+    assert "--- es: 2 rows; row 2 as the supplier will read it ---" in dry.stdout
+    assert "--- en: 1 row; row 3 as the supplier will read it ---" in dry.stdout
     assert "Hola Twin [bold]S.L.[/bold]" in dry.stdout  # the file's text, not markup
     assert "row 5: would add twin [bold]s.l.[/bold] at +34612345612" in dry.stderr
     refused = wanotify("send-csv", str(source), env=ready_env, cwd=tmp_path)

@@ -112,9 +112,14 @@ def test_results_and_errors_download_while_running_just_finished_and_from_recent
     # 3. From Recent batches.
     page.get_by_role("button", name="Close").click()
     wait_idle(page)
-    page.get_by_role("tab", name="Recent batches").click()
     # its own batch: the picker keeps what it showed first (other tests' batches may be there)
-    page.get_by_role("combobox", name="Open a batch").click()
+    picker = page.get_by_role("combobox", name="Open a batch")
+    for _ in range(5):  # a rerun still under way after Close can redraw the tabs
+        page.get_by_role("tab", name="Recent batches").click()
+        wait_idle(page)
+        if picker.is_visible():
+            break
+    picker.click()
     page.get_by_role("option", name=re.compile(r"^descargas · ")).first.click()
     wait_idle(page)
     page.locator("[data-testid^='stBaseButton']", has_text="Open").click()

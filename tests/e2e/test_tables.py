@@ -95,8 +95,10 @@ def _open(page: Any, title: str) -> None:
 
 def _grids(page: Any) -> list[dict[str, Any]]:
     page.wait_for_function(  # a grid may still be drawing after the script has run
-        "() => { const s = [...document.querySelectorAll(\"[data-testid='stDataFrame'] "
-        '.dvn-scroller")]; return s.length > 0 && s.every(x => x.clientWidth > 0); }'
+        "() => { const g = [...document.querySelectorAll(\"[data-testid='stDataFrame']\")]"
+        ".filter(el => el.getBoundingClientRect().width > 0); "
+        "return g.length > 0 && g.every(el => el.querySelector('[role=row]') && "
+        "el.querySelector('.dvn-scroller')?.clientWidth > 0); }"
     )
     return list(page.evaluate(_GRIDS))
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlmodel import Session, col, select
 
-from core.consent.policy import refusal_for
+from core.consent.policy import NO_CONSENT, refusal_for
 from core.consent.record import grant
 from core.consent.stopwords import fold
 from core.i18n import _
@@ -125,7 +125,16 @@ def check_rows(
             confirming=confirmed[row.row_number],
         )
         if refusal is not None:
-            refused[row.row_number] = refusal.reason
+            # A CSV row is confirmed by its file or the batch tick, not the send page's.
+            refused[row.row_number] = (
+                _(
+                    "Not sent: no recorded consent to receive WhatsApp messages. Put yes in "
+                    "the file's consent column for this row, or tick that every supplier in "
+                    "this file agreed."
+                )
+                if refusal.code == NO_CONSENT
+                else refusal.reason
+            )
     return confirmed, refused
 
 

@@ -249,6 +249,7 @@ def test_a_csv_consent_column_decides_row_by_row_and_an_opt_out_always_wins(db: 
     errors = {c.row_number: "; ".join(c.errors) for c in plan.checks}
     assert [c.row_number for c in plan.valid] == [2, 6]  # yes and "YES " (header is row 1)
     assert "no recorded consent" in errors[3]  # empty cell, no batch confirmation
+    assert "consent column" in errors[3] and "your name" not in errors[3]  # the CSV's way
     assert "did not agree" in errors[4]
     assert "'=1' is not yes or no" in errors[5]
     assert "opted out" in errors[7]  # sí, but the supplier said stop

@@ -43,7 +43,7 @@ from core.errors import GraphError
 from core.models.types import utcnow
 from core.sender import budget, faults, store
 from core.sender.ratelimit import PAIR_INTERVAL_SECONDS, PairGate, RateLimiter, SlidingWindowLimiter
-from core.sender.recovery import INFLIGHT_LOST_CLASS, recover_stale
+from core.sender.recovery import INFLIGHT_LOST_CLASS, NO_ANSWER_MESSAGE, recover_stale
 from core.sender.retry import Action, RetryPolicy, decide
 from core.sender.store import ClaimedMessage, ErrorFields, TemplateKey
 from core.settings import Settings
@@ -814,8 +814,7 @@ class Dispatcher:
             unknown = ErrorFields(
                 error.code,
                 INFLIGHT_LOST_CLASS,
-                "No answer from Meta (the request may have been sent); waiting for a status "
-                "webhook. Check WhatsApp before resending.",
+                NO_ANSWER_MESSAGE,
                 error.message,
                 fields.details,
             )

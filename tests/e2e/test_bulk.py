@@ -68,7 +68,9 @@ def test_a_csv_with_three_bad_rows_sends_the_rest_and_gives_a_result_file(
         {"name": "pedidos-marzo.csv", "mimeType": "text/csv", "buffer": spanish_excel_csv()}
     )
     wait_idle(page)
-    page.get_by_text("Every supplier in this file agreed").click()  # the file has no consent
+    page.get_by_text(
+        "Every supplier in this file agreed to receive WhatsApp messages from us", exact=True
+    ).click()  # the file has no consent (the refused rows quote the box: exact)
     wait_idle(page)
     page.get_by_text("3 rows will not be sent").wait_for()
     table = page.locator("[data-testid='stTable']").inner_text()

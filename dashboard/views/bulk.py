@@ -460,8 +460,13 @@ def _recent(db: Engine, user: UserInfo) -> None:
         for b in batches
     }
     pick_col, open_col = st.columns([3, 1], vertical_alignment="bottom")
+    # Keyed by the newest batch: a batch just started is what the picker offers first,
+    # not whichever one it showed before (a widget keeps its choice while its key lives).
     picked = pick_col.selectbox(
-        _("Open a batch"), list(labels), format_func=labels.__getitem__, key="bulk_pick"
+        _("Open a batch"),
+        list(labels),
+        format_func=labels.__getitem__,
+        key=f"bulk_pick_{batches[0].id}",
     )
     if open_col.button(_("Open"), key="bulk_open", width="stretch") and picked:
         st.query_params["batch"] = picked

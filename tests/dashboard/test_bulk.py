@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from core import clock
 from core.models.batches import SendBatch
 from core.models.messages import WhatsAppMessage
 from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
@@ -180,13 +182,34 @@ def test_recent_batches_are_listed_and_one_can_be_opened_again(
     at = page(MODULE, person("buyer")).run()
     (listed,) = at.dataframe
     assert list(listed.value["Name"]) == ["marzo"]
-    assert at.selectbox(key="bulk_pick").value == mine_id
+    assert at.selectbox(key=f"bulk_pick_{mine_id}").value == mine_id
     at.button(key="bulk_open").click().run()
     assert at.query_params["batch"] == mine_id
     assert "Batch: marzo" in texts(at)
     at.button(key="bulk_close").click().run()
     assert "batch" not in at.query_params
     assert "Batch: marzo" not in texts(at)
+
+
+def test_the_batch_picker_offers_the_newest_batch_once_one_starts(
+    dashboard_env: str, engine: Engine
+) -> None:
+    """It kept offering the batch it first showed, so 'Open' re-opened an older batch."""
+    with Session(engine) as session:
+        older = SendBatch(tenant_id="default", name="marzo", total_rows=3,
+                          created_at=clock.now() - timedelta(hours=1))  # fmt: skip
+        session.add(older)
+        session.commit()
+        older_id = older.id
+    at = page(MODULE, person("buyer")).run()
+    assert at.selectbox(key=f"bulk_pick_{older_id}").value == older_id
+    with Session(engine) as session:
+        newer = SendBatch(tenant_id="default", name="abril", total_rows=2)
+        session.add(newer)
+        session.commit()
+        newer_id = newer.id
+    at.run()
+    assert at.selectbox(key=f"bulk_pick_{newer_id}").value == newer_id
 
 
 def test_a_forged_batch_id_in_the_url_is_refused_calmly(dashboard_env: str, engine: Engine) -> None:

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from core.auth import Action, PermissionDenied, require, write_tenant
 from core.errors import human_reason, resend_cannot_fix
 from core.i18n import N_, _
+from core.meta_words import category_words, pricing_type_words
 from core.models.events import InboundMessage, MessageStatusEvent, PoAcknowledgement
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
@@ -338,7 +339,8 @@ def _timeline(conn: Any, m: Any) -> list[TimelineEvent]:
                 detail += f": {e.error_details}"
         elif e.pricing_category:
             detail = _("Pricing: {category}, {type}").format(
-                category=e.pricing_category, type=e.pricing_type or _("type not given")
+                category=category_words(e.pricing_category),
+                type=pricing_type_words(e.pricing_type) if e.pricing_type else _("type not given"),
             )
         events.append(TimelineEvent(e.at, str(e.status), _status_title(str(e.status)), detail))
     if not seen_status:  # statuses folded without a stored event (older rows)

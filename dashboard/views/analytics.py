@@ -17,6 +17,7 @@ from core.db import get_engine
 from core.demo import demo_message_count
 from core.formatting import format_day, format_number
 from core.i18n import _, current_locale
+from core.meta_words import category_words
 from core.users import UserInfo
 from dashboard import charts, runtime
 from dashboard.views.consent_panel import render_consent_panel
@@ -290,7 +291,8 @@ def _cost(cost: stats.CostReport) -> None:
     with table:
         amounts = zip(cost.by_category["cost"], cost.by_category["currency"], strict=True)
         frame = cost.by_category.assign(
-            cost=[charts.format_money(v, c) for v, c in amounts]
+            cost=[charts.format_money(v, c) for v, c in amounts],
+            category=[category_words(c) for c in cost.by_category["category"]],
         )[["category", "messages", "cost"]]
         st.dataframe(
             frame,

@@ -14,7 +14,8 @@ import streamlit as st
 from core import clock
 from core.auth import Action, PermissionDenied, can, require
 from core.formatting import format_number
-from core.i18n import N_, _, ngettext
+from core.i18n import _, ngettext
+from core.meta_words import number_status_words, quality_words, throughput_words
 from core.settings import LIVE_CREDENTIALS, Settings
 from core.system_health import ApiCheck, HealthReport, check_api, read_system_health, resume
 from core.users import UserInfo
@@ -22,13 +23,8 @@ from dashboard import runtime
 from dashboard.widgets import local_time, md_escape
 
 API_CACHE_SECONDS = 30
-_QUALITY = {
-    "GREEN": (N_("High"), "green"),
-    "YELLOW": (N_("Medium"), "orange"),
-    "RED": (N_("Low"), "red"),
-    "UNKNOWN": (N_("Not rated yet"), "gray"),
-    "NA": (N_("Not rated yet"), "gray"),
-}
+#: The colour each quality rating is drawn in (its words: core.meta_words).
+_QUALITY_COLOUR = {"GREEN": "green", "YELLOW": "orange", "RED": "red"}
 _TIERS: dict[str, int | None] = {
     "TIER_50": 50,
     "TIER_250": 250,
@@ -136,9 +132,8 @@ def _api(report: HealthReport) -> None:
         if rating is None:
             st.markdown(":gray[" + _("unknown") + "]")
         else:
-            known = _QUALITY.get(rating)
-            label, color = (_(known[0]), known[1]) if known else (rating.title(), "gray")
-            st.markdown(f":{color}[:material/circle: {md_escape(label)}] ({md_escape(rating)})")
+            label, color = quality_words(rating), _QUALITY_COLOUR.get(rating, "gray")
+            st.markdown(f":{color}[:material/circle: {md_escape(label)}]")
             if rating == "RED":
                 st.caption(_("Low quality can lower the messaging limit: check recent failures "
                              "and blocks."))  # fmt: skip
@@ -147,8 +142,7 @@ def _api(report: HealthReport) -> None:
         tier = phone.messaging_limit if phone else None
         if tier:
             st.markdown(_tier_text(tier))
-            st.caption(_("Tier {tier} (new conversations started by the business)").format(
-                tier=md_escape(tier)))  # fmt: skip
+            st.caption(_("New conversations started by the business"))
         else:
             st.markdown(":gray[" + _("unknown") + "]")
     with c4.container(border=True):
@@ -159,8 +153,12 @@ def _api(report: HealthReport) -> None:
                 md_escape(
                     _("{name} · {status} · throughput {throughput}").format(
                         name=phone.verified_name or _("no display name"),
-                        status=phone.status or _("status unknown"),
-                        throughput=phone.throughput_level or _("unknown"),
+                        status=number_status_words(phone.status)
+                        if phone.status
+                        else _("status unknown"),
+                        throughput=throughput_words(phone.throughput_level)
+                        if phone.throughput_level
+                        else _("unknown"),
                     )
                 )
             )

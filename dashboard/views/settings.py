@@ -12,6 +12,7 @@ from core.auth import Action, PermissionDenied, can
 from core.config_summary import describe_settings, effective_summary, shown_value
 from core.formatting import format_day, format_number
 from core.i18n import _
+from core.meta_words import category_words, pricing_type_words
 from core.pricing import (
     CATEGORIES,
     EXAMPLE_NOTE,
@@ -65,8 +66,8 @@ def _rate_card(user: UserInfo) -> None:
         frame = pd.DataFrame(
             {
                 "market": [_market(r.market) for r in rows],
-                "category": [r.category for r in rows],
-                "type": [r.pricing_type for r in rows],
+                "category": [_category(r.category) for r in rows],
+                "type": [pricing_type_words(r.pricing_type) for r in rows],
                 "rate": [format_number(r.rate, upto=6) for r in rows],
                 "currency": [r.currency for r in rows],
                 "from": [local_time(r.effective_from) for r in rows],
@@ -107,9 +108,10 @@ def _rate_card(user: UserInfo) -> None:
             _("Market"), value="34", help=_("Calling code such as 34, or * for any")
         )
         category = c2.selectbox(
-            _("Category"), [*CATEGORIES, "*"], index=CATEGORIES.index("utility")
-        )
-        ptype = c3.selectbox(_("Pricing type"), list(PRICING_TYPES))
+            _("Category"), [*CATEGORIES, "*"], index=CATEGORIES.index("utility"),
+            format_func=_category,
+        )  # fmt: skip
+        ptype = c3.selectbox(_("Pricing type"), list(PRICING_TYPES), format_func=pricing_type_words)
         c4, c5, c6 = st.columns(3)
         rate = c4.text_input(_("Rate per message"), placeholder="0.0200")
         currency = c5.text_input(_("Currency"), value=card_currency(card), max_chars=3)
@@ -134,7 +136,8 @@ def _rate_card(user: UserInfo) -> None:
         if card:
             st.markdown("**" + _("Remove a rate") + "**")
             labels = {
-                f"{_market(r.market)} · {r.category} · {r.pricing_type} · "
+                f"{_market(r.market)} · {_category(r.category)} · "
+                f"{pricing_type_words(r.pricing_type)} · "
                 f"{format_number(r.rate, upto=6)} {r.currency} · "
                 f"{format_day(r.effective_from.date())}": r.id
                 for r in card
@@ -156,6 +159,10 @@ def _until(end: datetime | None) -> str:
 
 def _market(market: str) -> str:
     return _("any") if market == "*" else f"+{market}"
+
+
+def _category(category: str) -> str:
+    return _("any") if category == "*" else category_words(category)
 
 
 def _next_quarter(today: date | None = None) -> date:

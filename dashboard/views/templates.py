@@ -8,6 +8,7 @@ import streamlit as st
 from core.auth import Action, PermissionDenied, can
 from core.errors import GraphError
 from core.i18n import N_, _, ngettext
+from core.meta_words import category_words, quality_words
 from core.template_admin import TemplateSummary, sync_templates_as, template_summaries
 from core.users import UserInfo
 from dashboard import runtime
@@ -21,23 +22,9 @@ _STATUS = {
     "DISABLED": N_("Disabled by Meta"),
     "IN_APPEAL": N_("In appeal"),
 }
-#: Meta's template categories as a person reads them.
-_CATEGORIES = {
-    "MARKETING": N_("Marketing"),
-    "UTILITY": N_("Utility"),
-    "AUTHENTICATION": N_("Authentication"),
-}
-
 
 #: How a template's parameters are written ({{1}} or {{name}}).
 _FORMATS = {"positional": N_("Positional"), "named": N_("Named")}
-#: Meta's quality rating of a template, in the words the Health page uses.
-_QUALITY = {
-    "GREEN": N_("High"),
-    "YELLOW": N_("Medium"),
-    "RED": N_("Low"),
-    "UNKNOWN": N_("Not rated yet"),
-}
 
 
 def _format(parameter_format: str) -> str:
@@ -45,17 +32,6 @@ def _format(parameter_format: str) -> str:
     return _(known) if known else parameter_format.title()
 
 
-def _quality(rating: str | None) -> str:
-    """A template's quality rating in the reader's language (Meta's word if unknown)."""
-    if not rating:
-        return "—"
-    known = _QUALITY.get(rating.upper())
-    return _(known) if known else rating.title()
-
-
-def _category(category: str) -> str:
-    known = _CATEGORIES.get(category.upper())
-    return _(known) if known else category.title()
 
 
 def render(user: UserInfo) -> None:
@@ -133,11 +109,11 @@ def _table(templates: list[TemplateSummary]) -> None:
         {
             "template": [t.name for t in rows],
             "language": [t.language for t in rows],
-            "category": [_category(t.category) for t in rows],
+            "category": [category_words(t.category) for t in rows],
             "status": [_status(t) for t in rows],
             "parameters": [t.parameter_count for t in rows],
             "format": [_format(t.parameter_format) for t in rows],
-            "quality": [_quality(t.quality) for t in rows],
+            "quality": [quality_words(t.quality) for t in rows],
             "synced": [ago(t.synced_at) for t in rows],
         }
     )
@@ -192,7 +168,7 @@ def _preview(templates: list[TemplateSummary]) -> None:
         # Everything below was synced from Meta: shown as text.
         facts_shown = (
             (_("Status"), md_escape(_status(template))),
-            (_("Category"), md_escape(_category(template.category))),
+            (_("Category"), md_escape(category_words(template.category))),
             (_("Language"), md_escape(template.language)),
         )
         for label, value in facts_shown:

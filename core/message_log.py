@@ -371,8 +371,18 @@ def _timeline(conn: Any, m: Any) -> list[TimelineEvent]:
         events.append(
             TimelineEvent(m.created_at, "attention", _("Needs attention"), _(m.error_message))
         )
-    events.sort(key=lambda ev: ev.at)
+    events.sort(key=_timeline_order)
     return events
+
+
+#: Within one second, the order a message's moments happen in. Meta dates its webhooks
+#: to the second while our own times carry fractions, so "sent" at 12:00:00 would
+#: otherwise come before "accepted" at 12:00:00.4.
+_STAGE_ORDER = {"queued": 0, "accepted": 1, "sent": 2, "failed": 3, "delivered": 3, "read": 4}
+
+
+def _timeline_order(event: TimelineEvent) -> tuple[datetime, int]:
+    return event.at.replace(microsecond=0), _STAGE_ORDER.get(event.kind, len(_STAGE_ORDER))
 
 
 #: A status webhook's title on the timeline, per status (translated where it is read).

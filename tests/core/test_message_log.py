@@ -87,6 +87,21 @@ def test_pages_are_newest_first_and_tenant_scoped(engine: Engine) -> None:
     assert [r.po_number for r in third.rows] == ["PO-1"]
 
 
+def test_timeline_keeps_a_messages_order_within_one_second(engine: Engine) -> None:
+    """Meta's webhook times are whole seconds; ours have fractions (QA saw sent before accepted)."""
+    mid = _message(engine, 1, status="delivered", accepted_at=T0 + timedelta(milliseconds=400),
+                   at=T0)  # fmt: skip
+    with session_scope(engine) as session:
+        for i, status in enumerate(("delivered", "sent")):
+            session.add(MessageStatusEvent(
+                event_key=f"s{i}", tenant_id="default", message_id=mid, wamid="w1",
+                status=status, at=T0, received_at=T0,
+            ))  # fmt: skip
+    detail = message_detail(engine, ("default",), mid)
+    assert detail is not None
+    assert [e.kind for e in detail.events] == ["queued", "accepted", "sent", "delivered"]
+
+
 def test_timeline_merges_statuses_replies_and_acknowledgements(engine: Engine) -> None:
     mid = _message(engine, 1, status="read", po="PO-9", accepted_at=T0,
                    at=T0 - timedelta(seconds=1))  # fmt: skip

@@ -342,7 +342,7 @@ def _attention(user: UserInfo, engine: Engine) -> None:
         )
         frame = pd.DataFrame(  # outside text (reasons, numbers) shown as cells, never Markdown
             {
-                _("Since"): [local_time(i.since) for i in items],
+                _("Since"): [local_time(i.since, labelled=False) for i in items],
                 _("Phone"): [i.recipient_phone for i in items],
                 _("PO"): [i.po_number or "" for i in items],
                 # a stored reason of ours reads in the reader's language (Meta's as sent)

@@ -97,21 +97,26 @@ def webhook(
     run_webhook_app(_settings(), workers=workers)
 
 
+#: `--metrics-port` / `--metrics-host` of every long-running command.
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=65535,
+        envvar="WANOTIFY_METRICS_PORT",
+        help="Serve Prometheus metrics on this port at /metrics (off by default)",
+    ),
+]
+MetricsHost = Annotated[
+    str, typer.Option(envvar="WANOTIFY_METRICS_HOST", help="Address for --metrics-port")
+]
+
+
 @app.command()
 def worker(
     worker_id: Annotated[str | None, typer.Option("--id", help="Name of this worker")] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=65535,
-            envvar="WANOTIFY_METRICS_PORT",
-            help="Serve Prometheus metrics on this port at /metrics (off by default)",
-        ),
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(envvar="WANOTIFY_METRICS_HOST", help="Address for --metrics-port")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run a sender worker: claims pending messages and sends them under Meta's limits."""
     _service_logging()
@@ -718,18 +723,8 @@ def api_keys_revoke(
 
 @app.command("consume-po-events")
 def consume_po_events(
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=65535,
-            envvar="WANOTIFY_METRICS_PORT",
-            help="Serve Prometheus metrics on this port at /metrics (off by default)",
-        ),
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(envvar="WANOTIFY_METRICS_HOST", help="Address for --metrics-port")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Consume "PO approved" events from RabbitMQ and queue a PO notice for each, once."""
     _service_logging()

@@ -101,10 +101,15 @@ def render(user: UserInfo) -> None:
           "commas and accents are fine). Every row is checked before anything is sent.")
     )  # fmt: skip
     batch_id = _open_batch_id()
+    panel = st.container()  # always drawn, so opening or closing a batch keeps the tabs put
     if batch_id:
-        with st.container(border=True):
+        with panel.container(border=True):
             _open_batch(db, user, batch_id)
-    upload_tab, batches_tab = st.tabs([_("New batch"), _("Recent batches")])
+    # Keyed and tracked: the tab a buyer is on survives reruns (closing a batch opened
+    # from Recent batches returns there, not to New batch).
+    upload_tab, batches_tab = st.tabs(
+        [_("New batch"), _("Recent batches")], key="bulk_tabs", on_change="rerun"
+    )
     with upload_tab:
         _new_batch(db, user)
     with batches_tab:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import random
 import socket
@@ -52,16 +51,6 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: Sends remembered to set how far ahead of its slot the limiter grants a permit
-#: (the median time from a permit to its request's write: the slice's mark, the tasks,
-#: the client), recomputed every LEAD_REFRESH sends.
-LEAD_MEMORY = 256
-LEAD_REFRESH = 32
-#: The most a permit is granted ahead of its slot. Its row is marked, then its request
-#: waits for the slot: a crash then leaves it for a person though never requested (as
-#: it does a row whose request waits for its turn on the event loop after the mark).
-MAX_LEAD_SECONDS = 0.05
 
 
 class SendResultLike(Protocol):
@@ -174,14 +163,6 @@ class DispatchStats:
     by_code: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Permit:
-    """A limiter permit a slice holds for one row."""
-
-    not_before: float  # monotonic: the request may not be written earlier
-    granted_at: float  # monotonic
-
-
 class _Stop:
     pass
 
@@ -259,11 +240,7 @@ class Dispatcher:
         self._stopped_batches: frozenset[str] = frozenset()
         self._executor: ThreadPoolExecutor | None = None
         #: the slice being gathered: each row holds a slot and a permit, not yet marked
-        self._slice: list[tuple[ClaimedMessage, _Permit]] = []
-        #: recent times (s) from a permit to its request's write, deliberate waits left
-        #: out: the limiter grants permits about that much ahead of their slots
-        self._write_delays: deque[float] = deque(maxlen=LEAD_MEMORY)
-        self._write_count = 0
+        self._slice: list[ClaimedMessage] = []
         self._marking = 0  # rows of a slice whose mark is being written
         #: marks run on a thread of their own: never queued behind a claim or a flush
         self._mark_executor: ThreadPoolExecutor | None = None
@@ -581,7 +558,7 @@ class Dispatcher:
                         await self._start_slice(client, writes)
                     await self._slots.acquire()
                     try:
-                        permit = await self._permit(client, writes)
+                        await self._permit(client, writes)
                     except BaseException:
                         self._slots.release()
                         raise
@@ -596,29 +573,26 @@ class Dispatcher:
                     self._ready.appendleft(message)
                     continue
                 self.pairs.mark_sent(message.recipient)
-                self._slice.append((message, permit))
+                self._slice.append(message)
         finally:
             self._drop_slice()  # shutdown: unmarked rows go back with the queue
 
-    async def _permit(self, client: MessageClient, writes: bool) -> _Permit:
-        """Wait for the limiter's next permit; return the moment its request may be
-        written (a limiter with a lead grants it up to a mark's duration ahead). While
-        it does not come at once (within `slice_gather_seconds`), the slice gathered so
-        far is marked and started, so a slice is what the limiter lets through
-        together: one mark per pacing slice."""
+    async def _permit(self, client: MessageClient, writes: bool) -> None:
+        """Wait for the limiter's next permit. While it does not come at once (within
+        `slice_gather_seconds`), the slice gathered so far is marked and started, so a
+        slice is what the limiter lets through together: one mark per pacing slice."""
         if not self._slice:
             await self.limiter.acquire()
-            return self._granted()
+            return
         try_now = getattr(self.limiter, "try_acquire", None)
         if try_now is not None and try_now():
-            return self._granted()  # free at once (the common case): no task, no timer
+            return  # free at once (the common case): no task, no timer
         acquiring = asyncio.ensure_future(self.limiter.acquire())
         try:
             await asyncio.wait({acquiring}, timeout=self.options.slice_gather_seconds)
             if not acquiring.done():
                 await self._start_slice(client, writes)
             await acquiring
-            return self._granted()
         except BaseException:
             if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
                 self.limiter.sent()  # admitted, never used: dated now, the safe side
@@ -626,30 +600,10 @@ class Dispatcher:
                 acquiring.cancel()
             raise
 
-    def _granted(self) -> _Permit:
-        """The permit the limiter just granted: when its request may be written (at
-        once for a limiter without a lead) and when it was granted."""
-        return _Permit(float(getattr(self.limiter, "not_before", -math.inf)), time.monotonic())
-
-    def _learn_write_delay(self, seconds: float) -> None:
-        """Remember how long a permit took to become a written request (its slice's
-        mark, the task, the client; not a deliberate wait for its slot). The limiter
-        then grants permits about the median of that ahead of their slots (at most
-        MAX_LEAD_SECONDS), so that time no longer makes every start late: each start
-        waits on earlier starts' dates, and a slice written late pushed the next."""
-        self._write_delays.append(seconds)
-        self._write_count += 1
-        if self._write_count % LEAD_REFRESH:
-            return
-        set_lead = getattr(self.limiter, "set_lead", None)
-        if set_lead is not None:
-            ordered = sorted(self._write_delays)
-            set_lead(min(MAX_LEAD_SECONDS, max(0.0, ordered[len(ordered) // 2])))
-
     def _drop_slice(self) -> None:
         """Give the unmarked slice back: permits dated, slots freed, rows to the queue front."""
         while self._slice:
-            message, _ = self._slice.pop()
+            message = self._slice.pop()
             self.limiter.sent()
             self._slots.release()
             self._ready.appendleft(message)
@@ -666,7 +620,7 @@ class Dispatcher:
         group, self._slice = self._slice, []
         assert self._mark_executor is not None
         loop = asyncio.get_running_loop()
-        ids = [m.id for m, _ in group]
+        ids = [m.id for m in group]
         self._marking += len(group)  # still work in hand: a drain is not idle meanwhile
         try:
             ours = await loop.run_in_executor(
@@ -679,7 +633,7 @@ class Dispatcher:
         except Exception:
             log.exception("could not mark %d send(s) as started; not sending them", len(group))
             ours = set()
-            for message, _ in group:
+            for message in group:
                 self._release(message, None)  # clears a mark that did commit after all
                 self.stats.released += 1
         finally:
@@ -687,13 +641,13 @@ class Dispatcher:
         self.stats.slices += 1
         if self._crash is not None:
             self._crash.reached("started")
-        for message, permit in group:
+        for message in group:
             if message.id not in ours:
                 self.limiter.sent()
                 self._slots.release()
                 continue
             self.stats.started += 1
-            task = asyncio.create_task(self._send_one(client, message, writes, permit))
+            task = asyncio.create_task(self._send_one(client, message, writes))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -718,14 +672,9 @@ class Dispatcher:
         return True
 
     async def _send_one(
-        self,
-        client: MessageClient,
-        message: ClaimedMessage,
-        reports: bool = False,
-        permit: _Permit | None = None,
+        self, client: MessageClient, message: ClaimedMessage, reports: bool = False
     ) -> None:
-        """One API call, not written before `permit.not_before` (a permit granted
-        ahead of its slot). The limiter dates the send when its bytes are written (a
+        """One API call. The limiter dates the send when its bytes are written (a
         reporting client calls back), else at once; in any case exactly once. Once
         answered, the limiter re-dates it at its estimated arrival at Meta (the round
         trip tells); unanswered, it stays in the limiter's window."""
@@ -735,24 +684,17 @@ class Dispatcher:
         dated = False
         written_at: float | None = None
         arrived = False  # answered by Meta: the round trip dates its arrival
-        slept = 0.0  # waited for the permit's slot (granted ahead of it)
 
-        def written(given_up: bool = False) -> None:
+        def written() -> None:
             nonlocal dated, written_at
             if not dated:
                 dated = True
                 written_at = self.limiter.sent(awaits_answer=True)
-                if permit is not None and written_at is not None and not given_up:
-                    self._learn_write_delay(written_at - permit.granted_at - slept)
                 # the pair gate, too, counts from when the request left (after its
                 # slice's mark, a new connection...), not from when it was admitted
                 self.pairs.mark_sent(message.recipient)
 
         try:
-            early = -math.inf if permit is None else permit.not_before - time.monotonic()
-            if early > 0:  # the loop's clock is time.monotonic: it wakes no earlier
-                await asyncio.sleep(early)
-                slept = early
             if reports:
                 reporting = cast(WriteReportingClient, client)
                 result = await reporting.send_message(payload, on_written=written)
@@ -770,7 +712,7 @@ class Dispatcher:
             arrived = True
             self._on_accepted(message, result)
         finally:
-            written(given_up=True)  # never written (no connection, cancelled): dated now
+            written()  # never written (no connection, cancelled): dated now all the same
             if written_at is not None:
                 self.limiter.answered(written_at, arrived=arrived)
             self._slots.release()

@@ -181,22 +181,6 @@ class SlidingWindowLimiter:
         self._penalty_base = 0.0  # the rate when the current signal began
         self._refusals = 0  # refusals counted in the current signal
         self.throttle_count = 0  # signals (windows with refusals), not refusals
-        self._lead = 0.0
-        #: the earliest moment the last permit granted may be written (see `set_lead`)
-        self.not_before = -math.inf
-
-    def set_lead(self, seconds: float) -> None:
-        """Grant a permit up to `seconds` before its slot frees, with `not_before` set to
-        the moment it does: the caller must not write the request earlier.
-
-        The dispatcher marks each slice in the database between a permit and its
-        request; granting the permit that much ahead keeps the mark's duration out of
-        the window's chain (each start waits on earlier starts' dates, which the mark
-        would otherwise push later, slice after slice). The window's guarantee is
-        unchanged: the permit is pending (in every window) until written, and its date
-        is at least the moment its slot was free.
-        """
-        self._lead = max(0.0, seconds)
 
     @property
     def rate(self) -> float:
@@ -264,51 +248,30 @@ class SlidingWindowLimiter:
 
     def _wait(self, now: float) -> float | None:
         """Seconds until one more start fits (0: now), or None while the cap is 0."""
-        return self._wait_known(now)[0]
-
-    def _wait_known(self, now: float) -> tuple[float | None, bool]:
-        """`_wait`, and whether that wait is known (not a guess while pending starts,
-        whose dates are not known yet, fill the window or the slice)."""
         horizon = now - self._span
         starts = self._starts
         if starts and starts[0] <= horizon:
             del starts[: bisect_right(starts, horizon)]
         limit = self._limit(now)
         if limit == 0:
-            return (None if now >= self._cap_expires_at or self.cap == 0 else 0.05), False
+            return None if now >= self._cap_expires_at or self.cap == 0 else 0.05
         # pending starts, and written ones whose date left the window unanswered (where
         # they arrive is not known yet), are in every window
         stale = bisect_right(self._unanswered, horizon) if self._unanswered else 0
         count = len(starts) + self._pending + stale
         wait = 0.0
-        known = True
         if count >= limit:  # the dated start that must leave the window first
             index = count - limit
             # pending ones alone fill it: none can leave before a window from now
             wait = starts[index] - horizon if index < len(starts) else self._span
-            known = index < len(starts)
         slices = min(self._slices, limit)
         burst = math.ceil(limit / slices)
         if count >= burst:
             slice_span = self._window * SLICE_SLACK / slices
             index = count - burst
             slice_wait = starts[index] - (now - slice_span) if index < len(starts) else slice_span
-            known = known and index < len(starts)
             wait = max(wait, slice_wait)
-        return max(wait, 0.0), known
-
-    def _try_grant(self, now: float) -> float | None:
-        """Grant a permit if its slot frees within the lead (return 0.0; `not_before`
-        says when it frees); else the seconds to wait before asking again, or None
-        while the cap is 0."""
-        wait, known = self._wait_known(now)
-        if wait is None:
-            return None
-        if wait == 0.0 or (known and wait <= self._lead):
-            self._pending += 1
-            self.not_before = now + wait
-            return 0.0
-        return wait - self._lead if known else wait
+        return max(wait, 0.0)
 
     def try_acquire(self) -> bool:
         """`acquire` without waiting: count a start as pending and return True if one
@@ -316,15 +279,19 @@ class SlidingWindowLimiter:
         a permit that is free costs no task (it gathers such permits into one slice)."""
         if self._lock.locked():
             return False
-        return self._try_grant(self._clock()) == 0.0
+        if self._wait(self._clock()) == 0.0:
+            self._pending += 1
+            return True
+        return False
 
     async def acquire(self) -> None:
         """Wait for a free slot in the window, then count this start as pending."""
         async with self._lock:
             while True:
                 now = self._clock()
-                wait = self._try_grant(now)
+                wait = self._wait(now)
                 if wait == 0.0:
+                    self._pending += 1
                     return
                 self._changed.clear()
                 if self._cap_expires_at < math.inf and wait is not None:

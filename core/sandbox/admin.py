@@ -1,7 +1,8 @@
 """Test and benchmark controls under `/_sandbox/` (no auth: the sandbox is loopback-only).
 
-stats, config, inject, reset, messages, inbound (a supplier writes or taps a button) and
-template status changes (which post Meta's `message_template_status_update` webhook).
+stats, config, inject, reset, messages, inbound (a supplier writes or taps a button),
+numbers (the business numbers it plays) and template status changes (which post
+Meta's `message_template_status_update` webhook).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.sandbox.config import ConfigError
+from core.sandbox.config import ConfigError, SandboxNumber
 from core.sandbox.numbers import recipient_digits, wa_id_for
 from core.sandbox.planner import PlannedEvent, inbound_value
 from core.sandbox.state import Injection
@@ -121,13 +122,15 @@ async def inject(request: Request) -> Response:
     to = data.get("to")
     wa_id = _wa_id(to, "to") if to is not None else None
     details = _optional_str(data, "details")
-    sandbox.state.injections.append(Injection(code, http_status, count, wa_id, details))
+    number = _number_id(sandbox, data, required=False)
+    sandbox.state.injections.append(Injection(code, http_status, count, wa_id, details, number))
     return json_response(
         {
             "code": code,
             "http_status": http_status,
             "count": count,
             "wa_id": wa_id,
+            "phone_number_id": number,
             "injections": len(sandbox.state.injections),
         }
     )
@@ -157,6 +160,8 @@ async def messages(request: Request) -> Response:
         selected = [m for m in selected if m.wa_id == wa_id]
     if "biz_opaque" in query:
         selected = [m for m in selected if m.biz_opaque == query["biz_opaque"]]
+    if "phone_number_id" in query:
+        selected = [m for m in selected if m.phone_number_id == query["phone_number_id"]]
     limits = {
         name: query.get(name, default) for name, default in (("offset", "0"), ("limit", "1000"))
     }
@@ -172,11 +177,13 @@ async def inbound(request: Request) -> Response:
 
     Body: `from` and one of `text`, `button` {text, payload?}, or `button_index` (with
     `context_id`, the wamid of our template message: label and payload are taken from
-    it); optional `context_id` and `name` (the WhatsApp profile name).
+    it); optional `context_id`, `name` (the WhatsApp profile name) and
+    `phone_number_id` (the business number written to; default: the first).
     """
     sandbox = _sandbox(request)
     state = sandbox.state
     data = await _json_object(request)
+    number = state.numbers[_number_id(sandbox, data, required=True) or ""].profile
     wa_id = _wa_id(data.get("from"), "from")
     context_id = _optional_str(data, "context_id", 512)
     name = _optional_str(data, "name", 256)
@@ -202,12 +209,13 @@ async def inbound(request: Request) -> Response:
     else:
         raise AdminError("give one of text, button or button_index")
     if context_id is not None:
-        message["context"] = {"from": state.config.display_phone_number, "id": context_id}
+        message["context"] = {"from": number.display_phone_number, "id": context_id}
     value = inbound_value(wa_id, message, name)
     now = time.monotonic()
-    state.open_window(wa_id, now)
+    state.open_window(wa_id, now, number.phone_number_id)
     state.inbound_count += 1
-    sandbox.poster.schedule([PlannedEvent(0.0, "message", value)], now)
+    event = PlannedEvent(0.0, "message", value, phone_number_id=number.phone_number_id)
+    sandbox.poster.schedule([event], now)
     config = state.config
     return json_response(
         {
@@ -216,6 +224,37 @@ async def inbound(request: Request) -> Response:
             "value": value,
             "posting": bool(config.webhooks_enabled and config.webhook_url),
         }
+    )
+
+
+def _number_id(sandbox: Sandbox, data: dict[str, Any], *, required: bool) -> str | None:
+    """The request's `phone_number_id` (one the sandbox plays); without one, the first
+    number when `required`, else None (any number)."""
+    ident = data.get("phone_number_id")
+    if ident is None:
+        return sandbox.state.config.phone_number_id if required else None
+    if not isinstance(ident, str) or ident not in sandbox.state.numbers:
+        raise AdminError("phone_number_id must be one of the sandbox's numbers")
+    return ident
+
+
+async def numbers(request: Request) -> Response:
+    """GET: every business number (no tokens) with its counters. POST: add a number or
+    change one (`phone_number_id` plus the fields to set: mps, pair_burst, quality_rating,
+    messaging_limit_tier, name_status, access_token...); its limits follow at once."""
+    sandbox = _sandbox(request)
+    state = sandbox.state
+    if request.method == "POST":
+        data = await _json_object(request)
+        ident = data.get("phone_number_id")
+        try:
+            known = state.numbers.get(ident) if isinstance(ident, str) else None
+            number = known.profile.merged(data) if known is not None else SandboxNumber.parse(data)
+            state.set_number(number)
+        except ConfigError as exc:
+            raise AdminError(str(exc)) from None
+    return json_response(
+        {"data": [{**n.profile.public(), "stats": n.stats()} for n in state.numbers.values()]}
     )
 
 
@@ -280,5 +319,6 @@ def admin_routes() -> list[Route]:
         Route("/reset", reset, methods=["POST"]),
         Route("/messages", messages, methods=["GET"]),
         Route("/inbound", inbound, methods=["POST"]),
+        Route("/numbers", numbers, methods=["GET", "POST"]),
         Route("/templates/status", template_status, methods=["POST"]),
     ]

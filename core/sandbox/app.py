@@ -33,6 +33,7 @@ from core.sandbox.send import (
     decide_send,
 )
 from core.sandbox.state import SandboxState
+from core.sandbox.template_create import create_template
 from core.sandbox.webhook_poster import WebhookPoster
 from core.sandbox.wire import SandboxError, unknown_path
 from core.settings import get_settings
@@ -139,7 +140,9 @@ def _schedule_webhooks(sandbox: Sandbox, outcome: SendOutcome, wall: float, now:
     accepted, message = outcome.accepted, outcome.message
     posting = config.webhooks_enabled and bool(config.webhook_url)
     if posting and accepted is not None and message is not None:
-        sandbox.poster.schedule(plan_events(message, accepted.wamid, config, wall), now)
+        number = sandbox.state.numbers.get(accepted.phone_number_id)
+        profile = number.profile if number is not None else None
+        sandbox.poster.schedule(plan_events(message, accepted.wamid, config, wall, profile), now)
 
 
 class _SendEndpoint:
@@ -197,6 +200,27 @@ async def message_templates(request: Request) -> Response:
     return json_response(body)
 
 
+async def create_message_template(request: Request) -> Response:
+    """`POST /{version}/{waba_id}/message_templates`: a template submitted for review."""
+    sandbox: Sandbox = request.app.state.sandbox
+    state = sandbox.state
+    try:
+        check_version(request.path_params["version"], request.url.path)
+        check_token(
+            state,
+            bearer_token(
+                request.headers.get("authorization"), request.query_params.get("access_token")
+            ),
+        )
+        raw = await request.body()
+        if len(raw) > state.config.max_body_bytes:
+            raise SandboxError(100, message="(#100) The request body is too large")
+        body = create_template(sandbox, request.path_params["waba_id"], raw)
+    except SandboxError as error:
+        return _graph_error(state, error)
+    return json_response(body)
+
+
 async def graph_node(request: Request) -> Response:
     """`GET /{version}/{node_id}?fields=...`: phone number health or WABA fields."""
     sandbox: Sandbox = request.app.state.sandbox
@@ -205,8 +229,11 @@ async def graph_node(request: Request) -> Response:
     query = request.query_params
     try:
         check_version(version, request.url.path)
+        node_id = request.path_params["node_id"]
         check_token(
-            state, bearer_token(request.headers.get("authorization"), query.get("access_token"))
+            state,
+            bearer_token(request.headers.get("authorization"), query.get("access_token")),
+            state.numbers.get(node_id),  # a number's own token reads it
         )
         body = read_node(state, version, request.path_params["node_id"], query.get("fields"))
     except SandboxError as error:
@@ -249,6 +276,11 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             Mount("/_sandbox", routes=admin_routes()),
             Route("/{version}/{phone_number_id}/messages", _SendEndpoint(), methods=["POST"]),
             Route("/{version}/{waba_id}/message_templates", message_templates, methods=["GET"]),
+            Route(
+                "/{version}/{waba_id}/message_templates",
+                create_message_template,
+                methods=["POST"],
+            ),
             Route("/{version}/{node_id}", graph_node, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, AdminError: _admin_error},

@@ -16,6 +16,7 @@ from core.sandbox.catalog import (
     decode_cursor,
     encode_cursor,
 )
+from core.sandbox.config import SandboxNumber
 from core.sandbox.state import SandboxState
 from core.sandbox.wire import SandboxError, unknown_object
 
@@ -48,7 +49,7 @@ def list_templates(
     state: SandboxState, version: str, waba_id: str, query: dict[str, str], base_url: str
 ) -> dict[str, Any]:
     """One page of the WABA's templates, Graph-shaped, with cursors and `next`/`previous`."""
-    if waba_id != state.config.waba_id:
+    if waba_id not in _wabas(state):
         raise unknown_object(waba_id)
     fields = parse_fields(
         query.get("fields"), TEMPLATE_FIELDS, DEFAULT_TEMPLATE_FIELDS, "MessageTemplate"
@@ -96,13 +97,14 @@ def _cursor(raw: str) -> int:
 def read_node(
     state: SandboxState, version: str, node_id: str, raw_fields: str | None
 ) -> dict[str, Any]:
-    """The phone number's health fields or the WABA's fields, as Graph returns them."""
+    """A phone number's health fields or a WABA's fields, as Graph returns them."""
     config = state.config
     default: tuple[str, ...]
-    if node_id == config.phone_number_id:
-        values = _phone_number_fields(state, version)
+    number = state.numbers.get(node_id)
+    if number is not None:
+        values = _phone_number_fields(number.profile, version)
         node, default = "WhatsAppBusinessPhoneNumber", PHONE_DEFAULT_FIELDS
-    elif node_id == config.waba_id:
+    elif node_id in _wabas(state):
         values = {
             "name": f"{config.verified_name} WABA",
             "timezone_id": "1",
@@ -133,22 +135,25 @@ PHONE_DEFAULT_FIELDS = (
 )
 
 
-def _phone_number_fields(state: SandboxState, version: str) -> dict[str, Any]:
-    config = state.config
-    digits = config.display_phone_number
+def _wabas(state: SandboxState) -> set[str]:
+    """The WABA ids of every number the sandbox plays."""
+    return {n.profile.waba_id or state.config.waba_id for n in state.numbers.values()}
+
+
+def _phone_number_fields(number: SandboxNumber, version: str) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "display_phone_number": _display(digits),
-        "verified_name": config.verified_name,
+        "display_phone_number": _display(number.display_phone_number),
+        "verified_name": number.verified_name,
         "code_verification_status": "VERIFIED",
-        "quality_rating": config.quality_rating,
+        "quality_rating": number.quality_rating,
         "platform_type": "CLOUD_API",
-        "throughput": {"level": config.throughput_level},
+        "throughput": {"level": number.throughput_level},
         "status": "CONNECTED",
-        "name_status": "APPROVED",
+        "name_status": number.name_status,
         "account_mode": "LIVE",
         "is_official_business_account": False,
-        "messaging_limit_tier": config.messaging_limit_tier,
-        "whatsapp_business_manager_messaging_limit": config.messaging_limit_tier,
+        "messaging_limit_tier": number.messaging_limit_tier,
+        "whatsapp_business_manager_messaging_limit": number.messaging_limit_tier,
     }
     if _major(version) >= 24:  # the old name is gone from v24
         del values["messaging_limit_tier"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from core.sandbox import magic
-from core.sandbox.config import SandboxConfig
+from core.sandbox.config import SandboxConfig, SandboxNumber
 from core.sandbox.numbers import magic_suffix
 from core.sandbox.validation import ValidatedMessage
 from core.sandbox.wire import make_wamid, status_error
@@ -53,6 +53,8 @@ class PlannedEvent:
     opens_window: str | None = None
     duplicate: bool = False
     reordered: bool = False
+    #: the business number the event is about (its metadata); None: the first number
+    phone_number_id: str | None = None
 
 
 def profile_name(wa_id: str) -> str:
@@ -78,14 +80,33 @@ def pricing_for(message: ValidatedMessage) -> dict[str, Any]:
 
 
 def plan_events(
-    message: ValidatedMessage, wamid: str, config: SandboxConfig, accepted_at: float
+    message: ValidatedMessage,
+    wamid: str,
+    config: SandboxConfig,
+    accepted_at: float,
+    number: SandboxNumber | None = None,
 ) -> list[PlannedEvent]:
-    """Every webhook an accepted message will cause (delays already multiplied by time_scale).
+    """Every webhook an accepted message will cause (delays already multiplied by time_scale),
+    each about `number` (the one it was sent from; default the first).
 
     Statuses follow sent -> delivered -> read (0.2-1 s, +1-5 s, +5-60 s before scaling);
     faults (failure, reordering, a skipped delivered, duplicates) and the supplier's reply
     are drawn from a generator seeded with the sandbox seed and the wamid.
     """
+    number = number or config.primary_number()
+    events = _plan(message, wamid, config, accepted_at, number.display_phone_number)
+    for event in events:
+        event.phone_number_id = number.phone_number_id
+    return events
+
+
+def _plan(
+    message: ValidatedMessage,
+    wamid: str,
+    config: SandboxConfig,
+    accepted_at: float,
+    display_phone_number: str,
+) -> list[PlannedEvent]:
     suffix = magic_suffix(message.digits)
     if suffix == magic.SILENT:
         return []
@@ -145,7 +166,9 @@ def plan_events(
         events.append(read)
     if replies:
         t_reply = t_read + rng.uniform(1.0, 20.0)
-        events.append(_reply_event(message, wamid, reply_button, t_reply, rng, config, stamp))
+        reply = _reply_event(message, wamid, reply_button, t_reply, rng, config, stamp)
+        reply.payload["messages"][0]["context"]["from"] = display_phone_number
+        events.append(reply)
     return _with_duplicates(events, rng, config)
 
 

@@ -75,7 +75,7 @@ class SandboxProcess(SandboxControls):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "core.sandbox.process", json.dumps(_fields(self.config))],
+            [sys.executable, "-m", "core.sandbox.process", json.dumps(self.config.to_json())],
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,

@@ -16,7 +16,7 @@ import orjson
 
 from core.sandbox import magic
 from core.sandbox.numbers import magic_suffix
-from core.sandbox.state import AcceptedMessage, SandboxState
+from core.sandbox.state import AcceptedMessage, NumberState, SandboxState
 from core.sandbox.validation import ValidatedMessage, validate_message
 from core.sandbox.wire import (
     SandboxError,
@@ -51,9 +51,15 @@ def bearer_token(authorization: str | None, query_token: str | None) -> str | No
     return query_token
 
 
-def check_token(state: SandboxState, token: str | None) -> None:
-    """SandboxError 190 unless `token` is the configured access token (constant time)."""
-    if token is None or not hmac.compare_digest(token.encode(), state.config.access_token.encode()):
+def check_token(state: SandboxState, token: str | None, number: NumberState | None = None) -> None:
+    """SandboxError 190 unless `token` is `number`'s access token (without a number: any
+    number's), compared in constant time. Each number has its own token."""
+    if number is None:
+        if not state.known_token(token):
+            raise invalid_token()
+        return
+    expected = (number.profile.access_token or state.config.access_token).encode()
+    if token is None or not hmac.compare_digest(token.encode(), expected):
         raise invalid_token()
 
 
@@ -73,11 +79,14 @@ def decide_send(
     now: float,
     wall: float,
 ) -> SendOutcome:
-    """Accept the message or return Meta's error; `raw` None means the body was too big."""
+    """Accept the message or return Meta's error; `raw` None means the body was too big.
+
+    The path's number decides the token, the cap, the pair limit and the counters."""
+    number = state.numbers.get(phone_number_id)
     try:
         check_version(version, f"/{version}/{phone_number_id}/messages")
-        check_token(state, token)
-        if phone_number_id != state.config.phone_number_id:
+        check_token(state, token, number)
+        if number is None:
             raise unknown_object(phone_number_id)
         if raw is None:
             raise SandboxError(
@@ -90,16 +99,18 @@ def decide_send(
         except orjson.JSONDecodeError:
             raise SandboxError(100, "The request body is not valid JSON.") from None
         message = validate_message(body, state.catalog)
-        message_status = _check_faults(state, message, now)
+        message_status = _check_faults(state, number, message, now)
     except SandboxError as error:
         state.rejected[error.code] += 1
+        if number is not None:
+            number.rejected[error.code] += 1
         return SendOutcome(
             error.http_status,
             error.body(state.ids.fbtrace_id()),
             www_authenticate=error.code == 190,
         )
-    state.throughput.commit(now)
-    state.pairs.commit(message.wa_id, now)
+    number.throughput.commit(now)
+    number.pairs.commit(message.wa_id, now)
     wamid = state.ids.wamid(message.wa_id)
     template = message.template
     accepted = AcceptedMessage(
@@ -115,6 +126,7 @@ def decide_send(
         raw_body=raw,
         accepted_at=wall,
         accepted_monotonic=now,
+        phone_number_id=phone_number_id,
     )
     state.record_accept(accepted)
     return SendOutcome(
@@ -122,9 +134,12 @@ def decide_send(
     )
 
 
-def _check_faults(state: SandboxState, message: ValidatedMessage, now: float) -> str:
+def _check_faults(
+    state: SandboxState, number: NumberState, message: ValidatedMessage, now: float
+) -> str:
     """Raise the fault this send meets, if any; else the `message_status` to answer."""
-    injection = state.take_injection(message.wa_id) if state.injections else None
+    ident = number.profile.phone_number_id
+    injection = state.take_injection(message.wa_id, ident) if state.injections else None
     if injection is not None:
         raise SandboxError(injection.code, injection.details, http_status=injection.http_status)
     suffix = magic_suffix(message.digits)
@@ -139,18 +154,18 @@ def _check_faults(state: SandboxState, message: ValidatedMessage, now: float) ->
         details = "Cloud API message throughput has been reached." if code == 130429 else None
         raise SandboxError(code, details)
     if message.free_form and (
-        suffix == magic.WINDOW_CLOSED or not state.window_open(message.wa_id, now)
+        suffix == magic.WINDOW_CLOSED or not state.window_open(message.wa_id, now, ident)
     ):
         raise SandboxError(
             131047,
             "Message failed to send because more than 24 hours have passed since the "
             "customer last replied to this number.",
         )
-    if message.digits == state.config.display_phone_number:
+    if message.digits == number.profile.display_phone_number:
         raise SandboxError(131021, "Recipient phone number is the sender's own number.")
-    if not state.throughput.available(now):
+    if not number.throughput.available(now):
         raise SandboxError(130429, "Cloud API message throughput has been reached.")
-    if not state.pairs.available(message.wa_id, now):
+    if not number.pairs.available(message.wa_id, now):
         raise SandboxError(
             131056,
             "Message failed to send because there were too many messages sent from "

@@ -152,17 +152,38 @@ class SandboxControls:
         http_status: int | None = None,
         to: str | None = None,
         details: str | None = None,
+        phone_number_id: str | None = None,
     ) -> dict[str, Any]:
-        """Make the next `count` sends (to `to`, or anyone) fail with `code`."""
+        """Make the next `count` sends (to `to`, or anyone; from `phone_number_id`, or any
+        number) fail with `code`."""
         body: dict[str, Any] = {"code": code, "count": count}
-        for name, value in (("http_status", http_status), ("to", to), ("details", details)):
+        for name, value in (
+            ("http_status", http_status),
+            ("to", to),
+            ("details", details),
+            ("phone_number_id", phone_number_id),
+        ):
             if value is not None:
                 body[name] = value
         result: dict[str, Any] = self._call("POST", "inject", json=body)
         return result
 
+    def numbers(self) -> list[dict[str, Any]]:
+        """Every business number the sandbox plays (no tokens), each with its `stats`."""
+        result: dict[str, Any] = self._call("GET", "numbers")
+        data: list[dict[str, Any]] = result["data"]
+        return data
+
+    def set_number(self, phone_number_id: str, **fields: Any) -> list[dict[str, Any]]:
+        """Add a business number, or change one's fields (mps, quality_rating...)."""
+        result: dict[str, Any] = self._call(
+            "POST", "numbers", json={"phone_number_id": phone_number_id, **fields}
+        )
+        data: list[dict[str, Any]] = result["data"]
+        return data
+
     def messages(self, **filters: Any) -> list[dict[str, Any]]:
-        """Accepted messages (filters: to, biz_opaque, offset, limit)."""
+        """Accepted messages (filters: to, biz_opaque, phone_number_id, offset, limit)."""
         result: dict[str, Any] = self._call("GET", "messages", params=filters)
         data: list[dict[str, Any]] = result["data"]
         return data
@@ -238,3 +259,21 @@ class SandboxServer(SandboxControls):
 
 def _fields(config: SandboxConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+def sandbox_numbers(
+    count: int, *, mps: int = 80, first_id: int = 200_000_000_000_001
+) -> list[dict[str, Any]]:
+    """`count` extra business numbers for `SandboxConfig(numbers=...)` (tests, benchmarks):
+    ids counting up from `first_id`, display numbers +34 910 00 00 01..., each its own
+    token `sandbox-token-<n>` and cap `mps`."""
+    return [
+        {
+            "phone_number_id": str(first_id + n),
+            "display_phone_number": f"349100{n + 1:05d}",
+            "verified_name": f"Compras Demo {n + 2}",
+            "access_token": f"sandbox-token-{n + 2}",
+            "mps": mps,
+        }
+        for n in range(count)
+    ]

@@ -139,6 +139,7 @@ class WebhookPoster:
         horizon = now + (BATCH_HORIZON_S * config.time_scale if config.batch_rate > 0 else 0.0)
         deliveries: list[_Delivery] = []
         statuses: list[dict[str, Any]] = []
+        statuses_number: str | None = None  # statuses share a POST only within a number
         while self._heap and self._heap[0][0] <= horizon and len(deliveries) < _MAX_POP:
             _, _, item = heapq.heappop(self._heap)
             if item.generation != state.generation:
@@ -148,34 +149,51 @@ class WebhookPoster:
                 continue
             event = item.event
             if event.opens_window is not None:
-                state.open_window(event.opens_window, now)
+                state.open_window(event.opens_window, now, event.phone_number_id)
                 state.inbound_count += 1
             if not enabled:
                 state.webhooks.dropped += 1
             elif event.kind == "status":
                 if statuses and (
                     len(statuses) >= MAX_STATUSES_PER_POST
+                    or statuses_number != event.phone_number_id
                     or self._batch_rng.random() >= config.batch_rate
                 ):
-                    deliveries.append(self._statuses_delivery(statuses))
+                    deliveries.append(self._statuses_delivery(statuses, statuses_number))
                     statuses = []
                 statuses.append(event.payload)
+                statuses_number = event.phone_number_id
             elif event.kind == "message":
-                deliveries.append(self._delivery(event.payload, messages=1))
+                deliveries.append(
+                    self._delivery(event.payload, messages=1, number=event.phone_number_id)
+                )
             else:
                 body = orjson.dumps(event.payload)
                 deliveries.append(_Delivery(body, 0, 0, 1, state.generation))
         if statuses:
-            deliveries.append(self._statuses_delivery(statuses))
+            deliveries.append(self._statuses_delivery(statuses, statuses_number))
         return deliveries
 
-    def _statuses_delivery(self, statuses: list[dict[str, Any]]) -> _Delivery:
-        return self._delivery({"statuses": statuses}, statuses=len(statuses))
+    def _statuses_delivery(self, statuses: list[dict[str, Any]], number: str | None) -> _Delivery:
+        return self._delivery({"statuses": statuses}, statuses=len(statuses), number=number)
 
-    def _delivery(self, value: dict[str, Any], statuses: int = 0, messages: int = 0) -> _Delivery:
+    def _delivery(
+        self,
+        value: dict[str, Any],
+        statuses: int = 0,
+        messages: int = 0,
+        number: str | None = None,
+    ) -> _Delivery:
+        """One POST's body: `value` under the metadata of `number` (default: the first),
+        in the envelope of its WABA."""
         config = self._state.config
+        known = self._state.numbers.get(number or config.phone_number_id)
+        profile = known.profile if known is not None else config.primary_number()
         envelope = messages_envelope(
-            config.waba_id, config.display_phone_number, config.phone_number_id, value
+            profile.waba_id or config.waba_id,
+            profile.display_phone_number,
+            profile.phone_number_id,
+            value,
         )
         return _Delivery(orjson.dumps(envelope), statuses, messages, 0, self._state.generation)
 

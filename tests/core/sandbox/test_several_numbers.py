@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from core.sandbox import SandboxServer
-from core.sandbox.config import ConfigError, SandboxConfig
+from core.sandbox.config import ConfigError, SandboxConfig, SandboxNumber
 from core.sandbox.server import sandbox_numbers
 from core.settings import SANDBOX_PHONE_NUMBER_ID, SANDBOX_TOKEN, SANDBOX_WABA_ID
 from tests.core.sandbox.helpers import VERSION, error_code, po_notification
@@ -130,7 +130,7 @@ def test_hostile_number_changes_are_refused(sandbox2: SandboxServer) -> None:
         with pytest.raises(ValueError, match="sandbox numbers"):
             sandbox2._call("POST", "numbers", json=bad)
     with pytest.raises(ConfigError, match="own phone_number_id"):
-        SandboxConfig(numbers=[{"phone_number_id": SANDBOX_PHONE_NUMBER_ID}])
+        SandboxConfig(numbers=(SandboxNumber(SANDBOX_PHONE_NUMBER_ID),))
     with pytest.raises(ValueError, match="one of the sandbox's numbers"):
         sandbox2.inject(190, phone_number_id="424242")
 

@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     #: (core.consent.stopwords): `es=baja,parar;pt=baixa;en=stop,unsubscribe`.
     consent_stop_words: str = Field(default="", validation_alias="CONSENT_STOP_WORDS")
     wanotify_mode: Mode | None = Field(default=None, validation_alias="WANOTIFY_MODE")
+    #: Fernet key(s) encrypting the access tokens of numbers stored in the database
+    #: (core.numbers.secrets): comma-separated, the first encrypts, every one decrypts.
+    wanotify_secret_key: SecretStr | None = Field(
+        default=None, validation_alias="WANOTIFY_SECRET_KEY"
+    )
 
     @field_validator("wanotify_mode", mode="before")
     @classmethod
@@ -178,6 +183,18 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         return self
+
+    @field_validator("wanotify_secret_key")
+    @classmethod
+    def _secret_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        from core.numbers.secrets import SecretKeyError, parse_keys  # not at import
+
+        if value is not None and value.get_secret_value().strip():
+            try:
+                parse_keys(value.get_secret_value())
+            except SecretKeyError as exc:  # named once, by load_settings
+                raise ValueError(str(exc).removeprefix("WANOTIFY_SECRET_KEY: ")) from None
+        return value
 
     @field_validator("sso_group_rules")
     @classmethod

@@ -6,7 +6,8 @@ import core.models.consent  # consent history, per-tenant settings
 import core.models.dashboard_sessions  # server-side dashboard sign-ins
 import core.models.events
 import core.models.rejections  # refused webhook signatures, for health
-import core.models.rollup  # noqa: F401  (exact analytics rollups kept by triggers)
+import core.models.rollup  # exact analytics rollups kept by triggers
+import core.models.sender_numbers  # noqa: F401  (the numbers each tenant sends from)
 from core.models.base import metadata
 from core.models.batches import BatchRow, BatchStatus, SendBatch
 from core.models.control import SenderBudgetMember, SenderControl

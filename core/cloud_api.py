@@ -145,10 +145,16 @@ class CloudApiClient:
         max_connections: int = 1000,
         timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        phone_number_id: str | None = None,
+        access_token: str | None = None,
     ) -> None:
+        """`phone_number_id` and `access_token` name another number than the settings'
+        (each sending number has its own client: core.sender.worker)."""
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self._settings = settings or get_settings()
+        self._phone_number_id = phone_number_id or self._settings.phone_number_id
+        token = access_token or self._settings.access_token
         self._timeout = float(timeout or self._settings.whatsapp_request_timeout)
         self._version = self._settings.whatsapp_api_version
         limits = httpx.Limits(
@@ -164,7 +170,7 @@ class CloudApiClient:
             limits=limits,
             timeout=httpx.Timeout(self._timeout),
             headers={
-                "Authorization": f"Bearer {self._settings.access_token}",
+                "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
             },
             follow_redirects=False,
@@ -175,13 +181,13 @@ class CloudApiClient:
         # (a measurable share of the sender's CPU at 1,000 messages a second).
         self._messages_url = httpx.URL(
             f"{self._settings.api_base_url}/{self._version}/"
-            f"{self._settings.phone_number_id}/messages"
+            f"{self._phone_number_id}/messages"
         )
         self._direct = transport is None  # sends over aiohttp itself, not through httpx
         self._max_connections = max_connections
         self._send_url = yarl.URL(str(self._messages_url), encoded=True)
         self._send_headers = {
-            "Authorization": f"Bearer {self._settings.access_token}",
+            "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
@@ -315,9 +321,27 @@ class CloudApiClient:
             params = {**params, "after": after}
         raise _shape_error(f"the template list has more than {MAX_TEMPLATE_PAGES} pages", {})
 
+    async def create_template(
+        self, template: dict[str, Any], *, waba_id: str | None = None
+    ) -> dict[str, Any]:
+        """Submit a new template (Meta's create JSON) to the business account for review.
+
+        Meta answers `{"id", "status", "category"}`, status PENDING (or already APPROVED
+        or REJECTED); a refusal is a GraphError with Meta's `error_user_msg` in
+        `user_message`. `waba_id` defaults to the settings' business account.
+        """
+        waba = waba_id or self._settings.business_account_id
+        if not waba:
+            raise SettingsError("WHATSAPP_BUSINESS_ACCOUNT_ID is not set: templates live there")
+        path = f"/{self._version}/{waba}/message_templates"
+        body = await self._request("POST", path, json_body=template)
+        if not isinstance(body.get("id"), str | int) or not body.get("id"):
+            raise _shape_error("the template was accepted without an id", body)
+        return body
+
     async def phone_health(self) -> PhoneHealth:
         """Quality rating, throughput level, status and messaging limit of the phone number."""
-        path = f"/{self._version}/{self._settings.phone_number_id}"
+        path = f"/{self._version}/{self._phone_number_id}"
         body = await self._request("GET", path, params={"fields": PHONE_FIELDS})
         throughput = body.get("throughput")
         limit = body.get("whatsapp_business_manager_messaging_limit")

@@ -138,6 +138,7 @@ class GraphError(Exception):
     details: str | None = None
     fbtrace_id: str | None = None
     error_type: str | None = None
+    user_message: str | None = None  # Meta's `error_user_msg` (template creation's why)
 
     def __str__(self) -> str:
         code = f"#{self.code} " if self.code is not None else ""
@@ -181,12 +182,17 @@ class GraphError(Exception):
             details=str(details) if details is not None else None,
             fbtrace_id=error.get("fbtrace_id"),
             error_type=error.get("type"),
+            user_message=_as_text(error.get("error_user_msg")),
         )
 
     @classmethod
     def transport(cls, message: str) -> GraphError:
         """A timeout or connection failure: no answer from Meta, always retry-class."""
         return cls(code=None, message=message, http_status=599)
+
+
+def _as_text(value: Any) -> str | None:
+    return value[:1000] if isinstance(value, str) and value else None
 
 
 def _as_int(value: Any) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -17,6 +18,7 @@ from core.auth import Action, require, write_tenant
 from core.notify import sync_templates_now
 from core.templates import Preview, SyncReport, definition_of, list_templates, render_preview
 from core.templates.definition import TemplateDefinitionError
+from core.templates.submit import SubmitResult, submit_template_now
 from core.users import UserInfo
 
 
@@ -91,3 +93,15 @@ def sync_templates_as(engine: Engine, user: UserInfo | None) -> SyncReport:
     """
     who = require(user, Action.MANAGE_TEMPLATES)
     return sync_templates_now(write_tenant(who), engine=engine)
+
+
+def create_template_as(
+    engine: Engine, user: UserInfo | None, template: dict[str, Any]
+) -> SubmitResult:
+    """Submit a new template (Meta's create JSON) for an admin's tenant.
+
+    The role is checked here; TemplateInvalid (our checks, nothing sent) and GraphError
+    (Meta's refusal, see `core.templates.submit.refusal_text`) propagate.
+    """
+    who = require(user, Action.MANAGE_TEMPLATES)
+    return submit_template_now(write_tenant(who), template, engine=engine)

@@ -344,6 +344,14 @@ class Catalog:
         """The template `name` in `language`, whatever its status."""
         return self._index.get((name, language))
 
+    def add(self, template: Template) -> None:
+        """Add a newly created template (its name and language must be new)."""
+        key = (template.name, template.language)
+        if key in self._index:
+            raise ValueError(f"template {template.name} in {template.language} exists")
+        self._index[key] = template
+        self._templates = sorted([*self._templates, template], key=lambda t: (t.name, t.language))
+
     def __iter__(self) -> Any:
         return iter(self._templates)
 

@@ -1,0 +1,131 @@
+"""Submitting a new template to Meta for review, and keeping it in the local registry.
+
+`submit_template` checks the template against Meta's rules first (nothing is sent while
+a blocking problem remains: `TemplateInvalid` lists them all, with field paths), posts
+it with `POST /{waba_id}/message_templates`, and stores it in the registry with the
+status Meta answered (normally PENDING) and Meta's template id. From then on its status
+follows Meta: the `message_template_status_update` webhook (APPROVED, REJECTED with a
+reason, ...) updates the row, and a sync copies whatever the account lists.
+
+A refusal by Meta is a `GraphError`; `refusal_text` gives Meta's own explanation
+(`error_user_msg`), which callers show as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from core.cloud_api import CloudApiClient
+from core.db import get_engine, session_scope
+from core.errors import GraphError
+from core.models.templates import WhatsAppTemplate
+from core.models.types import utcnow
+from core.settings import Settings, get_settings
+from core.templates.definition import TemplateDefinition
+from core.templates.registry import _columns
+from core.templates.rules import RuleProblem, blocking, check_template
+
+
+class TemplateInvalid(ValueError):
+    """The template breaks Meta's rules; nothing was sent. `problems` has them all."""
+
+    def __init__(self, problems: list[RuleProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """Meta's answer to a submission, plus the warnings the template was sent with."""
+
+    meta_id: str
+    status: str  # PENDING, or APPROVED / REJECTED when Meta decides at once
+    category: str
+    name: str
+    language: str
+    warnings: tuple[RuleProblem, ...] = ()
+
+
+def refusal_text(error: GraphError) -> str:
+    """Meta's own words for a refused submission (its user message, else its reason)."""
+    return error.user_message or error.title or error.reason
+
+
+async def submit_template(
+    client: CloudApiClient,
+    engine: Engine,
+    tenant_id: str,
+    template: Mapping[str, Any],
+    *,
+    waba_id: str | None = None,
+) -> SubmitResult:
+    """Check `template` (Meta's create JSON), submit it and record it for `tenant_id`.
+
+    Raises TemplateInvalid before any request when a rule is broken, and GraphError when
+    Meta refuses it (the registry is then unchanged).
+    """
+    problems = check_template(template)
+    if errors := blocking(problems):
+        raise TemplateInvalid(errors)
+    body = dict(template)
+    answer = await client.create_template(body, waba_id=waba_id)
+    meta_id = str(answer["id"])
+    status = str(answer.get("status") or "PENDING").upper()
+    category = str(answer.get("category") or body["category"]).upper()
+    stored = {**body, "id": meta_id, "status": status, "category": category}
+    await asyncio.to_thread(record_template, engine, tenant_id, stored)
+    return SubmitResult(
+        meta_id=meta_id,
+        status=status,
+        category=category,
+        name=str(body["name"]),
+        language=str(body["language"]),
+        warnings=tuple(problems),
+    )
+
+
+def record_template(engine: Engine, tenant_id: str, data: Mapping[str, Any]) -> None:
+    """Store Meta's template object for `tenant_id` (insert, or update the same name and
+    language); other templates are left alone, unlike a sync."""
+    defn = TemplateDefinition.from_meta(data)
+    values = _columns(defn, data)
+    now = utcnow()
+    with session_scope(engine) as session:
+        row = session.exec(
+            select(WhatsAppTemplate).where(
+                WhatsAppTemplate.tenant_id == tenant_id,
+                WhatsAppTemplate.template_name == defn.name,
+                WhatsAppTemplate.language == defn.language,
+            )
+        ).first()
+        if row is None:
+            session.add(WhatsAppTemplate(tenant_id=tenant_id, synced_at=now, **values))
+            return
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.held_reason = None
+        row.synced_at = now
+        row.updated_at = now
+
+
+def submit_template_now(
+    tenant_id: str,
+    template: Mapping[str, Any],
+    *,
+    engine: Engine | None = None,
+    settings: Settings | None = None,
+) -> SubmitResult:
+    """`submit_template` from synchronous code (the CLI, the dashboard), with its own
+    client for the settings' business account."""
+
+    async def _submit() -> SubmitResult:
+        async with CloudApiClient(settings or get_settings(), max_connections=2) as client:
+            return await submit_template(client, engine or get_engine(), tenant_id, template)
+
+    return asyncio.run(_submit())

@@ -1,5 +1,6 @@
 """Every table wanotify stores, imported here so `SQLModel.metadata` knows them all."""
 
+import core.models.alerts  # alert events, outbox and choices
 import core.models.analytics  # covering index for the dashboard's charts
 import core.models.api_keys  # ERP keys, one tenant each
 import core.models.consent  # consent history, per-tenant settings

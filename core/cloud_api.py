@@ -296,10 +296,11 @@ class CloudApiClient:
         )
 
     async def list_templates(
-        self, *, page_size: int = 100, fields: str = TEMPLATE_FIELDS
+        self, *, page_size: int = 100, fields: str = TEMPLATE_FIELDS, waba_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Every template of the business account, following the cursor to the last page."""
-        waba = self._settings.business_account_id
+        """Every template of the business account (`waba_id`, else the settings'),
+        following the cursor to the last page."""
+        waba = waba_id or self._settings.business_account_id
         if not waba:
             raise SettingsError("WHATSAPP_BUSINESS_ACCOUNT_ID is not set: templates live there")
         path = f"/{self._version}/{waba}/message_templates"

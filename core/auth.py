@@ -20,6 +20,7 @@ class Page(StrEnum):
 
     SEND = "send"
     BULK = "bulk"
+    FOLLOW_UP = "follow_up"
     MESSAGES = "messages"
     ANALYTICS = "analytics"
     TEMPLATES = "templates"
@@ -41,20 +42,27 @@ class Action(StrEnum):
     MANAGE_SETTINGS = "manage_settings"  # rate card, users overview
     RESUME_SENDING = "resume_sending"  # lift a queue-wide pause
     VIEW_HEALTH = "view_health"
+    FOLLOW_UP = "follow_up"  # see unconfirmed PO notices and send reminders
 
 
 #: Each role's pages. Admins configure and may do everything; managers read and resend;
 #: buyers send.
 ROLE_PAGES: dict[Role, frozenset[Page]] = {
-    Role.BUYER: frozenset({Page.SEND, Page.BULK}),
-    Role.MANAGER: frozenset({Page.ANALYTICS, Page.MESSAGES, Page.HEALTH}),
+    Role.BUYER: frozenset({Page.SEND, Page.BULK, Page.FOLLOW_UP}),
+    Role.MANAGER: frozenset({Page.FOLLOW_UP, Page.ANALYTICS, Page.MESSAGES, Page.HEALTH}),
     Role.ADMIN: frozenset(Page),
 }
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
-    Role.BUYER: frozenset({Action.SEND, Action.MANAGE_BATCHES}),
+    Role.BUYER: frozenset({Action.SEND, Action.MANAGE_BATCHES, Action.FOLLOW_UP}),
     Role.MANAGER: frozenset(
-        {Action.VIEW_ANALYTICS, Action.VIEW_MESSAGES, Action.RESEND, Action.VIEW_HEALTH}
+        {
+            Action.VIEW_ANALYTICS,
+            Action.VIEW_MESSAGES,
+            Action.RESEND,
+            Action.VIEW_HEALTH,
+            Action.FOLLOW_UP,
+        }
     ),
     Role.ADMIN: frozenset(Action),
 }
@@ -72,6 +80,7 @@ ACTION_NAMES: dict[Action, str] = {
     Action.MANAGE_SETTINGS: N_("manage settings"),
     Action.RESUME_SENDING: N_("resume sending"),
     Action.VIEW_HEALTH: N_("view health"),
+    Action.FOLLOW_UP: N_("follow up on POs"),
 }
 
 

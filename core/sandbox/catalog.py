@@ -199,6 +199,42 @@ def default_templates() -> list[Template]:
             ],
         ),
         Template(
+            id="1029384756473891",
+            name="po_reminder",
+            language="es",
+            category="UTILITY",
+            status="APPROVED",
+            parameter_format="NAMED",
+            components=[
+                {"type": "HEADER", "format": "TEXT", "text": "Recordatorio de pedido"},
+                _named_body(
+                    "Hola {{supplier_name}}, le recordamos el pedido {{po_number}} que le "
+                    "enviamos. Por favor, confirme si puede servirlo.",
+                    {"supplier_name": "Harinas Martín", "po_number": "PO-2026-0042"},
+                ),
+                {"type": "FOOTER", "text": "Departamento de Compras"},
+                _quick_replies("Confirmar pedido", "Rechazar"),
+            ],
+        ),
+        Template(
+            id="1029384756473892",
+            name="po_reminder",
+            language="en",
+            category="UTILITY",
+            status="APPROVED",
+            parameter_format="NAMED",
+            components=[
+                {"type": "HEADER", "format": "TEXT", "text": "Purchase order reminder"},
+                _named_body(
+                    "Hello {{supplier_name}}, a reminder about purchase order {{po_number}} "
+                    "we sent you. Please confirm whether you can fulfil it.",
+                    {"supplier_name": "Harinas Martín", "po_number": "PO-2026-0042"},
+                ),
+                {"type": "FOOTER", "text": "Purchasing Department"},
+                _quick_replies("Confirm order", "Reject"),
+            ],
+        ),
+        Template(
             id="1029384756473831",
             name="po_document",
             language="es",

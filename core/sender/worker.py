@@ -97,13 +97,20 @@ async def run_worker(
     )
     if on_dispatcher is not None:
         on_dispatcher(dispatcher)
+    # Imported here: core.followup sends through core.notify, which imports core.sender.
+    from core.followup.scheduler import run_scheduler
+
     task = asyncio.create_task(dispatcher.run(stop))
+    reminders = asyncio.create_task(run_scheduler(engine, stop))  # automatic follow-ups
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         stop.set()
         await task
         raise
+    finally:
+        reminders.cancel()  # a run in flight is cut; its reminders are idempotent
+        await asyncio.gather(reminders, return_exceptions=True)
 
 
 async def drain(

@@ -32,6 +32,12 @@ VIEWS: dict[Page, View] = {
     for view in (
         View(Page.SEND, N_("Send PO notice"), ":material/send:", "dashboard.views.send"),
         View(Page.BULK, N_("Bulk send (CSV)"), ":material/upload_file:", "dashboard.views.bulk"),
+        View(
+            Page.FOLLOW_UP,
+            N_("Awaiting answer"),
+            ":material/pending_actions:",
+            "dashboard.views.follow_up",
+        ),
         View(Page.MESSAGES, N_("Messages"), ":material/forum:", "dashboard.views.messages"),
         View(Page.ANALYTICS, N_("Analytics"), ":material/monitoring:", "dashboard.views.analytics"),
         View(

@@ -26,6 +26,7 @@ from core.pricing import (
 from core.users import UserInfo, list_users
 from dashboard import runtime
 from dashboard.views.consent_settings import render_consent_tab
+from dashboard.views.followup_settings import render_followup_tab
 from dashboard.widgets import ago, local_time, md_escape, paged, pager, viewer_today
 
 
@@ -36,9 +37,11 @@ def render(user: UserInfo) -> None:
             role=_(user.role.value), action=_("manage settings")))  # fmt: skip
         return
     st.title(_("Settings"))
-    rates, users, config, consent = st.tabs(
-        [_("Rate card"), _("Users"), _("Configuration"), _("Consent")]
+    rates, users, config, consent, followup = st.tabs(
+        [_("Rate card"), _("Users"), _("Configuration"), _("Consent"), _("Follow-up")]
     )
+    with followup:
+        render_followup_tab(user)
     with consent:
         render_consent_tab(user)
     with rates:

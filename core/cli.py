@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from core.i18n import ngettext
+from core.i18n import _, ngettext
 from core.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
@@ -130,7 +130,7 @@ def worker(
     metrics = SenderMetrics(engine, settings)
     if metrics_port is not None:
         try:
-            server, _ = serve_metrics(metrics.registry(), metrics_port, metrics_host)
+            server, _thread = serve_metrics(metrics.registry(), metrics_port, metrics_host)
         except OSError as exc:  # fail closed: an asked-for endpoint must exist
             raise UserError(
                 f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"
@@ -520,6 +520,77 @@ def templates_sync(tenant: Annotated[str | None, typer.Option(help="Tenant id")]
     )
 
 
+#: A template file larger than this is refused unread (Meta's own limits are far lower).
+MAX_TEMPLATE_FILE = 1024 * 1024
+
+
+@templates_app.command("create")
+def templates_create(
+    file: Annotated[Path, typer.Argument(help="Meta's template JSON (name, language, ...)")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
+) -> None:
+    """Check a template (Meta's create JSON) against Meta's rules and submit it for review.
+
+    Its status then follows Meta: the webhook updates it, `wanotify templates sync` too.
+    """
+    from core.errors import GraphError
+    from core.templates.submit import TemplateInvalid, refusal_text, submit_template_now
+
+    template = _read_template_file(file)
+    _settings()
+    try:
+        result = submit_template_now(_tenant(tenant), template)
+    except TemplateInvalid as exc:
+        for problem in exc.problems:
+            console.print(f"  {problem}", markup=False, highlight=False)
+        raise UserError(
+            ngettext(
+                "{n} problem to fix before submitting; nothing was sent",
+                "{n} problems to fix before submitting; nothing was sent",
+                len(exc.problems),
+            ).format(n=len(exc.problems))
+        ) from None
+    except GraphError as exc:  # Meta's words, printed as text
+        raise UserError(_("Meta refused the template: {reason}").format(
+            reason=refusal_text(exc))) from None  # fmt: skip
+    for warning in result.warnings:
+        console.print(_("warning: {problem}").format(problem=warning), markup=False)
+    out.print(
+        _("Submitted {name} ({language}) for review: {status}, Meta id {id}.").format(
+            name=result.name, language=result.language, status=result.status, id=result.meta_id
+        ),
+        markup=False,
+        highlight=False,
+    )
+
+
+def _read_template_file(file: Path) -> dict[str, Any]:
+    """The JSON object in `file`; UserError saying what is wrong with it otherwise."""
+    import json
+
+    try:
+        if file.stat().st_size > MAX_TEMPLATE_FILE:
+            raise UserError(_("{file}: larger than 1 MB, not a template").format(file=file))
+        raw = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(_("{file}: no such file").format(file=file)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(
+            _("{file}: cannot be read: {reason}").format(file=file, reason=exc)
+        ) from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            _("{file} is not valid JSON: {reason} (line {line}, column {column})").format(
+                file=file, reason=exc.msg, line=exc.lineno, column=exc.colno
+            )
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(_("{file}: a template is a JSON object {{...}}").format(file=file))
+    return data
+
+
 @app.command()
 def resume(by: Annotated[str, typer.Option(help="Who resumes sending")] = "cli") -> None:
     """Resume sending after Meta paused it (token, account or quality problem fixed)."""
@@ -721,87 +792,6 @@ def api_keys_revoke(
     )
 
 
-@app.command("follow-up")
-def follow_up(
-    tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
-    supplier: Annotated[str, typer.Option(help="Part of the supplier's name or number")] = "",
-    template: Annotated[str, typer.Option(help="Only notices sent with this template")] = "",
-    state: Annotated[
-        list[str] | None,
-        typer.Option(help="rejected, replied or unanswered (repeat for several)"),
-    ] = None,
-    min_age: Annotated[
-        int | None,
-        typer.Option(
-            help="At least this many hours since delivery (default: the tenant's "
-            "waiting time; rejections of any age)"
-        ),
-    ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many notices")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per notice")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row")] = False,
-) -> None:
-    """List delivered PO notices the supplier has not confirmed: rejected first, then the
-    longest waiting (issue 15)."""
-    import csv
-    import json
-
-    from rich.table import Table
-    from rich.text import Text
-
-    from core.csv_export import safe_cell
-    from core.db import get_engine
-    from core.followup.query import (
-        RECORD_FIELDS,
-        AwaitingFilter,
-        FollowUpQueryError,
-        age_words,
-        awaiting,
-        notice_record,
-        reminders_words,
-        state_words,
-    )
-
-    if as_json and as_csv:
-        raise UserError("Choose one of --json and --csv")
-    try:
-        search = AwaitingFilter(
-            (_tenant(tenant),), supplier=supplier, template=template, states=tuple(state or ()),
-            min_age_hours=min_age, page_size=max(1, min(limit, 500)),
-        )  # fmt: skip
-    except FollowUpQueryError as exc:
-        raise UserError(str(exc)) from None
-    listed = awaiting(get_engine(), search)
-    if as_json:
-        for notice in listed.rows:
-            typer.echo(json.dumps(notice_record(notice), ensure_ascii=False))
-        return
-    if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(RECORD_FIELDS)
-        for notice in listed.rows:
-            writer.writerow([safe_cell(v) for v in notice_record(notice).values()])
-        return
-    if not listed.rows:
-        out.print("No PO notice is waiting for an answer.", markup=False, highlight=False)
-        return
-    table = Table(box=None, highlight=False)
-    for column in ("PO", "Supplier", "State", "Status", "Age", "Reminders", "Reply"):
-        table.add_column(column, overflow="fold")
-    for n in listed.rows:
-        reply = " ".join((n.reply_text or "").split())  # one line; never read as markup
-        table.add_row(*(Text(v) for v in (
-            n.po_number, n.supplier_name, state_words(n.state), n.status, age_words(n.age),
-            reminders_words(n), reply[:80],
-        )))  # fmt: skip
-    out.print(table)
-    said = ngettext("{n} notice waiting", "{n} notices waiting", listed.total)
-    shown = said.format(n=listed.total)
-    if listed.total > len(listed.rows):
-        shown += f" (first {len(listed.rows)})"
-    out.print(f"{shown}.", markup=False, highlight=False)
-
-
 @app.command("consume-po-events")
 def consume_po_events(
     metrics_port: MetricsPort = None,
@@ -818,7 +808,7 @@ def consume_po_events(
     server = None
     if metrics_port is not None:
         try:
-            server, _ = serve_metrics(metrics.registry, metrics_port, metrics_host)
+            server, _thread = serve_metrics(metrics.registry, metrics_port, metrics_host)
         except OSError as exc:  # fail closed: an asked-for endpoint must exist
             raise UserError(
                 f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}"

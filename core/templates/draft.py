@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.templates.definition import TemplateDefinition, TemplateDefinitionError
 from core.templates.rules import TOKEN
 
 
@@ -77,3 +78,24 @@ def build_template(draft: TemplateDraft) -> dict[str, Any]:
 def _named_params(text: str, examples: Mapping[str, str]) -> list[dict[str, str]]:
     names = dict.fromkeys(m.group(1).strip() for m in TOKEN.finditer(text[:5000]))
     return [{"param_name": name, "example": examples.get(name, "")} for name in names]
+
+
+def form_field(path: str) -> str:
+    """Which field of the form a problem's path is about: name, language, category,
+    header, body, footer, buttons, `example:<param>`, or "" (the template as a whole)."""
+    head, _, rest = path.partition(".")
+    if rest.startswith("example.") and head in ("header", "body"):
+        return "example:" + rest.removeprefix("example.")
+    head = head.partition("[")[0]
+    if head in ("name", "language", "category", "header", "body", "footer", "buttons"):
+        return head
+    return ""
+
+
+def preview_definition(template: Mapping[str, Any]) -> TemplateDefinition | None:
+    """The built template as a definition for the preview bubble; None when it cannot be
+    read yet (half typed)."""
+    try:
+        return TemplateDefinition.from_meta({**template, "status": "PENDING"})
+    except (TemplateDefinitionError, ValueError):
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import Engine
 
 from core.auth import Action, PermissionDenied, can
 from core.errors import GraphError
@@ -12,6 +13,7 @@ from core.meta_words import category_words, quality_words
 from core.template_admin import TemplateSummary, sync_templates_as, template_summaries
 from core.users import UserInfo
 from dashboard import runtime
+from dashboard.views.template_form import render_form
 from dashboard.widgets import ago, md_escape, paged, pager, whatsapp_bubble
 
 _STATUS = {
@@ -50,6 +52,14 @@ def render(user: UserInfo) -> None:
         if st.button(_("Sync from WhatsApp"), type="primary", icon=":material/sync:",
                      key="templates_sync", use_container_width=True):  # fmt: skip
             _sync(user)
+    listed, create = st.tabs([_("Templates"), _("New template")])
+    with create:
+        render_form(user)
+    with listed:
+        _listing(user, engine)
+
+
+def _listing(user: UserInfo, engine: Engine) -> None:
     show_inactive = st.toggle(
         _("Show templates removed from the account"), key="templates_inactive"
     )

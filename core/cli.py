@@ -792,6 +792,87 @@ def api_keys_revoke(
     )
 
 
+@app.command("follow-up")
+def follow_up(
+    tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
+    supplier: Annotated[str, typer.Option(help="Part of the supplier's name or number")] = "",
+    template: Annotated[str, typer.Option(help="Only notices sent with this template")] = "",
+    state: Annotated[
+        list[str] | None,
+        typer.Option(help="rejected, replied or unanswered (repeat for several)"),
+    ] = None,
+    min_age: Annotated[
+        int | None,
+        typer.Option(
+            help="At least this many hours since delivery (default: the tenant's "
+            "waiting time; rejections of any age)"
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many notices")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per notice")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row")] = False,
+) -> None:
+    """List delivered PO notices the supplier has not confirmed: rejected first, then the
+    longest waiting (issue 15)."""
+    import csv
+    import json
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from core.csv_export import safe_cell
+    from core.db import get_engine
+    from core.followup.query import (
+        RECORD_FIELDS,
+        AwaitingFilter,
+        FollowUpQueryError,
+        age_words,
+        awaiting,
+        notice_record,
+        reminders_words,
+        state_words,
+    )
+
+    if as_json and as_csv:
+        raise UserError("Choose one of --json and --csv")
+    try:
+        search = AwaitingFilter(
+            (_tenant(tenant),), supplier=supplier, template=template, states=tuple(state or ()),
+            min_age_hours=min_age, page_size=max(1, min(limit, 500)),
+        )  # fmt: skip
+    except FollowUpQueryError as exc:
+        raise UserError(str(exc)) from None
+    listed = awaiting(get_engine(), search)
+    if as_json:
+        for notice in listed.rows:
+            typer.echo(json.dumps(notice_record(notice), ensure_ascii=False))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(RECORD_FIELDS)
+        for notice in listed.rows:
+            writer.writerow([safe_cell(v) for v in notice_record(notice).values()])
+        return
+    if not listed.rows:
+        out.print("No PO notice is waiting for an answer.", markup=False, highlight=False)
+        return
+    table = Table(box=None, highlight=False)
+    for column in ("PO", "Supplier", "State", "Status", "Age", "Reminders", "Reply"):
+        table.add_column(column, overflow="fold")
+    for n in listed.rows:
+        reply = " ".join((n.reply_text or "").split())  # one line; never read as markup
+        table.add_row(*(Text(v) for v in (
+            n.po_number, n.supplier_name, state_words(n.state), n.status, age_words(n.age),
+            reminders_words(n), reply[:80],
+        )))  # fmt: skip
+    out.print(table)
+    said = ngettext("{n} notice waiting", "{n} notices waiting", listed.total)
+    shown = said.format(n=listed.total)
+    if listed.total > len(listed.rows):
+        shown += f" (first {len(listed.rows)})"
+    out.print(f"{shown}.", markup=False, highlight=False)
+
+
 @app.command("consume-po-events")
 def consume_po_events(
     metrics_port: MetricsPort = None,

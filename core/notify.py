@@ -29,6 +29,7 @@ from core.models.suppliers import Supplier
 from core.models.types import utcnow
 from core.outbox import EnqueueResult, OutboundMessage, OutboxError, enqueue
 from core.phones import InvalidPhoneNumber, country_calling_code, normalize_phone, wa_digits
+from core.routing import NumberError, SenderNumber, engine_of, route_id
 from core.sender import drain
 from core.settings import get_settings
 from core.templates import (
@@ -81,6 +82,8 @@ class PoNotice:
     #: checkbox, an ERP event's supplier.whatsapp_consent, `send --consent`): recorded
     #: as consent with `source` and `created_by`; never lifts an opt-out.
     consent_confirmed: bool = False
+    #: one of the tenant's WhatsApp numbers to send from (None: the tenant's default)
+    phone_number_id: str | None = None
 
     @property
     def consent(self) -> ConsentGrant | None:
@@ -208,6 +211,7 @@ def prepare_template_message(
     batch_id: str | None = None,
     batch_row: int | None = None,
     definition: TemplateDefinition | None = None,
+    phone_number_id: str | SenderNumber | None = None,
 ) -> PreparedMessage:
     """Check and build one template message; NoticeRejected lists every problem found.
 
@@ -233,6 +237,7 @@ def prepare_template_message(
     payload = build_template_payload(definition, wa_digits(recipient), params)
     preview = render_preview(definition, params)
     plain_params = dict(params or {})
+    sender_id = _sender_id(session, tenant_id, phone_number_id)
     outbound = OutboundMessage(
         tenant_id=tenant_id,
         idempotency_key=idempotency_key
@@ -252,8 +257,23 @@ def prepare_template_message(
         batch_row=batch_row,
         created_by=created_by,
         meta={"source": source},
+        phone_number_id=sender_id,
     )
     return PreparedMessage(outbound, preview, definition)
+
+
+def _sender_id(session: Session, tenant_id: str, chosen: str | SenderNumber | None) -> str:
+    """The number a tenant's message goes out from (`core.routing`): its default, or the
+    chosen one when it is the tenant's; NoticeRejected saying why otherwise. A caller
+    preparing many messages (a batch) routes once and passes the `SenderNumber`."""
+    if isinstance(chosen, SenderNumber):
+        if chosen.tenant_id != tenant_id and not chosen.from_environment:
+            raise NoticeRejected([_("That WhatsApp number is not this tenant's")])
+        return chosen.phone_number_id
+    try:
+        return route_id(engine_of(session), get_settings(), tenant_id, chosen)
+    except NumberError as exc:
+        raise NoticeRejected([str(exc)]) from None
 
 
 def prepare_po_notice(
@@ -305,6 +325,7 @@ def prepare_po_notice(
         source=notice.source,
         batch_id=batch_id,
         batch_row=batch_row,
+        phone_number_id=notice.phone_number_id,
     )
 
 
@@ -342,9 +363,11 @@ def send_template_message(
     source: str = "api",
     consent: ConsentGrant | None = None,
     engine: Engine | None = None,
+    phone_number_id: str | None = None,
 ) -> EnqueueResult:
     """Queue any approved template; without a key, the same content to the same number
-    is one message. `consent` records the sender's confirmation that the supplier agreed."""
+    is one message. `consent` records the sender's confirmation that the supplier agreed.
+    `phone_number_id` picks one of the tenant's numbers (default: the tenant's default)."""
     engine = engine or get_engine()
     with session_scope(engine) as session:
         recipient = normalised_phone(phone)
@@ -361,6 +384,7 @@ def send_template_message(
             po_number=po_number,
             created_by=created_by,
             source=source,
+            phone_number_id=phone_number_id,
         )
     return enqueue(prepared.outbound, engine=engine)
 

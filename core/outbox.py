@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,8 @@ from core.keys import resend_key
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
+from core.routing import NumberError, engine_of, route_id
+from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ class OutboundMessage:
     created_by: str | None = None
     meta: dict[str, Any] | None = None
     not_before: datetime | None = None  # do not send before this time (tz-aware UTC)
+    #: the business number to send from, already checked to be the tenant's
+    #: (core.routing); None: the tenant's default, looked up when it is queued
+    phone_number_id: str | None = None
 
     def validate(self) -> None:
         """Refuse obviously broken input before it reaches the database."""
@@ -87,6 +92,10 @@ class OutboundMessage:
             raise OutboxError("biz_opaque_callback_data is set by the sender, not the caller")
         if self.not_before is not None and self.not_before.tzinfo is None:
             raise OutboxError("not_before must be timezone-aware")
+        if self.phone_number_id is not None and not (
+            self.phone_number_id.isascii() and self.phone_number_id.isdigit()
+        ):
+            raise OutboxError("phone_number_id must be digits")
 
     def to_row(self) -> WhatsAppMessage:
         """The pending outbox row for this message."""
@@ -113,6 +122,7 @@ class OutboundMessage:
             created_by=self.created_by,
             meta=self.meta,
             next_attempt_at=self.not_before,
+            phone_number_id=self.phone_number_id,
         )
 
 
@@ -147,11 +157,29 @@ def find_by_keys(
     return _existing(session, tenant_id, keys)
 
 
+def _routed(messages: Sequence[OutboundMessage], engine: Engine) -> list[OutboundMessage]:
+    """`messages` each naming its sending number: those without one get their tenant's
+    default (looked up once per tenant); OutboxError when a tenant has no usable number."""
+    defaults: dict[str, str] = {}
+    routed: list[OutboundMessage] = []
+    for msg in messages:
+        if msg.phone_number_id is None:
+            if msg.tenant_id not in defaults:
+                try:
+                    defaults[msg.tenant_id] = route_id(engine, get_settings(), msg.tenant_id)
+                except NumberError as exc:
+                    raise OutboxError(str(exc)) from None
+            msg = replace(msg, phone_number_id=defaults[msg.tenant_id])
+        routed.append(msg)
+    return routed
+
+
 def enqueue(msg: OutboundMessage, *, engine: Engine | None = None) -> EnqueueResult:
     """Write a pending message, or return the existing one with the same idempotency key.
 
     Safe under races: when another process inserts the same key first, the unique
-    constraint rejects our insert and we return its row with `created=False`.
+    constraint rejects our insert and we return its row with `created=False`. A message
+    naming no sending number goes out from its tenant's default (`core.routing`).
     """
     msg.validate()
     engine = engine or get_engine()
@@ -159,6 +187,7 @@ def enqueue(msg: OutboundMessage, *, engine: Engine | None = None) -> EnqueueRes
         found = _existing(session, msg.tenant_id, [msg.idempotency_key])
         if msg.idempotency_key in found:
             return EnqueueResult(found[msg.idempotency_key], created=False)
+        [msg] = _routed([msg], engine)
         row = msg.to_row()
         session.add(row)
         try:
@@ -183,13 +212,15 @@ def enqueue_many(
 
     A key repeated inside `messages` yields one row; later repeats report `created=False`.
     Pass `session` to join a caller's transaction (batches write their rows in it too).
+    Messages naming no sending number go out from their tenant's default.
     """
     for msg in messages:
         msg.validate()
     if session is not None:
-        return _enqueue_in(session, messages)
-    with session_scope(engine or get_engine()) as own:
-        return _enqueue_in(own, messages)
+        return _enqueue_in(session, _routed(messages, engine_of(session)))
+    engine = engine or get_engine()
+    with session_scope(engine) as own:
+        return _enqueue_in(own, _routed(messages, engine))
 
 
 def _enqueue_in(session: Session, messages: Sequence[OutboundMessage]) -> list[EnqueueResult]:
@@ -304,6 +335,7 @@ def _resend_in(
         batch_row=original.batch_row,
         created_by=by,
         meta=meta,
+        phone_number_id=_resend_number(session, original),
     )
     session.add(copy)
     original_meta = dict(original.meta or {})
@@ -314,6 +346,21 @@ def _resend_in(
     session.flush()
     log.info("message %s resent as %s by %s", original.id, copy.id, by)
     return copy
+
+
+def _resend_number(session: Session, original: WhatsAppMessage) -> str:
+    """A resend goes out from the original's number while it is still the tenant's,
+    else from the tenant's default now; OutboxError if the tenant has no usable number."""
+    engine, settings = engine_of(session), get_settings()
+    if original.phone_number_id is not None:
+        try:
+            return route_id(engine, settings, original.tenant_id, original.phone_number_id)
+        except NumberError:
+            pass  # that number is no longer the tenant's: its default now
+    try:
+        return route_id(engine, settings, original.tenant_id)
+    except NumberError as exc:
+        raise OutboxError(str(exc)) from None
 
 
 def _supplier_of(session: Session, message: WhatsAppMessage) -> Supplier | None:

@@ -39,6 +39,8 @@ class WhatsAppMessage(SQLModel, table=True):
         Index("ix_whatsapp_messages_tenant_po", "tenant_id", "po_number"),
         # (tenant_id, supplier_id, ...) lives in core.models.analytics (SUPPLIER_INDEX)
         Index("ix_whatsapp_messages_recipient", "recipient_phone"),
+        # each sending number's dispatcher claims its own pending messages, oldest first
+        Index("ix_whatsapp_messages_number_dispatch", "phone_number_id", "status", "created_at"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
@@ -63,6 +65,8 @@ class WhatsAppMessage(SQLModel, table=True):
     supplier_id: int | None = Field(default=None, foreign_key="suppliers.id")
     batch_id: str | None = Field(default=None, foreign_key="send_batches.id", max_length=36)
     batch_row: int | None = Field(default=None)
+    #: the business number it goes out from (core.routing; its dispatcher claims it)
+    phone_number_id: str | None = Field(default=None, max_length=64)
     attempt_count: int = Field(default=0)
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     claimed_by: str | None = Field(default=None, max_length=64)

@@ -364,7 +364,9 @@ class Dispatcher:
                 report.returned,
             )
         since = utcnow() - timedelta(seconds=self.options.pair_interval + 1)
-        recent = await self._db(store.recent_recipients, self.engine, since)
+        recent = await self._db(
+            store.recent_recipients, self.engine, since, self.phone_number_id
+        )
         mono, wall = time.monotonic(), utcnow()
         for recipient, at in recent:
             self.pairs.mark_sent(recipient, mono - (wall - at).total_seconds())

@@ -107,7 +107,9 @@ def claim_cycle(
 ) -> ClaimCycle:
     """Read the control state and claim up to `limit` due pending rows, in one transaction.
 
-    Rows of paused or cancelled batches are skipped. On PostgreSQL the candidate rows
+    Only the rows going out from `phone_number_id` are claimed (each sending number
+    has its own dispatcher), and only its pause applies. Rows of paused or cancelled
+    batches are skipped. On PostgreSQL the candidate rows
     are locked with FOR UPDATE SKIP LOCKED, so several workers claim disjoint sets.
     """
     started = time.monotonic()
@@ -136,12 +138,14 @@ def claim_cycle(
         )
         cycle = ClaimCycle(started, paused, held, stopped)
         if paused is None and limit > 0:
-            claimed = _claim(conn, worker_id, limit, now, is_sqlite(engine))
+            claimed = _claim(conn, worker_id, phone_number_id, limit, now, is_sqlite(engine))
             cycle.claimed = refuse_opted_out(conn, claimed, now)  # opted out since queued
         if count_waiting and not cycle.claimed:
             row = conn.execute(
                 select(func.count(), func.min(M.c.next_attempt_at)).where(
-                    M.c.status == MessageStatus.PENDING, _outside_stopped_batches()
+                    M.c.phone_number_id == phone_number_id,
+                    M.c.status == MessageStatus.PENDING,
+                    _outside_stopped_batches(),
                 )
             ).one()
             cycle.waiting = int(row[0])
@@ -155,11 +159,17 @@ def _outside_stopped_batches() -> Any:
 
 
 def _claim(
-    conn: Connection, worker_id: str, limit: int, now: datetime, sqlite: bool
+    conn: Connection,
+    worker_id: str,
+    phone_number_id: str,
+    limit: int,
+    now: datetime,
+    sqlite: bool,
 ) -> list[ClaimedMessage]:
     candidates = (
         select(M.c.id)
         .where(
+            M.c.phone_number_id == phone_number_id,
             M.c.status == MessageStatus.PENDING,
             or_(M.c.next_attempt_at.is_(None), M.c.next_attempt_at <= now),
             _outside_stopped_batches(),
@@ -618,12 +628,17 @@ def _write_pause(conn: Connection, pause: PauseSending) -> None:
             conn.execute(C.insert().values(phone_number_id=pause.phone_number_id, **values))
 
 
-def recent_recipients(engine: Engine, since: datetime) -> list[tuple[str, datetime]]:
-    """(recipient digits, last send start) for sends started after `since` (pair limit)."""
+def recent_recipients(
+    engine: Engine, since: datetime, phone_number_id: str | None = None
+) -> list[tuple[str, datetime]]:
+    """(recipient digits, last send start) for sends started after `since` (pair limit),
+    from `phone_number_id` when given (Meta counts the pair limit per business number)."""
+    number = [] if phone_number_id is None else [M.c.phone_number_id == phone_number_id]
     with engine.connect() as conn:
         rows = conn.execute(
             select(M.c.recipient_phone, func.max(M.c.claimed_at))
             .where(
+                *number,
                 M.c.claimed_at > since,
                 M.c.status.not_in((MessageStatus.PENDING, MessageStatus.CANCELLED)),
             )

@@ -19,6 +19,7 @@ from core.sender.dispatcher import (
     DispatcherOptions,
     DispatchStats,
 )
+from core.sender.fleet import Fleet
 from core.sender.ratelimit import RateLimiter
 from core.settings import Settings
 
@@ -81,36 +82,29 @@ async def run_worker(
     on_dispatcher: Callable[[Dispatcher], None] | None = None,
 ) -> DispatchStats:
     """Send until `stop` is set (forever without one); installs no signal handlers.
-    `on_dispatcher` is given the dispatcher before it starts (metrics watch its stats).
+    One dispatcher per sending number (`core.sender.fleet`); `on_dispatcher` is given
+    each dispatcher before it starts (metrics watch their stats).
 
     Cancelling the task also shuts down gracefully: in-flight sends finish (bounded),
     unsent claimed rows return to pending and outcomes are written before it returns.
     """
     stop = stop or asyncio.Event()
-    dispatcher = Dispatcher(
+    fleet = Fleet(  # a dispatcher per sending number (core.sender.fleet)
         settings,
         engine,
         client_factory=client_factory,
         limiter=limiter,
         options=options,
         worker_id=worker_id,
+        on_dispatcher=on_dispatcher,
     )
-    if on_dispatcher is not None:
-        on_dispatcher(dispatcher)
-    # Imported here: core.followup sends through core.notify, which imports core.sender.
-    from core.followup.scheduler import run_scheduler
-
-    task = asyncio.create_task(dispatcher.run(stop))
-    reminders = asyncio.create_task(run_scheduler(engine, stop))  # automatic follow-ups
+    task = asyncio.create_task(fleet.run(stop))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         stop.set()
         await task
         raise
-    finally:
-        reminders.cancel()  # a run in flight is cut; its reminders are idempotent
-        await asyncio.gather(reminders, return_exceptions=True)
 
 
 async def drain(
@@ -124,11 +118,12 @@ async def drain(
     options: DispatcherOptions | None = None,
 ) -> DrainReport:
     """Send until no pending work is left (retries included), sending is paused, or
-    `timeout` seconds pass; for `send-csv`, scripts and tests.
+    `timeout` seconds pass; for `send-csv`, scripts and tests. Every sending number is
+    drained by its own dispatcher; `paused` is true if any number's sending is paused.
     """
     started = time.monotonic()
     stop = asyncio.Event()
-    dispatcher = Dispatcher(
+    fleet = Fleet(
         settings,
         engine,
         client_factory=client_factory,
@@ -136,7 +131,7 @@ async def drain(
         options=options,
         worker_id=worker_id,
     )
-    task = asyncio.create_task(dispatcher.run(stop, until_idle=True))
+    task = asyncio.create_task(fleet.run(stop, until_idle=True))
     timed_out = False
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout)
@@ -150,9 +145,9 @@ async def drain(
         raise
     depth = await asyncio.to_thread(queue_depth, engine)
     return DrainReport(
-        stats=dispatcher.stats,
+        stats=fleet.stats,
         queue=depth,
-        paused=dispatcher.paused is not None,
+        paused=fleet.paused,
         timed_out=timed_out,
         elapsed_seconds=time.monotonic() - started,
     )

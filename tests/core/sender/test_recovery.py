@@ -18,14 +18,16 @@ from core.models.types import utcnow
 from core.sandbox import SandboxServer
 from core.sender import SlidingWindowLimiter, drain, faults, store
 from core.sender.recovery import INFLIGHT_LOST_MESSAGE, recover_stale
-from core.settings import load_settings
+from core.settings import SANDBOX_PHONE_NUMBER_ID, load_settings
 from tests.core.sender.helpers import enqueue_notices, fast_options, phone, rows
 
 M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 
 
 def _claim(engine: Engine, worker: str, limit: int) -> list[store.ClaimedMessage]:
-    cycle = store.claim_cycle(engine, worker_id=worker, phone_number_id="pn", limit=limit)
+    cycle = store.claim_cycle(
+        engine, worker_id=worker, phone_number_id=SANDBOX_PHONE_NUMBER_ID, limit=limit
+    )
     return cycle.claimed
 
 

@@ -1,0 +1,50 @@
+"""Which business number a message goes out from: decided once, when it is queued.
+
+Every message names its sending number (`whatsapp_messages.phone_number_id`); each
+sending number has a dispatcher of its own that claims only that number's messages
+(`core.sender.worker`), and webhooks are matched by the number they name. The number
+is the tenant's default, or one of that tenant's numbers chosen explicitly
+(`core.numbers.registry.number_for`: never another tenant's).
+
+One exception keeps single-number installs working as before numbers were data: while
+no number is registered at all (only the environment's WHATSAPP_* number exists),
+every tenant sends from the environment's number, as all of them always did.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from core.numbers.registry import NumberError, SenderNumber, number_for, sending_numbers
+from core.settings import Settings
+
+__all__ = ["NumberError", "SenderNumber", "engine_of", "route", "route_id"]
+
+
+def route(
+    engine: Engine, settings: Settings, tenant_id: str, phone_number_id: str | None = None
+) -> SenderNumber:
+    """The number `tenant_id`'s message goes out from: its default, or `phone_number_id`
+    when given and one of the tenant's; NumberError (one line, what to do) otherwise."""
+    try:
+        return number_for(engine, settings, tenant_id, phone_number_id)
+    except NumberError:
+        if phone_number_id in (None, settings.phone_number_id):
+            numbers = sending_numbers(engine, settings)
+            if len(numbers) == 1 and numbers[0].from_environment:
+                return numbers[0]  # nothing registered: one shared number, as before
+        raise
+
+
+def route_id(
+    engine: Engine, settings: Settings, tenant_id: str, phone_number_id: str | None = None
+) -> str:
+    """`route(...)`'s phone number id (what a queued message stores)."""
+    return route(engine, settings, tenant_id, phone_number_id).phone_number_id
+
+
+def engine_of(session: Session) -> Engine:
+    """The engine a session is bound to (routing reads the numbers beside its work)."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine

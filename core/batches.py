@@ -19,6 +19,7 @@ from sqlalchemy import Engine, exists, func, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
+from core.alerts import events as alert_events
 from core.db import session_scope
 from core.models.batches import BatchRow, BatchStatus, SendBatch
 from core.models.messages import MessageStatus, WhatsAppMessage
@@ -370,10 +371,13 @@ def _outcome(status: str | None, row_error: str | None) -> str:
 def complete_finished_batches(engine: Engine) -> int:
     """Mark running batches with no pending or sending message as done; returns how many."""
     busy = exists().where(M.c.batch_id == BT.c.id, M.c.status.in_(QUEUED))
+    now = utcnow()
     with engine.begin() as conn:
-        result = conn.execute(
+        done = conn.execute(
             update(BT)
             .where(BT.c.status == BatchStatus.RUNNING, ~busy)
-            .values(status=BatchStatus.DONE, updated_at=utcnow())
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+            .values(status=BatchStatus.DONE, updated_at=now)
+            .returning(BT.c.id)
+        ).scalars().all()
+        alert_events.batches_finished(conn, list(done), now)  # owners hear of failures
+        return len(done)

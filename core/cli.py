@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from core.alerts.cli import alerts_app
 from core.i18n import _, ngettext
 from core.settings import Settings, SettingsError, get_settings
 
@@ -37,6 +38,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(templates_app, name="templates")
 app.add_typer(users_app, name="users")
 app.add_typer(api_keys_app, name="api-keys")
+app.add_typer(alerts_app, name="alerts")
 
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 out = Console()
@@ -921,6 +923,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("core.errors", "GraphError"),
         ("core.users", "UserError"),
         ("core.api_keys", "ApiKeyError"),
+        ("core.alerts.config", "AlertConfigError"),
     ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))

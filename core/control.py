@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, case, func, select
 
+from core.alerts import events as alert_events
 from core.db import session_scope
 from core.models.control import SenderControl
 from core.models.messages import MessageStatus, WhatsAppMessage
@@ -74,6 +75,8 @@ def pause_sending(
         row = session.get(SenderControl, phone_number_id)
         if row is None:
             row = SenderControl(phone_number_id=phone_number_id)
+        if not row.paused:  # admins hear of it (a person's pause: no Meta code to fix)
+            alert_events.sending_paused(session.connection(), phone_number_id, reason, code, now)
         row.paused = True
         row.pause_reason = reason
         row.pause_code = code

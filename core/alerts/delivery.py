@@ -154,18 +154,22 @@ async def run_delivery(engine: Engine, settings: AlertSettings, stop: asyncio.Ev
             await asyncio.wait_for(stop.wait(), settings.poll_seconds)
 
 
+#: Delivery loops running beside workers (a task nobody references may be collected).
+_running: set[asyncio.Task[None]] = set()
+
+
 def start(engine: Engine, stop: asyncio.Event) -> asyncio.Task[None] | None:
-    """Start the delivery loop beside a sender worker (None when no channel is
-    configured). Raises AlertConfigError on a half-made configuration: fail closed."""
+    """Start the delivery loop beside a sender worker; it ends when `stop` is set (None
+    when no channel is configured). Raises AlertConfigError on a half-made
+    configuration: the worker does not start (fail closed)."""
     settings = get_alert_settings()
-    if (
-        not settings.email_enabled
-        and not settings.chat_webhook_url
-        and not settings.chat_webhook_urls
-    ):
+    if not (settings.email_enabled or settings.chat_webhook_url or settings.chat_webhook_urls):
         log.info("alerts: no e-mail (ALERTS_SMTP_HOST) nor chat webhook configured; none sent")
         return None
-    return asyncio.create_task(run_delivery(engine, settings, stop), name="alert-delivery")
+    task = asyncio.create_task(run_delivery(engine, settings, stop), name="alert-delivery")
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return task
 
 
 async def finish(task: asyncio.Task[None] | None, stop: asyncio.Event) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 
+from core.alerts import events as alert_events
 from core.consent.dispatch import refuse_opted_out
 from core.db import is_sqlite
 from core.models.batches import BatchStatus, SendBatch
@@ -624,8 +625,12 @@ def _write_pause(conn: Connection, pause: PauseSending) -> None:
         exists = conn.execute(
             select(C.c.phone_number_id).where(C.c.phone_number_id == pause.phone_number_id)
         ).first()
-        if exists is None:
-            conn.execute(C.insert().values(phone_number_id=pause.phone_number_id, **values))
+        if exists is not None:
+            return  # already paused: the admins were told then
+        conn.execute(C.insert().values(phone_number_id=pause.phone_number_id, **values))
+    alert_events.sending_paused(  # the admins hear why, and what to do
+        conn, pause.phone_number_id, pause.error.reason, pause.error.code, pause.at
+    )
 
 
 def recent_recipients(

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from core import heap
+from core.alerts import delivery as alert_delivery
 from core.control import QueueDepth, queue_depth
 from core.sender.dispatcher import (
     ClientFactory,
@@ -99,6 +100,7 @@ async def run_worker(
         on_dispatcher=on_dispatcher,
     )
     task = asyncio.create_task(fleet.run(stop))
+    alert_delivery.start(engine, stop)  # alert mails and chat posts (core.alerts.delivery)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
+from core.alerts import events as alert_events
 from core.consent.record import withdraw_rows
 from core.consent.stopwords import is_stop_reply, stop_words
 from core.models.types import new_id
@@ -263,6 +264,7 @@ def apply_inbound(
     if acks:
         conn.execute(insert_ignoring(conn, ACKS, ["inbound_wamid"]), acks)
         report.acknowledgements += len(acks)
+        alert_events.po_rejections(conn, acks, now)  # the buyer hears of a rejection
 
 
 def _known_wamids(conn: Connection, wamids: list[str]) -> set[str]:

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, Table, case, false, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
+from core.alerts import events as alert_events
 from core.models.rejections import WebhookRejection
 from core.models.types import utcnow
 from core.webhooks.signature import SignatureCheck
@@ -67,10 +68,21 @@ def record_rejections(
         return
     with engine.begin() as conn:
         for reason, tally in sorted(tallies.items()):
+            if _starts_a_run(conn, reason, valid_at):  # admins hear once per run
+                alert_events.signatures_refused(conn, reason, tally.count, tally.first_at)
             conn.execute(_upsert(conn, valid_at), {
                 "reason": reason, "count": tally.count,
                 "first_at": tally.first_at, "last_at": tally.last_at,
             })  # fmt: skip
+
+
+def _starts_a_run(conn: Connection, reason: str, valid_at: datetime | None) -> bool:
+    """True when refusals of `reason` start a new run (none stored, or the stored run
+    ended before the last valid delivery)."""
+    last = conn.execute(
+        select(REJECTIONS.c.last_at).where(REJECTIONS.c.reason == reason)
+    ).scalar_one_or_none()
+    return last is None or (valid_at is not None and last < valid_at)
 
 
 def _upsert(conn: Connection, valid_at: datetime | None) -> Executable:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, update
 
+from core.alerts import events as alert_events
 from core.webhooks.parse import TemplateChange
 from core.webhooks.sql import TEMPLATES, rowcount
 
@@ -33,6 +34,7 @@ def apply_template_changes(conn: Connection, changes: list[TemplateChange], now:
     changed = 0
     t = TEMPLATES.c
     for change in changes:
+        alert_events.template_changes(conn, [change], now)  # admins hear of a hold/rejection
         where = [t.template_name == change.name]
         if change.language:
             where.append(t.language == change.language)

@@ -89,7 +89,12 @@ def notice(
 
 
 def answer(
-    engine: Engine, context_wamid: str, sender: str, at: datetime, *, button: str | None = None,
+    engine: Engine,
+    context_wamid: str,
+    sender: str,
+    at: datetime,
+    *,
+    button: str | None = None,
     text: str | None = None,
 ) -> None:
     """The supplier answers the message `context_wamid` (a button label or a text), through

@@ -8,8 +8,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from core.auth import PermissionDenied
 from core.followup.reminders import Outcome, remind, reminder_key, send_reminders
@@ -32,14 +32,14 @@ def db(engine: Engine) -> Engine:
 
 
 def reminders(engine: Engine, po: str) -> list[WhatsAppMessage]:
+    m = WhatsAppMessage
     with Session(engine) as session:
         rows = session.exec(
-            select(WhatsAppMessage)
-            .where(WhatsAppMessage.po_number == po)
-            .where(WhatsAppMessage.idempotency_key.like("reminder:%"))  # type: ignore[attr-defined]
-            .order_by(WhatsAppMessage.created_at)
+            select(m)
+            .where(col(m.po_number) == po, col(m.idempotency_key).startswith("reminder:"))
+            .order_by(col(m.created_at))
         )
-        return list(rows.scalars())
+        return list(rows.all())
 
 
 def test_one_reminder_per_interval_up_to_the_cap(db: Engine) -> None:

@@ -27,6 +27,7 @@ class Page(StrEnum):
     SUPPLIERS = "suppliers"
     HEALTH = "health"
     SETTINGS = "settings"
+    ALERTS = "alerts"  # each user's own alert choices
 
 
 class Action(StrEnum):
@@ -48,8 +49,10 @@ class Action(StrEnum):
 #: Each role's pages. Admins configure and may do everything; managers read and resend;
 #: buyers send.
 ROLE_PAGES: dict[Role, frozenset[Page]] = {
-    Role.BUYER: frozenset({Page.SEND, Page.BULK, Page.FOLLOW_UP}),
-    Role.MANAGER: frozenset({Page.FOLLOW_UP, Page.ANALYTICS, Page.MESSAGES, Page.HEALTH}),
+    Role.BUYER: frozenset({Page.SEND, Page.BULK, Page.FOLLOW_UP, Page.ALERTS}),
+    Role.MANAGER: frozenset(
+        {Page.FOLLOW_UP, Page.ANALYTICS, Page.MESSAGES, Page.HEALTH, Page.ALERTS}
+    ),
     Role.ADMIN: frozenset(Page),
 }
 

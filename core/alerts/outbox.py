@@ -169,8 +169,11 @@ def mark_failed(conn: Connection, items: Sequence[OutboxItem], error: str, now: 
     )
 
 
-def list_alerts(engine: Engine, *, status: str | None = None, limit: int = 50) -> list[ListedAlert]:
-    """The newest outbox rows (one status, or all), for `wanotify alerts list`."""
+def list_alerts(
+    engine: Engine, *, status: str | None = None, limit: int = 50, tenant_id: str | None = None
+) -> list[ListedAlert]:
+    """The newest outbox rows (one status, or all), for `wanotify alerts list`; with
+    `tenant_id`, only that tenant's and the installation-wide ones (the dashboard)."""
     c = OUTBOX.c
     query = select(
         c.id, c.kind, c.channel, c.recipient, c.status, c.attempts, c.next_attempt_at,
@@ -178,5 +181,7 @@ def list_alerts(engine: Engine, *, status: str | None = None, limit: int = 50) -
     ).order_by(c.id.desc()).limit(limit)  # fmt: skip
     if status is not None:
         query = query.where(c.status == status)
+    if tenant_id is not None:
+        query = query.where(or_(c.tenant_id == tenant_id, c.tenant_id.is_(None)))
     with engine.connect() as conn:
         return [ListedAlert(**row._mapping) for row in conn.execute(query)]

@@ -46,6 +46,7 @@ VIEWS: dict[Page, View] = {
         View(Page.SUPPLIERS, N_("Suppliers"), ":material/store:", "dashboard.views.suppliers"),
         View(Page.HEALTH, N_("Health"), ":material/health_and_safety:", "dashboard.views.health"),
         View(Page.SETTINGS, N_("Settings"), ":material/settings:", "dashboard.views.settings"),
+        View(Page.ALERTS, N_("My alerts"), ":material/notifications:", "dashboard.views.alerts"),
     )
 }
 

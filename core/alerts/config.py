@@ -12,11 +12,13 @@ password and the webhook URLs are secrets: kept as `SecretStr`, never logged nor
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 TlsMode = Literal["starttls", "tls", "none"]
 #: The SMTP variables: setting any of them means "send e-mail", so all needed must be set.
@@ -170,6 +172,12 @@ def load_alert_settings(**overrides: object) -> AlertSettings:
     """Read the alert settings; raise AlertConfigError naming the bad or missing variable."""
     try:
         settings = AlertSettings(**overrides)  # type: ignore[arg-type]
+    except PydanticSettingsError as exc:  # a value that is not JSON where JSON is read
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"ALERTS_{field.group(1).upper()}" if field else "ALERTS_*"
+        raise AlertConfigError(
+            f'{name}: must be a JSON object such as {{"tenant": "https://..."}}'
+        ) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "ALERTS_*"

@@ -90,6 +90,8 @@ async def run_worker(
     unsent claimed rows return to pending and outcomes are written before it returns.
     """
     stop = stop or asyncio.Event()
+    # Alert mails and chat posts (core.alerts.delivery); a half-made setting stops here.
+    alert_delivery.start(engine, stop)
     fleet = Fleet(  # a dispatcher per sending number (core.sender.fleet)
         settings,
         engine,
@@ -100,7 +102,6 @@ async def run_worker(
         on_dispatcher=on_dispatcher,
     )
     task = asyncio.create_task(fleet.run(stop))
-    alert_delivery.start(engine, stop)  # alert mails and chat posts (core.alerts.delivery)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:

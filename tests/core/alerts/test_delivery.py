@@ -274,3 +274,54 @@ def test_two_passes_at_once_never_send_a_row_twice(engine: Engine, smtp_server: 
     assert len(tokens) == 1 and tokens[0][1] is None
     assert deliver_pending(engine, settings, now=T0 + timedelta(hours=1)).messages == 0
     assert len(smtp_server.messages) == 1
+
+
+async def test_the_sender_worker_delivers_alerts_beside_its_dispatchers(
+    engine: Engine, smtp_server: SmtpServer, sandbox_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import time
+
+    from core.alerts.config import get_alert_settings
+    from core.sender import run_worker
+    from core.settings import get_settings
+
+    person(engine, "root", "admin")
+    with engine.begin() as conn:
+        events.sending_paused(conn, "106540352242922", "The access token has expired", 190, T0)
+    for name, value in {
+        "ALERTS_SMTP_HOST": smtp_server.host, "ALERTS_SMTP_PORT": str(smtp_server.port),
+        "ALERTS_SMTP_TLS": "none", "ALERTS_SMTP_FROM": "alerts@wanotify.test",
+        "ALERTS_POLL_SECONDS": "0.05",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    get_alert_settings.cache_clear()
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(get_settings(), engine, stop=stop, worker_id="t"))
+    try:
+        deadline = time.monotonic() + 20
+        while not smtp_server.messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await worker
+        get_alert_settings.cache_clear()
+    [(rcpt, message)] = smtp_server.messages
+    assert rcpt == ["root@acme.test"]
+    assert message["Subject"] == "[wanotify] Sending paused for number 106540352242922"
+
+
+async def test_a_half_made_configuration_stops_the_worker(
+    engine: Engine, sandbox_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.alerts.config import AlertConfigError, get_alert_settings
+    from core.sender import run_worker
+    from core.settings import get_settings
+
+    monkeypatch.setenv("ALERTS_SMTP_HOST", "smtp.acme.test")
+    get_alert_settings.cache_clear()
+    try:
+        with pytest.raises(AlertConfigError, match="missing ALERTS_SMTP_FROM"):
+            await run_worker(get_settings(), engine, worker_id="t")
+    finally:
+        get_alert_settings.cache_clear()

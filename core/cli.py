@@ -536,6 +536,7 @@ def templates_create(
     Its status then follows Meta: the webhook updates it, `wanotify templates sync` too.
     """
     from core.errors import GraphError
+    from core.numbers.errors import NumberError
     from core.templates.submit import TemplateInvalid, refusal_text, submit_template_now
 
     template = _read_template_file(file)
@@ -555,6 +556,8 @@ def templates_create(
     except GraphError as exc:  # Meta's words, printed as text
         raise UserError(_("Meta refused the template: {reason}").format(
             reason=refusal_text(exc))) from None  # fmt: skip
+    except NumberError as exc:  # the tenant has no number, hence no WABA to submit to
+        raise UserError(str(exc)) from None
     for warning in result.warnings:
         console.print(_("warning: {problem}").format(problem=warning), markup=False)
     out.print(

@@ -26,6 +26,7 @@ from core.db import get_engine, session_scope
 from core.errors import GraphError
 from core.models.templates import WhatsAppTemplate
 from core.models.types import utcnow
+from core.numbers.registry import number_for
 from core.settings import Settings, get_settings
 from core.templates.definition import TemplateDefinition
 from core.templates.registry import _columns
@@ -79,7 +80,7 @@ async def submit_template(
     status = str(answer.get("status") or "PENDING").upper()
     category = str(answer.get("category") or body["category"]).upper()
     stored = {**body, "id": meta_id, "status": status, "category": category}
-    await asyncio.to_thread(record_template, engine, tenant_id, stored)
+    await asyncio.to_thread(record_template, engine, tenant_id, stored, waba_id=waba_id)
     return SubmitResult(
         meta_id=meta_id,
         status=status,
@@ -90,11 +91,16 @@ async def submit_template(
     )
 
 
-def record_template(engine: Engine, tenant_id: str, data: Mapping[str, Any]) -> None:
+def record_template(
+    engine: Engine, tenant_id: str, data: Mapping[str, Any], *, waba_id: str | None = None
+) -> None:
     """Store Meta's template object for `tenant_id` (insert, or update the same name and
-    language); other templates are left alone, unlike a sync."""
+    language), marked with the WABA it was submitted to; other templates are left alone,
+    unlike a sync."""
     defn = TemplateDefinition.from_meta(data)
     values = _columns(defn, data)
+    if waba_id and "waba_id" in WhatsAppTemplate.model_fields:  # templates belong to a WABA
+        values["waba_id"] = waba_id
     now = utcnow()
     with session_scope(engine) as session:
         row = session.exec(
@@ -121,11 +127,29 @@ def submit_template_now(
     engine: Engine | None = None,
     settings: Settings | None = None,
 ) -> SubmitResult:
-    """`submit_template` from synchronous code (the CLI, the dashboard), with its own
-    client for the settings' business account."""
+    """`submit_template` from synchronous code (the CLI, the dashboard).
+
+    The template goes to the WhatsApp Business Account of the tenant's default number
+    (core.numbers.registry.number_for: templates belong to a WABA), with that number's
+    token; the settings' account when the number names none. NumberError when the
+    tenant has no usable number; the rules are checked before that, so a broken
+    template is reported whatever the numbers.
+    """
+    if errors := blocking(check_template(template)):
+        raise TemplateInvalid(errors)
+    settings = settings or get_settings()
+    engine = engine or get_engine()
+    number = number_for(engine, settings, tenant_id)
+    token = number.access_token.get_secret_value() if number.access_token else None
+    waba_id = number.waba_id or settings.business_account_id
 
     async def _submit() -> SubmitResult:
-        async with CloudApiClient(settings or get_settings(), max_connections=2) as client:
-            return await submit_template(client, engine or get_engine(), tenant_id, template)
+        async with CloudApiClient(
+            settings,
+            max_connections=2,
+            phone_number_id=number.phone_number_id,
+            access_token=token,
+        ) as client:
+            return await submit_template(client, engine, tenant_id, template, waba_id=waba_id)
 
     return asyncio.run(_submit())

@@ -15,6 +15,7 @@ from streamlit.delta_generator import DeltaGenerator
 from core.errors import GraphError
 from core.i18n import _
 from core.meta_words import category_words
+from core.numbers.errors import NumberError
 from core.template_admin import create_template_as
 from core.templates import render_preview
 from core.templates.draft import TemplateDraft, build_template, form_field, preview_definition
@@ -172,6 +173,9 @@ def _submit(user: UserInfo, template: dict[str, object]) -> None:
             + "\n\n"
             + "\n".join(f"- {md_escape(str(p))}" for p in exc.problems)
         )
+        return
+    except NumberError as exc:  # no number, hence no WhatsApp Business Account
+        st.error(md_escape(str(exc)))
         return
     except GraphError as exc:  # Meta's own words: text, never Markdown
         st.error(

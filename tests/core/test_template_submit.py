@@ -14,6 +14,7 @@ from sqlmodel import Session
 from core.errors import GraphError
 from core.models.templates import WhatsAppTemplate
 from core.notify import sync_templates_now
+from core.numbers.errors import NumberError
 from core.sandbox import BackgroundServer, SandboxServer
 from core.settings import get_settings
 from core.templates import get_template
@@ -116,3 +117,12 @@ def test_an_invalid_template_is_never_sent(sandbox_env: SandboxServer, engine: E
     listed = sandbox_env.stats()  # nothing reached the sandbox's catalogue
     assert listed["accepted"] == 0
     assert row(engine, "Chaser!") is None
+
+
+def test_a_tenant_without_a_number_has_no_account_to_submit_to(
+    sandbox_env: SandboxServer, engine: Engine
+) -> None:
+    with pytest.raises(NumberError, match="acme"):
+        submit_template_now("acme", chaser(), engine=engine)
+    with pytest.raises(TemplateInvalid):  # the rules come first, whatever the numbers
+        submit_template_now("acme", chaser(name="Bad Name"), engine=engine)

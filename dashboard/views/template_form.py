@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from core.errors import GraphError
-from core.i18n import _
+from core.i18n import N_, _
 from core.meta_words import category_words
 from core.numbers.errors import NumberError
 from core.template_admin import create_template_as
@@ -26,6 +26,12 @@ from dashboard import runtime
 from dashboard.widgets import md_escape, whatsapp_bubble
 
 _KEY = "tpl_new_"
+#: Meta's answer to a submission, as the list words it.
+_SUBMITTED = {
+    "PENDING": N_("Pending review"),
+    "APPROVED": N_("Approved"),
+    "REJECTED": N_("Rejected"),
+}
 MAX_QUICK_REPLIES = 10
 
 
@@ -189,6 +195,6 @@ def _submit(user: UserInfo, template: dict[str, object]) -> None:
         ).format(
             name=md_escape(result.name),
             language=md_escape(result.language),
-            status=md_escape(result.status),
+            status=md_escape(_(_SUBMITTED.get(result.status, result.status))),
         )
     )

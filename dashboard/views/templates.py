@@ -34,8 +34,6 @@ def _format(parameter_format: str) -> str:
     return _(known) if known else parameter_format.title()
 
 
-
-
 def render(user: UserInfo) -> None:
     """Draw the templates page for `user` (admins)."""
     if not can(user, Action.MANAGE_TEMPLATES):
@@ -75,6 +73,7 @@ def _listing(user: UserInfo, engine: Engine) -> None:
                 else _("Templates are created and approved in WhatsApp Manager, then copied "
                        "here. Press **Sync from WhatsApp** to fetch them.")
             )  # fmt: skip
+            st.markdown(_("Or write one under **New template** and submit it for review."))
         return
     _table(templates)
     _preview(templates)
@@ -140,9 +139,7 @@ def _table(templates: list[TemplateSummary]) -> None:
             "language": st.column_config.TextColumn(_("Language"), width=80),
             "category": st.column_config.TextColumn(_("Category"), width=90),
             "status": st.column_config.TextColumn(_("Status"), width=150),
-            "parameters": st.column_config.NumberColumn(
-                _("Parameters"), format="%d", width=90
-            ),
+            "parameters": st.column_config.NumberColumn(_("Parameters"), format="%d", width=90),
             "format": st.column_config.TextColumn(_("Format"), width=90),
             "quality": st.column_config.TextColumn(_("Quality"), width=120),
             "synced": st.column_config.TextColumn(_("Synced"), width=110),

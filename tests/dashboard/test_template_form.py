@@ -63,7 +63,7 @@ def test_a_valid_template_is_submitted_and_listed_as_pending(
     assert "Harinas Martín" in bubble and "&lt;b&gt;Gracias&lt;/b&gt;" in bubble
     at.button(key=KEY + "submit").click().run()
     assert not at.exception
-    assert "Submitted po_chaser (es) for review: PENDING" in texts(at)
+    assert "Submitted po_chaser (es) for review: Pending review" in texts(at)
     with Session(engine) as session:
         row = get_template(session, "default", "po_chaser", "es")
     assert row is not None and row.status == "PENDING" and row.parameter_format == "NAMED"

@@ -62,7 +62,7 @@ def test_an_admin_creates_a_template_and_sees_it_approved(page: Any, product: Pr
     expect(submit).to_be_enabled()
     screenshot(page, "template-new-ready")
     submit.click()
-    expect(page.get_by_text("Submitted e2e_chaser (es) for review")).to_be_visible()
+    expect(page.get_by_text("Submitted e2e_chaser (es) for review: Pending review")).to_be_visible()
     deadline = time.monotonic() + 60
     while _status(product, "e2e_chaser") != "APPROVED":  # the sandbox's webhook, applied
         assert time.monotonic() < deadline, _status(product, "e2e_chaser")

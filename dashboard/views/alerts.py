@@ -86,7 +86,7 @@ def _recent(user: UserInfo) -> None:
     table = pd.DataFrame(
         [
             {
-                "created": local_time(row.created_at),
+                "created": local_time(row.created_at, labelled=False),
                 "kind": label(row.kind),
                 "channel": _("E-mail") if row.channel == "email" else _("Chat"),
                 "recipient": row.recipient,

@@ -58,6 +58,8 @@ def set_choices(
     now: datetime | None = None,
 ) -> None:
     """Store a user's choices (replacing the ones stored for these kinds)."""
+    if not choices:
+        return
     at = now or clock.now()
     kinds = [kind.value for kind in choices]
     with engine.begin() as conn:

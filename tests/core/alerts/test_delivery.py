@@ -264,6 +264,30 @@ def test_a_server_without_starttls_is_refused_when_starttls_is_required(
         client.starttls()
 
 
+def test_each_reader_gets_their_language(engine: Engine, smtp_server: SmtpServer) -> None:
+    ana = person(engine, "ana", "buyer")
+    with engine.begin() as conn:
+        conn.execute(
+            User.__table__.update()  # type: ignore[attr-defined]
+            .where(User.__table__.c.id == ana)  # type: ignore[attr-defined]
+            .values(locale="es")
+        )
+    reject(engine, "PO-20", "ana")
+    deliver_pending(engine, settings_for(smtp_server), now=T0)
+    [(_, message)] = smtp_server.messages
+    assert message["Subject"] == "[wanotify] Hierros Díaz rechazó la OC PO-20"
+    assert "Su respuesta: Rechazar" in body(message)
+
+
+def test_an_event_older_than_two_days_is_dropped_not_sent(
+    engine: Engine, smtp_server: SmtpServer
+) -> None:
+    person(engine, "ana", "buyer")
+    reject(engine, "PO-21", "ana", at=T0)
+    report = deliver_pending(engine, settings_for(smtp_server), now=T0 + timedelta(days=3))
+    assert (report.fanned_out, report.messages) == (0, 0)
+
+
 def test_two_passes_at_once_never_send_a_row_twice(engine: Engine, smtp_server: SmtpServer) -> None:
     person(engine, "ana", "buyer")
     reject(engine, "PO-9", "ana")
@@ -287,8 +311,8 @@ async def test_the_sender_worker_delivers_alerts_beside_its_dispatchers(
     from core.settings import get_settings
 
     person(engine, "root", "admin")
-    with engine.begin() as conn:
-        events.sending_paused(conn, "106540352242922", "The access token has expired", 190, T0)
+    with engine.begin() as conn:  # now: the worker reads the clock, and drops stale news
+        events.sending_paused(conn, "106540352242922", "The token expired", 190, clock.now())
     for name, value in {
         "ALERTS_SMTP_HOST": smtp_server.host, "ALERTS_SMTP_PORT": str(smtp_server.port),
         "ALERTS_SMTP_TLS": "none", "ALERTS_SMTP_FROM": "alerts@wanotify.test",

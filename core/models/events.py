@@ -28,6 +28,8 @@ class StatusEventState:
     PENDING = "pending"  # no message with that wamid (yet): held, retried by the sweep
     UNMATCHED = "unmatched"  # held past the grace period: shown in health
     CONFLICT = "conflict"  # its callback data names a message that has another wamid
+    UNKNOWN_NUMBER = "unknown_num"  # names a business number we do not know: held
+    OTHER_NUMBER = "other_number"  # its message went out from another number: not applied
 
     HELD = (PENDING, UNMATCHED, CONFLICT)
 

@@ -25,6 +25,7 @@ from core import clock
 from core.models.types import utcnow
 from core.webhooks.inbound import InboundItem, InboundReport, apply_inbound
 from core.webhooks.inbox import Inbox, open_inbox, take_into_receipts
+from core.webhooks.numbers import held_note, number_book, record_held_replies
 from core.webhooks.parse import (
     InvalidBody,
     ParsedPayload,
@@ -223,10 +224,14 @@ def _apply_batch(
         )
         receipts = [_Receipt(row.id, row.received_at, row.body) for row in rows]
         now = utcnow()
-        _apply_receipts(conn, receipts, now, default_tenant, report)
+        notes = _apply_receipts(conn, receipts, now, default_tenant, report)
         conn.execute(
             update(RECEIPTS).where(RECEIPTS.c.id.in_(ids)).values(applied_at=now, apply_error=None)
         )
+        for receipt_id, note in notes.items():  # applied, but replies held: health shows it
+            conn.execute(
+                update(RECEIPTS).where(RECEIPTS.c.id == receipt_id).values(apply_error=note)
+            )
     report.receipts = len(receipts)
     report.lags = [(now - r.received_at).total_seconds() for r in receipts]
     return report
@@ -238,30 +243,47 @@ def _apply_receipts(
     now: datetime,
     default_tenant: str,
     report: ApplyReport,
-) -> None:
+) -> dict[int, str]:
+    """Apply the receipts' events; return notes for receipts whose replies were held
+    (they name a business number we do not know: `core.webhooks.numbers`)."""
+    book = number_book(conn, default_tenant)
     statuses: list[StatusItem] = []
     inbound: list[InboundItem] = []
     templates: list[TemplateChange] = []
+    notes: dict[int, str] = {}
     for receipt in receipts:
         parsed = _parse(receipt)
         report.issues += len(parsed.issues)
         for update_ in parsed.statuses:
             statuses.append(StatusItem.of(update_, receipt.id, receipt.received_at))
             report.events["status", update_.status] += 1
+        strangers: set[str] = set()
+        held = 0
         for message in parsed.messages:
-            inbound.append(InboundItem(message, receipt.id, receipt.received_at))
             report.events["message", message.type] += 1
+            number = message.phone_number_id
+            if number is not None and number not in book:
+                strangers.add(number)  # never stored under a tenant: held in its receipt
+                held += 1
+                continue
+            inbound.append(InboundItem(message, receipt.id, receipt.received_at))
+        if held:
+            notes[receipt.id] = held_note(strangers, held)
+            report.inbound.held += held
         for change in parsed.template_changes:
             templates.append(change)
             report.events[f"template_{change.kind}", change.value.lower()] += 1
         for other in parsed.other_changes:
             report.events["other", other.field] += 1
     if statuses:
-        apply_status_items(conn, statuses, now, report.statuses)
+        apply_status_items(conn, statuses, now, report.statuses, book)
     if inbound:
-        apply_inbound(conn, inbound, now, default_tenant, report.inbound)
+        apply_inbound(conn, inbound, now, default_tenant, report.inbound, book)
     if templates:
         report.templates_changed += apply_template_changes(conn, templates, now)
+    if notes:
+        record_held_replies(conn, report.inbound.held, now)
+    return notes
 
 
 def _parse(receipt: _Receipt) -> ParsedPayload:
@@ -292,8 +314,9 @@ def _merge(total: ApplyReport, part: ApplyReport) -> None:
     total.issues += part.issues
     total.lags.extend(part.lags)
     total.events.update(part.events)
-    for name in ("applied", "duplicates", "held", "unmatched", "conflicts", "messages_changed"):
+    names = ("applied", "duplicates", "held", "unmatched", "conflicts", "wrong_number")
+    for name in (*names, "messages_changed"):
         setattr(total.statuses, name, getattr(total.statuses, name) + getattr(part.statuses, name))
     total.statuses.templates_held += part.statuses.templates_held
-    for name in ("stored", "duplicates", "matched_suppliers", "acknowledgements"):
+    for name in ("stored", "duplicates", "matched_suppliers", "acknowledgements", "held"):
         setattr(total.inbound, name, getattr(total.inbound, name) + getattr(part.inbound, name))

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select
 from core.models.events import StatusEventState
 from core.webhooks.apply import MAX_APPLY_ATTEMPTS
 from core.webhooks.inbox import InboxBacklog, inbox_backlog, open_inbox
+from core.webhooks.numbers import HELD_REPLIES_REASON
 from core.webhooks.rejections import RejectionRow, read_rejections
 from core.webhooks.sql import EVENTS, RECEIPTS
 
@@ -58,12 +59,22 @@ class WebhookHealth:
     held: int = 0  # statuses waiting for their message
     unmatched: int = 0  # statuses that never found their message
     conflicts: int = 0  # statuses whose callback data names a message with another wamid
+    unknown_number: int = 0  # statuses naming a business number we do not know: held
+    other_number: int = 0  # statuses naming another number than their message's
+    held_replies: int = 0  # deliveries whose replies name a number we do not know
     rejected_signatures: RejectedSignatures = RejectedSignatures()
 
     @property
     def needs_attention(self) -> bool:
         """True when something acknowledged has not reached the messages it concerns."""
-        return bool(self.failed_receipts or self.unmatched or self.conflicts)
+        return bool(
+            self.failed_receipts
+            or self.unmatched
+            or self.conflicts
+            or self.unknown_number
+            or self.other_number
+            or self.held_replies
+        )
 
     @property
     def degraded(self) -> bool:
@@ -93,6 +104,21 @@ class WebhookHealth:
             found.append(f"{self.unmatched:,} statuses never matched a message")
         if self.conflicts:
             found.append(f"{self.conflicts:,} statuses name a message with another wamid")
+        if self.unknown_number:
+            found.append(
+                f"{self.unknown_number:,} statuses name a WhatsApp number we do not know: held, "
+                "not applied (register the number with `wanotify numbers add` if it is ours)"
+            )
+        if self.other_number:
+            found.append(
+                f"{self.other_number:,} statuses name another number than the one their "
+                "message went out from: not applied"
+            )
+        if self.held_replies:
+            found.append(
+                f"{self.held_replies:,} deliveries carried replies to a WhatsApp number we do "
+                "not know: held in their receipts, not applied"
+            )
         return found
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,6 +135,9 @@ class WebhookHealth:
             "held_statuses": self.held,
             "unmatched_statuses": self.unmatched,
             "conflicting_statuses": self.conflicts,
+            "unknown_number_statuses": self.unknown_number,
+            "other_number_statuses": self.other_number,
+            "held_reply_deliveries": self.held_replies,
             "rejected_signatures": {
                 "count": rejected.count,
                 "first_at": _iso(rejected.first_at),
@@ -141,9 +170,11 @@ def read_health(engine: Engine) -> WebhookHealth:
                 .group_by(EVENTS.c.state)
             )
             held = {str(row[0]): int(row[1]) for row in rows}
-            refused = read_rejections(conn)
+            stored = read_rejections(conn)
     except Exception as exc:  # the health answer must not fail with the database
         return WebhookHealth(database_ok=False, database_error=type(exc).__name__)
+    held_replies = sum(row.count for row in stored if row.reason == HELD_REPLIES_REASON)
+    refused = [row for row in stored if row.reason != HELD_REPLIES_REASON]
     last_event_at = max(_known(last, waiting_in.last_at), default=None)
     return WebhookHealth(
         database_ok=True,
@@ -154,6 +185,9 @@ def read_health(engine: Engine) -> WebhookHealth:
         held=int(held.get(StatusEventState.PENDING, 0)),
         unmatched=int(held.get(StatusEventState.UNMATCHED, 0)),
         conflicts=int(held.get(StatusEventState.CONFLICT, 0)),
+        unknown_number=int(held.get(StatusEventState.UNKNOWN_NUMBER, 0)),
+        other_number=int(held.get(StatusEventState.OTHER_NUMBER, 0)),
+        held_replies=int(held_replies),
         rejected_signatures=since_last_valid(refused, last_event_at),
     )
 

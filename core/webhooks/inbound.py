@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,6 +126,7 @@ class InboundReport:
     matched_suppliers: int = 0
     acknowledgements: int = 0
     opt_outs: int = 0  # suppliers opted out by a stop-word reply
+    held: int = 0  # replies to a number we do not know: held in their receipts
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +209,13 @@ def apply_inbound(
     now: datetime,
     default_tenant: str,
     report: InboundReport,
+    book: Mapping[str, str | None] | None = None,
 ) -> None:
-    """Store new inbound messages, open suppliers' windows and record PO acknowledgements."""
+    """Store new inbound messages, open suppliers' windows and record PO acknowledgements.
+
+    With the `book` of known numbers (phone number id -> tenant), a reply to a tenant's
+    number belongs to that tenant: only its suppliers and its messages are matched (a
+    context naming another tenant's message stays unlinked)."""
     unique: dict[str, InboundItem] = {}
     for item in items:
         unique.setdefault(item.message.wamid, item)
@@ -229,10 +236,19 @@ def apply_inbound(
     for item in fresh:
         message = item.message
         context = answered.get(message.context_wamid or "") or by_po.get(message.wamid)
-        candidates = suppliers.get(message.from_wa_id, [])
+        candidates = everyone = suppliers.get(message.from_wa_id, [])
+        owner = book.get(message.phone_number_id or "") if book is not None else None
+        if owner is not None:  # the number's tenant: never another tenant's message
+            if context is not None and context.tenant_id != owner:
+                context = None
+            candidates = [c for c in candidates if c.tenant_id == owner]
         supplier = _pick_supplier(candidates, context)
         tenant = (
-            context.tenant_id if context else supplier.tenant_id if supplier else default_tenant
+            context.tenant_id
+            if context
+            else supplier.tenant_id
+            if supplier
+            else owner or default_tenant
         )
         at = min(message.at, now)
         if message.type not in _NOT_FROM_A_PERSON:
@@ -242,8 +258,8 @@ def apply_inbound(
                     learned[candidate.id] = message.from_wa_id
         po_number = context.po_number if context else None
         rows.append(_inbound_row(item, tenant, supplier, context, po_number))
-        if candidates and message.type == "text" and is_stop_reply(message.text, words):
-            stops.append((message, at, candidates))
+        if everyone and message.type == "text" and is_stop_reply(message.text, words):
+            stops.append((message, at, everyone))
         if supplier is not None:
             report.matched_suppliers += 1
         ack = _acknowledgement(item, tenant, supplier, context, now)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -20,10 +21,20 @@ from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 from core.errors import TEMPLATE_CODES
 from core.models.events import StatusEventState
 from core.webhooks.fold import MessageState, StatusFact, fold
-from core.webhooks.parse import Conversation, EventError, Pricing, StatusUpdate
+from core.webhooks.numbers import NumberBook
+from core.webhooks.parse import (
+    Conversation,
+    EventError,
+    InvalidBody,
+    Pricing,
+    StatusUpdate,
+    decode_body,
+    parse_payload,
+)
 from core.webhooks.sql import (
     EVENTS,
     MESSAGES,
+    RECEIPTS,
     TEMPLATES,
     chunks,
     execute_many,
@@ -33,7 +44,7 @@ from core.webhooks.sql import (
 
 _STATE_COLUMNS = tuple(f.name for f in fields(MessageState))
 _ROW_COLUMNS = (*_STATE_COLUMNS, "tenant_id", "whatsapp_message_id", "template_name")
-_ROW_COLUMNS_ALL = (*_ROW_COLUMNS, "template_language")
+_ROW_COLUMNS_ALL = (*_ROW_COLUMNS, "template_language", "phone_number_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,8 @@ class StatusItem:
     received_at: datetime
     receipt_id: int | None = None
     update: StatusUpdate | None = None  # None when re-read from the timeline (sweep)
+    #: the business number the event names (`metadata.phone_number_id`)
+    phone_number_id: str | None = None
 
     @classmethod
     def of(cls, update: StatusUpdate, receipt_id: int | None, received_at: datetime) -> StatusItem:
@@ -57,6 +70,7 @@ class StatusItem:
             received_at=received_at,
             receipt_id=receipt_id,
             update=update,
+            phone_number_id=update.phone_number_id,
         )
 
 
@@ -69,6 +83,7 @@ class StatusReport:
     held: int = 0  # events with no message yet
     unmatched: int = 0  # held events given up on by the sweep
     conflicts: int = 0  # callback data naming a message with another wamid
+    wrong_number: int = 0  # naming a number we do not know, or not their message's
     messages_changed: int = 0
     templates_held: int = 0
 
@@ -80,13 +95,22 @@ class _Message:
     wamid: str | None
     template_name: str | None
     template_language: str | None
+    phone_number_id: str | None = None  # the number it went out from
     new_wamid: str | None = None  # recorded from callback data in this transaction
 
 
 def apply_status_items(
-    conn: Connection, items: list[StatusItem], now: datetime, report: StatusReport
+    conn: Connection,
+    items: list[StatusItem],
+    now: datetime,
+    report: StatusReport,
+    book: NumberBook | None = None,
 ) -> list[StatusItem]:
-    """Match, record and fold `items`; return the ones that stay held (no message)."""
+    """Match, record and fold `items`; return the ones that stay held (no message).
+
+    With the `book` of known numbers, an event naming a number not in it is held
+    (`unknown_num`); with or without it, an event whose message went out from another
+    number than the one it names is not applied (`other_number`)."""
     unique: dict[str, StatusItem] = {}
     for item in items:
         unique.setdefault(item.fact.key, item)
@@ -97,7 +121,7 @@ def apply_status_items(
     by_wamid, by_id = _lock_messages(conn, items)
     targets: dict[str, tuple[_Message | None, str]] = {}
     for item in items:
-        targets[item.fact.key] = _match(item, by_wamid, by_id)
+        targets[item.fact.key] = _match(item, by_wamid, by_id, book)
     _record_timeline(conn, items, targets, now, report)
     held: list[StatusItem] = []
     facts: dict[str, list[StatusFact]] = defaultdict(list)
@@ -110,6 +134,8 @@ def apply_status_items(
             report.applied += 1
         elif state == StatusEventState.CONFLICT:
             report.conflicts += 1
+        elif state in (StatusEventState.UNKNOWN_NUMBER, StatusEventState.OTHER_NUMBER):
+            report.wrong_number += 1
         else:
             held.append(item)
     _fold_and_write(conn, messages, facts, now, report)
@@ -152,12 +178,22 @@ def _message(row: Row[Any]) -> _Message:
         wamid=values["whatsapp_message_id"],
         template_name=values["template_name"],
         template_language=values["template_language"],
+        phone_number_id=values["phone_number_id"],
     )
 
 
 def _match(
-    item: StatusItem, by_wamid: dict[str, _Message], by_id: dict[str, _Message]
+    item: StatusItem,
+    by_wamid: dict[str, _Message],
+    by_id: dict[str, _Message],
+    book: NumberBook | None = None,
 ) -> tuple[_Message | None, str]:
+    number = item.phone_number_id
+    if book is not None and number is not None and number not in book:
+        return None, StatusEventState.UNKNOWN_NUMBER
+    found = by_wamid.get(item.wamid) or by_id.get(item.callback_data or "")
+    if found is not None and number is not None and found.phone_number_id not in (None, number):
+        return None, StatusEventState.OTHER_NUMBER  # never applied across numbers
     if (message := by_wamid.get(item.wamid)) is not None:
         return message, StatusEventState.APPLIED
     message = by_id.get(item.callback_data or "")
@@ -354,6 +390,27 @@ def _hold_templates(conn: Connection, holds: dict[tuple[str, str, str], str], no
     return max(0, int(result.rowcount or 0))
 
 
+def _numbers_named(conn: Connection, rows: Sequence[Row[Any]]) -> dict[tuple[int, str], str]:
+    """The number each held event named, from its receipt (the timeline keeps no copy):
+    (receipt id, wamid) -> phone number id. Few rows: only held events that now match."""
+    ids = sorted({row.receipt_id for row in rows if row.receipt_id is not None})
+    found: dict[tuple[int, str], str] = {}
+    for batch in chunks(ids):
+        for receipt in conn.execute(
+            select(RECEIPTS.c.id, RECEIPTS.c.body, RECEIPTS.c.received_at).where(
+                RECEIPTS.c.id.in_(batch)
+            )
+        ):
+            try:
+                parsed = parse_payload(decode_body(receipt.body), receipt.received_at)
+            except InvalidBody:
+                continue
+            for status in parsed.statuses:
+                if status.phone_number_id is not None:
+                    found[(receipt.id, status.wamid)] = status.phone_number_id
+    return found
+
+
 def release_held(
     conn: Connection, *, now: datetime, grace_cutoff: datetime, include_unmatched: bool, limit: int
 ) -> StatusReport:
@@ -381,6 +438,7 @@ def release_held(
         .order_by(EVENTS.c.id)
         .limit(limit)
     ).all()
+    numbers = _numbers_named(conn, rows)
     items = [
         StatusItem(
             fact=fact_of_row(row),
@@ -388,6 +446,7 @@ def release_held(
             callback_data=row.callback_data,
             received_at=row.received_at,
             receipt_id=row.receipt_id,
+            phone_number_id=numbers.get((row.receipt_id, row.wamid)),
         )
         for row in rows
     ]

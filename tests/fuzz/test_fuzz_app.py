@@ -46,7 +46,7 @@ KEY = "fuzz-Key-5b1e9c0d7a3f4e62"
 REFUSAL_BOOKKEEPING = ("webhook_rejections",)
 LIVE_ENV = {
     "WHATSAPP_ACCESS_TOKEN": "EAAG-fuzz-token",
-    "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",  # the number its webhook bodies name
     "WHATSAPP_BUSINESS_ACCOUNT_ID": "1029384756",
     "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9",  # nothing is sent by this process
     "PO_EVENTS_API_KEY": KEY,

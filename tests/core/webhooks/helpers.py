@@ -307,6 +307,10 @@ def journal_table(engine: Engine) -> tuple[Engine, str]:
     return inbox.engine, INBOX.name
 
 
+#: StatusReport counters of events naming the wrong business number
+NUMBER = ("wrong_number",)
+
+
 def apply_all(engine: Engine, *, now: datetime | None = None, **kwargs: Any) -> ApplyReport:
     """Run the applier until nothing is left, then one sweep; the summed report. `now` is
     the sweep's clock (the current time unless the test sets it)."""
@@ -319,11 +323,11 @@ def apply_all(engine: Engine, *, now: datetime | None = None, **kwargs: Any) -> 
         total.failed_receipts += report.failed_receipts
         total.issues += report.issues
         total.events.update(report.events)
-        for name in ("applied", "duplicates", "held", "conflicts", "messages_changed"):
+        for name in ("applied", "duplicates", "held", "conflicts", "messages_changed", *NUMBER):
             setattr(
                 total.statuses, name, getattr(total.statuses, name) + getattr(report.statuses, name)
             )
-        for name in ("stored", "duplicates", "matched_suppliers", "acknowledgements"):
+        for name in ("stored", "duplicates", "matched_suppliers", "acknowledgements", "held"):
             setattr(
                 total.inbound, name, getattr(total.inbound, name) + getattr(report.inbound, name)
             )

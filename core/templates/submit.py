@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.cloud_api import CloudApiClient
 from core.db import get_engine, session_scope
@@ -69,13 +69,22 @@ async def submit_template(
     """Check `template` (Meta's create JSON), submit it and record it for `tenant_id`.
 
     Raises TemplateInvalid before any request when a rule is broken, and GraphError when
-    Meta refuses it (the registry is then unchanged).
+    Meta refuses it (the registry is then as it was). A new template's row is written as
+    PENDING before the request, so a review webhook that overtakes Meta's answer finds
+    it; a status the webhook already set is kept.
     """
     problems = check_template(template)
     if errors := blocking(problems):
         raise TemplateInvalid(errors)
     body = dict(template)
-    answer = await client.create_template(body, waba_id=waba_id)
+    pending = {**body, "status": "PENDING", "category": str(body["category"]).upper()}
+    reserved = await asyncio.to_thread(reserve_template, engine, tenant_id, pending, waba_id)
+    try:
+        answer = await client.create_template(body, waba_id=waba_id)
+    except BaseException:
+        if reserved is not None:
+            await asyncio.to_thread(_drop_reserved, engine, reserved)
+        raise
     meta_id = str(answer["id"])
     status = str(answer.get("status") or "PENDING").upper()
     category = str(answer.get("category") or body["category"]).upper()
@@ -91,33 +100,72 @@ async def submit_template(
     )
 
 
+def reserve_template(
+    engine: Engine, tenant_id: str, data: Mapping[str, Any], waba_id: str | None
+) -> int | None:
+    """Write a PENDING row for a template about to be submitted; its id, or None when
+    the tenant already has that name and language (that row is left alone)."""
+    defn = TemplateDefinition.from_meta(data)
+    values = _values(defn, data, waba_id)
+    with session_scope(engine) as session:
+        if _row(session, tenant_id, defn.name, defn.language) is not None:
+            return None
+        row = WhatsAppTemplate(tenant_id=tenant_id, **values)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _drop_reserved(engine: Engine, row_id: int) -> None:
+    """Remove a reserved row Meta never acknowledged (no Meta id yet)."""
+    with session_scope(engine) as session:
+        row = session.get(WhatsAppTemplate, row_id)
+        if row is not None and row.meta_template_id is None:
+            session.delete(row)
+
+
 def record_template(
     engine: Engine, tenant_id: str, data: Mapping[str, Any], *, waba_id: str | None = None
 ) -> None:
     """Store Meta's template object for `tenant_id` (insert, or update the same name and
     language), marked with the WABA it was submitted to; other templates are left alone,
-    unlike a sync."""
+    unlike a sync. A PENDING answer does not undo a decision a webhook already wrote."""
     defn = TemplateDefinition.from_meta(data)
-    values = _columns(defn, data)
-    if waba_id and "waba_id" in WhatsAppTemplate.model_fields:  # templates belong to a WABA
-        values["waba_id"] = waba_id
+    values = _values(defn, data, waba_id)
     now = utcnow()
     with session_scope(engine) as session:
-        row = session.exec(
-            select(WhatsAppTemplate).where(
-                WhatsAppTemplate.tenant_id == tenant_id,
-                WhatsAppTemplate.template_name == defn.name,
-                WhatsAppTemplate.language == defn.language,
-            )
-        ).first()
+        row = _row(session, tenant_id, defn.name, defn.language)
         if row is None:
             session.add(WhatsAppTemplate(tenant_id=tenant_id, synced_at=now, **values))
             return
+        if values["status"] == "PENDING" and row.status != "PENDING":
+            for decided in ("status", "rejected_reason"):
+                values.pop(decided)
+        else:
+            row.held_reason = None
         for name, value in values.items():
             setattr(row, name, value)
-        row.held_reason = None
         row.synced_at = now
         row.updated_at = now
+
+
+def _values(
+    defn: TemplateDefinition, data: Mapping[str, Any], waba_id: str | None
+) -> dict[str, Any]:
+    values = _columns(defn, data)
+    if waba_id and "waba_id" in WhatsAppTemplate.model_fields:  # templates belong to a WABA
+        values["waba_id"] = waba_id
+    return values
+
+
+def _row(session: Session, tenant_id: str, name: str, language: str) -> WhatsAppTemplate | None:
+    return session.exec(
+        select(WhatsAppTemplate).where(
+            WhatsAppTemplate.tenant_id == tenant_id,
+            WhatsAppTemplate.template_name == name,
+            WhatsAppTemplate.language == language,
+        )
+    ).first()
 
 
 def submit_template_now(

@@ -19,7 +19,13 @@ from core.sandbox import BackgroundServer, SandboxServer
 from core.settings import get_settings
 from core.templates import get_template
 from core.templates.draft import TemplateDraft, build_template
-from core.templates.submit import TemplateInvalid, refusal_text, submit_template_now
+from core.templates.submit import (
+    TemplateInvalid,
+    record_template,
+    refusal_text,
+    reserve_template,
+    submit_template_now,
+)
 from core.webhooks.apply import apply_next_batch
 from webhook_app import WEBHOOK_PATH, create_app
 
@@ -126,3 +132,20 @@ def test_a_tenant_without_a_number_has_no_account_to_submit_to(
         submit_template_now("acme", chaser(), engine=engine)
     with pytest.raises(TemplateInvalid):  # the rules come first, whatever the numbers
         submit_template_now("acme", chaser(name="Bad Name"), engine=engine)
+
+
+def test_a_decision_that_overtakes_metas_answer_is_kept(engine: Engine) -> None:
+    template = chaser()
+    reserved = reserve_template(engine, TENANT, {**template, "status": "PENDING"}, None)
+    assert reserved is not None and row(engine) is not None
+    assert reserve_template(engine, TENANT, {**template, "status": "PENDING"}, None) is None
+    with Session(engine) as session:  # the review webhook is applied first
+        found = session.get(WhatsAppTemplate, reserved)
+        assert found is not None
+        found.status, found.rejected_reason = "REJECTED", "INVALID_FORMAT"
+        session.add(found)
+        session.commit()
+    record_template(engine, TENANT, {**template, "id": "42", "status": "PENDING"})
+    after = row(engine)
+    assert after is not None and after.meta_template_id == "42"
+    assert (after.status, after.rejected_reason) == ("REJECTED", "INVALID_FORMAT")

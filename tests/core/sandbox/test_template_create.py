@@ -102,7 +102,7 @@ def test_footer_and_button_limits_and_bad_json(sandbox: SandboxServer) -> None:
 def test_a_valid_template_is_pending_then_approved_by_signed_webhook(
     sandbox: SandboxServer, webhook_receiver: WebhookReceiver
 ) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, template_review_s=0.2)
+    sandbox.configure(webhook_url=webhook_receiver.url, template_review_s=3600)
     answer = post(sandbox, template())
     assert answer.status_code == 200, answer.text
     created = answer.json()
@@ -116,6 +116,8 @@ def test_a_valid_template_is_pending_then_approved_by_signed_webhook(
     assert listed == [
         {"name": "po_chaser", "status": "PENDING", "parameter_format": "NAMED", "id": created["id"]}
     ]
+    assert webhook_receiver.accepted() == []  # still under review
+    sandbox.configure(template_review_s=0)  # a shorter delay applies to pending ones too
     assert webhook_receiver.wait_for(lambda r: len(r.accepted()) == 1)
     (hook,) = webhook_receiver.accepted()
     assert hook.signature_ok()

@@ -2,7 +2,8 @@
 
 Sandbox or live; whether the Cloud API answers and accepts the token; the business
 number's quality rating and messaging tier; whether sending is paused (and why) with
-the queue's depth; the webhook pipeline (last event received, backlog, held statuses,
+the queue's depth (for the tenant's own number: a pause of another tenant's number is
+not theirs, `core.sender.fleet`); the webhook pipeline (last event received, backlog, held statuses,
 signatures refused since the last valid delivery); the local template registry.
 Each probe reports its failure instead of raising, so the page always renders, and
 nothing secret (token, app secret) is ever part of a reading. `status_lines` is the same
@@ -22,6 +23,7 @@ from core.cloud_api import CloudApiClient, PhoneHealth
 from core.control import ControlState, resume_sending, sending_state
 from core.errors import GraphError
 from core.models.templates import WhatsAppTemplate
+from core.routing import NumberError, SenderNumber, route
 from core.settings import Settings
 from core.users import UserInfo
 from core.webhooks.health import WebhookHealth, read_health
@@ -71,10 +73,32 @@ class HealthReport:
     templates: TemplateRegistryState
 
 
-async def check_api(settings: Settings, within: float = API_TIMEOUT_SECONDS) -> ApiCheck:
-    """Read the business number from the Cloud API (or the sandbox) to prove access."""
+def tenant_number(engine: Engine, settings: Settings, tenant_id: str) -> SenderNumber | None:
+    """The number the tenant sends from (`core.routing`), or None when it has none usable
+    (its health then reads the environment's number)."""
     try:
-        async with asyncio.timeout(within), CloudApiClient(settings, max_connections=1) as client:
+        return route(engine, settings, tenant_id)
+    except NumberError:
+        return None
+
+
+async def check_api(
+    settings: Settings,
+    within: float = API_TIMEOUT_SECONDS,
+    *,
+    number: SenderNumber | None = None,
+) -> ApiCheck:
+    """Read the business number (the settings', or `number` with its own token) from the
+    Cloud API (or the sandbox) to prove access."""
+    token = number.access_token if number is not None else None
+    client = CloudApiClient(
+        settings,
+        max_connections=1,
+        phone_number_id=number.phone_number_id if number is not None else None,
+        access_token=token.get_secret_value() if token is not None else None,
+    )
+    try:
+        async with asyncio.timeout(within), client:
             phone = await client.phone_health()
     except TimeoutError:
         return ApiCheck(False, False, problem=f"No answer within {within:.0f} s")
@@ -104,26 +128,31 @@ def template_registry_state(engine: Engine, tenant_id: str) -> TemplateRegistryS
 def read_system_health(
     engine: Engine, settings: Settings, tenant_id: str, *, api: ApiCheck | None = None
 ) -> HealthReport:
-    """A full reading; the API probe runs here unless one is passed in (it is the slow part)."""
+    """A full reading of the tenant's number (its default: `core.routing`); the API probe
+    runs here unless one is passed in (it is the slow part)."""
+    number = tenant_number(engine, settings, tenant_id)
+    phone_number_id = number.phone_number_id if number is not None else settings.phone_number_id
     if api is None:
-        api = asyncio.run(check_api(settings))
+        api = asyncio.run(check_api(settings, number=number))
     return HealthReport(
         sandbox_mode=settings.sandbox_mode,
         mode=settings.mode,
         api_base_url=settings.api_base_url,
         api_version=settings.whatsapp_api_version,
-        phone_number_id=settings.phone_number_id,
+        phone_number_id=phone_number_id,
         api=api,
-        sending=sending_state(engine, settings.phone_number_id, tenant_id),
+        sending=sending_state(engine, phone_number_id, tenant_id),
         webhooks=read_health(engine),
         templates=template_registry_state(engine, tenant_id),
     )
 
 
 def resume(engine: Engine, settings: Settings, user: UserInfo | None) -> ControlState:
-    """Lift a pause on the configured number, on an admin's word (role checked here)."""
+    """Lift a pause on the user's tenant's number, on an admin's word (role checked here)."""
     who = require(user, Action.RESUME_SENDING)
-    return resume_sending(engine, settings.phone_number_id, who.username)
+    number = tenant_number(engine, settings, who.tenant_id)
+    phone_number_id = number.phone_number_id if number is not None else settings.phone_number_id
+    return resume_sending(engine, phone_number_id, who.username)
 
 
 def mode_line(settings: Settings) -> str:

@@ -16,8 +16,16 @@ from core.auth import Action, PermissionDenied, can, require
 from core.formatting import format_number
 from core.i18n import _, ngettext
 from core.meta_words import number_status_words, quality_words, throughput_words
+from core.routing import SenderNumber
 from core.settings import LIVE_CREDENTIALS, Settings
-from core.system_health import ApiCheck, HealthReport, check_api, read_system_health, resume
+from core.system_health import (
+    ApiCheck,
+    HealthReport,
+    check_api,
+    read_system_health,
+    resume,
+    tenant_number,
+)
 from core.users import UserInfo
 from dashboard import runtime
 from dashboard.widgets import local_time, md_escape
@@ -37,8 +45,10 @@ _TIERS: dict[str, int | None] = {
 
 
 @st.cache_data(ttl=API_CACHE_SECONDS, show_spinner=False)
-def _api_check(base_url: str, phone_number_id: str, _settings: Settings) -> ApiCheck:
-    return asyncio.run(check_api(_settings))
+def _api_check(
+    base_url: str, phone_number_id: str, _settings: Settings, _number: SenderNumber | None
+) -> ApiCheck:
+    return asyncio.run(check_api(_settings, number=_number))
 
 
 def render(user: UserInfo) -> None:
@@ -54,8 +64,10 @@ def render(user: UserInfo) -> None:
     head.title(_("Health"))
     if refresh.button(_("Check again"), icon=":material/refresh:", key="health_refresh"):
         _api_check.clear()
+    number = tenant_number(engine, cfg, user.tenant_id)  # the tenant's own number
+    number_id = number.phone_number_id if number is not None else cfg.phone_number_id
     with st.spinner(_("Asking the WhatsApp API…")):
-        api = _api_check(cfg.api_base_url, cfg.phone_number_id, cfg)
+        api = _api_check(cfg.api_base_url, number_id, cfg, number)
     report = read_system_health(engine, cfg, user.tenant_id, api=api)
     _mode(report)
     _api(report)
@@ -180,6 +192,7 @@ def _sending(user: UserInfo, report: HealthReport, cfg: Settings) -> None:
     state = report.sending
     queue = state.queue
     st.subheader(_("Sending"))
+    st.caption(_("From WhatsApp number {number}").format(number=f"`{state.phone_number_id}`"))
     if state.paused:
         reason = md_escape(state.reason or _("no reason given"))  # Meta's words
         if state.code is not None:

@@ -88,6 +88,8 @@ def deliver_pending(
     for key in keys:
         channel, recipient, kind = key
         with engine.begin() as conn:
+            if outbox.in_flight(conn, key, at):  # another process is sending this group
+                continue
             last = outbox.last_sent(conn, channel, recipient, kind)
             if last is not None and at < last + window:
                 report.held += outbox.hold_until(conn, key, last + window, at)

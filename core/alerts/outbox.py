@@ -90,6 +90,22 @@ def last_sent(conn: Connection, channel: str, recipient: str, kind: str) -> date
     ).scalar_one_or_none()
 
 
+def in_flight(conn: Connection, key: tuple[str, str, str], now: datetime) -> bool:
+    """True while another delivery holds rows of this group (claimed, lease not over):
+    its outcome decides whether the grouping window starts now."""
+    c = OUTBOX.c
+    channel, recipient, kind = key
+    found = conn.execute(
+        select(c.id)
+        .where(
+            c.status == "pending", c.claimed_until > now, c.channel == channel,
+            c.recipient == recipient, c.kind == kind,
+        )
+        .limit(1)
+    ).first()  # fmt: skip
+    return found is not None
+
+
 def hold_until(conn: Connection, key: tuple[str, str, str], until: datetime, now: datetime) -> int:
     """Make a group's due rows wait until `until` (the end of its grouping window)."""
     c = OUTBOX.c

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from core import clock
 from core.alerts import events
@@ -19,7 +19,7 @@ from core.alerts.delivery import deliver_pending
 from core.alerts.kinds import AlertKind
 from core.alerts.outbox import list_alerts
 from core.alerts.preferences import Choice, set_choices
-from core.alerts.rules import OUTBOX
+from core.alerts.rules import OUTBOX, fan_out
 from core.models.users import User
 from tests.fixtures.alerts import SmtpServer, TlsFiles, free_port, start_smtp
 from tests.fixtures.sandbox import WebhookReceiver
@@ -288,15 +288,24 @@ def test_an_event_older_than_two_days_is_dropped_not_sent(
     assert (report.fanned_out, report.messages) == (0, 0)
 
 
-def test_two_passes_at_once_never_send_a_row_twice(engine: Engine, smtp_server: SmtpServer) -> None:
+def test_a_group_another_process_is_sending_waits_and_a_dead_claim_expires(
+    engine: Engine, smtp_server: SmtpServer
+) -> None:
     person(engine, "ana", "buyer")
     reject(engine, "PO-9", "ana")
     settings = settings_for(smtp_server)
-    deliver_pending(engine, settings, now=T0)
+    fan_out(engine, settings, T0)
+    with engine.begin() as conn:  # another worker claimed it, then died
+        conn.execute(
+            update(OUTBOX).values(claim_token="other", claimed_until=T0 + timedelta(minutes=5))
+        )
+    reject(engine, "PO-10", "ana")
+    assert deliver_pending(engine, settings, now=T0).messages == 0  # its outcome decides
+    report = deliver_pending(engine, settings, now=T0 + timedelta(minutes=6))  # lease over
+    assert (report.messages, report.alerts) == (1, 2)
     with engine.connect() as conn:
-        tokens = conn.execute(select(OUTBOX.c.delivery_id, OUTBOX.c.claim_token)).all()
-    assert len(tokens) == 1 and tokens[0][1] is None
-    assert deliver_pending(engine, settings, now=T0 + timedelta(hours=1)).messages == 0
+        rows = conn.execute(select(OUTBOX.c.status, OUTBOX.c.claim_token)).all()
+    assert rows == [("sent", None), ("sent", None)]
     assert len(smtp_server.messages) == 1
 
 

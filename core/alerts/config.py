@@ -197,3 +197,23 @@ def load_alert_settings(**overrides: object) -> AlertSettings:
 def get_alert_settings() -> AlertSettings:
     """The process-wide alert settings, read once; tests call `cache_clear()`."""
     return load_alert_settings()
+
+
+def describe_alert_settings(settings: AlertSettings) -> list[tuple[str, str]]:
+    """Every alert setting as (variable, safe value) for an admin's eyes: the password and
+    webhook URLs only as set / not set (`core.config_summary.safe_value`), per-tenant
+    webhooks by tenant name."""
+    from core.config_summary import HIDDEN, NOT_SET, safe_value
+
+    items: list[tuple[str, str]] = []
+    for field, info in type(settings).model_fields.items():
+        variable = str(info.validation_alias or field).upper()
+        value = getattr(settings, field)
+        if isinstance(value, dict):
+            shown = ", ".join(f"{tenant}: {HIDDEN}" for tenant in sorted(value)) or NOT_SET
+        elif field.startswith("chat_webhook"):
+            shown = HIDDEN if value is not None else NOT_SET
+        else:
+            shown = safe_value(variable, value)
+        items.append((variable, shown))
+    return items

@@ -11,10 +11,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.alerts.config import AlertConfigError, AlertSettings, get_alert_settings
+from core.alerts.config import (
+    AlertConfigError,
+    AlertSettings,
+    describe_alert_settings,
+    get_alert_settings,
+)
 from core.alerts.kinds import AlertKind, label
 from core.alerts.outbox import list_alerts
 from core.alerts.preferences import Choice, set_choices, user_choices
+from core.config_summary import shown_value
 from core.i18n import _
 from core.models.users import Role
 from core.users import UserInfo
@@ -75,6 +81,26 @@ def render(user: UserInfo) -> None:
         minutes=settings.window_minutes if settings is not None else 15))  # fmt: skip
     if user.role == Role.ADMIN:
         _recent(user)
+        if settings is not None:
+            _configuration(settings)
+
+
+def _configuration(settings: AlertSettings) -> None:
+    with st.expander(_("Alert settings (from the environment)")):
+        table = pd.DataFrame(
+            [
+                {"variable": variable, "value": shown_value(value)}
+                for variable, value in describe_alert_settings(settings)
+            ]
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "variable": st.column_config.TextColumn(_("Variable")),
+                "value": st.column_config.TextColumn(_("Value")),
+            },
+        )
 
 
 def _recent(user: UserInfo) -> None:

@@ -88,10 +88,14 @@ def test_an_admin_sees_recent_alerts_as_text_and_no_secret(
     assert "You have no e-mail address on file" in shown
     assert "Sending pauses (admins)" in shown
     assert "SECRET" not in shown
-    [frame] = at.dataframe
-    row = frame.value.iloc[0]
+    recent, configuration = at.dataframe
+    row = recent.value.iloc[0]
     assert row["recipient"] == "[x](https://evil.example)@acme.test"
     assert row["error"] == "**boom** <script>"
+    values = dict(zip(configuration.value["variable"], configuration.value["value"], strict=True))
+    assert values["ALERTS_CHAT_WEBHOOK_URL"] == "set (hidden)"
+    assert values["ALERTS_SMTP_HOST"] == "not set"
+    assert "SECRET" not in configuration.value.to_string()
 
 
 def test_a_half_made_smtp_setting_is_named(

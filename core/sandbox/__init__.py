@@ -4,7 +4,10 @@ It accepts sends at `POST /{version}/{phone_number_id}/messages` with Meta's val
 error bodies, throughput cap (130429), pair limit (131056), 24 h window (131047) and a
 configurable latency; lists templates with cursor paging; answers phone-number health;
 and posts signed status webhooks (sent/delivered/read/failed, with Meta's duplicates,
-reordering and batching) and supplier replies back to the configured webhook URL.
+reordering and batching) and supplier replies back to the configured webhook URL;
+accepts template submissions (`POST /{version}/{waba_id}/message_templates`, refused in
+Meta's shape when malformed, reviewed after `template_review_s`: see
+`core.sandbox.template_create`).
 
 Run it with `run_sandbox(settings)` (CLI), `SandboxServer(**config)` (tests: a thread)
 or `core.sandbox.process.SandboxProcess(**config)` (benchmarks: a process of its own);

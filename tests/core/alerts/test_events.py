@@ -195,3 +195,15 @@ def test_the_cli_lists_and_sends(engine: Engine, monkeypatch: Any, smtp_server: 
         assert "missing ALERTS_SMTP_FROM" in str(broken.exception)
     finally:
         get_alert_settings.cache_clear()
+
+
+def test_removing_a_user_removes_their_alert_choices(engine: Engine) -> None:
+    from core.alerts.kinds import AlertKind
+    from core.alerts.preferences import PREFS, Choice, set_choices
+    from core.users import add_user, remove_user
+
+    info = add_user(engine, "leaver", "a-long-password-1", "buyer", "default")
+    set_choices(engine, info.id, {AlertKind.PO_REJECTED: Choice(email=False, chat=False)})
+    remove_user(engine, "leaver")
+    with engine.connect() as conn:
+        assert conn.execute(select(PREFS)).all() == []

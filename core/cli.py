@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from core.alerts.cli import alerts_app
 from core.i18n import _, ngettext
+from core.numbers.cli import numbers_app
 from core.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(templates_app, name="templates")
 app.add_typer(users_app, name="users")
 app.add_typer(api_keys_app, name="api-keys")
+app.add_typer(numbers_app, name="numbers")
 app.add_typer(alerts_app, name="alerts")
 
 console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long

@@ -22,6 +22,9 @@ class WhatsAppTemplate(SQLModel, table=True):
     template_name: str = Field(max_length=512)
     template_key: str = Field(max_length=540)  # "name:language"
     meta_template_id: str | None = Field(default=None, max_length=64)
+    #: The WhatsApp Business Account it was synced from (None: before numbers were data,
+    #: the environment's account); a number sends only its own account's templates.
+    waba_id: str | None = Field(default=None, max_length=32)
     category: str = Field(default="UTILITY", max_length=40)
     language: str = Field(max_length=15)
     status: str = Field(default="APPROVED", max_length=30)

@@ -46,6 +46,7 @@ _SYNCED_FIELDS = (
     "quality_score",
     "rejected_reason",
     "is_active",
+    "waba_id",  # only when the sync names WABAs
 )
 
 
@@ -61,11 +62,18 @@ class SyncReport:
 
 
 def upsert_templates(
-    engine: Engine, tenant_id: str, definitions: Sequence[Mapping[str, Any]]
+    engine: Engine,
+    tenant_id: str,
+    definitions: Sequence[Mapping[str, Any]],
+    *,
+    wabas: Mapping[tuple[str, str], str] | None = None,
 ) -> SyncReport:
     """Store Meta's template objects for a tenant; deactivate the tenant's others.
 
-    Idempotent: the same definitions twice leave every row unchanged.
+    `wabas` names the WhatsApp Business Account each (name, language) came from
+    (core.numbers.templates syncs per WABA): templates belong to their WABA, and a
+    number sends only its own WABA's. Idempotent: the same definitions twice leave
+    every row unchanged.
     """
     now = utcnow()
     columns: dict[tuple[str, str], dict[str, Any]] = {}
@@ -73,7 +81,10 @@ def upsert_templates(
     for data in definitions:
         try:
             defn = TemplateDefinition.from_meta(data)
-            columns[(defn.name, defn.language)] = _columns(defn, data)
+            key = (defn.name, defn.language)
+            columns[key] = _columns(defn, data)
+            if wabas is not None:
+                columns[key]["waba_id"] = wabas.get(key)
         except TemplateDefinitionError as exc:
             skipped.append(str(exc))
     counts = {"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0}
@@ -88,7 +99,9 @@ def upsert_templates(
                 session.add(WhatsAppTemplate(tenant_id=tenant_id, synced_at=now, **values))
                 counts["added"] += 1
                 continue
-            changed = any(getattr(row, name) != values[name] for name in _SYNCED_FIELDS)
+            changed = any(
+                getattr(row, name) != values[name] for name in _SYNCED_FIELDS if name in values
+            )
             for name, value in values.items():
                 setattr(row, name, value)
             row.synced_at = now

@@ -1,5 +1,5 @@
-"""Settings (admins): the rate card costs are computed with, the users overview, and the
-configuration with every secret masked."""
+"""Settings (admins): the rate card costs are computed with, the users overview, the
+configuration with every secret masked, consent rules and the tenant's WhatsApp numbers."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from core.users import UserInfo, list_users
 from dashboard import runtime
 from dashboard.views.consent_settings import render_consent_tab
 from dashboard.views.followup_settings import render_followup_tab
+from dashboard.views.numbers_settings import render_numbers_tab
 from dashboard.widgets import ago, local_time, md_escape, paged, pager, viewer_today
 
 
@@ -37,11 +38,14 @@ def render(user: UserInfo) -> None:
             role=_(user.role.value), action=_("manage settings")))  # fmt: skip
         return
     st.title(_("Settings"))
-    rates, users, config, consent, followup = st.tabs(
-        [_("Rate card"), _("Users"), _("Configuration"), _("Consent"), _("Follow-up")]
-    )
+    rates, users, config, consent, numbers, followup = st.tabs(
+        [_("Rate card"), _("Users"), _("Configuration"), _("Consent"), _("Numbers"),
+         _("Follow-up")]
+    )  # fmt: skip
     with followup:
         render_followup_tab(user)
+    with numbers:
+        render_numbers_tab(user)
     with consent:
         render_consent_tab(user)
     with rates:

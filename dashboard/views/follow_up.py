@@ -35,8 +35,8 @@ from dashboard.widgets import local_time, md_escape, page_number, pager, status_
 
 PAGE_SIZE = 50
 _KEY = "follow_up"
-#: The age filter's choices: hours (None: the tenant's waiting time).
-_AGES: tuple[int | None, ...] = (None, 24, 48, 72, 168)
+#: The age filter's choices: hours (0: the tenant's waiting time).
+_AGES = (0, 24, 48, 72, 168)
 
 
 def render(user: UserInfo) -> None:
@@ -91,7 +91,9 @@ def _filters(user: UserInfo) -> AwaitingFilter | None:
             _("State"), [s.value for s in State], format_func=lambda s: _(STATE_NAMES[State(s)]),
             placeholder=_("Any state"), key=f"{_KEY}_states",
         )  # fmt: skip
-        age = c4.selectbox(_("Waiting at least"), _AGES, format_func=_age_choice,
+        default = get_settings(runtime.engine(), user.tenant_id).after_hours
+        age = c4.selectbox(_("Waiting at least"), _AGES,
+                           format_func=lambda hours: _age_choice(hours, default),
                            key=f"{_KEY}_age")  # fmt: skip
         requested: list[str] = []
         if len(visible) > 1:
@@ -104,7 +106,7 @@ def _filters(user: UserInfo) -> AwaitingFilter | None:
     try:
         return AwaitingFilter(
             scope_tenants(user, requested), supplier=supplier, template=template or "",
-            states=tuple(states), min_age_hours=age, page=page_number(_KEY),
+            states=tuple(states), min_age_hours=int(age) or None, page=page_number(_KEY),
             page_size=PAGE_SIZE,
         )  # fmt: skip
     except (FollowUpQueryError, PermissionDenied) as exc:
@@ -112,9 +114,9 @@ def _filters(user: UserInfo) -> AwaitingFilter | None:
         return None
 
 
-def _age_choice(hours: int | None) -> str:
-    if hours is None:
-        return _("The tenant's waiting time")
+def _age_choice(hours: int, default: int) -> str:
+    if not hours:
+        return _("Default ({hours} h)").format(hours=default)
     if hours % 24 == 0:
         days = hours // 24
         return ngettext("{n} day", "{n} days", days).format(n=days)
@@ -128,7 +130,7 @@ def _table(page: ResultPage[AwaitingNotice]) -> list[AwaitingNotice]:
             "po": [n.po_number for n in rows],
             "supplier": [n.supplier_name for n in rows],
             "state": [state_words(n.state) for n in rows],
-            "status": [status_name(n.status) for n in rows],
+            "status": [status_name(n.status).capitalize() for n in rows],
             "age": [age_words(n.age) for n in rows],
             "reminders": [reminders_words(n) for n in rows],
             "reply": [n.reply_text or "" for n in rows],
@@ -138,18 +140,22 @@ def _table(page: ResultPage[AwaitingNotice]) -> list[AwaitingNotice]:
         frame, hide_index=True, on_select="rerun", selection_mode="multi-row",
         height="content", key=f"{_KEY}_table_{page.page}",
         column_config={
-            "po": st.column_config.TextColumn(_("PO number"), width=130),
-            "supplier": st.column_config.TextColumn(_("Supplier"), width=190),
-            "state": st.column_config.TextColumn(_("State"), width=170),
-            "status": st.column_config.TextColumn(_("Status"), width=100),
-            "age": st.column_config.TextColumn(_("Age"), width=80),
-            "reminders": st.column_config.TextColumn(_("Reminders"), width=100),
-            "reply": st.column_config.TextColumn(_("Reply"), width=390),
+            "po": st.column_config.TextColumn(_("PO number"), width=120),
+            "supplier": st.column_config.TextColumn(_("Supplier"), width=150),
+            "state": st.column_config.TextColumn(_("State"), width=170),  # Respondió, sin …
+            "status": st.column_config.TextColumn(_("Status"), width=90),
+            "age": st.column_config.TextColumn(_("Age"), width=95),  # Antigüedad
+            "reminders": st.column_config.TextColumn(_("Reminders"), width=120),  # Recordatorios
+            "reply": st.column_config.TextColumn(_("Reply"), width=110),
         },
     )  # fmt: skip
     pager(page, _KEY)
     picked = getattr(getattr(event, "selection", None), "rows", None) or []
-    return [rows[i] for i in picked if 0 <= i < len(rows)]
+    chosen = [rows[i] for i in picked if 0 <= i < len(rows)]
+    for notice in chosen:  # the whole reply of each picked row, as text (never Markdown)
+        if notice.reply_text:
+            st.text(f"{notice.po_number} · {notice.supplier_name}: {notice.reply_text}")
+    return chosen
 
 
 def _remind(user: UserInfo, chosen: list[AwaitingNotice]) -> None:

@@ -62,7 +62,7 @@ def test_the_list_rejected_first_with_hostile_words_as_text(
         at.multiselect(key="follow_up_states").set_value([]).run()
         at.selectbox(key="follow_up_age").set_value(48).run()
         assert list(at.dataframe[0].value["po"]) == ["PO-TXT"]
-        at.selectbox(key="follow_up_age").set_value(None).run()
+        at.selectbox(key="follow_up_age").set_value(0).run()
         at.text_input(key="follow_up_supplier").set_value("evil").run()
         assert list(at.dataframe[0].value["po"]) == ["PO-REJ"]
         button = at.button(key="follow_up_remind")

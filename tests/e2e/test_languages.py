@@ -70,6 +70,7 @@ def test_a_spanish_browser_reads_spanish_and_the_choice_follows_the_user(
 PAGES_ES = {
     "send": ("Enviar aviso de OC", "Enviar un aviso de OC"),
     "bulk": ("Envío masivo (CSV)", "Envío masivo desde CSV"),
+    "follow_up": ("Pendientes de respuesta", "Pendientes de respuesta"),
     "messages": ("Mensajes", "Mensajes"),
     "analytics": ("Analítica", "Analítica"),
     "templates": ("Plantillas", "Plantillas"),

@@ -100,5 +100,5 @@ def test_two_workers_share_each_numbers_cap(
         ident = number["phone_number_id"]
         assert {sent_from[i] for i in ids[tenant]} == {ident}
         assert stats["numbers"][ident]["max_in_window"] <= CAP, text  # both workers together
-        workers_of_number = {final[i].claimed_by.split("#")[0] for i in ids[tenant]}
+        workers_of_number = {(final[i].claimed_by or "").split("#")[0] for i in ids[tenant]}
         assert workers_of_number == {"w0", "w1"}, text  # both took part, for each number

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import socket
@@ -51,6 +52,17 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: Slices remembered to set how far ahead of its slot the limiter grants a permit:
+#: a high quantile (LEAD_QUANTILE) of the time a slice takes from its mark's start to
+#: its requests' writes, at most MAX_LEAD_SECONDS, recomputed every LEAD_REFRESH rows.
+LEAD_MEMORY = 256
+LEAD_REFRESH = 32
+LEAD_QUANTILE = 0.75
+#: A marked row waits at most this long for its slot: a crash then leaves it for a
+#: person though never requested. The next slice is not marked before this one's
+#: requests are out, so that is never more than one slice (issue 16).
+MAX_LEAD_SECONDS = 0.05
 
 
 class SendResultLike(Protocol):
@@ -163,6 +175,13 @@ class DispatchStats:
     by_code: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Permit:
+    """A limiter permit a slice holds for one row."""
+
+    not_before: float  # monotonic: the request may not be written earlier (its slot)
+
+
 class _Stop:
     pass
 
@@ -240,8 +259,18 @@ class Dispatcher:
         self._stopped_batches: frozenset[str] = frozenset()
         self._executor: ThreadPoolExecutor | None = None
         #: the slice being gathered: each row holds a slot and a permit, not yet marked
-        self._slice: list[ClaimedMessage] = []
+        self._slice: list[tuple[ClaimedMessage, _Permit]] = []
         self._marking = 0  # rows of a slice whose mark is being written
+        #: rows marked started whose request is not written (nor given up) yet: the next
+        #: slice is marked only once this is 0, so a crash never leaves more than one
+        #: marked slice unrequested
+        self._marked_unsent = 0
+        self._all_out = asyncio.Event()
+        self._all_out.set()
+        #: recent times (s) from a slice's mark starting to each of its requests being
+        #: written, waits for a slot left out: the limiter's lead (see `_learn_lead`)
+        self._mark_delays: deque[float] = deque(maxlen=LEAD_MEMORY)
+        self._mark_count = 0
         #: marks run on a thread of their own: never queued behind a claim or a flush
         self._mark_executor: ThreadPoolExecutor | None = None
         self._crash = faults.from_env(sandbox_mode=settings.sandbox_mode)
@@ -560,7 +589,7 @@ class Dispatcher:
                         await self._start_slice(client, writes)
                     await self._slots.acquire()
                     try:
-                        await self._permit(client, writes)
+                        permit = await self._permit(client, writes)
                     except BaseException:
                         self._slots.release()
                         raise
@@ -575,26 +604,29 @@ class Dispatcher:
                     self._ready.appendleft(message)
                     continue
                 self.pairs.mark_sent(message.recipient)
-                self._slice.append(message)
+                self._slice.append((message, permit))
         finally:
             self._drop_slice()  # shutdown: unmarked rows go back with the queue
 
-    async def _permit(self, client: MessageClient, writes: bool) -> None:
-        """Wait for the limiter's next permit. While it does not come at once (within
-        `slice_gather_seconds`), the slice gathered so far is marked and started, so a
-        slice is what the limiter lets through together: one mark per pacing slice."""
+    async def _permit(self, client: MessageClient, writes: bool) -> _Permit:
+        """Wait for the limiter's next permit; return when its request may be written
+        (a limiter with a lead grants it up to a mark's duration before its slot).
+        While it does not come at once (within `slice_gather_seconds`), the slice
+        gathered so far is marked and started, so a slice is what the limiter lets
+        through together: one mark per pacing slice."""
         if not self._slice:
             await self.limiter.acquire()
-            return
+            return self._granted()
         try_now = getattr(self.limiter, "try_acquire", None)
         if try_now is not None and try_now():
-            return  # free at once (the common case): no task, no timer
+            return self._granted()  # free at once (the common case): no task, no timer
         acquiring = asyncio.ensure_future(self.limiter.acquire())
         try:
             await asyncio.wait({acquiring}, timeout=self.options.slice_gather_seconds)
             if not acquiring.done():
                 await self._start_slice(client, writes)
             await acquiring
+            return self._granted()
         except BaseException:
             if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
                 self.limiter.sent()  # admitted, never used: dated now, the safe side
@@ -602,10 +634,39 @@ class Dispatcher:
                 acquiring.cancel()
             raise
 
+    def _granted(self) -> _Permit:
+        """The permit the limiter just granted: its request is not written before its
+        slot (at once for a limiter without a lead)."""
+        return _Permit(float(getattr(self.limiter, "not_before", -math.inf)))
+
+    def _learn_lead(self, seconds: float) -> None:
+        """Remember how long a slice took from its mark starting to one of its requests
+        being written (the mark, the task, the client; not a wait for its slot). The
+        limiter then grants permits about that long ahead of their slots (a high
+        quantile, at most MAX_LEAD_SECONDS), so the mark no longer makes every start
+        late: each start waits on earlier starts' dates, and a slice written late by
+        its mark pushed every later one (cap 1,000 reached 0.79-0.86 of the cap)."""
+        self._mark_delays.append(seconds)
+        self._mark_count += 1
+        if self._mark_count % LEAD_REFRESH:
+            return
+        set_lead = getattr(self.limiter, "set_lead", None)
+        if set_lead is not None:
+            ordered = sorted(self._mark_delays)
+            lead = ordered[int(LEAD_QUANTILE * (len(ordered) - 1))]
+            set_lead(min(MAX_LEAD_SECONDS, max(0.0, lead)))
+
+    def _request_out(self) -> None:
+        """One marked row's request was written or given up."""
+        self._marked_unsent -= 1
+        if self._marked_unsent <= 0:
+            self._marked_unsent = 0
+            self._all_out.set()
+
     def _drop_slice(self) -> None:
         """Give the unmarked slice back: permits dated, slots freed, rows to the queue front."""
         while self._slice:
-            message = self._slice.pop()
+            message, _ = self._slice.pop()
             self.limiter.sent()
             self._slots.release()
             self._ready.appendleft(message)
@@ -615,16 +676,22 @@ class Dispatcher:
 
         The mark is committed before any request goes out: a crash after it leaves
         these rows for a person (or a webhook), a crash before it leaves them unmarked,
-        so recovery sends them again. A row the mark no longer finds claimed by us
-        (recovery took it back) is not sent. If the mark cannot be written, nothing is
-        sent and the rows go back to pending.
+        so recovery sends them again. It starts only once every request of the slice
+        before is out (written or given up): a crash never leaves more than one marked
+        slice unrequested. A row the mark no longer finds claimed by us (recovery took
+        it back) is not sent. If the mark cannot be written, nothing is sent and the
+        rows go back to pending.
         """
         group, self._slice = self._slice, []
         assert self._mark_executor is not None
         loop = asyncio.get_running_loop()
-        ids = [m.id for m in group]
+        ids = [m.id for m, _ in group]
         self._marking += len(group)  # still work in hand: a drain is not idle meanwhile
         try:
+            while self._marked_unsent:  # the slice before is still going out
+                self._all_out.clear()
+                await self._all_out.wait()
+            mark_started = time.monotonic()
             ours = await loop.run_in_executor(
                 self._mark_executor,
                 lambda: store.mark_started(self.engine, ids, self.worker_id),
@@ -635,21 +702,25 @@ class Dispatcher:
         except Exception:
             log.exception("could not mark %d send(s) as started; not sending them", len(group))
             ours = set()
-            for message in group:
+            for message, _ in group:
                 self._release(message, None)  # clears a mark that did commit after all
                 self.stats.released += 1
         finally:
             self._marking -= len(group)
         self.stats.slices += 1
+        marked_at = time.monotonic()
         if self._crash is not None:
             self._crash.reached("started")
-        for message in group:
+        for message, permit in group:
             if message.id not in ours:
                 self.limiter.sent()
                 self._slots.release()
                 continue
             self.stats.started += 1
-            task = asyncio.create_task(self._send_one(client, message, writes))
+            self._marked_unsent += 1
+            self._all_out.clear()
+            timing = _SliceTiming(permit.not_before, mark_started, marked_at)
+            task = asyncio.create_task(self._send_one(client, message, writes, timing))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -674,29 +745,44 @@ class Dispatcher:
         return True
 
     async def _send_one(
-        self, client: MessageClient, message: ClaimedMessage, reports: bool = False
+        self,
+        client: MessageClient,
+        message: ClaimedMessage,
+        reports: bool = False,
+        timing: _SliceTiming | None = None,
     ) -> None:
-        """One API call. The limiter dates the send when its bytes are written (a
-        reporting client calls back), else at once; in any case exactly once. Once
-        answered, the limiter re-dates it at its estimated arrival at Meta (the round
-        trip tells); unanswered, it stays in the limiter's window."""
+        """One API call, not written before its permit's slot (`timing.not_before`: a
+        permit granted ahead of it). The limiter dates the send when its bytes are
+        written (a reporting client calls back), else at once; in any case exactly
+        once. Once answered, the limiter re-dates it at its estimated arrival at Meta
+        (the round trip tells); unanswered, it stays in the limiter's window."""
         payload = dict(message.payload)
         payload.setdefault("to", message.recipient)
         payload["biz_opaque_callback_data"] = message.id
         dated = False
         written_at: float | None = None
         arrived = False  # answered by Meta: the round trip dates its arrival
+        slept_until = -math.inf  # waited for the permit's slot until then
 
-        def written() -> None:
+        def written(given_up: bool = False) -> None:
             nonlocal dated, written_at
             if not dated:
                 dated = True
                 written_at = self.limiter.sent(awaits_answer=True)
+                if timing is not None:
+                    self._request_out()
+                    if not given_up:  # the mark's time, and the time after it or the slot
+                        after = time.monotonic() - max(timing.marked_at, slept_until)
+                        self._learn_lead(timing.marked_at - timing.mark_started + after)
                 # the pair gate, too, counts from when the request left (after its
                 # slice's mark, a new connection...), not from when it was admitted
                 self.pairs.mark_sent(message.recipient)
 
         try:
+            early = -math.inf if timing is None else timing.not_before - time.monotonic()
+            if early > 0:  # the loop's clock is time.monotonic: it wakes no earlier
+                await asyncio.sleep(early)
+                slept_until = time.monotonic()
             if reports:
                 reporting = cast(WriteReportingClient, client)
                 result = await reporting.send_message(payload, on_written=written)
@@ -714,7 +800,7 @@ class Dispatcher:
             arrived = True
             self._on_accepted(message, result)
         finally:
-            written()  # never written (no connection, cancelled): dated now all the same
+            written(given_up=True)  # never written (no connection, cancelled): dated now
             if written_at is not None:
                 self.limiter.answered(written_at, arrived=arrived)
             self._slots.release()
@@ -819,6 +905,15 @@ class Dispatcher:
             if any(isinstance(item, store.PauseSending) for item in batch):
                 self._pause_written_at = time.monotonic()
             return
+
+
+@dataclass(frozen=True)
+class _SliceTiming:
+    """When a started row may be written and when its slice's mark ran (monotonic)."""
+
+    not_before: float  # its permit's slot
+    mark_started: float
+    marked_at: float
 
 
 def _error_fields(error: GraphError) -> ErrorFields:

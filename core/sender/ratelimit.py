@@ -159,6 +159,12 @@ class SlidingWindowLimiter:
         self._min_rate = min_rate
         self._clock = clock
         self._starts: list[float] = []  # dated starts, oldest first (kept sorted)
+        #: when recent sends were written (never re-dated), for the slices
+        self._writes: deque[float] = deque()
+        self._last_slot = -math.inf  # the slot of the last permit granted
+        self._lead = 0.0
+        #: the earliest moment the last permit granted may be written (see `set_lead`)
+        self.not_before = -math.inf
         self._pending = 0  # admitted by `acquire`, not yet `sent()`
         #: dates of written sends whose answer is awaited (sorted: dated in order)
         self._unanswered: list[float] = []
@@ -181,6 +187,24 @@ class SlidingWindowLimiter:
         self._penalty_base = 0.0  # the rate when the current signal began
         self._refusals = 0  # refusals counted in the current signal
         self.throttle_count = 0  # signals (windows with refusals), not refusals
+
+    def set_lead(self, seconds: float) -> None:
+        """Grant a permit up to `seconds` before its slot, with `not_before` set to the
+        slot: the caller must not write the request earlier.
+
+        The dispatcher marks each slice in the database between a permit and its
+        request; granting the permit that much ahead keeps the mark's duration out of
+        the window's chain (each start waits on earlier starts' dates, which the mark
+        would otherwise push later, slice after slice). The window's guarantee is
+        unchanged: the permit is pending (in every window) until written, and it is
+        written no earlier than its slot.
+        """
+        self._lead = max(0.0, seconds)
+
+    @property
+    def lead(self) -> float:
+        """How far ahead of its slot a permit is granted (see `set_lead`)."""
+        return self._lead
 
     @property
     def rate(self) -> float:
@@ -247,31 +271,72 @@ class SlidingWindowLimiter:
         return max(1, math.floor(rate * self._window + 1e-9))
 
     def _wait(self, now: float) -> float | None:
-        """Seconds until one more start fits (0: now), or None while the cap is 0."""
+        """Seconds until one more permit may be granted (0: now), or None while the
+        cap is 0 (with a lead, a permit is granted up to the lead before its slot)."""
+        slot = self._slot(now)
+        if slot is None:
+            return None
+        at, known = slot
+        if at <= now:
+            return 0.0
+        if known:
+            return max(0.0, at - self._lead - now)
+        return at - now
+
+    def _slot(self, now: float) -> tuple[float, bool] | None:
+        """When one more start fits (at the earliest `now`), and whether that moment is
+        known (not a guess while pending permits, not dated yet, fill the window);
+        None while the cap is 0."""
         horizon = now - self._span
         starts = self._starts
         if starts and starts[0] <= horizon:
             del starts[: bisect_right(starts, horizon)]
         limit = self._limit(now)
         if limit == 0:
-            return None if now >= self._cap_expires_at or self.cap == 0 else 0.05
+            if now >= self._cap_expires_at or self.cap == 0:
+                return None
+            return now + 0.05, False
         # pending starts, and written ones whose date left the window unanswered (where
         # they arrive is not known yet), are in every window
         stale = bisect_right(self._unanswered, horizon) if self._unanswered else 0
         count = len(starts) + self._pending + stale
-        wait = 0.0
+        at, known = now, True
         if count >= limit:  # the dated start that must leave the window first
             index = count - limit
-            # pending ones alone fill it: none can leave before a window from now
-            wait = starts[index] - horizon if index < len(starts) else self._span
+            if index < len(starts):
+                at = starts[index] + self._span
+            else:  # pending ones alone fill it: none can leave before a window from now
+                at, known = now + self._span, False
+        # the slices count sends when written (an arrival re-dates only the window),
+        # pending ones as written now
         slices = min(self._slices, limit)
         burst = math.ceil(limit / slices)
+        slice_span = self._window * SLICE_SLACK / slices
+        writes = self._writes
+        while writes and writes[0] <= now - slice_span:
+            writes.popleft()
+        count = len(writes) + self._pending
         if count >= burst:
-            slice_span = self._window * SLICE_SLACK / slices
             index = count - burst
-            slice_wait = starts[index] - (now - slice_span) if index < len(starts) else slice_span
-            wait = max(wait, slice_wait)
-        return max(wait, 0.0)
+            if index < len(writes):
+                at = max(at, writes[index] + slice_span)
+            else:  # pending ones alone fill the slice
+                at, known = max(at, now + slice_span), False
+        return max(at, now), known
+
+    def _grant(self, now: float) -> bool:
+        """Grant a permit now if its slot is within the lead: count it as pending, set
+        `not_before` to its slot and return True; else False (nothing counted)."""
+        slot = self._slot(now)
+        if slot is None:
+            return False
+        at, known = slot
+        if at > now and not (known and at - now <= self._lead):
+            return False
+        at = max(at, self._last_slot)  # slots are handed out in order
+        self._pending += 1
+        self._last_slot = self.not_before = at
+        return True
 
     def try_acquire(self) -> bool:
         """`acquire` without waiting: count a start as pending and return True if one
@@ -279,20 +344,18 @@ class SlidingWindowLimiter:
         a permit that is free costs no task (it gathers such permits into one slice)."""
         if self._lock.locked():
             return False
-        if self._wait(self._clock()) == 0.0:
-            self._pending += 1
-            return True
-        return False
+        return self._grant(self._clock())
 
     async def acquire(self) -> None:
         """Wait for a free slot in the window, then count this start as pending."""
         async with self._lock:
             while True:
                 now = self._clock()
-                wait = self._wait(now)
-                if wait == 0.0:
-                    self._pending += 1
+                if self._grant(now):
                     return
+                wait = self._wait(now)
+                if wait == 0.0:  # a slot within the lead, pending ones no longer hide it
+                    wait = 1e-3
                 self._changed.clear()
                 if self._cap_expires_at < math.inf and wait is not None:
                     wait = min(wait, max(0.0, self._cap_expires_at - now))
@@ -313,6 +376,7 @@ class SlidingWindowLimiter:
         self._sends += 1
         now = self._clock()
         self._starts.append(now)  # the clock never goes back: still sorted
+        self._writes.append(now)
         if awaits_answer:
             self._unanswered.append(now)
         return now

@@ -59,9 +59,7 @@ def replay(cap: int, spread: float, *, answers: bool, seconds: float, seed: int 
         at, _, kind, written, delay, ok = heapq.heappop(events)
         clock.now = at
         if kind == "try" and at < seconds:
-            wait = limiter._wait(at)
-            while wait == 0.0:
-                limiter._pending += 1  # what `acquire` does once `_wait` says 0
+            while limiter.try_acquire():  # every permit free now (what `acquire` does)
                 stamp = limiter.sent(awaits_answer=answers)
                 sent += 1
                 drawn = draw_delay(config, rng)
@@ -69,7 +67,7 @@ def replay(cap: int, spread: float, *, answers: bool, seconds: float, seed: int 
                     events, (at + drawn.before_arrival, order, "arrive", stamp, drawn, False)
                 )
                 order += 1
-                wait = limiter._wait(at)
+            wait = limiter._wait(at)
             heapq.heappush(events, (at + max(wait or 0.05, 1e-4), order, "try", 0.0, None, False))
             order += 1
         elif kind == "arrive" and delay is not None:

@@ -208,3 +208,48 @@ def test_try_acquire_counts_a_free_permit_and_never_waits() -> None:
     assert not limiter.try_acquire()
     now[0] += 1.01  # both starts left the window
     assert limiter.try_acquire() and limiter.pending == 1
+
+
+class _FixedLead(SlidingWindowLimiter):
+    """Grants every permit a fixed time ahead of its slot (longer than a slice lasts) and
+    counts the sends it dated, so a test can compare them with the marks."""
+
+    def __init__(self, cap: float, lead: float) -> None:
+        super().__init__(cap, margin=0.0)
+        super().set_lead(lead)
+        self.dated = 0
+
+    def set_lead(self, seconds: float) -> None:
+        """Kept fixed: the dispatcher's own estimate would be shorter than a slice."""
+
+    def sent(self, *, awaits_answer: bool = False) -> float:
+        self.dated += 1
+        return super().sent(awaits_answer=awaits_answer)
+
+
+def test_a_slice_is_marked_only_once_the_slice_before_went_out(
+    sandbox_env: SandboxServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permits granted ahead of their slots (a lead longer than a slice): the rows of a
+    marked slice wait for their slots, and the next slice's mark waits for them, so a
+    crash never leaves more than one marked slice unrequested (issue 16)."""
+    limiter = _FixedLead(200, lead=0.3)  # slices of 20, 0.09 s apart: 3 slices ahead
+    real = store.mark_started
+    marked_before: list[tuple[int, int]] = []  # (rows marked earlier, sends dated) per mark
+    marked = 0
+
+    def checked(engine: Engine, ids: list[str], worker_id: str) -> set[str]:
+        nonlocal marked
+        marked_before.append((marked, limiter.dated))
+        ours = real(engine, ids, worker_id)
+        marked += len(ours)
+        return ours
+
+    monkeypatch.setattr(store, "mark_started", checked)
+    ids = enqueue_notices(engine, [phone(i) for i in range(120)])
+    report = asyncio.run(
+        drain(load_settings(), engine, timeout=60, limiter=limiter, options=fast_options())
+    )
+    assert report.accepted == len(ids)
+    assert report.stats.slices >= 4  # several slices, each granted ahead of its slot
+    assert all(dated >= earlier for earlier, dated in marked_before), marked_before

@@ -8,7 +8,7 @@ On SQLite (a file) by default; with `--database-url`, a dedicated PostgreSQL dat
 
 Seeds messages spread over the last 90 days (statuses, latencies, failures, pricing,
 replies and PO acknowledgements in realistic proportions) with one INSERT ... SELECT
-over a recursive CTE (the rollup triggers of migration 0009 fire for every row, as in
+over a recursive CTE (the rollup triggers of migrations 0009 and 0026 fire for every row, as in
 production), then times each `core.stats` function the dashboard calls, warm (best and
 worst of several runs), for the full 90 days and for the last 30, with every filter a
 manager uses (none, one template, one supplier, several tenants), plus the whole page
@@ -18,7 +18,7 @@ there, as a dashboard without SQL aggregation would, all in the same run.
 
 Last, the rollup triggers' cost on writes: 50,000 sent messages marked delivered with
 Meta's pricing (one UPDATE by id per message, as the webhook applier writes, and one
-bulk UPDATE), with and without the 0009 triggers, each in a rolled-back transaction.
+bulk UPDATE), with and without the rollup triggers (0009, 0026), each rolled back.
 """
 
 from __future__ import annotations
@@ -324,6 +324,7 @@ def seed_postgres(engine: Engine, rows: int, now: datetime) -> None:
         # in production, autovacuum reclaims them as webhooks trickle in.
         conn.exec_driver_sql("VACUUM FULL analytics_hourly")
         conn.exec_driver_sql("VACUUM FULL analytics_supplier_weekly")
+        conn.exec_driver_sql("VACUUM FULL analytics_hourly_stages")
         conn.exec_driver_sql("VACUUM ANALYZE")
     ensure_default_rate_card(engine, TENANT)
     ensure_default_rate_card(engine, OTHER_TENANT)
@@ -446,6 +447,10 @@ def time_spread(fn: Callable[[], Any], repeats: int = REPEATS) -> Spread:
 
 #: The charts served from the rollups, and their raw path (every message) for comparison.
 RAW_PATHS: dict[str, Callable[[Engine, stats.StatsFilter], Any]] = {
+    "funnel": lambda e, f: stats.funnel(e, f, rollup=False),
+    "daily rates": lambda e, f: stats.daily_rates(e, f, rollup=False),
+    "time to deliver": lambda e, f: stats.latency(e, f, "deliver", rollup=False),
+    "time to read": lambda e, f: stats.latency(e, f, "read", rollup=False),
     "per-supplier table": lambda e, f: stats.supplier_table(e, f, rollup=False),
     "PO acknowledgements": lambda e, f: stats.acknowledgements(e, f, rollup=False),
     "cost": lambda e, f: stats.cost(e, f, rollup=False),
@@ -616,7 +621,9 @@ def run(
 
 
 ROLLUP_TRIGGER_PREFIXES = ("trg_analytics_hourly_", "trg_analytics_supplier_weekly_")
-ROLLUP_TRIGGERS = 8  # insert, delete, update in place, update moving cell; per rollup
+#: 0009: insert, delete, update in place, update moving cell, per rollup (8); 0026's
+#: analytics_hourly_stages: insert, delete, update (3; its names share the hourly prefix)
+ROLLUP_TRIGGERS = 11
 TRIGGER_ROWS = 50_000
 
 
@@ -656,7 +663,7 @@ def _mark_delivered(engine: Engine, ids: list[str], *, triggers: bool, bulk: boo
                     "SELECT name FROM sqlite_master WHERE type = 'trigger'")]  # fmt: skip
                 ours = [n for n in names if n.startswith(ROLLUP_TRIGGER_PREFIXES)]
                 if len(ours) != ROLLUP_TRIGGERS:
-                    raise RuntimeError(f"expected the {ROLLUP_TRIGGERS} triggers of 0009: {ours}")
+                    raise RuntimeError(f"expected {ROLLUP_TRIGGERS} rollup triggers: {ours}")
                 for name in ours:
                     cursor.execute(f"DROP TRIGGER {name}")
             started = time.perf_counter()
@@ -704,7 +711,7 @@ def trigger_cost(engine: Engine) -> None:
         with_t, without = min(runs[True]), min(runs[False])
         shape = "one UPDATE in 1,000-id chunks" if bulk else "one UPDATE by id per message"
         per_with, per_without = with_t / len(ids) * 1e6, without / len(ids) * 1e6
-        print(f"  {shape:<32} without 0009's {without:.3f}s ({per_without:.1f} us/row), "
+        print(f"  {shape:<32} without rollups {without:.3f}s ({per_without:.1f} us/row), "
               f"with {with_t:.3f}s ({per_with:.1f} us/row): {per_with - per_without:+.1f} us/row, "
               f"x{with_t / without:.2f}")  # fmt: skip
     if _rollup_trigger_count(engine) != ROLLUP_TRIGGERS:

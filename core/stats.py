@@ -51,6 +51,10 @@ from core.models.rollup import (
     HOURLY_NULL_MARKET,
     HOURLY_NULL_PRICING_TYPE,
     HOURLY_NULL_TEMPLATE,
+    STAGES_KIND_DELIVER,
+    STAGES_KIND_FLAGS,
+    STAGES_KIND_READ,
+    STAGES_NULL_TEMPLATE,
     WEEKLY_NULL_SUPPLIER,
     WEEKLY_NULL_TEMPLATE,
 )
@@ -293,12 +297,80 @@ def _next_label(day: date, unit: Granularity) -> date:
 # --- queries -------------------------------------------------------------------------
 
 
-def funnel(engine: Engine, flt: StatsFilter) -> Funnel:
-    """Counts of messages sent, delivered, read, replied to, failed and still queued."""
+def funnel(engine: Engine, flt: StatsFilter, *, rollup: bool = True) -> Funnel:
+    """Counts of messages sent, delivered, read, replied to, failed and still queued.
+
+    Whole UTC hours come from the hourly stages rollup (migration 0026), the minutes at
+    the range's ends from the stages index; `rollup=False` (or a supplier filter) reads
+    every message of the range."""
     start, end = flt.utc_range
     with _read(engine) as conn:
-        counts = _stage_counts(conn, flt, start, end)
+        if _uses_stage_rollup(flt, rollup):
+            counts = _rollup_or_raw(conn, flt, STAGES_KIND_FLAGS, [(0, start, end)])[0]
+        else:
+            counts = _stage_counts(conn, flt, start, end)
     return _funnel_from(counts)
+
+
+def _uses_stage_rollup(flt: StatsFilter, rollup: bool) -> bool:
+    """The stages rollup serves a filter unless asked not to or filtered by supplier
+    (the rollup has no supplier; a supplier's messages are a small read anyway)."""
+    return rollup and not flt.supplier_ids
+
+
+def _rollup_or_raw(
+    conn: Connection, flt: StatsFilter, kind: int, ranges: Sequence[tuple[int, datetime, datetime]]
+) -> dict[int, dict[int, int]]:
+    """Messages per value of `kind` (stage bits or a latency bin) in each range (k, start,
+    end), keyed by k: the whole UTC hours of each range from the stages rollup, the
+    partial hours at its ends (zones with a :30 or :45 offset) from the messages."""
+    found: dict[int, dict[int, int]] = {k: {} for k, _s, _e in ranges}
+    inner: list[tuple[int, datetime, datetime]] = []
+    edges: list[tuple[int, datetime, datetime]] = []
+    for k, start, end in ranges:
+        parts = split(start, end, "hour")
+        if parts.inner is not None:
+            inner.append((k, *parts.inner))
+        edges.extend((k, s, e) for s, e in parts.edges)
+    if inner:
+        _add_stage_rollup(conn, flt, kind, inner, found)
+    for k, start, end in edges:
+        if kind == STAGES_KIND_FLAGS:
+            counts = _stage_counts(conn, flt, start, end)
+        else:
+            counts = _latency_counts(conn, flt, kind, (start, end))
+        into = found[k]
+        for value, n in counts.items():
+            into[value] = into.get(value, 0) + n
+    return found
+
+
+def _add_stage_rollup(
+    conn: Connection,
+    flt: StatsFilter,
+    kind: int,
+    inner: Sequence[tuple[int, datetime, datetime]],
+    found: dict[int, dict[int, int]],
+) -> None:
+    """Add the whole hours `inner` (k, start, end) of the stages rollup to `found`: per
+    tenant, each range is one seek of the rollup's primary key (tenant, kind, hour)."""
+    cte, cte_params = _ranges_cte(inner)
+    templates, params = _rollup_templates(flt, STAGES_NULL_TEMPLATE)
+    params.pop("tenants")
+    for tenant in flt.tenant_ids:
+        sql = f"""
+            WITH {cte}
+            SELECT b.k AS k, r.value AS value, SUM(r.messages) AS n
+            FROM b JOIN analytics_hourly_stages r
+              ON r.tenant_id = :c_tenant AND r.kind = :c_kind
+             AND r.hour >= b.s AND r.hour < b.e
+            WHERE r.messages <> 0 {templates}
+            GROUP BY b.k, r.value
+        """
+        bound = {**params, **cte_params, "c_tenant": tenant, "c_kind": kind}
+        for r in conn.execute(_q(sql, bound)):
+            into = found[int(r.k)]
+            into[int(r.value)] = into.get(int(r.value), 0) + int(r.n)
 
 
 def _funnel_from(counts: Mapping[int, int]) -> Funnel:
@@ -342,26 +414,58 @@ def _with(counts: Mapping[int, int], flag: StageFlag) -> int:
     return sum(n for flags, n in counts.items() if flags & flag)
 
 
-def daily_rates(engine: Engine, flt: StatsFilter) -> pd.DataFrame:
+def daily_rates(engine: Engine, flt: StatsFilter, *, rollup: bool = True) -> pd.DataFrame:
     """Per time slice: messages, sent, delivered, read, failed, and the rates between them.
 
     Columns: bucket (date), messages, sent, delivered, read, failed, delivery_rate
     (delivered/sent), read_rate (read/delivered), failure_rate (failed/messages). Every
     slice of the range has a row, zeros included, so the line has no gaps.
     """
-    return _daily_frame(*_daily_counts(engine, flt))
+    return _daily_frame(*_daily_counts(engine, flt, rollup=rollup))
 
 
 def _daily_counts(
-    engine: Engine, flt: StatsFilter
+    engine: Engine, flt: StatsFilter, *, rollup: bool = True
 ) -> tuple[list[Bucket], dict[int, dict[int, int]]]:
-    """The time slices of the range and each one's messages per stage bits."""
+    """The time slices of the range and each one's messages per stage bits (whole UTC
+    hours from the stages rollup, see `funnel`; `rollup=False` reads every message)."""
     buckets = time_buckets(flt)
     per_bucket: dict[int, dict[int, int]] = {}
     with _read(engine) as conn:
-        for bucket in buckets:
-            per_bucket[bucket.index] = _stage_counts(conn, flt, bucket.start, bucket.end)
+        if _uses_stage_rollup(flt, rollup):
+            ranges = [(b.index, b.start, b.end) for b in buckets]
+            per_bucket = _rollup_or_raw(conn, flt, STAGES_KIND_FLAGS, ranges)
+        elif conn.dialect.name == "postgresql":
+            per_bucket = _stage_counts_by_bucket(conn, flt, buckets)
+        else:
+            for bucket in buckets:
+                per_bucket[bucket.index] = _stage_counts(conn, flt, bucket.start, bucket.end)
     return buckets, per_bucket
+
+
+def _stage_counts_by_bucket(
+    conn: Connection, flt: StatsFilter, buckets: Sequence[Bucket]
+) -> dict[int, dict[int, int]]:
+    """`_stage_counts` of every slice at once, on PostgreSQL: per tenant one range read of
+    the stages index, each message placed in its slice by `width_bucket` over the slices'
+    starts (one statement, where a query per slice cost a round trip and a plan each)."""
+    per_bucket: dict[int, dict[int, int]] = {b.index: {} for b in buckets}
+    if not buckets:
+        return per_bucket
+    starts = [b.start.astimezone(UTC) for b in buckets]
+    for tenant in flt.tenant_ids:
+        where, params = _where(flt, tenants=(tenant,), status_test=False)
+        sql = f"""
+            SELECT width_bucket(m.created_at, CAST(:starts AS timestamptz[])) AS k,
+                   m.stage_flags AS flags, COUNT(*) AS n
+            FROM whatsapp_messages m
+            WHERE {where} AND m.stage_flags IN ({_LIVE_STAGES})
+            GROUP BY 1, 2
+        """
+        for r in conn.execute(_q(sql, {**params, "starts": starts})):
+            counts = per_bucket[int(r.k) - 1]  # width_bucket counts from 1
+            counts[int(r.flags)] = counts.get(int(r.flags), 0) + int(r.n)
+    return per_bucket
 
 
 def _daily_frame(buckets: list[Bucket], per_bucket: dict[int, dict[int, int]]) -> pd.DataFrame:
@@ -401,32 +505,23 @@ _DAILY_COLUMNS = [
 ]
 
 
-def latency(engine: Engine, flt: StatsFilter, stage: Stage) -> LatencyStats:
+def latency(engine: Engine, flt: StatsFilter, stage: Stage, *, rollup: bool = True) -> LatencyStats:
     """How long messages took from sent to delivered (`deliver`) or to read (`read`).
 
     Binned in SQL on a human scale (5 s, 15 s, 30 s, 1 min ... 3 days); p50 and p90 are
-    interpolated within their bin, so they are estimates good to the bin's width.
+    interpolated within their bin, so they are estimates good to the bin's width. Whole
+    UTC hours of the range come from the hourly stages rollup (migration 0026), the
+    partial hours at its ends from the latency indexes; `rollup=False` (or a supplier
+    filter) reads every message.
     """
     if stage not in ("deliver", "read"):
         raise StatsFilterError(f"Unknown stage {stage!r}: use 'deliver' or 'read'")
-    # Each message's bin is kept on its row by database triggers (migration
-    # 0008_analytics_latency): NULL until both ends are known. Per tenant, the bins
-    # listed explicitly make each one a range of the partial latency index for just the
-    # date range, already grouped (several tenants in one query would need a sort).
-    column = "m.deliver_bin" if stage == "deliver" else "m.read_bin"
-    all_bins = ", ".join(str(i) for i in range(len(LATENCY_EDGES) + 1))
-    counts: dict[int, int] = {}
+    kind = STAGES_KIND_DELIVER if stage == "deliver" else STAGES_KIND_READ
     with _read(engine) as conn:
-        for tenant in flt.tenant_ids:
-            where, params = _where(flt, tenants=(tenant,))
-            sql = f"""
-                SELECT {column} AS bin, COUNT(*) AS n
-                FROM whatsapp_messages m
-                WHERE {where} AND {column} IN ({all_bins})
-                GROUP BY {column}
-            """
-            for r in conn.execute(_q(sql, params)):
-                counts[int(r.bin)] = counts.get(int(r.bin), 0) + int(r.n)
+        if _uses_stage_rollup(flt, rollup):
+            counts = _rollup_or_raw(conn, flt, kind, [(0, *flt.utc_range)])[0]
+        else:
+            counts = _latency_counts(conn, flt, kind, flt.utc_range)
     lowers = (0, *LATENCY_EDGES)
     uppers: tuple[int | None, ...] = (*LATENCY_EDGES, None)
     bins = pd.DataFrame(
@@ -445,6 +540,33 @@ def latency(engine: Engine, flt: StatsFilter, stage: Stage) -> LatencyStats:
         p50_seconds=_percentile_from_bins(bins, 0.5),
         p90_seconds=_percentile_from_bins(bins, 0.9),
     )
+
+
+def _latency_counts(
+    conn: Connection, flt: StatsFilter, kind: int, between: tuple[datetime, datetime]
+) -> dict[int, int]:
+    """Messages created in `between` per time-to-deliver (`kind` 1) or time-to-read (2)
+    bin, from the messages.
+
+    Each message's bin is kept on its row by database triggers (migration
+    0008_analytics_latency): NULL until both ends are known. Per tenant, the bins listed
+    explicitly make each one a range of the partial latency index for just the date
+    range, already grouped (several tenants in one query would need a sort).
+    """
+    column = "m.deliver_bin" if kind == STAGES_KIND_DELIVER else "m.read_bin"
+    all_bins = ", ".join(str(i) for i in range(len(LATENCY_EDGES) + 1))
+    counts: dict[int, int] = {}
+    for tenant in flt.tenant_ids:
+        where, params = _where(flt, tenants=(tenant,), between=between)
+        sql = f"""
+            SELECT {column} AS bin, COUNT(*) AS n
+            FROM whatsapp_messages m
+            WHERE {where} AND {column} IN ({all_bins})
+            GROUP BY {column}
+        """
+        for r in conn.execute(_q(sql, params)):
+            counts[int(r.bin)] = counts.get(int(r.bin), 0) + int(r.n)
+    return counts
 
 
 def failures_by_reason(engine: Engine, flt: StatsFilter) -> pd.DataFrame:

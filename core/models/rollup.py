@@ -71,3 +71,26 @@ class SupplierWeekly(SQLModel, table=True):
     read_count: int = _count()
     failed: int = _count()
     replied: int = _count()
+
+
+#: `AnalyticsHourlyStages.kind`: what `value` is.
+STAGES_KIND_FLAGS, STAGES_KIND_DELIVER, STAGES_KIND_READ = 0, 1, 2
+#: Bit of `AnalyticsHourlyStages.null_bits`.
+STAGES_NULL_TEMPLATE = 1
+
+
+class AnalyticsHourlyStages(SQLModel, table=True):
+    """Per tenant, kind, UTC hour of creation and template: messages by stage bits (kind
+    0, value = `stage_flags`), by time-to-deliver bin (1) and by time-to-read bin (2),
+    for the funnel, the daily rates and the latency charts (migration 0026)."""
+
+    __tablename__ = "analytics_hourly_stages"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    kind: int = Field(sa_column=Column(SmallInteger(), primary_key=True, nullable=False))
+    hour: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True, nullable=False))
+    template_name: str = Field(primary_key=True, max_length=512)
+    null_bits: int = Field(sa_column=Column(SmallInteger(), primary_key=True, nullable=False))
+    value: int = Field(sa_column=Column(SmallInteger(), primary_key=True, nullable=False))
+    messages: int = _count()

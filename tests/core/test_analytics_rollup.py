@@ -27,13 +27,14 @@ from core import stats
 from core.analytics_rollup import Unit, ceil_to, floor_to, split
 from core.models.messages import WhatsAppMessage
 from core.models.pricing import RateCardEntry
-from core.models.rollup import AnalyticsHourly, SupplierWeekly
+from core.models.rollup import AnalyticsHourly, AnalyticsHourlyStages, SupplierWeekly
 from core.pricing import set_rate
 from tests.core.test_stats import supplier
 
 MESSAGES = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 HOURLY = AnalyticsHourly.__table__  # type: ignore[attr-defined]
 WEEKLY = SupplierWeekly.__table__  # type: ignore[attr-defined]
+STAGES = AnalyticsHourlyStages.__table__  # type: ignore[attr-defined]
 BASE = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # a Monday
 SPAN_SECONDS = 16 * 86400
 TENANTS = ("acme", "beta")
@@ -233,6 +234,18 @@ def assert_same(engine: Engine, flt: stats.StatsFilter) -> None:
     assert [getattr(fast, t) for t in tallies] == [getattr(slow, t) for t in tallies]
     pd.testing.assert_frame_equal(fast.by_category, slow.by_category)
     pd.testing.assert_frame_equal(fast.by_bucket, slow.by_bucket)
+    # the stages rollup (migration 0026): funnel, daily rates, latency histograms
+    assert stats.funnel(engine, flt) == stats.funnel(engine, flt, rollup=False)
+    pd.testing.assert_frame_equal(
+        stats.daily_rates(engine, flt), stats.daily_rates(engine, flt, rollup=False)
+    )
+    for stage in ("deliver", "read"):
+        quick = stats.latency(engine, flt, stage)
+        full = stats.latency(engine, flt, stage, rollup=False)
+        pd.testing.assert_frame_equal(quick.bins, full.bins)
+        assert (quick.count, quick.p50_seconds, quick.p90_seconds) == (
+            full.count, full.p50_seconds, full.p90_seconds
+        )
 
 
 filters = st.fixed_dictionaries(
@@ -261,6 +274,7 @@ def reset(engine: Engine) -> None:
         conn.execute(delete(MESSAGES))
         conn.execute(delete(HOURLY))
         conn.execute(delete(WEEKLY))
+        conn.execute(delete(STAGES))
         conn.execute(delete(RateCardEntry.__table__))  # type: ignore[attr-defined]
 
 

@@ -150,7 +150,9 @@ RANGE = {"start": date(2026, 11, 1), "end": date(2026, 11, 30), "tz": "Europe/Ma
 
 
 @pytest.mark.parametrize("templates", [(), ("po_notification",)])
-@pytest.mark.parametrize("chart", ["suppliers", "acknowledgements", "cost"])
+@pytest.mark.parametrize(
+    "chart", ["suppliers", "acknowledgements", "cost", "funnel", "daily", "deliver", "read"]
+)
 def test_rollup_reads_seek_the_primary_key_by_tenant_and_bucket(
     sqlite_engine: Engine, chart: str, templates: tuple[str, ...]
 ) -> None:
@@ -161,10 +163,17 @@ def test_rollup_reads_seek_the_primary_key_by_tenant_and_bucket(
         "suppliers": lambda: stats.supplier_table(sqlite_engine, flt),
         "acknowledgements": lambda: stats.acknowledgements(sqlite_engine, flt),
         "cost": lambda: stats.cost(sqlite_engine, flt),
+        "funnel": lambda: stats.funnel(sqlite_engine, flt),
+        "daily": lambda: stats.daily_rates(sqlite_engine, flt),
+        "deliver": lambda: stats.latency(sqlite_engine, flt, "deliver"),
+        "read": lambda: stats.latency(sqlite_engine, flt, "read"),
     }[chart]
     lines = [line for line in rollup_plans(sqlite_engine, run) if " r " in f"{line} "]
     assert lines, "the chart did not read its rollup"
-    assert all(line.startswith("SEARCH r USING PRIMARY KEY (tenant_id=?") for line in lines), lines
+    seek = "SEARCH r USING PRIMARY KEY (tenant_id=?"
+    if chart in ("funnel", "daily", "deliver", "read"):  # the stages rollup, by kind
+        seek += " AND kind=?"
+    assert all(line.startswith(seek) for line in lines), lines
     bucket = "week" if chart == "suppliers" else "hour"
     assert all(f"{bucket}>?" in line for line in lines), lines  # the range is seeked
 
@@ -172,5 +181,9 @@ def test_rollup_reads_seek_the_primary_key_by_tenant_and_bucket(
 def test_a_supplier_filter_reads_no_rollup(sqlite_engine: Engine) -> None:
     """One supplier's messages are a small range of the supplier index: no rollup."""
     flt = stats.StatsFilter(tenant_ids=("acme",), supplier_ids=(1,), **RANGE)  # type: ignore[arg-type]
-    for run in (stats.supplier_table, stats.acknowledgements, stats.cost):
+    for run in (stats.supplier_table, stats.acknowledgements, stats.cost, stats.funnel,
+                stats.daily_rates):  # fmt: skip
         assert rollup_plans(sqlite_engine, lambda run=run: run(sqlite_engine, flt)) == []
+    for stage in ("deliver", "read"):
+        read = lambda stage=stage: stats.latency(sqlite_engine, flt, stage)  # noqa: E731
+        assert rollup_plans(sqlite_engine, read) == []

@@ -928,6 +928,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("core.errors", "GraphError"),
         ("core.users", "UserError"),
         ("core.api_keys", "ApiKeyError"),
+        ("core.numbers.errors", "NumberError"),  # also SecretKeyError
         ("core.alerts.config", "AlertConfigError"),
     ):
         try:

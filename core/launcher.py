@@ -43,16 +43,34 @@ def product_parts(settings: Settings, *, dashboard: bool = True) -> list[Part]:
 
 
 def sync_and_seed(settings: Settings) -> None:
-    """Sync templates from the account (or sandbox); seed demo data in sandbox mode."""
-    from core.notify import sync_templates_now
+    """Sync every tenant's templates, once per WABA (from the accounts or the sandbox);
+    in sandbox mode first register the demo's second tenant's number, then seed demo data.
+    """
+    import asyncio
 
+    from core.db import get_engine
+    from core.numbers.templates import sync_by_waba
+
+    if settings.sandbox_mode:
+        from core.numbers.demo import seed_demo_numbers
+
+        try:
+            seed_demo_numbers(get_engine(), settings)
+        except Exception as exc:  # the product still runs without the second tenant
+            log.warning("could not add the demo numbers: %s", exc)
     try:
-        report = sync_templates_now(settings.default_tenant)
-        log.info("templates synced: %s added, %s updated", report.added, report.updated)
+        for result in asyncio.run(sync_by_waba(get_engine(), settings)):
+            if result.report is None:
+                log.warning("templates of tenant %s not synced: %s", result.tenant_id, result.error)
+                continue
+            log.info(
+                "templates of tenant %s synced from WABA %s: %s added, %s updated",
+                result.tenant_id, ", ".join(result.wabas), result.report.added,
+                result.report.updated,
+            )  # fmt: skip
     except Exception as exc:  # the product still runs; the dashboard's health page shows it
         log.warning("could not sync templates: %s", exc)
     if settings.sandbox_mode:
-        from core.db import get_engine
         from core.demo import seed_demo
 
         seed_demo(get_engine(), settings.default_tenant)

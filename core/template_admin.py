@@ -86,10 +86,12 @@ def template_summaries(
 
 
 def sync_templates_as(engine: Engine, user: UserInfo | None) -> SyncReport:
-    """Copy the account's templates into the registry on an admin's request.
+    """Copy the templates of every WABA of the tenant's numbers into its registry, on an
+    admin's request.
 
     The role is checked here; the sync is for the admin's home tenant. A failed fetch
-    (GraphError) changes nothing and propagates with Meta's reason.
+    (GraphError) changes nothing and propagates with Meta's reason; a tenant with no
+    number (hence no WABA) gets `NumberError`.
     """
     who = require(user, Action.MANAGE_TEMPLATES)
     return sync_templates_now(write_tenant(who), engine=engine)

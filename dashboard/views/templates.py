@@ -10,6 +10,7 @@ from core.auth import Action, PermissionDenied, can
 from core.errors import GraphError
 from core.i18n import N_, _, ngettext
 from core.meta_words import category_words, quality_words
+from core.numbers.errors import NumberError
 from core.template_admin import TemplateSummary, sync_templates_as, template_summaries
 from core.users import UserInfo
 from dashboard import runtime
@@ -91,6 +92,10 @@ def _sync(user: UserInfo) -> None:
         except GraphError as exc:  # Meta's own words: text, never Markdown
             problem = _("The sync failed, nothing was changed: {reason}").format(
                 reason=md_escape(exc.reason)
+            )
+        except NumberError as exc:  # no number, hence no WABA to read templates from
+            problem = _("The sync failed, nothing was changed: {reason}").format(
+                reason=md_escape(exc)
             )
     if report is None:
         st.error(problem or _("The sync failed, nothing was changed"))

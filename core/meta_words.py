@@ -81,3 +81,23 @@ def number_status_words(status: str | None) -> str:
 def throughput_words(level: str | None) -> str:
     """A phone number's throughput level (STANDARD, HIGH) in the reader's language."""
     return _in_words(THROUGHPUT, level)
+
+
+#: Why Meta's review rejected a template (`rejected_reason`, the webhook's `reason`).
+REJECTION_REASONS = {
+    "INVALID_FORMAT": N_("the layout breaks WhatsApp's rules (parameters, lengths)"),
+    "INCORRECT_CATEGORY": N_("the category does not match the content"),
+    "TAG_CONTENT_MISMATCH": N_("the category does not match the content"),
+    "PROMOTIONAL": N_("promotional content outside a marketing template"),
+    "ABUSIVE_CONTENT": N_("content against WhatsApp's policies"),
+    "SCAM": N_("content Meta takes for a scam"),
+}
+
+
+def rejection_words(reason: str | None) -> str:
+    """Meta's rejection reason in the reader's language, Meta's code kept beside it
+    (what Meta support asks for); an unknown code as Meta wrote it."""
+    if not reason:
+        return "—"
+    known = REJECTION_REASONS.get(reason.strip().upper())
+    return f"{_(known)} ({reason.strip()})" if known else reason

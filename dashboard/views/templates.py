@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from core.auth import Action, PermissionDenied, can
 from core.errors import GraphError
 from core.i18n import N_, _, ngettext
-from core.meta_words import category_words, quality_words
+from core.meta_words import category_words, quality_words, rejection_words
 from core.numbers.errors import NumberError
 from core.template_admin import TemplateSummary, sync_templates_as, template_summaries
 from core.users import UserInfo
@@ -192,4 +192,4 @@ def _preview(templates: list[TemplateSummary]) -> None:
             st.warning(md_escape(template.problem))
         if template.rejected_reason:
             st.error(_("Rejected by Meta: {reason}").format(
-                reason=md_escape(template.rejected_reason)))  # fmt: skip
+                reason=md_escape(rejection_words(template.rejected_reason))))  # fmt: skip

@@ -43,3 +43,13 @@ def test_codes_read_as_words_in_english_and_spanish() -> None:
 def test_missing_and_unknown_codes_are_shown_not_dropped(code: str | None, shown: str) -> None:
     set_locale("en")
     assert quality_words(code) == shown
+
+
+def test_rejection_reasons_in_words_keep_metas_code() -> None:
+    from core.meta_words import rejection_words
+
+    assert rejection_words("INCORRECT_CATEGORY") == (
+        "the category does not match the content (INCORRECT_CATEGORY)"
+    )
+    assert rejection_words("SOMETHING_NEW") == "SOMETHING_NEW"
+    assert rejection_words(None) == "—"

@@ -79,3 +79,15 @@ def test_metas_refusal_is_shown_in_its_words_as_text(
     at.run()
     at.button(key=KEY + "submit").click().run()
     assert "Meta refused the template: There is already Spanish content" in texts(at)
+
+
+def test_a_rejection_reads_in_words_with_metas_code(
+    dashboard_env: str, sandbox_env: SandboxServer
+) -> None:
+    at = page(MODULE, person("admin")).run()
+    at.button(key="templates_sync").click().run()
+    at.selectbox(key="templates_preview").set_value("spring_promo · es").run()
+    assert (
+        "Rejected by Meta: promotional content outside a marketing template (PROMOTIONAL)"
+        in texts(at)
+    )

@@ -210,7 +210,9 @@ def _learn_round_trip(limiter: SlidingWindowLimiter, clock: FakeClock, seconds: 
         clock.now += 2.0  # out of every window again
 
 
-def test_a_straggler_is_redated_at_its_estimated_arrival_never_earlier() -> None:
+def test_an_answered_send_is_redated_at_its_estimated_arrival_later_or_earlier() -> None:
+    """The window is kept in arrival time: a send that arrived later than assumed stays
+    in it longer, one that arrived sooner leaves it sooner."""
     clock = FakeClock()
     limiter = SlidingWindowLimiter(2, margin=0.0, slices=1, clock=clock)
     _learn_round_trip(limiter, clock, 0.1)
@@ -218,39 +220,44 @@ def test_a_straggler_is_redated_at_its_estimated_arrival_never_earlier() -> None
     start = clock.now
     fast = _written(limiter)
     clock.now += 0.05
-    straggler = _written(limiter)
+    slow = _written(limiter)
     clock.now += 0.03
-    limiter.answered(fast, arrived=True)  # faster than assumed: its date stays
+    limiter.answered(fast, arrived=True)  # 0.08 s round trip: arrived 10 ms sooner
     clock.now += 0.57
-    limiter.answered(straggler, arrived=True)  # arrived 0.25 s later than assumed
-    assert limiter.redated == 1
-    assert limiter._starts == [pytest.approx(start), pytest.approx(start + 0.3)]
-    clock.now = start + 1.0 + 1e-6  # the fast send left the window, the straggler not
+    limiter.answered(slow, arrived=True)  # 0.6 s round trip: arrived 0.25 s later
+    assert limiter.redated == 2
+    assert limiter._starts == [pytest.approx(start - 0.01), pytest.approx(start + 0.3)]
+    clock.now = start + 0.99 + 1e-6  # the fast send left the window, the slow one not
     _written(limiter)
-    assert limiter._wait(clock.now) == pytest.approx(0.3, abs=1e-5)
+    assert limiter._wait(clock.now) == pytest.approx(0.31, abs=1e-5)
 
 
-def test_every_late_send_is_redated_only_while_refusals_keep_coming() -> None:
+def test_refusals_assume_sooner_arrivals_and_calm_brings_the_median_back() -> None:
+    """Each window with 130429 refusals lowers the round-trip quantile assumed for a new
+    send (the few that arrive early then find room at Meta); sends without refusals
+    raise it back to the median."""
     clock = FakeClock()
-    limiter = SlidingWindowLimiter(1000, margin=0.0, slices=1, clock=clock)
-    _learn_round_trip(limiter, clock, 0.1)
-    late = _written(limiter)
-    clock.now += 0.3  # 0.1 s later than assumed: jitter, not a straggler
-    limiter.answered(late, arrived=True)
-    assert limiter.redated == 0 and not limiter.guarding
-    limiter.throttled()  # one clump of refusals (a batch starting) is no pattern
+    limiter = SlidingWindowLimiter(10_000, margin=0.0, slices=1, clock=clock)
+    for index in range(128):  # round trips of 100..227 ms
+        sent = _written(limiter)
+        clock.now += 0.1 + index / 1000
+        limiter.answered(sent, arrived=True)
+    assert limiter.arrival_quantile == 0.5
+    median = limiter.one_way
+    assert median == pytest.approx(0.163 / 2)
     limiter.throttled()
-    assert not limiter.guarding
-    for _ in range(3):  # refusals in four separate windows: arrivals overfill them
+    limiter.throttled()  # the same window: one signal
+    assert limiter.arrival_quantile == pytest.approx(0.45)
+    for _ in range(10):  # a window apart each: never below the floor
         clock.now += 1.0
         limiter.throttled()
-    assert limiter.guarding
-    late = _written(limiter)
-    clock.now += 0.3
-    limiter.answered(late, arrived=True)
-    assert limiter.redated == 1
-    clock.now += 31.0  # the guard ends without new refusals
-    assert not limiter.guarding
+    assert limiter.arrival_quantile == pytest.approx(0.2)
+    assert limiter.one_way < median
+    clock.now += 10.0
+    for _ in range(6 * 1000):  # calm: a step back per 1,000 sends, up to the median
+        limiter.sent() if limiter.try_acquire() else None
+    assert limiter.arrival_quantile == pytest.approx(0.5)
+    assert limiter.one_way == pytest.approx(median)
 
 
 def test_a_send_still_unanswered_after_its_window_counts_until_its_answer() -> None:
@@ -289,6 +296,8 @@ def test_constant_round_trips_redate_nothing() -> None:
 def test_bad_arrival_quantile_is_refused() -> None:
     with pytest.raises(ValueError):
         SlidingWindowLimiter(10, arrival_quantile=1.0)
+    with pytest.raises(ValueError):
+        SlidingWindowLimiter(10, arrival_quantile=0.3, arrival_quantile_min=0.4)
 
 
 def test_a_lead_grants_a_permit_before_its_slot_and_says_when_it_may_be_written() -> None:

@@ -105,8 +105,13 @@ def deliver_pending(
                 _send(settings, channel, recipient, _text(items, settings.window_minutes),
                       mailer, poster)  # fmt: skip
             except DeliveryError as exc:
-                error = broken[server] = str(exc)
+                error = str(exc)
+                if exc.whole_channel:  # the server itself failed: its other groups wait
+                    broken[server] = error
                 log.warning("alert delivery to %s failed: %s", _who(channel, recipient), error)
+            except Exception as exc:  # a bug or a bad address: this group only, retried
+                error = f"could not deliver: {type(exc).__name__}"
+                log.exception("alert delivery to %s failed", _who(channel, recipient))
         with engine.begin() as conn:
             if error is not None:
                 outbox.mark_failed(conn, items, error, at)

@@ -18,7 +18,13 @@ from core.alerts.render import AlertText, footer, one_line
 
 
 class DeliveryError(Exception):
-    """An alert could not be delivered now; the message is safe to store and show."""
+    """An alert could not be delivered now; the message is safe to store and show.
+    `whole_channel` is False when only this recipient is the problem (a bad address, a
+    refused recipient): the channel's other deliveries of the pass go ahead."""
+
+    def __init__(self, message: str, *, whole_channel: bool = True) -> None:
+        super().__init__(message)
+        self.whole_channel = whole_channel
 
 
 def build_message(settings: AlertSettings, to: str, text: AlertText) -> EmailMessage:
@@ -42,7 +48,12 @@ def send_mail(settings: AlertSettings, to: str, text: AlertText) -> None:
     """Deliver one alert mail to `to`; raise DeliveryError if the server did not take it."""
     if not settings.smtp_host:
         raise DeliveryError("e-mail is not configured (ALERTS_SMTP_HOST)")
-    message = build_message(settings, to, text)
+    try:
+        message = build_message(settings, to, text)
+    except (ValueError, TypeError) as exc:  # e.g. a line break in the address
+        raise DeliveryError(
+            f"cannot write a mail to {one_line(to, 100)!r}: {exc}", whole_channel=False
+        ) from None
     host, port, timeout = settings.smtp_host, settings.port, settings.smtp_timeout
     try:
         if settings.smtp_tls == "tls":
@@ -62,9 +73,11 @@ def send_mail(settings: AlertSettings, to: str, text: AlertText) -> None:
                 server.login(settings.smtp_username, settings.smtp_password.get_secret_value())
             refused = server.send_message(message)
             if refused:
-                raise DeliveryError(f"the server refused the recipient {to}")
+                raise DeliveryError(f"the server refused the recipient {to}", whole_channel=False)
     except DeliveryError:
         raise
+    except smtplib.SMTPRecipientsRefused:
+        raise DeliveryError(f"the server refused the recipient {to}", whole_channel=False) from None
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(f"{host}:{port} refused the login (SMTP {exc.smtp_code})") from None
     except smtplib.SMTPResponseException as exc:

@@ -358,3 +358,15 @@ async def test_a_half_made_configuration_stops_the_worker(
             await run_worker(get_settings(), engine, worker_id="t")
     finally:
         get_alert_settings.cache_clear()
+
+
+def test_a_broken_address_fails_its_own_alert_only(engine: Engine, smtp_server: SmtpServer) -> None:
+    person(engine, "ana", "buyer", email="ana@acme.test\r\nBcc: all@acme.test")
+    person(engine, "bob", "buyer")
+    reject(engine, "PO-30", None)  # to the tenant's buyers: both
+    report = deliver_pending(engine, settings_for(smtp_server), now=T0)
+    assert (report.messages, report.failed) == (1, 1)
+    assert [rcpt for rcpt, _ in smtp_server.messages] == [["bob@acme.test"]]
+    failed = [row for row in list_alerts(engine) if row.status == "pending"]
+    assert len(failed) == 1 and failed[0].attempts == 1
+    assert failed[0].last_error and failed[0].last_error.startswith("cannot write a mail")

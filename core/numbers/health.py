@@ -23,12 +23,16 @@ from core.numbers.errors import NumberError
 from core.numbers.registry import sending_numbers
 from core.settings import Settings
 
-#: The fields asked for: v24 and later name the messaging limit
-#: `whatsapp_business_manager_messaging_limit` (`messaging_limit_tier` before).
-NUMBER_FIELDS = (
-    "display_phone_number,verified_name,quality_rating,throughput,status,name_status,"
-    "whatsapp_business_manager_messaging_limit"
-)
+#: The fields asked for, but the messaging limit's (see `number_fields`).
+NUMBER_FIELDS = "display_phone_number,verified_name,quality_rating,throughput,status,name_status"
+
+
+def number_fields(api_version: str) -> str:
+    """The fields for a Graph version: v24 and later name the messaging limit
+    `whatsapp_business_manager_messaging_limit`, earlier ones `messaging_limit_tier`."""
+    major = int(api_version[1:].split(".", 1)[0])
+    limit = "whatsapp_business_manager_messaging_limit" if major >= 24 else "messaging_limit_tier"
+    return f"{NUMBER_FIELDS},{limit}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ async def read_health(
         try:
             response = await client.get(
                 url,
-                params={"fields": NUMBER_FIELDS},
+                params={"fields": number_fields(settings.whatsapp_api_version)},
                 headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             )
         except httpx.TimeoutException:

@@ -12,8 +12,8 @@ from sqlmodel import Session, col, select
 
 from core.errors import GraphError
 from core.models.templates import WhatsAppTemplate
-from core.numbers.admin import NumberInfo, add_number, list_numbers
-from core.numbers.health import check_number
+from core.numbers.admin import NumberHealth, NumberInfo, add_number, list_numbers
+from core.numbers.health import check_number, number_fields, parse_health
 from core.numbers.registry import NumberError
 from core.numbers.secrets import new_key
 from core.numbers.templates import sync_by_waba, sync_tenant_now
@@ -103,3 +103,27 @@ def test_a_waba_that_cannot_be_read_changes_nothing(engine: Engine, settings: Se
         sync_tenant_now(engine, settings, "acme")
     with Session(engine) as session:
         assert session.exec(select(WhatsAppTemplate)).first() is None
+
+
+@pytest.mark.parametrize("version", ["v23.0", "v25.0"])
+def test_each_graph_version_is_asked_for_its_own_limit_field(
+    engine: Engine, sandbox_env: SandboxServer, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """Before v24 the messaging limit is `messaging_limit_tier`; asking an old version for
+    the new name (or the reverse) would be Meta's #100."""
+    monkeypatch.setenv("WHATSAPP_API_VERSION", version)
+    settings = load_settings()
+    wanted = "messaging_limit_tier" if version == "v23.0" else "whatsapp_business_manager"
+    assert wanted in number_fields(version)
+    outcome = check_number(engine, settings, settings.phone_number_id)
+    assert outcome.health is not None and outcome.health.messaging_tier == "TIER_2K"
+
+
+def test_meta_answers_are_read_whatever_their_shape() -> None:
+    assert parse_health({"whatsapp_business_manager_messaging_limit": {"current_limit": "TIER_10K"},
+                         "throughput": "HIGH", "quality_rating": ["GREEN"]}) == NumberHealth(
+        None, None, None, "TIER_10K", None, None, None,
+    )  # fmt: skip
+    assert parse_health({"messaging_limit_tier": "TIER_250", "name_status": "x" * 500}) == (
+        NumberHealth(None, None, None, "TIER_250", "x" * 120, None, None)
+    )

@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
 from core.alerts import events as alert_events
+from core.batch_import import import_interrupted
 from core.db import session_scope
 from core.models.batches import BatchRow, BatchStatus, SendBatch
 from core.models.messages import MessageStatus, WhatsAppMessage
@@ -77,11 +78,22 @@ class BatchProgress:
     needs_attention: int
     done: bool
     percent: float  # settled share of the enqueued rows, 0..100
+    #: Input rows recorded so far: all of them once the import finished
+    #: (`core.batch_import`), fewer while it runs or when it was interrupted.
+    recorded_rows: int = -1
+    #: The import stopped half way (its process died): `recorded_rows` < `total_rows`.
+    interrupted: bool = False
 
     @property
     def enqueued(self) -> int:
-        """Rows that became a message."""
-        return self.total_rows - self.invalid_rows
+        """Rows that became a message (so far, while the batch is importing)."""
+        recorded = self.total_rows if self.recorded_rows < 0 else self.recorded_rows
+        return recorded - self.invalid_rows
+
+    @property
+    def importing(self) -> bool:
+        """Its rows are still being recorded and queued."""
+        return self.status == BatchStatus.IMPORTING and not self.interrupted
 
 
 def find_existing_keys(
@@ -187,6 +199,11 @@ def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = Non
         invalid = session.execute(
             select(func.count()).where(R.c.batch_id == batch_id, R.c.message_id.is_(None))
         ).scalar_one()
+        recorded = batch.total_rows
+        if batch.status == BatchStatus.IMPORTING:  # counted only while it matters
+            recorded = session.execute(
+                select(func.count()).where(R.c.batch_id == batch_id)
+            ).scalar_one()
         counts = {
             str(status): int(n)
             for status, n in session.execute(
@@ -210,8 +227,10 @@ def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = Non
         reached_meta=sum(counts.get(s, 0) for s in REACHED_META),
         failed=counts.get(MessageStatus.FAILED, 0),
         needs_attention=counts.get(MessageStatus.NEEDS_ATTENTION, 0),
-        done=queued == 0 and batch.status != BatchStatus.PAUSED,
+        done=queued == 0 and batch.status not in (BatchStatus.PAUSED, BatchStatus.IMPORTING),
         percent=100.0 if enqueued == 0 else round(100.0 * settled / enqueued, 1),
+        recorded_rows=int(recorded),
+        interrupted=import_interrupted(batch.status, batch.updated_at),
     )
 
 

@@ -16,16 +16,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core.auth import Action, PermissionDenied, require, visible_tenants, write_tenant
+from core.batch_import import ImportProgress, record_plan
 from core.batches import (
     ROW_NUMBERS,
+    SOURCES,
     SPREADSHEET_ROWS,
     BatchError,
-    BatchInput,
     BatchProgress,
     batch_progress,
     batch_results,
     batch_upload_format,
-    create_batch,
     find_existing_keys,
     pause_batch,
     resume_batch,
@@ -46,13 +46,9 @@ from core.formatting import format_moment
 from core.i18n import _, ngettext
 from core.models.batches import SendBatch
 from core.models.suppliers import Supplier
-from core.models.types import utcnow
 from core.money import DecimalMark
 from core.namesakes import Namesake, find_namesakes
 from core.notify import (
-    DEFAULT_LANGUAGE,
-    NoticeRejected,
-    prepare_template_message,
     resolve_template,
 )
 from core.sender import drain
@@ -318,14 +314,18 @@ def start_batch(
     source: str = "csv",
     allow_namesakes: bool = False,
     engine: Engine | None = None,
+    on_progress: ImportProgress | None = None,
 ) -> SendBatch:
-    """Record the batch (every input row) and queue its valid rows, in one transaction.
+    """Record the batch (every input row) and queue its valid rows, chunk by chunk
+    (`core.batch_import.record_plan`: each chunk one transaction, set-based lookups and
+    inserts; `on_progress` hears (rows recorded, rows in the file, the batch id)).
 
     Each language's version of the template is looked up once, as it is now (the
-    default's NoticeRejected if it was paused or removed since the file was checked;
-    another language's refuses its rows with the reason), and the rows' suppliers in a
-    few queries. A file that would add suppliers named like others (`namesakes_to_confirm`)
-    is refused with NamesakesNotConfirmed unless `allow_namesakes` (someone confirmed).
+    default's NoticeRejected, and no batch, if it was paused or removed since the file
+    was checked; another language's refuses its rows with the reason), and the rows'
+    suppliers in a few queries per chunk. A file that would add suppliers named like
+    others (`namesakes_to_confirm`) is refused with NamesakesNotConfirmed unless
+    `allow_namesakes` (someone confirmed).
     """
     namesakes = plan.namesakes_to_confirm
     if namesakes and not allow_namesakes:
@@ -340,124 +340,22 @@ def start_batch(
                 + ("…" if len(namesakes) > 20 else ""),
             )
         )
-    engine = engine or get_engine()
-    rows: list[BatchInput] = []
-    languages: dict[str, int] = {}
-    with session_scope(engine) as session:
-        definition = resolve_template(
-            session, plan.tenant_id, plan.definition.name, plan.definition.language
-        )
-        current: dict[str, TemplateDefinition | NoticeRejected] = {definition.language: definition}
-        suppliers = _suppliers_for(session, plan)
-        consent_batch.record_confirmed(session, suppliers, plan.checks, plan.consent, created_by)
-        for check, raw in zip(plan.checks, plan.table.rows, strict=True):
-            if not check.ok or check.phone_e164 is None:
-                rows.append(BatchInput(check.row_number, raw, error="; ".join(check.errors)))
-                continue
-            version = _current_version(session, plan, check.language, current)
-            if isinstance(version, NoticeRejected):
-                rows.append(BatchInput(check.row_number, raw, error=str(version)))
-                continue
-            supplier = suppliers[check.phone_e164]
-            try:
-                prepared = prepare_template_message(
-                    session,
-                    tenant_id=plan.tenant_id,
-                    phone=check.phone_e164,
-                    template_name=version.name,
-                    language=version.language,
-                    params=check.params,
-                    idempotency_key=check.idempotency_key,
-                    supplier=supplier,
-                    po_number=(check.values.get("po_number") or "").strip() or None,
-                    created_by=created_by,
-                    source=source,
-                    definition=version,
-                )
-            except NoticeRejected as exc:
-                rows.append(BatchInput(check.row_number, raw, error=str(exc)))
-                continue
-            rows.append(BatchInput(check.row_number, raw, message=prepared.outbound))
-            languages[version.language] = languages.get(version.language, 0) + 1
+    if source not in SOURCES:
+        raise BatchError(f"source must be one of {', '.join(SOURCES)}")
     dialect = ExportDialect.of_upload(plan.table.encoding, plan.table.delimiter)
-    return create_batch(
-        engine,
-        plan.tenant_id,
-        name,
-        definition.name,
-        definition.language,
-        rows,
-        created_by,
+    return record_plan(
+        plan,
+        name=name,
+        created_by=created_by,
         source=source,
         upload_format={
             "columns": list(plan.table.headers),
             "dialect": dialect.to_json(),
             ROW_NUMBERS: SPREADSHEET_ROWS,
-            "languages": languages,
         },
+        engine=engine or get_engine(),
+        on_progress=on_progress,
     )
-
-
-def _current_version(
-    session: Session,
-    plan: BulkPlan,
-    language: str | None,
-    current: dict[str, TemplateDefinition | NoticeRejected],
-) -> TemplateDefinition | NoticeRejected:
-    """The template's version in `language` as it is now (looked up once per language),
-    or why it can no longer be sent."""
-    code = language or plan.definition.language
-    if code not in current:
-        try:
-            current[code] = resolve_template(session, plan.tenant_id, plan.definition.name, code)
-        except NoticeRejected as exc:
-            current[code] = exc
-    return current[code]
-
-
-def _suppliers_for(session: Session, plan: BulkPlan) -> dict[str, Supplier]:
-    """The tenant's supplier for the phone of every valid row.
-
-    Known suppliers come back in a few `IN (...)` queries; unknown ones are recorded
-    exactly as `find_or_add_supplier` records them (name from the row, its language or
-    the default; no consent: `core.consent.batch` records it for confirmed rows) with
-    one flush for all, instead of a query and a flush per row.
-    """
-    first: dict[str, RowCheck] = {}
-    for check in plan.valid:
-        if check.phone_e164 is not None:
-            first.setdefault(check.phone_e164, check)
-    found = _suppliers_at(session, plan.tenant_id, list(first))
-    now = utcnow()
-    added = [
-        Supplier(
-            tenant_id=plan.tenant_id,
-            name=(check.values.get("supplier_name") or phone).strip()[:200],
-            phone_e164=phone,
-            language=_new_supplier_language(check),
-            opted_in=False,  # consent only as the row or the buyer confirms it
-            created_at=now,
-            updated_at=now,
-        )
-        for phone, check in first.items()
-        if phone not in found
-    ]
-    if added:
-        session.add_all(added)
-        session.flush()
-        found.update((supplier.phone_e164, supplier) for supplier in added)
-    return found
-
-
-def _new_supplier_language(check: RowCheck) -> str:
-    """The language a supplier added by this row is kept with: its cell (a checked code,
-    written as Meta writes codes: pt_BR), else the language the row is sent in."""
-    base, _sep, region = (
-        (check.values.get("language") or "").strip().replace("-", "_").partition("_")
-    )
-    if base:
-        return f"{base.lower()}_{region.upper()}" if region else base.lower()
-    return check.language or DEFAULT_LANGUAGE
 
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -619,6 +517,7 @@ def start_batch_for(
     *,
     engine: Engine,
     allow_namesakes: bool = False,
+    on_progress: ImportProgress | None = None,
 ) -> SendBatch:
     """`start_batch` on behalf of a dashboard user: role and tenant checked first."""
     require(user, Action.SEND)
@@ -630,6 +529,7 @@ def start_batch_for(
         created_by=user.username,
         allow_namesakes=allow_namesakes,
         engine=engine,
+        on_progress=on_progress,
     )
 
 

@@ -17,7 +17,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from core.i18n import N_, _
@@ -30,10 +30,11 @@ from core.templates import (
     TemplateParams,
     build_po_notice_params,
     is_po_notice_template,
-    render_preview,
-    validate_parameters,
 )
+from core.templates.fill import fill
 from core.templates.po import PO_FIELDS as PO_PARAMS
+from core.templates.preview import preview_of
+from core.templates.validate import content_problems, unsendable_problems
 from core.templates.values import HEADER_KEY, looks_like_formula
 
 __all__ = [
@@ -50,8 +51,8 @@ __all__ = [
     "validate_rows",
 ]
 
-MAX_BYTES = 5 * 1024 * 1024
-MAX_ROWS = 10_000
+MAX_BYTES = 40 * 1024 * 1024  # 100,000 rows of 400 bytes
+MAX_ROWS = 100_000
 MAX_CELL_CHARS = 32_768
 DELIMITERS = (",", ";", "\t")
 #: The fields of a PO notice row, in the order a mapping form shows them.
@@ -97,40 +98,56 @@ def read_csv(data: bytes, *, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROW
     text, encoding = _decode(bytes(data))
     if not text.strip():
         raise CsvError(_("The file is empty"))
-    lines = text.splitlines()
-    delimiter = _delimiter(lines)
-    records = _records(text, delimiter)
+    lines = _first_lines(text, 52)
+    delimiter = _delimiter(lines if any(x.strip() for x in lines) else text.splitlines())
+    records = _records(text, delimiter)  # one record at a time: no list of them all
     above = 0
-    while records and not any(cell.strip() for cell in records[0]):
-        records.pop(0)  # blank lines above the header
-        above += 1
-    headers, width = _headers(records[0], records[1:])
-    rows: list[dict[str, str]] = []
+    header: list[str] | None = None
+    for header in records:
+        if any(cell.strip() for cell in header):
+            break
+        above += 1  # blank lines above the header
+    if header is None:
+        raise CsvError(_("The file is empty"))
+    # Rows are kept as their cells first: a trailing unnamed column is dropped only when
+    # it is empty in every row, which is known once all are read.
+    kept: list[list[str]] = []
+    counts: list[int] = []  # each row's cells as written, trailing empty ones included
     numbers: list[int] = []
-    errors: dict[int, str] = {}
-    for index, record in enumerate(records[1:], start=above + 1):
-        number = spreadsheet_row(index)
+    widest = 0  # the most cells up to a row's last non-empty one
+    for index, record in enumerate(records, start=above + 1):
         cells = [cell.strip() for cell in record]
         if not any(cells):
             continue  # blank line (or a row of empty cells)
-        if len(rows) >= max_rows:
+        if len(kept) >= max_rows:
             raise CsvError(
                 _("The file has more than {n} rows; split it into smaller files").format(
                     n=f"{max_rows:,}"
                 )
             )
-        if any(cells[width:]):
+        counts.append(len(cells))
+        while cells and cells[-1] == "":
+            cells.pop()  # empty trailing cells: what a missing cell reads as anyway
+        widest = max(widest, len(cells))
+        kept.append(cells)
+        numbers.append(spreadsheet_row(index))
+    headers, width = _headers(header, widest)
+    rows: list[dict[str, str]] = []
+    errors: dict[int, str] = {}
+    for position, (number, cells) in enumerate(zip(numbers, kept, strict=True)):
+        record_width = counts[position]
+        if len(cells) > width:
             errors[number] = _(
                 "Row {row} has {cells} cells but the header has {width} (a {separator} inside "
                 "a value? put that value in quotes)"
-            ).format(row=number, cells=len(cells), width=width, separator=_one(delimiter))
-        elif len(cells) < width:
+            ).format(row=number, cells=record_width, width=width, separator=_one(delimiter))
+        elif record_width < width:
             errors[number] = _("Row {row} has {cells} cells but the header has {width}").format(
-                row=number, cells=len(cells), width=width
+                row=number, cells=record_width, width=width
             )
         cells += [""] * (width - len(cells))
         rows.append(dict(zip(headers, cells[:width], strict=True)))
-        numbers.append(number)
+        kept[position] = []  # each row's cells live once: as its list or as its dict
     return CsvTable(headers, rows, numbers, encoding, delimiter, errors)
 
 
@@ -209,16 +226,27 @@ def _split(line: str, delimiter: str) -> list[str]:
         return [line]
 
 
-def _records(text: str, delimiter: str) -> list[list[str]]:
+def _first_lines(text: str, count: int) -> list[str]:
+    """The first `count` lines of `text` (what the delimiter is judged on), without
+    splitting the whole file into lines."""
+    end = 0
+    for _line in range(count):
+        end = text.find("\n", end) + 1
+        if end == 0:
+            return text.splitlines()
+    return text[:end].splitlines()
+
+
+def _records(text: str, delimiter: str) -> Iterator[list[str]]:
+    """The file's records one at a time; CsvError when one cannot be read."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    records: list[list[str]] = []
     try:
         for record in reader:
             if any(len(cell) > MAX_CELL_CHARS for cell in record):
                 raise CsvError(
                     _("A cell near line {line} is far too long").format(line=reader.line_num)
                 )
-            records.append(record)
+            yield record
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise CsvError(
@@ -230,21 +258,17 @@ def _records(text: str, delimiter: str) -> list[list[str]]:
                 "by text ({error})"
             ).format(line=reader.line_num, error=exc)
         ) from None
-    return records
 
 
-def _headers(record: list[str], data: list[list[str]]) -> tuple[list[str], int]:
+def _headers(record: list[str], widest: int) -> tuple[list[str], int]:
     """The column names (BOM and spaces stripped) and the table width.
 
-    Trailing unnamed columns that are empty in every row (spreadsheets add them) are
-    dropped; any other unnamed column, or two columns with one name, is refused.
+    Trailing unnamed columns that are empty in every row (spreadsheets add them; no row
+    has a non-empty cell beyond `widest`) are dropped; any other unnamed column, or two
+    columns with one name, is refused.
     """
     names = [cell.strip().lstrip("\ufeff").strip() for cell in record]
-    while (
-        names
-        and not names[-1]
-        and all(len(r) < len(names) or not r[len(names) - 1].strip() for r in data)
-    ):
+    while names and not names[-1] and widest < len(names):
         names.pop()
     if len(names) < 2:
         raise CsvError(_("The header line names fewer than two columns"))
@@ -403,7 +427,14 @@ def validate_rows(
         {want: row.get(header, "") for want, header in mapping.items() if header}
         for row in table.rows
     ]
-    phones = [_phone(values.get("phone", ""), region) for values in cells]
+    read: dict[str, tuple[str | None, str | None]] = {}  # a supplier's number, read once
+    phones = []
+    for values in cells:
+        raw = values.get("phone", "")
+        if raw not in read:
+            read[raw] = _phone(raw, region)
+        phones.append(read[raw])
+    del read
     known = [phone for phone, _problem in phones if phone is not None]
     kept = dict(supplier_languages(known)) if supplier_languages is not None and known else {}
     first_row_of: dict[str, int] = {}
@@ -472,9 +503,10 @@ def _check_row(
         params = {name: value for name, value in values.items() if name not in ROW_ONLY_FIELDS}
         if defn.has_media_header and defn.header_format and params.get(HEADER_KEY):
             params[HEADER_KEY] = {"type": defn.header_format.lower(), "link": params[HEADER_KEY]}
-    if params is not None:
+    filled = fill(defn, params) if params is not None else None  # resolved once per row
+    if filled is not None:
         said = set(formulas)  # one reason per cell: a PO number is also a header and payloads
-        for problem in validate_parameters(defn, params):
+        for problem in unsendable_problems(defn) + content_problems(defn, filled):
             source = _source_field(defn, problem.param, po_notice)
             if source in said:
                 continue
@@ -491,7 +523,7 @@ def _check_row(
         key = po_notice_key(values["po_number"], phone, defn.name)
     elif phone is not None and params is not None and not po_notice:
         key = content_key(phone, {"template": defn.key, "params": params})
-    preview = render_preview(defn, params).body if params is not None else None
+    preview = preview_of(defn, filled).body if filled is not None else None
     return RowCheck(number, values, phone, params, preview, key, errors, warnings, language.code)
 
 

@@ -223,6 +223,7 @@ def amount_1000(amount: Decimal) -> int:
     return int(scaled)
 
 
+@lru_cache(maxsize=131_072)  # a batch formats each row's amount when checked and when queued
 def format_amount(amount: Decimal, currency: str, language: str) -> str:
     """The amount as the template's language writes it: es "1.234,50 €", en "€1,234.50".
 
@@ -237,6 +238,7 @@ def format_amount(amount: Decimal, currency: str, language: str) -> str:
     return _LETTERS_THEN_DIGIT.sub(r"\1 \2", _DIGIT_THEN_LETTERS.sub(r"\1 \2", text))
 
 
+@lru_cache(maxsize=64)  # parsed once per language: a batch formats thousands of amounts
 def _locale(language: str) -> Locale:
     try:
         return Locale.parse(language.replace("-", "_"))

@@ -13,14 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.cloud_api import text_message
+from core.cloud_api import CloudApiClient, text_message
 from core.consent import ConsentGrant, grant, refusal_for
+from core.consent.policy import ConsentHolder
 from core.db import get_engine, session_scope
 from core.i18n import _
 from core.keys import content_key, po_notice_key
@@ -28,7 +29,13 @@ from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
 from core.outbox import EnqueueResult, OutboundMessage, OutboxError, enqueue
-from core.phones import InvalidPhoneNumber, country_calling_code, normalize_phone, wa_digits
+from core.phones import (
+    InvalidPhoneNumber,
+    checked_e164,
+    country_calling_code,
+    normalize_phone,
+    wa_digits,
+)
 from core.routing import NumberError, SenderNumber, engine_of, route_id
 from core.sender import drain
 from core.settings import get_settings
@@ -37,15 +44,17 @@ from core.templates import (
     SyncReport,
     TemplateDefinition,
     build_po_notice_params,
-    build_template_payload,
     definition_of,
     get_template,
     list_templates,
-    render_preview,
-    validate_parameters,
+    sync_templates,
 )
 from core.templates.definition import NAMED
+from core.templates.fill import fill
 from core.templates.languages import pick_language
+from core.templates.payload import payload_of
+from core.templates.preview import preview_of
+from core.templates.validate import content_problems, unsendable_problems
 
 DEFAULT_LANGUAGE = "es"
 
@@ -104,6 +113,14 @@ CONSENT_SOURCES = {
 }
 
 
+class SupplierState(ConsentHolder, Protocol):
+    """What preparing a message reads of its supplier: a `Supplier`, or a row of the
+    suppliers table a batch read in bulk."""
+
+    @property
+    def id(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class PreparedMessage:
     """A checked message ready for the outbox, and what the supplier will see."""
@@ -144,6 +161,14 @@ def normalised_phone(raw: str) -> str:
     """E.164 for `raw` with the configured default region, or NoticeRejected with the reason."""
     try:
         return normalize_phone(raw, get_settings().whatsapp_default_region)
+    except InvalidPhoneNumber as exc:
+        raise NoticeRejected([str(exc)]) from None
+
+
+def _checked(phone_e164: str) -> str:
+    """A number the caller already normalised, checked to be E.164 (NoticeRejected if not)."""
+    try:
+        return checked_e164(phone_e164)
     except InvalidPhoneNumber as exc:
         raise NoticeRejected([str(exc)]) from None
 
@@ -202,7 +227,7 @@ def prepare_template_message(
     language: str,
     params: Mapping[str, Any] | None,
     idempotency_key: str | None = None,
-    supplier: Supplier | None = None,
+    supplier: SupplierState | None = None,
     po_number: str | None = None,
     po_id: str | None = None,
     created_by: str | None = None,
@@ -211,6 +236,8 @@ def prepare_template_message(
     batch_row: int | None = None,
     definition: TemplateDefinition | None = None,
     phone_number_id: str | SenderNumber | None = None,
+    phone_normalised: bool = False,
+    unrecorded_allowed: bool | None = None,
 ) -> PreparedMessage:
     """Check and build one template message; NoticeRejected lists every problem found.
 
@@ -219,22 +246,28 @@ def prepare_template_message(
     one without recorded consent when the tenant refuses those, is refused with the
     reason before anything else.
 
-    A caller preparing many messages of one template passes its `definition` (resolved
-    once by `resolve_template`) instead of having it looked up for every message.
+    A caller preparing many messages of one template (a batch) passes its `definition`
+    (resolved once by `resolve_template`), each row's `supplier` (looked up in bulk),
+    the tenant's `unrecorded_allowed` consent setting (read once), and, with
+    `phone_normalised`, a `phone` it already normalised with `normalised_phone` (a CSV
+    plan does for every row; it is then only checked to be E.164), instead of having
+    each looked up or parsed again for every message.
     """
-    recipient = normalised_phone(phone)
+    recipient = _checked(phone) if phone_normalised else normalised_phone(phone)
     if supplier is None:
         supplier = supplier_at(session, tenant_id, recipient)
-    if (refusal := refusal_for(session, tenant_id, supplier)) is not None:
+    refusal = refusal_for(session, tenant_id, supplier, unrecorded_allowed=unrecorded_allowed)
+    if refusal is not None:
         raise NoticeRejected([refusal.reason])  # consent first: no other problem matters
     if definition is None:
         definition = resolve_template(session, tenant_id, template_name, language)
     language = definition.language  # the version sent (es for es_ES when only es exists)
-    problems = validate_parameters(definition, params)
+    filled = fill(definition, params)  # resolved once: checked, sent and previewed alike
+    problems = unsendable_problems(definition) + content_problems(definition, filled)
     if problems:
         raise NoticeRejected([problem.message for problem in problems])
-    payload = build_template_payload(definition, wa_digits(recipient), params)
-    preview = render_preview(definition, params)
+    payload = payload_of(definition, wa_digits(recipient), filled)
+    preview = preview_of(definition, filled)
     plain_params = dict(params or {})
     sender_id = _sender_id(session, tenant_id, phone_number_id)
     outbound = OutboundMessage(
@@ -406,12 +439,13 @@ def dispatch_until_settled(
 
 
 def sync_templates_now(tenant_id: str, *, engine: Engine | None = None) -> SyncReport:
-    """Copy the templates of every WABA of the tenant's numbers (the sandbox's in sandbox
-    mode) into its registry: templates belong to their WABA (core.numbers.templates).
-    `NumberError` for a tenant with no number: no other business's templates."""
-    from core.numbers.templates import sync_tenant_now
+    """Copy the account's templates (or the sandbox's) into the local registry."""
 
-    return sync_tenant_now(engine or get_engine(), get_settings(), tenant_id)
+    async def _sync() -> SyncReport:
+        async with CloudApiClient(get_settings(), max_connections=4) as client:
+            return await sync_templates(client, engine or get_engine(), tenant_id)
+
+    return asyncio.run(_sync())
 
 
 #: Meta accepts free-form text only this long after the supplier's last message to us.

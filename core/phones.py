@@ -45,10 +45,12 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     """
     region = _region(region)
     text = _clean(raw)
-    number = _parse(text, region)
+    number, valid = _parse(text, region)
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if valid and possible == Possible.IS_POSSIBLE:  # the usual case, checked once
+        return phonenumbers.format_number(number, PhoneNumberFormat.E164)
     shown = text  # at most MAX_INPUT_CHARS, no control characters
     where = _country_of(number)
-    possible = phonenumbers.is_possible_number_with_reason(number)
     if possible == Possible.TOO_SHORT:
         raise InvalidPhoneNumber(_("{number} is too short for {where}").format(
             number=shown, where=where))  # fmt: skip
@@ -74,14 +76,30 @@ def wa_digits(e164: str) -> str:
 
 def country_calling_code(e164: str) -> str:
     """The country calling code of an E.164 number, as text ("34" for Spain)."""
-    number = phonenumbers.parse(_checked_e164(e164), None)
-    return str(number.country_code)
+    digits = _checked_e164(e164)[1:]
+    return _calling_code(digits[:3]) or str(phonenumbers.parse(e164, None).country_code)
+
+
+@lru_cache(maxsize=1024)
+def _calling_code(prefix: str) -> str | None:
+    """The calling code a number starting with these digits has, as phonenumbers
+    reads it (codes are prefix-free: the shortest known one is it), else None."""
+    for size in (1, 2, 3):
+        if int(prefix[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return prefix[:size]
+    return None
 
 
 def display_phone(e164: str) -> str:
     """An E.164 number grouped for people to read: `+34 612 34 56 78`."""
     number = phonenumbers.parse(_checked_e164(e164), None)
     return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+
+
+def checked_e164(e164: str) -> str:
+    """`e164` itself when it has the E.164 form (`+` and 7 to 15 digits), else
+    InvalidPhoneNumber: for numbers `normalize_phone` already produced."""
+    return _checked_e164(e164)
 
 
 def _checked_e164(e164: str) -> str:
@@ -144,10 +162,10 @@ def _clean(raw: object) -> str:
     return text
 
 
-def _parse(text: str, region: str) -> PhoneNumber:
+def _parse(text: str, region: str) -> tuple[PhoneNumber, bool]:
     """Parse with the region's rules and, for a `00` prefix, also as `+` (the usual IDD);
     a `(0)` (the trunk prefix some write after the country code, `+34 (0)612 34 56 78`)
-    is also read as absent.
+    is also read as absent. Returns the reading and whether it is a valid number.
 
     The first valid reading wins, as written before without the `(0)` (in Italy the 0
     is part of the number); with none, the last reading explains the problem best (a
@@ -170,9 +188,9 @@ def _parse(text: str, region: str) -> PhoneNumber:
             first_error = first_error or exc
     for number in readings:
         if phonenumbers.is_valid_number(number):
-            return number
+            return number, True
     if readings:
-        return readings[-1]
+        return readings[-1], False
     assert first_error is not None
     raise InvalidPhoneNumber(_parse_reason(text, first_error)) from None
 

@@ -19,6 +19,7 @@ from wsgiref.simple_server import WSGIServer
 import streamlit as st
 from sqlalchemy import Engine
 
+from core.batch_jobs import JobRunner
 from core.db import get_engine
 from core.metrics_server import serve_metrics
 from core.sender.metrics import QualityProbe, SenderMetrics
@@ -121,6 +122,13 @@ def _serve_sender_metrics(sender: EmbeddedSender, cfg: Settings) -> SenderMetric
     metrics = SenderMetrics(engine(), cfg)
     sender.metrics_server, _ = serve_metrics(metrics.registry(), cfg.dashboard_metrics_port)
     return metrics
+
+
+@st.cache_resource(show_spinner=False)
+def bulk_jobs() -> JobRunner:
+    """The server process's runner of long bulk work (checking and queuing big files
+    off the pages' threads, `core.batch_jobs`), started once."""
+    return JobRunner()
 
 
 @st.cache_resource(show_spinner=False)

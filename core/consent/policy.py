@@ -14,7 +14,8 @@ checked here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime
+from typing import Literal, Protocol
 
 from sqlalchemy import Connection
 from sqlmodel import Session
@@ -22,7 +23,6 @@ from sqlmodel import Session
 from core.consent.tenant import allows_unrecorded
 from core.formatting import format_day
 from core.i18n import N_, _
-from core.models.suppliers import Supplier
 
 OPTED_OUT = "opted_out"
 NO_CONSENT = "no_consent"
@@ -63,7 +63,21 @@ class Refusal:
     reason: str
 
 
-def consent_state(supplier: Supplier | None) -> ConsentStateName:
+class ConsentHolder(Protocol):
+    """What the consent rule reads of a supplier: a `Supplier`, or a row of the suppliers
+    table read in bulk (`core.batch_import`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def opted_in(self) -> bool: ...
+    @property
+    def opted_out_at(self) -> datetime | None: ...
+    @property
+    def opt_out_source(self) -> str | None: ...
+
+
+def consent_state(supplier: ConsentHolder | None) -> ConsentStateName:
     """`opted_out` (withdrawn: never sendable), `consenting`, or `unknown` (none recorded)."""
     if supplier is None:
         return "unknown"
@@ -83,15 +97,18 @@ def source_label(source: str | None) -> str:
 def refusal_for(
     db: Session | Connection,
     tenant_id: str,
-    supplier: Supplier | None,
+    supplier: ConsentHolder | None,
     *,
     confirming: bool = False,
+    unrecorded_allowed: bool | None = None,
 ) -> Refusal | None:
     """Why a template to `supplier` must not be sent now, or None when it may.
 
     `confirming` is True when the sender confirms consent with this send (the send
     page's checkbox, a CSV row's `consent` yes, an ERP event's whatsapp_consent true):
     that records consent for a supplier without it, but never lifts an opt-out.
+    `unrecorded_allowed` is the tenant's setting (`allows_unrecorded`) when the caller
+    read it once for many messages (a batch); None reads it here when needed.
     """
     state = consent_state(supplier)
     if state == "opted_out":
@@ -108,7 +125,11 @@ def refusal_for(
                 source=source_label(supplier.opt_out_source),
             ),
         )
-    if state == "consenting" or confirming or allows_unrecorded(db, tenant_id):
+    if state == "consenting" or confirming:
+        return None
+    if unrecorded_allowed is None:
+        unrecorded_allowed = allows_unrecorded(db, tenant_id)
+    if unrecorded_allowed:
         return None
     name = supplier.name if supplier is not None else _("this number")
     return Refusal(

@@ -136,6 +136,62 @@ def withdraw_rows(
     return changed
 
 
+def grant_rows(
+    conn: Connection,
+    tenant_id: str,
+    supplier_ids: Iterable[int],
+    *,
+    source: str,
+    by: str | None,
+    at: datetime,
+    chunk: int = 500,
+) -> set[int]:
+    """`grant` for many suppliers of one tenant inside a Core transaction (a batch's):
+    those without consent and not opted out now consent, each with its event; the ones
+    that changed are returned. As `grant` from a source that is not `admin`, an opt-out
+    is never lifted (the UPDATE's condition decides, so a stop arriving meanwhile wins).
+    """
+    s = _SUPPLIERS.c
+    ids = sorted(set(supplier_ids))
+    changed: set[int] = set()
+    for start in range(0, len(ids), chunk):
+        result = conn.execute(
+            update(_SUPPLIERS)
+            .where(
+                s.id.in_(ids[start : start + chunk]),
+                s.tenant_id == tenant_id,
+                s.opted_out_at.is_(None),
+                s.opted_in.is_(False),
+            )
+            .values(
+                opted_in=True,
+                opted_in_at=at,
+                consent_source=source[:32],
+                consent_by=(by or "")[:MAX_BY] or None,
+                updated_at=at,
+            )
+            .returning(s.id)
+        )
+        changed.update(int(row[0]) for row in result)
+    if changed:
+        conn.execute(
+            insert(_EVENTS),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "supplier_id": supplier_id,
+                    "action": GRANTED,
+                    "source": source[:32],
+                    "by": (by or "")[:MAX_BY] or None,
+                    "evidence": None,
+                    "at": at,
+                }
+                for supplier_id in sorted(changed)
+            ],
+        )
+    return changed
+
+
 def history(
     engine: Engine, tenant_id: str, supplier_id: int, *, limit: int = 100
 ) -> list[ConsentEventView]:

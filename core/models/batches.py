@@ -15,6 +15,7 @@ from core.models.types import PortableJSON, UTCDateTime, new_id, utcnow
 class BatchStatus(StrEnum):
     """A batch's lifecycle; counts per message status are derived, never stored."""
 
+    IMPORTING = "importing"  # its rows are being recorded and queued, chunk by chunk
     RUNNING = "running"
     PAUSED = "paused"
     DONE = "done"

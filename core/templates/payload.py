@@ -8,7 +8,7 @@ from typing import Any
 
 from core.cloud_api import template_message
 from core.templates.definition import NAMED, TemplateDefinition
-from core.templates.fill import ParamProblem, fill
+from core.templates.fill import Filled, ParamProblem, fill
 from core.templates.validate import content_problems
 
 _WA_DIGITS = re.compile(r"[1-9][0-9]{6,14}")
@@ -35,6 +35,13 @@ def build_components(
     problems = content_problems(defn, filled)
     if problems:
         raise TemplateParamsError(problems)
+    return components_of(defn, filled)
+
+
+def components_of(defn: TemplateDefinition, filled: Filled) -> list[dict[str, Any]]:
+    """The `template.components` list from an already resolved send without problems
+    (`fill`, then `content_problems` empty): callers that also validate and preview the
+    send resolve it once (formatting an amount is the costly part) and build from it."""
     named = defn.parameter_format == NAMED
     components: list[dict[str, Any]] = []
     if filled.header is not None:
@@ -72,3 +79,10 @@ def build_template_payload(
     if not isinstance(to_digits, str) or not _WA_DIGITS.fullmatch(to_digits):
         raise ValueError("to_digits must be the digits of an E.164 number, without '+'")
     return template_message(to_digits, defn.name, defn.language, build_components(defn, params))
+
+
+def payload_of(defn: TemplateDefinition, to_digits: str, filled: Filled) -> dict[str, Any]:
+    """`build_template_payload` from an already resolved send without problems."""
+    if not isinstance(to_digits, str) or not _WA_DIGITS.fullmatch(to_digits):
+        raise ValueError("to_digits must be the digits of an E.164 number, without '+'")
+    return template_message(to_digits, defn.name, defn.language, components_of(defn, filled))

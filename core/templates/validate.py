@@ -24,10 +24,14 @@ def validate_parameters(
 
     An empty list means Meta should accept the send as far as its content goes.
     """
-    problems: list[ParamProblem] = []
+    return unsendable_problems(defn) + content_problems(defn, fill(defn, params))
+
+
+def unsendable_problems(defn: TemplateDefinition) -> list[ParamProblem]:
+    """The template's own reason it cannot be sent (paused, not approved...), if any."""
     if (reason := defn.unsendable_reason) is not None:
-        problems.append(ParamProblem("template", reason, reason))
-    return problems + content_problems(defn, fill(defn, params))
+        return [ParamProblem("template", reason, reason)]
+    return []
 
 
 def content_problems(defn: TemplateDefinition, filled: Filled) -> list[ParamProblem]:

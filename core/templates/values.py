@@ -24,7 +24,6 @@ is refused (it ends up in buyers' result files and in suppliers' spreadsheets).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -47,6 +46,8 @@ MAX_PAYLOAD = 128
 #: The longest value examined at all: beyond this a value cannot fit any component.
 MAX_VALUE_CHARS = 32_768
 _MANY_SPACES = re.compile(r" {5,}")
+#: Unicode's control characters (category Cc: C0, DEL and C1), as one search.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: Characters that change how the text around them is shown without being seen
 #: themselves: bidirectional embeddings, overrides, isolates and marks, and zero-width
 #: characters (U+FEFF is a byte order mark only at the start of a file, never in a value).
@@ -140,7 +141,7 @@ def check_text(value: object) -> str:
         )
     if "\t" in value:
         raise ParamValueError(_("contains a tab; WhatsApp refuses tabs in parameters"))
-    if any(unicodedata.category(char) == "Cc" for char in value):
+    if _CONTROL.search(value):
         raise ParamValueError(_("contains invisible control characters"))
     text = clean_text(value)
     if _MANY_SPACES.search(text):

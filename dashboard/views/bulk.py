@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from core import csv_import
 from core.auth import PermissionDenied, write_tenant
+from core.batch_jobs import Report
 from core.batches import BatchError, BatchProgress
 from core.bulk import (
     BulkPlan,
@@ -57,6 +58,7 @@ FIELD_LABELS = {
 }
 #: A batch's status as the list of recent batches names it.
 BATCH_STATUS = {
+    "importing": N_("Queuing"),
     "running": N_("Sending"),
     "paused": N_("Paused"),
     "cancelled": N_("Cancelled"),
@@ -76,8 +78,14 @@ def _batch_status(status: str) -> str:
     return _(known) if known else status
 #: The upload limit shown and enforced by the browser: what `read_csv` accepts.
 MAX_UPLOAD_MB = max(1, csv_import.MAX_BYTES // (1024 * 1024))
-#: Checked files kept per session (a plan of 10,000 rows takes seconds to make).
+#: Checked files kept per session (a plan of 100,000 rows takes seconds to make)...
 PLANS_KEPT = 4
+#: ... and at most this many rows in all (a plan of 100,000 rows is kept alone).
+ROWS_KEPT = 120_000
+#: Files up to this size are checked, and batches up to this many rows queued, on the
+#: page's own run (a second at most); bigger ones on the runner's thread with progress.
+INLINE_BYTES = 256 * 1024
+INLINE_ROWS = 2_000
 #: How the file's encoding is named to a buyer.
 ENCODINGS = {
     "utf-8": "UTF-8",
@@ -202,8 +210,10 @@ def _plan(
     fallback: bool = False,
     consent: bool = False,
 ) -> BulkPlan | None:
-    """The checked file; the last plan is kept for the session, as checking 10,000 rows
-    takes seconds and every click reruns the page (the send re-checks duplicates)."""
+    """The checked file, or None while it is being checked (on the runner's thread:
+    `core.batch_jobs`, progress redrawn every second) or when it cannot be. The last
+    plans are kept for the session, as checking 100,000 rows takes seconds and every
+    click reruns the page (the send re-checks duplicates)."""
     key = (
         write_tenant(user),
         hashlib.sha256(data).hexdigest(),
@@ -216,10 +226,12 @@ def _plan(
     kept: dict[tuple[object, ...], BulkPlan] = st.session_state.setdefault("bulk_plans", {})
     if key in kept:
         return kept[key]
-    try:
-        plan: BulkPlan = plan_csv(
+    tenant = write_tenant(user)
+
+    def check(report: Report | None = None) -> BulkPlan:
+        return plan_csv(
             data,
-            tenant_id=write_tenant(user),
+            tenant_id=tenant,
             template_name=template.name,
             language=template.language,
             decimal=decimal,
@@ -228,18 +240,67 @@ def _plan(
             consent_confirmed=consent,
             engine=db,
         )
-    except CsvError as exc:
-        st.error("**" + _("This file cannot be read:") + "** " + md_escape(_(str(exc))),
-                 icon=":material/block:")  # fmt: skip
-        return None
-    except NoticeRejected as exc:
-        st.error("**" + _("This template cannot be sent:") + "** " + md_escape(_(str(exc))),
-                 icon=":material/block:")  # fmt: skip
-        return None
-    while len(kept) >= PLANS_KEPT:  # the guessed and the chosen mapping, a file or two
-        kept.pop(next(iter(kept)))
+
+    if len(data) <= INLINE_BYTES:  # a small file: checked at once, here
+        try:
+            plan = check()
+        except (CsvError, NoticeRejected) as exc:
+            _refused(type(exc).__name__, str(exc))
+            return None
+    else:  # checked on the runner's thread: the page (and every other) stays free
+        checking: dict[tuple[object, ...], str] = st.session_state.setdefault(
+            "bulk_checking", {}
+        )
+        jobs = runtime.bulk_jobs()
+        job = jobs.job(checking[key]) if key in checking else None
+        if job is None:
+            checking[key] = jobs.submit("check", 0, check, (CsvError, NoticeRejected))
+            job = jobs.job(checking[key])
+        assert job is not None
+        if not job.finished:
+            _wait_for_job(job.id, _("Checking every row of the file…"))
+            return None
+        del checking[key]
+        if job.error is not None:  # CsvError or NoticeRejected, in words for the buyer
+            _refused(job.error_kind, job.error)
+            return None
+        plan = job.result
+    while kept and (len(kept) >= PLANS_KEPT or _rows(kept) + len(plan.checks) > ROWS_KEPT):
+        kept.pop(next(iter(kept)))  # the guessed and the chosen mapping, a file or two
     kept[key] = plan
     return plan
+
+
+def _refused(kind: str | None, reason: str) -> None:
+    """Why the file cannot be sent: its template (NoticeRejected), else the file itself."""
+    if kind == NoticeRejected.__name__:
+        st.error("**" + _("This template cannot be sent:") + "** " + md_escape(_(reason)),
+                 icon=":material/block:")  # fmt: skip
+    else:
+        st.error("**" + _("This file cannot be read:") + "** " + md_escape(_(reason)),
+                 icon=":material/block:")  # fmt: skip
+
+
+def _rows(plans: dict[tuple[object, ...], BulkPlan]) -> int:
+    return sum(len(plan.checks) for plan in plans.values())
+
+
+@st.fragment(run_every="1s")
+def _wait_for_job(job_id: str, label: str) -> None:
+    """A job's progress, redrawn every second; the whole page reruns once it is done."""
+    job = runtime.bulk_jobs().job(job_id)
+    if job is None or job.finished or job.batch_id is not None:
+        st.rerun(scope="app")
+        return
+    if job.total:
+        st.progress(
+            min(job.done_rows / job.total, 1.0),
+            text=_("{label} {done} of {total} rows").format(
+                label=label, done=format_number(job.done_rows), total=format_number(job.total)
+            ),
+        )
+    else:
+        st.info(label, icon=":material/hourglass_top:")
 
 
 def _mapping(plan: BulkPlan, file_id: str) -> dict[str, str | None]:
@@ -378,6 +439,7 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
     )
     if file_id in started:
         go_col.button(_("Sent ✓"), disabled=True, width="stretch", key=f"bulk_sent_{file_id}")
+        _follow_import(started, file_id)
         return
     count = plan.valid_count
     clicked = go_col.button(
@@ -388,18 +450,50 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
         width="stretch",
         key=f"bulk_go_{file_id}",
     )
-    if clicked:
-        try:
-            with st.spinner(_("Queuing {n} messages…").format(n=format_number(count))):
-                batch = start_batch_for(
-                    user, plan, name.strip() or file_name, engine=db, allow_namesakes=namesakes_ok
-                )
-        except (PermissionDenied, NoticeRejected, BatchError) as exc:  # e.g. template paused
-            st.error(md_escape(_(str(exc))))
-            return
-        started[file_id] = batch.id  # a second click (or rerun) opens it, never sends again
-        st.query_params["batch"] = batch.id
+    if not clicked:
+        return
+    batch_name = name.strip() or file_name
+
+    def queue(report: Report | None = None) -> str:
+        return start_batch_for(
+            user, plan, batch_name, engine=db, allow_namesakes=namesakes_ok, on_progress=report
+        ).id
+
+    if len(plan.checks) > INLINE_ROWS:
+        # Queued on the runner's thread, chunk by chunk: the page (and every other page)
+        # stays free, and a second click (or rerun) follows it, never sends again.
+        started[file_id] = runtime.bulk_jobs().submit(
+            "import", len(plan.checks), queue, (PermissionDenied, NoticeRejected, BatchError)
+        )
         st.rerun()
+    try:
+        with st.spinner(_("Queuing {n} messages…").format(n=format_number(count))):
+            batch_id = queue()
+    except (PermissionDenied, NoticeRejected, BatchError) as exc:  # e.g. template paused
+        st.error(md_escape(_(str(exc))))
+        return
+    started[file_id] = batch_id  # a second click (or rerun) opens it, never sends again
+    st.query_params["batch"] = batch_id
+    st.rerun()
+
+
+def _follow_import(started: dict[str, str], file_id: str) -> None:
+    """The import of a file sent from this page: its progress until its batch is recorded,
+    then the batch itself (opened by its id, which the URL keeps); or why it failed."""
+    job = runtime.bulk_jobs().job(started[file_id])
+    if job is None:
+        return  # from before a restart: its batch is in Recent batches
+    if job.batch_id is not None:
+        if st.query_params.get("batch") != job.batch_id:
+            st.query_params["batch"] = job.batch_id
+            st.rerun()
+        return
+    if job.error is not None:  # e.g. the template was paused since the file was checked
+        st.error(md_escape(_(job.error)))
+        del started[file_id]  # the buyer may try again
+        return
+    if not job.finished:
+        _wait_for_job(job.id, _("Queuing…"))
 
 
 def _namesakes(plan: BulkPlan, file_id: str) -> bool:
@@ -492,12 +586,29 @@ def _batch_panel(db: Engine, user: UserInfo, batch_id: str) -> None:
         st.rerun(scope="app")
     settled = progress.enqueued - progress.queued
     label = _state_label(progress)
-    st.progress(
-        progress.percent / 100,
-        text=_("{state} — {settled} of {total} messages settled").format(
-            state=label, settled=format_number(settled), total=format_number(progress.enqueued)
-        ),
-    )
+    if progress.importing or progress.interrupted:
+        recorded, total = progress.recorded_rows, progress.total_rows
+        st.progress(
+            recorded / total if total else 1.0,
+            text=_("{state} — {recorded} of {total} rows recorded").format(
+                state=label, recorded=format_number(recorded), total=format_number(total)
+            ),
+        )
+        if progress.interrupted:
+            st.warning(
+                _("The import stopped before every row was recorded: the rows listed in the "
+                  "results file were recorded and their messages are sent. Upload the file "
+                  "again to send the rest; rows already sent are recognised and not sent "
+                  "twice."),
+                icon=":material/warning:",
+            )  # fmt: skip
+    else:
+        st.progress(
+            progress.percent / 100,
+            text=_("{state} — {settled} of {total} messages settled").format(
+                state=label, settled=format_number(settled), total=format_number(progress.enqueued)
+            ),
+        )
     counts = progress.counts
     cols = st.columns(7)
     for cell, (name, value) in zip(
@@ -576,6 +687,10 @@ _live_batch_panel = st.fragment(run_every="1s")(_batch_panel)
 
 
 def _state_label(progress: BatchProgress) -> str:
+    if progress.interrupted:
+        return _("Import interrupted")
+    if progress.importing:
+        return _("Queuing")
     if progress.status == "paused":
         return _("Paused")
     if progress.status == "cancelled":

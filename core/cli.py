@@ -613,11 +613,13 @@ def resume(by: Annotated[str, typer.Option(help="Who resumes sending")] = "cli")
 def status() -> None:
     """Show the mode, queue depth, whether sending is paused (and why), and the webhooks."""
     from core import attention
+    from core.alerts.outbox import status_line as alerts_line
     from core.db import get_engine
     from core.system_health import status_lines
 
     engine = get_engine()
-    for line in [*status_lines(engine, _settings()), *attention.status_lines(engine)]:
+    lines = [*status_lines(engine, _settings()), *attention.status_lines(engine)]
+    for line in [*lines, alerts_line(engine)]:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

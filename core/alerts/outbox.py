@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, u
 
 from core.alerts.events import EVENTS
 from core.alerts.rules import OUTBOX
+from core.i18n import _, ngettext
 
 #: First retry after this many seconds, doubling per failed attempt up to `MAX_BACKOFF`.
 FIRST_BACKOFF = 30.0
@@ -201,3 +202,24 @@ def list_alerts(
         query = query.where(or_(c.tenant_id == tenant_id, c.tenant_id.is_(None)))
     with engine.connect() as conn:
         return [ListedAlert(**row._mapping) for row in conn.execute(query)]
+
+
+def status_line(engine: Engine) -> str:
+    """One line for `wanotify status`: how many alerts wait, and the last delivery error."""
+    c = OUTBOX.c
+    with engine.connect() as conn:
+        waiting = conn.execute(
+            select(func.count()).select_from(OUTBOX).where(c.status == "pending")
+        ).scalar_one()
+        failing = conn.execute(
+            select(c.last_error)
+            .where(c.status == "pending", c.attempts > 0)
+            .order_by(c.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    line = ngettext("Alerts: {n} waiting", "Alerts: {n} waiting", int(waiting)).format(
+        n=int(waiting)
+    )
+    if failing:
+        line += " · " + _("last delivery error: {error}").format(error=failing)
+    return line

@@ -17,7 +17,7 @@ from core.alerts import events
 from core.alerts.config import AlertSettings, load_alert_settings
 from core.alerts.delivery import deliver_pending
 from core.alerts.kinds import AlertKind
-from core.alerts.outbox import list_alerts
+from core.alerts.outbox import list_alerts, status_line
 from core.alerts.preferences import Choice, set_choices
 from core.alerts.rules import OUTBOX, fan_out
 from core.models.users import User
@@ -137,6 +137,7 @@ def test_a_failed_smtp_server_loses_nothing_and_is_retried_with_backoff(engine: 
     [row] = list_alerts(engine)
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error and f"127.0.0.1:{port}" in row.last_error
+    assert status_line(engine) == f"Alerts: 1 waiting · last delivery error: {row.last_error}"
     assert row.next_attempt_at == T0 + timedelta(seconds=30)
     server = start_smtp(port=port)
     try:
@@ -146,6 +147,7 @@ def test_a_failed_smtp_server_loses_nothing_and_is_retried_with_backoff(engine: 
     finally:
         server.stop()
     assert [(a.status, a.attempts) for a in list_alerts(engine)] == [("sent", 1)]
+    assert status_line(engine) == "Alerts: 0 waiting"
 
 
 def test_alerts_within_the_window_go_out_as_one_digest(

@@ -77,6 +77,7 @@ PAGES_ES = {
     "suppliers": ("Proveedores", "Proveedores"),
     "health": ("Estado del sistema", "Estado del sistema"),
     "settings": ("Configuración", "Configuración"),
+    "alerts": ("Mis alertas", "Mis alertas"),
 }
 
 

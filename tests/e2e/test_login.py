@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from core.auth import Page
 from tests.fixtures.browser import Product, log_in, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -34,7 +35,7 @@ def test_nothing_is_shown_before_login_and_a_wrong_password_is_refused(
 
 def test_a_buyer_sees_only_the_send_pages(page: Any, product: Product) -> None:
     log_in(page, product, "buyer")
-    assert _menu(page) == ["Send PO notice", "Bulk send (CSV)"]
+    assert _menu(page) == ["Send PO notice", "Bulk send (CSV)", "Awaiting answer", "My alerts"]
     expect(page.get_by_text("Signed in as")).to_be_visible()
 
 
@@ -53,9 +54,9 @@ def test_a_page_the_role_may_not_use_cannot_be_reached_by_url(page: Any, product
 
 def test_a_manager_sees_analytics_messages_and_health(page: Any, product: Product) -> None:
     log_in(page, product, "manager")
-    assert _menu(page) == ["Messages", "Analytics", "Health"]
+    assert _menu(page) == ["Awaiting answer", "Messages", "Analytics", "Health", "My alerts"]
 
 
 def test_an_admin_sees_every_page(page: Any, product: Product) -> None:
     log_in(page, product, "admin")
-    assert len(_menu(page)) == 8
+    assert len(_menu(page)) == len(Page)

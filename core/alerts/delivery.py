@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -147,11 +148,19 @@ def _send(
     poster(url, recipient, text)
 
 
+#: How often the delivery loop deletes old sent alerts (`core.alerts.outbox.prune`).
+PRUNE_EVERY = 3600.0
+
+
 async def run_delivery(engine: Engine, settings: AlertSettings, stop: asyncio.Event) -> None:
     """Deliver alerts every `poll_seconds` until `stop` is set (a failed pass is logged
-    and the next one tries again)."""
+    and the next one tries again); once an hour, delete alerts sent long ago."""
+    pruned_at = -PRUNE_EVERY
     while not stop.is_set():
         try:
+            if time.monotonic() - pruned_at >= PRUNE_EVERY:
+                pruned_at = time.monotonic()
+                await asyncio.to_thread(outbox.prune, engine, clock.now())
             report = await asyncio.to_thread(deliver_pending, engine, settings)
             if report.messages or report.failed:
                 log.info("alerts: %s", report.describe())

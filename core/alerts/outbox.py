@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, update
 
 from core.alerts.events import EVENTS
 from core.alerts.rules import OUTBOX
@@ -223,3 +223,24 @@ def status_line(engine: Engine) -> str:
     if failing:
         line += " · " + _("last delivery error: {error}").format(error=failing)
     return line
+
+
+#: Sent alerts (and their events) are kept this long, for `alerts list` and the page.
+KEEP_SENT = timedelta(days=90)
+
+
+def prune(engine: Engine, now: datetime) -> int:
+    """Delete alerts sent more than `KEEP_SENT` ago and the events nothing points at any
+    more (fanned out and that old); pending alerts are never deleted. Returns the rows."""
+    c, e = OUTBOX.c, EVENTS.c
+    cutoff = now - KEEP_SENT
+    with engine.begin() as conn:
+        gone = conn.execute(delete(OUTBOX).where(c.status == "sent", c.sent_at < cutoff))
+        orphans = conn.execute(
+            delete(EVENTS).where(
+                e.fanned_out.is_(True),
+                e.created_at < cutoff,
+                ~select(c.id).where(c.event_id == e.id).exists(),
+            )
+        )
+    return int(gone.rowcount or 0) + int(orphans.rowcount or 0)

@@ -372,3 +372,21 @@ def test_a_broken_address_fails_its_own_alert_only(engine: Engine, smtp_server: 
     failed = [row for row in list_alerts(engine) if row.status == "pending"]
     assert len(failed) == 1 and failed[0].attempts == 1
     assert failed[0].last_error and failed[0].last_error.startswith("cannot write a mail")
+
+
+def test_alerts_sent_long_ago_are_pruned_and_waiting_ones_never(
+    engine: Engine, smtp_server: SmtpServer
+) -> None:
+    from core.alerts.events import EVENTS
+    from core.alerts.outbox import prune
+
+    person(engine, "ana", "buyer")
+    reject(engine, "PO-40", "ana")
+    deliver_pending(engine, settings_for(smtp_server), now=T0)
+    reject(engine, "PO-41", "ana")
+    fan_out(engine, settings_for(smtp_server), T0)  # waiting, never sent
+    assert prune(engine, T0 + timedelta(days=89)) == 0
+    assert prune(engine, T0 + timedelta(days=91)) == 2  # the sent row and its event
+    assert [a.status for a in list_alerts(engine)] == ["pending"]
+    with engine.connect() as conn:
+        assert len(conn.execute(select(EVENTS.c.id)).all()) == 1

@@ -83,6 +83,14 @@ class JobRunner:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job (its result may be a checked file of 100,000 rows that
+        the page now keeps itself)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and job.finished:
+                del self._jobs[job_id]
+
     def shutdown(self) -> None:
         """Stop taking work and wait for what runs (the server is stopping)."""
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -261,6 +261,7 @@ def _plan(
             _wait_for_job(job.id, _("Checking every row of the file…"))
             return None
         del checking[key]
+        jobs.forget(job.id)  # the page keeps the plan (below), the runner need not
         if job.error is not None:  # CsvError or NoticeRejected, in words for the buyer
             _refused(job.error_kind, job.error)
             return None

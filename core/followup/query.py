@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Engine, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, Engine, and_, case, func, literal, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from core import clock
@@ -161,10 +161,11 @@ def _digits(text: str) -> str:
 
 
 def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    """Every delivered, unconfirmed, newest-of-its-PO notice with its answer and reminders."""
+    """Every delivered, newest-of-its-PO notice with its latest answer and whether the
+    supplier wrote anything on the PO. Only what filters and order need is computed per
+    row; the page's reply texts and reminders are read for its rows alone (`_extras`)."""
     m = _M.alias("m")
     newer = _M.alias("newer")
-    reminder = _M.alias("r")
     answered = _M.alias("x")
     delivered = func.coalesce(m.c.delivered_at, m.c.read_at)
     same_po = lambda other: and_(  # noqa: E731 - three uses, one rule
@@ -187,25 +188,11 @@ def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
         .limit(1)
         .scalar_subquery()
     )
-    reply = (
-        select(_I.text, _I.at)
+    replied = (
+        select(literal(1))
         .select_from(answered.join(_INBOUND, _I.context_message_id == answered.c.id))
         .where(same_po(answered))
-        .order_by(_I.at.desc(), _I.id.desc())
-        .limit(1)
-    )
-    reply_text = reply.with_only_columns(_I.text).scalar_subquery()
-    reply_at = reply.with_only_columns(_I.at).scalar_subquery()
-    reminders = (
-        select(func.count())
-        .select_from(reminder)
-        .where(same_po(reminder), reminder.c.idempotency_key.like(f"{REMINDER_PREFIX}%"))
-        .scalar_subquery()
-    )
-    last_reminder = (
-        select(func.max(reminder.c.created_at))
-        .where(same_po(reminder), reminder.c.idempotency_key.like(f"{REMINDER_PREFIX}%"))
-        .scalar_subquery()
+        .exists()
     )
     superseded = (
         select(literal(1))
@@ -234,10 +221,7 @@ def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
             m.c.status,
             delivered.label("delivered_at"),
             ack.label("answer"),
-            reply_text.label("reply_text"),
-            reply_at.label("replied_at"),
-            reminders.label("reminders"),
-            last_reminder.label("last_reminder_at"),
+            replied.label("replied"),
         )
         .select_from(m.outerjoin(_SUPPLIERS, _S.id == m.c.supplier_id))
         .where(
@@ -252,10 +236,10 @@ def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
     )
 
 
-def _state(row_answer: ColumnElement[str], row_reply: ColumnElement[str]) -> ColumnElement[str]:
+def _state(row_answer: ColumnElement[str], replied: ColumnElement[bool]) -> ColumnElement[str]:
     return case(
         (row_answer == "rejected", literal(State.REJECTED.value)),
-        (or_(row_answer.is_not(None), row_reply.is_not(None)), literal(State.REPLIED.value)),
+        (or_(row_answer.is_not(None), replied), literal(State.REPLIED.value)),
         else_=literal(State.UNANSWERED.value),
     )
 
@@ -269,7 +253,7 @@ def awaiting(
         settings = {t: load(conn, t) for t in search.tenant_ids}
         inner = _inner(search.tenant_ids)
         c = inner.c
-        state = _state(c.answer, c.reply_text)
+        state = _state(c.answer, c.replied)
         conditions: list[ColumnElement[bool]] = [
             func.coalesce(c.answer, "") != "confirmed",
         ]
@@ -311,8 +295,61 @@ def awaiting(
             .limit(search.page_size)
             .offset((page - 1) * search.page_size)
         ).all()
-    notices = [_notice(row, now, settings[row.tenant_id]) for row in rows]
+        extras = _extras(conn, [(r.tenant_id, r.po_number, r.phone) for r in rows])
+    notices = [
+        _notice(row, now, settings[row.tenant_id], extras.get((row.tenant_id, row.po_number,
+                                                               row.phone), _Extras()))
+        for row in rows
+    ]  # fmt: skip
     return ResultPage(notices, total, page, search.page_size)
+
+
+@dataclass
+class _Extras:
+    """What the list shows of a PO beyond its row: the latest words and the reminders."""
+
+    reply_text: str | None = None
+    replied_at: datetime | None = None
+    reminders: int = 0
+    last_reminder_at: datetime | None = None
+
+
+def _extras(
+    conn: Connection, keys: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], _Extras]:
+    """Reply texts and reminder counts of a page's POs, in two indexed queries (tenant
+    and PO number), never per row of the whole list."""
+    found: dict[tuple[str, str, str], _Extras] = {k: _Extras() for k in keys}
+    if not keys:
+        return found
+    tenants = sorted({k[0] for k in keys})
+    pos = sorted({k[1] for k in keys})
+    m = _M.c
+    reminders = conn.execute(
+        select(m.tenant_id, m.po_number, m.recipient_phone, m.created_at).where(
+            m.tenant_id.in_(tenants),
+            m.po_number.in_(pos),
+            m.idempotency_key.like(f"{REMINDER_PREFIX}%"),
+        )
+    )
+    for tenant, po, phone, at in reminders:
+        if (extra := found.get((tenant, po, phone))) is not None:
+            extra.reminders += 1
+            when = _aware(at)
+            if when is not None and (
+                extra.last_reminder_at is None or when > extra.last_reminder_at
+            ):
+                extra.last_reminder_at = when
+    replies = conn.execute(
+        select(m.tenant_id, m.po_number, m.recipient_phone, _I.text, _I.at, _I.id)
+        .select_from(_M.join(_INBOUND, _I.context_message_id == m.id))
+        .where(m.tenant_id.in_(tenants), m.po_number.in_(pos))
+        .order_by(_I.at, _I.id)
+    )
+    for tenant, po, phone, text, at, _id in replies:  # oldest first: the last one stays
+        if (extra := found.get((tenant, po, phone))) is not None:
+            extra.reply_text, extra.replied_at = text, _aware(at)
+    return found
 
 
 def _aware(at: datetime | str | None) -> datetime | None:
@@ -324,7 +361,7 @@ def _aware(at: datetime | str | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-def _notice(row: object, now: datetime, cfg: FollowUpSettings) -> AwaitingNotice:
+def _notice(row: object, now: datetime, cfg: FollowUpSettings, extra: _Extras) -> AwaitingNotice:
     r = row  # a Row: attribute access by label
     delivered = _aware(r.delivered_at)  # type: ignore[attr-defined]
     assert delivered is not None
@@ -342,10 +379,10 @@ def _notice(row: object, now: datetime, cfg: FollowUpSettings) -> AwaitingNotice
         age=now - delivered,
         state=State(r.state),  # type: ignore[attr-defined]
         answer=r.answer,  # type: ignore[attr-defined]
-        reply_text=r.reply_text,  # type: ignore[attr-defined]
-        replied_at=_aware(r.replied_at),  # type: ignore[attr-defined]
-        reminders=int(r.reminders or 0),  # type: ignore[attr-defined]
-        last_reminder_at=_aware(r.last_reminder_at),  # type: ignore[attr-defined]
+        reply_text=extra.reply_text,
+        replied_at=extra.replied_at,
+        reminders=extra.reminders,
+        last_reminder_at=extra.last_reminder_at,
         max_reminders=cfg.max_reminders,
     )
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from core import clock
@@ -150,20 +150,19 @@ def latest_answer(session: Session, notice: WhatsAppMessage) -> str | None:
 
 
 def _reminders_so_far(session: Session, notice: WhatsAppMessage) -> tuple[int, datetime | None]:
-    row = session.execute(
-        select(func.count(), func.max(_M.created_at)).where(
+    """How many reminders the PO got and when the last was queued. The few rows are read
+    whole: an aggregate's MAX(created_at) lets SQLite walk the tenant's created_at index
+    instead of the (tenant, PO) one."""
+    times = session.execute(
+        select(_M.created_at).where(
             _M.tenant_id == notice.tenant_id,
             _M.po_number == notice.po_number,
             _M.recipient_phone == notice.recipient_phone,
             _M.idempotency_key.like(f"{REMINDER_PREFIX}%"),
         )
-    ).one()
-    last = row[1]
-    if isinstance(last, str):  # SQLite returns an aggregate's time as text
-        last = datetime.fromisoformat(last)
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
-    return int(row[0] or 0), last
+    ).scalars()
+    moments = [at if at.tzinfo is not None else at.replace(tzinfo=UTC) for at in times]
+    return len(moments), max(moments, default=None)
 
 
 def _remind_in(

@@ -599,13 +599,23 @@ def _read_template_file(file: Path) -> dict[str, Any]:
 
 
 @app.command()
-def resume(by: Annotated[str, typer.Option(help="Who resumes sending")] = "cli") -> None:
-    """Resume sending after Meta paused it (token, account or quality problem fixed)."""
+def resume(
+    by: Annotated[str, typer.Option(help="Who resumes sending")] = "cli",
+    number: Annotated[
+        str | None,
+        typer.Option("--number", help="The paused number's id (default: the environment's)"),
+    ] = None,
+) -> None:
+    """Resume sending after Meta paused it (token, account or quality problem fixed).
+    Each number pauses on its own: `wanotify status` lists the paused ones."""
     from core.control import resume_sending
     from core.db import get_engine
 
     settings = _settings()
-    resume_sending(get_engine(), settings.phone_number_id, by)
+    if number is not None and not (number.isascii() and number.isdigit()):
+        out.print("--number is a phone number id: digits only", markup=False)
+        raise typer.Exit(2)
+    resume_sending(get_engine(), number or settings.phone_number_id, by)
     out.print("Sending resumed.")
 
 

@@ -22,6 +22,7 @@ from core.auth import Action, require
 from core.cloud_api import CloudApiClient, PhoneHealth
 from core.control import ControlState, resume_sending, sending_state
 from core.errors import GraphError
+from core.models.control import SenderControl
 from core.models.templates import WhatsAppTemplate
 from core.routing import NumberError, SenderNumber, route
 from core.settings import Settings
@@ -183,5 +184,28 @@ def status_lines(engine: Engine, settings: Settings) -> list[str]:
     """What `wanotify status` prints: mode, sending state and queue, webhook pipeline."""
     state = sending_state(engine, settings.phone_number_id)
     hooks = webhook_lines(read_health(engine))
-    return [mode_line(settings), *state.describe().splitlines(), *hooks]
+    others = paused_number_lines(engine, exclude=settings.phone_number_id)
+    return [mode_line(settings), *state.describe().splitlines(), *others, *hooks]
+
+
+def paused_number_lines(engine: Engine, *, exclude: str | None = None) -> list[str]:
+    """One line per other paused number (each number pauses on its own: a 190 on one
+    tenant's token stops that tenant's number only)."""
+    c = SenderControl.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.phone_number_id, c.pause_reason, c.pause_code, c.paused_at)
+            .where(c.paused.is_(True), c.phone_number_id != (exclude or ""))
+            .order_by(c.phone_number_id)
+        ).all()
+    lines = []
+    for row in rows:
+        code = f" (Meta error {row.pause_code})" if row.pause_code is not None else ""
+        since = f" since {row.paused_at:%Y-%m-%d %H:%M} UTC" if row.paused_at else ""
+        lines.append(
+            f"Sending from number {row.phone_number_id} is PAUSED{since}: "
+            f"{row.pause_reason or 'no reason given'}{code}. Fix the cause, then "
+            f"resume (wanotify resume --number {row.phone_number_id})."
+        )
+    return lines
 

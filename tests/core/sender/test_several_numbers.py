@@ -18,7 +18,7 @@ from core.routing import NumberError, route
 from core.sandbox import SandboxServer
 from core.sandbox.server import sandbox_numbers
 from core.settings import SANDBOX_PHONE_NUMBER_ID, get_settings, load_settings
-from core.system_health import ApiCheck, read_system_health
+from core.system_health import ApiCheck, read_system_health, status_lines
 from tests.core.sender.helpers import notice, phone, rows, run_drain
 
 BAKERY, DAIRY = sandbox_numbers(2, mps=40)
@@ -116,6 +116,11 @@ def test_a_190_pauses_that_number_only(tenants: SandboxServer, engine: Engine) -
     assert bakery_health.sending.paused and bakery_health.phone_number_id == B_ID
     assert bakery_health.sending.code == 190
     assert not read_system_health(engine, settings, "dairy", api=NO_PROBE).sending.paused
+    lines = status_lines(engine, settings)  # `wanotify status`
+    assert "Sending is running." in lines  # the environment's number
+    [paused] = [line for line in lines if "PAUSED" in line]
+    assert paused.startswith(f"Sending from number {B_ID} is PAUSED")
+    assert f"wanotify resume --number {B_ID}" in paused
 
 
 def test_a_big_batch_does_not_hold_back_another_tenants_notice(

@@ -101,13 +101,20 @@ async def run_worker(
         worker_id=worker_id,
         on_dispatcher=on_dispatcher,
     )
+    # Imported here: core.followup sends through core.notify, which imports core.sender.
+    from core.followup.scheduler import run_scheduler
+
     task = asyncio.create_task(fleet.run(stop))
+    reminders = asyncio.create_task(run_scheduler(engine, stop))  # automatic follow-ups
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         stop.set()
         await task
         raise
+    finally:
+        reminders.cancel()  # a run in flight is cut; its reminders are idempotent
+        await asyncio.gather(reminders, return_exceptions=True)
 
 
 async def drain(

@@ -9,9 +9,12 @@ Three cooperating tasks on one event loop, plus one database thread:
   got a message less than 6 s ago (others go ahead) and waits on the rate limiter. The
   rows the limiter lets through together form a pacing slice: one UPDATE marks them
   `request_started_at` (store.mark_started), then each API call starts as its own
-  task (hundreds in flight at 1000/s). After a crash, recovery sends a claimed row
-  without the mark again (its request never started) and asks a person about the
-  others only: at most the requests that had started (about cap x latency);
+  task (hundreds in flight at 1000/s). The limiter grants permits about a mark's
+  duration ahead of their slots and each request waits for its slot, so the mark
+  costs no rate; the next slice is marked only once this one's requests are out.
+  After a crash, recovery sends a claimed row without the mark again (its request
+  never started) and asks a person about the others only: at most the requests that
+  had started (about cap x latency) and one marked slice;
 - the *writer* collects outcomes and records them every `flush_interval` in one
   transaction, with conditional updates that never move a row backwards.
 

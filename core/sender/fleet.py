@@ -122,7 +122,7 @@ class Fleet:
         options: DispatcherOptions | None = None,
         worker_id: str | None = None,
         on_dispatcher: Callable[[Dispatcher], None] | None = None,
-        refresh_seconds: float = REFRESH_SECONDS,
+        refresh_seconds: float | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -131,7 +131,7 @@ class Fleet:
         self.options = options or DispatcherOptions()
         self.worker_id = worker_id or new_worker_id()
         self.on_dispatcher = on_dispatcher
-        self.refresh_seconds = refresh_seconds
+        self.refresh_seconds = REFRESH_SECONDS if refresh_seconds is None else refresh_seconds
         self._lanes: dict[str, _Lane] = {}
         self._finished: list[Dispatcher] = []
         self._serial = itertools.count(1)

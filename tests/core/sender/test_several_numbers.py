@@ -5,7 +5,10 @@ another tenant's single notice (each number has its own dispatcher)."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -17,9 +20,10 @@ from core.outbox import OutboxError, enqueue_many
 from core.routing import NumberError, route
 from core.sandbox import SandboxServer
 from core.sandbox.server import sandbox_numbers
+from core.sender import fleet, run_worker
 from core.settings import SANDBOX_PHONE_NUMBER_ID, get_settings, load_settings
 from core.system_health import ApiCheck, read_system_health, status_lines
-from tests.core.sender.helpers import notice, phone, rows, run_drain
+from tests.core.sender.helpers import fast_options, notice, phone, rows, run_drain, wait_until
 
 BAKERY, DAIRY = sandbox_numbers(2, mps=40)
 B_ID, C_ID = BAKERY["phone_number_id"], DAIRY["phone_number_id"]
@@ -140,3 +144,73 @@ def test_a_big_batch_does_not_hold_back_another_tenants_notice(
     assert set(order) == {*bakery, notice_id}
     numbers = tenants.stats(recipients=False)["numbers"]
     assert numbers[B_ID]["max_in_window"] <= BAKERY["mps"]  # its own cap, in any second
+
+
+def test_a_running_worker_takes_up_a_new_number_and_a_rotated_token(
+    tenants: SandboxServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers are read again while the worker runs: a number added later gets a
+    dispatcher of its own, and a number whose token changed is served with the new one
+    (the sandbox refuses the old one), without a restart."""
+    monkeypatch.setattr(fleet, "REFRESH_SECONDS", 0.2)
+    settings = load_settings()
+    new_id, new_token = "300000000000001", "token-of-the-creamery"
+    tenants.set_number(new_id, access_token=new_token, mps=40)
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def worker() -> None:
+        async def main() -> None:
+            done = asyncio.Event()
+            task = asyncio.create_task(
+                run_worker(
+                    settings,
+                    engine,
+                    stop=done,
+                    options=fast_options(),
+                    on_dispatcher=lambda d: seen.append(d.phone_number_id),
+                )
+            )
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            done.set()
+            await task
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        wait_until(lambda: {B_ID, C_ID} <= set(seen), 30, "a dispatcher per number")
+        add_number(
+            engine, settings, tenant_id="creamery", phone_number_id=new_id,
+            access_token=new_token, max_mps=40,
+        )  # fmt: skip
+        [added] = _enqueue(engine, "creamery", 1, start=700)
+        wait_until(lambda: rows(engine)[added].status == "accepted", 30, "the new number")
+        # the bakery's token is rotated: stored, then the old one revoked at Meta
+        _rotate(engine, settings, B_ID, "rotated-token")
+        wait_until(lambda: seen.count(B_ID) >= 2, 30, "the bakery's dispatcher replaced")
+        tenants.set_number(B_ID, access_token="rotated-token")
+        [rotated] = _enqueue(engine, "bakery", 1, start=800)
+        wait_until(lambda: rows(engine)[rotated].status == "accepted", 30, "the new token")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not sending_state(engine, B_ID).paused  # never tried with the old token
+
+
+def _rotate(engine: Engine, settings: Any, phone_number_id: str, token: str) -> None:
+    """Store a new token for a number (what `wanotify numbers add` does for a new one)."""
+    from sqlmodel import Session, col, select
+
+    from core.models.sender_numbers import SenderNumberRow
+    from core.numbers.secrets import encrypt_token
+
+    with Session(engine) as session:
+        row = session.exec(
+            select(SenderNumberRow).where(col(SenderNumberRow.phone_number_id) == phone_number_id)
+        ).one()
+        row.token_ciphertext = encrypt_token(settings, token)
+        session.add(row)
+        session.commit()

@@ -75,6 +75,8 @@ class AwaitingFilter:
     states: tuple[str, ...] = ()
     #: None: each tenant's waiting time (rejections of any age); else at least this old.
     min_age_hours: int | None = None
+    #: None: any age; else delivered at most this long ago (automatic runs look back 14 d).
+    max_age_hours: int | None = None
     page: int = 1
     page_size: int = 50
 
@@ -271,6 +273,8 @@ def awaiting(
             )
         else:
             conditions.append(c.delivered_at <= now - timedelta(hours=search.min_age_hours))
+        if search.max_age_hours is not None:
+            conditions.append(c.delivered_at >= now - timedelta(hours=search.max_age_hours))
         if text := search.supplier.strip():
             wanted = [func.lower(c.supplier_name).like(f"%{_escape(text.lower())}%", escape="\\")]
             digits = _digits(text)

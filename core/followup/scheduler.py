@@ -32,6 +32,9 @@ TICK_SECONDS = 60.0
 #: Notices looked at per page while a run walks a tenant's list.
 _PAGE = 200
 SCHEDULER_BY = "scheduler"
+#: Automatic runs remind notices delivered at most this long ago: an old PO nobody
+#: answered is a person's call, and the run's work stays bounded as the history grows.
+LOOKBACK_HOURS = 14 * 24
 
 
 @dataclass
@@ -66,7 +69,8 @@ def run_due(engine: Engine, *, now: datetime | None = None) -> list[RunReport]:
 
 def run_tenant(engine: Engine, tenant_id: str, *, now: datetime) -> RunReport:
     """Ask for the next reminder of every unanswered or replied notice of the tenant that
-    is past its waiting time (rejected ones are left to a person)."""
+    is past its waiting time and was delivered in the last 14 days (rejected ones, and
+    older ones, are left to a person)."""
     report = RunReport(tenant_id, now)
     page = 1
     states = (State.UNANSWERED.value, State.REPLIED.value)
@@ -74,7 +78,13 @@ def run_tenant(engine: Engine, tenant_id: str, *, now: datetime) -> RunReport:
     while True:
         listed = awaiting(
             engine,
-            AwaitingFilter((tenant_id,), states=states, page=page, page_size=_PAGE),
+            AwaitingFilter(
+                (tenant_id,),
+                states=states,
+                max_age_hours=LOOKBACK_HOURS,
+                page=page,
+                page_size=_PAGE,
+            ),
             now=now,
         )
         for notice in listed.rows:

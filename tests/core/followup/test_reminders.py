@@ -132,6 +132,7 @@ def test_the_schedule_runs_when_due_and_stops_when_switched_off(db: Engine) -> N
     notice(db, "PO-S1", T0 - 30 * H, number="+34699100011")
     notice(db, "PO-S2", T0 - 2 * H, number="+34699100012")  # not waited long enough yet
     notice(db, "PO-OTHER", T0 - 30 * H, tenant="other")  # its tenant did not switch on
+    notice(db, "PO-ANCIENT", T0 - 15 * 24 * H, number="+34699100013")  # a person's call
     assert run_due(db, now=T0) == []  # off by default
     setting(db, auto=True, every=6)
     (report,) = run_due(db, now=T0)
@@ -143,7 +144,7 @@ def test_the_schedule_runs_when_due_and_stops_when_switched_off(db: Engine) -> N
     (later,) = run_due(db, now=T0 + 24 * H)  # S2 is due; S1's second is due too
     assert later.queued == 2
     assert len(reminders(db, "PO-S1")) == 2 and len(reminders(db, "PO-S2")) == 1
-    assert reminders(db, "PO-OTHER") == []
+    assert reminders(db, "PO-OTHER") == [] and reminders(db, "PO-ANCIENT") == []
     setting(db, auto=False)  # the switch
     assert run_due(db, now=T0 + 72 * H) == []
     assert get_settings(db, "default").next_run(T0 + 72 * H) is None

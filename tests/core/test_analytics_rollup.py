@@ -311,6 +311,18 @@ def test_rollups_equal_a_recomputation_and_charts_equal_the_raw_path(
     assert_no_negative_cells(engine)
     for spec in data.draw(st.lists(filters, min_size=2, max_size=4), label="filters"):
         assert_same(engine, make_filter(spec))
+    # a supplier filter's cost, read from the supplier index, equals the per-pricing read
+    chosen = data.draw(st.sampled_from(suppliers["acme"]), label="supplier")
+    flt = stats.StatsFilter(tenant_ids=TENANTS, start=BASE.date(),
+                            end=BASE.date() + timedelta(days=16), tz="Asia/Kolkata",
+                            supplier_ids=(chosen,))  # fmt: skip
+    quick = stats.cost(engine, flt)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stats, "SUPPLIER_COST_READ", False)
+        slow = stats.cost(engine, flt)
+    assert quick.totals == slow.totals and quick.charged_messages == slow.charged_messages
+    pd.testing.assert_frame_equal(quick.by_bucket, slow.by_bucket)
+    pd.testing.assert_frame_equal(quick.by_category, slow.by_category)
 
 
 def test_a_message_moving_between_stages_suppliers_and_templates(

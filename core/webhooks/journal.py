@@ -59,6 +59,9 @@ def write_receipts(engine: Engine, receipts: Sequence[ReceiptIn]) -> None:
         }
         for r in receipts
     ]
+    # In key order: two commits in flight (see `Journal`) holding the same retried body
+    # then wait on each other in one order only, never in a cycle.
+    rows.sort(key=lambda row: str(row["body_sha256"]))
     with engine.begin() as conn:
         conn.execute(insert_ignoring(conn, RECEIPTS, ["body_sha256"]), rows)
 
@@ -68,7 +71,13 @@ ReceiptWriter = Callable[[Sequence[ReceiptIn]], None]
 
 
 class Journal:
-    """Group-committing appender; `append` returns once the receipt is durable."""
+    """Group-committing appender; `append` returns once the receipt is durable.
+
+    `concurrency` commits may be in flight at once (each on a thread of `executor`,
+    which needs that many): on PostgreSQL a batch then fills while the one before waits
+    for its WAL flush, instead of waiting behind it, so a slow fsync on a busy disk
+    delays one batch rather than every batch after it. A SQLite inbox takes one writer.
+    """
 
     def __init__(
         self,
@@ -76,48 +85,61 @@ class Journal:
         executor: Executor,
         *,
         on_commit: Callable[[int], None] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._write = write
         self._executor = executor
         self._on_commit = on_commit
+        self._concurrency = max(1, concurrency)
         self._queue: list[tuple[ReceiptIn, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
 
     async def append(self, receipt: ReceiptIn) -> None:
         """Wait until `receipt` is committed; raise JournalUnavailable if it cannot be."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._queue.append((receipt, done))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+        if len(self._flushers) < self._concurrency:
+            task = loop.create_task(self._flush())
+            self._flushers.add(task)
         await done
 
     async def close(self) -> None:
         """Wait for the commits in flight (called on shutdown, after the last request)."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        while self._flushers:
+            running = list(self._flushers)
+            await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
+            self._flushers.difference_update(running)
 
     async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            while self._queue:
-                batch = self._next_batch()
-                try:
-                    await loop.run_in_executor(self._executor, self._write, [r for r, _ in batch])
-                except Exception as exc:
-                    log.error("webhook journal write failed: %s", type(exc).__name__)
-                    failure = JournalUnavailable("the webhook journal could not be written")
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(failure)
-                    continue
+            await self._write_while_waiting()
+        finally:
+            # at once, not in a done callback: an append between this task's last look
+            # at the queue and such a callback would find no flusher free to start
+            task = asyncio.current_task()
+            if task is not None:
+                self._flushers.discard(task)
+
+    async def _write_while_waiting(self) -> None:
+        """Write batches while receipts wait (one flusher's life)."""
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch = self._next_batch()
+            try:
+                await loop.run_in_executor(self._executor, self._write, [r for r, _ in batch])
+            except Exception as exc:
+                log.error("webhook journal write failed: %s", type(exc).__name__)
+                failure = JournalUnavailable("the webhook journal could not be written")
                 for _, done in batch:
                     if not done.done():
-                        done.set_result(None)
-                if self._on_commit is not None:
-                    self._on_commit(len(batch))
-        finally:
-            self._flusher = None
+                        done.set_exception(failure)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+            if self._on_commit is not None:
+                self._on_commit(len(batch))
 
     def _next_batch(self) -> list[tuple[ReceiptIn, asyncio.Future[None]]]:
         size = 0

@@ -95,10 +95,15 @@ class WebhookRuntime:
         self._stopping = False
         self._inbox_writer = InboxWriter(self.engine) if inbox_path(self.engine) else None
         write: ReceiptWriter = self._inbox_writer or partial(write_receipts, self.engine)
+        # PostgreSQL: two commits in flight (one filling while the other waits for its
+        # WAL flush); the SQLite inbox has one writer.
+        writers = 1 if self._inbox_writer is not None or is_sqlite(self.engine) else 2
         self._journal_executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="webhook-journal"
+            max_workers=writers, thread_name_prefix="webhook-journal"
         )
-        self._journal = Journal(write, self._journal_executor, on_commit=self._committed)
+        self._journal = Journal(
+            write, self._journal_executor, on_commit=self._committed, concurrency=writers
+        )
         in_memory = is_sqlite(self.engine) and self._inbox_writer is None  # no file to share
         if self.tuning.separate_process and not in_memory:
             await self._start_applier_process()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -47,6 +50,38 @@ async def test_appends_return_after_commit_and_share_commits(engine: Engine) -> 
     assert len(stored(engine)) == 300  # every append returned only once its row was durable
     assert sum(batches) == 300
     assert len(batches) < 300  # group commit: fewer transactions than receipts
+
+
+async def test_two_commits_in_flight_lose_nothing_and_store_a_retry_once(
+    engine: Engine,
+) -> None:
+    """concurrency=2 (PostgreSQL's journal): a batch is written while the one before
+    waits for its commit; every append returns durable, a body sent twice is one row."""
+    in_flight, most = 0, 0
+    guard = threading.Lock()
+
+    def slow_write(receipts: Sequence[ReceiptIn]) -> None:
+        nonlocal in_flight, most
+        with guard:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            time.sleep(0.05)  # a slow WAL flush: the next batch must not wait for it
+            write_receipts(engine, receipts)
+        finally:
+            with guard:
+                in_flight -= 1
+
+    retried = receipt(7)
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        journal = Journal(slow_write, executor, concurrency=2)
+        first = [asyncio.create_task(journal.append(receipt(n))) for n in range(100)]
+        await asyncio.sleep(0.01)  # the first batch is being written
+        await asyncio.gather(*first, *(journal.append(receipt(n)) for n in range(100, 200)),
+                             journal.append(retried))  # fmt: skip
+        await journal.close()
+    assert most == 2  # two commits overlapped
+    assert len(stored(engine)) == 200  # receipt(7) twice: stored once
 
 
 async def test_an_unwritable_database_fails_the_append(tmp_path) -> None:

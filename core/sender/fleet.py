@@ -156,7 +156,7 @@ class Fleet:
         has no work left); numbers are read again every `refresh_seconds` meanwhile."""
         try:
             await self._start(await self._numbers(), until_idle)
-            while self._lanes:
+            while self._lanes or not until_idle:  # no usable number yet: keep looking
                 tasks = {lane.task for lane in self._lanes.values()}
                 waiter = asyncio.ensure_future(stop.wait())
                 try:

@@ -19,7 +19,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from core.sandbox.app import create_app
-from core.sandbox.config import SandboxConfig
+from core.sandbox.config import ConfigError, SandboxConfig, SandboxNumber
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def freeze_heap() -> None:
 def run_sandbox(settings: Settings | None = None) -> None:
     """Serve the sandbox on settings.sandbox_host:sandbox_port until interrupted (blocking)."""
     settings = settings or get_settings()
-    config = SandboxConfig.from_settings(settings)
+    config = with_registered_numbers(SandboxConfig.from_settings(settings), settings)
     log.warning(
         "Cloud API sandbox listening on http://%s:%s (nothing reaches Meta); webhooks go to %s",
         settings.sandbox_host,
@@ -65,6 +65,39 @@ def run_sandbox(settings: Settings | None = None) -> None:
     )
     freeze_heap()
     server.run()
+
+
+def with_registered_numbers(config: SandboxConfig, settings: Settings) -> SandboxConfig:
+    """`config` also playing every number stored in the database (`wanotify numbers add`,
+    the demo's), so a restarted sandbox still knows them; the database unreadable (not
+    migrated yet) or a number the sandbox cannot play is logged and left out."""
+    from core.db import get_engine
+    from core.numbers.registry import sending_numbers
+
+    try:
+        stored = [n for n in sending_numbers(get_engine(), settings) if not n.from_environment]
+    except Exception as exc:  # a sandbox serves without the database all the same
+        log.warning("sandbox: the stored numbers could not be read (%s)", type(exc).__name__)
+        return config
+    for number in stored:
+        digits = "".join(c for c in (number.display_number or "") if c.isdigit())
+        fields: dict[str, Any] = {
+            "phone_number_id": number.phone_number_id,
+            "waba_id": number.waba_id,
+            "mps": number.max_mps,
+            "access_token": (
+                number.access_token.get_secret_value() if number.access_token else None
+            ),
+        }
+        if digits:
+            fields["display_phone_number"] = digits[:16]
+        if number.display_name:
+            fields["verified_name"] = number.display_name[:120]
+        try:
+            config = config.with_number(SandboxNumber.parse(fields))
+        except ConfigError as exc:
+            log.warning("sandbox: number %s left out: %s", number.phone_number_id, exc)
+    return config
 
 
 class BackgroundServer:

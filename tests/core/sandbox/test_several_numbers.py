@@ -7,11 +7,20 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
+from core.numbers.admin import add_number
+from core.numbers.secrets import new_key
 from core.sandbox import SandboxServer
 from core.sandbox.config import ConfigError, SandboxConfig, SandboxNumber
-from core.sandbox.server import sandbox_numbers
-from core.settings import SANDBOX_PHONE_NUMBER_ID, SANDBOX_TOKEN, SANDBOX_WABA_ID
+from core.sandbox.server import sandbox_numbers, with_registered_numbers
+from core.settings import (
+    SANDBOX_PHONE_NUMBER_ID,
+    SANDBOX_TOKEN,
+    SANDBOX_WABA_ID,
+    get_settings,
+    load_settings,
+)
 from tests.core.sandbox.helpers import VERSION, error_code, po_notification
 from tests.fixtures.sandbox import WebhookReceiver
 
@@ -168,3 +177,29 @@ def test_webhooks_carry_the_numbers_metadata(
             assert status["biz_opaque_callback_data"] == number
         if value.get("messages"):
             assert number == B_ID
+
+
+def test_a_restarted_sandbox_plays_the_stored_numbers(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wanotify sandbox` also plays every number stored in the database (the demo's
+    second tenant's, `wanotify numbers add`'s), so a restart does not forget them."""
+    monkeypatch.setenv("WANOTIFY_MODE", "sandbox")
+    monkeypatch.setenv("WANOTIFY_SECRET_KEY", new_key())
+    get_settings.cache_clear()
+    settings = load_settings()
+    add_number(
+        engine, settings, tenant_id="norte", phone_number_id="106540352242923",
+        access_token=None, display_number="+34 910 00 00 01", display_name="Panadería Norte",
+        max_mps=40,
+    )  # fmt: skip
+    config = with_registered_numbers(SandboxConfig.from_settings(settings), settings)
+    [norte] = config.numbers
+    assert (norte.phone_number_id, norte.mps, norte.display_phone_number) == (
+        "106540352242923",
+        40,
+        "34910000001",
+    )
+    assert norte.verified_name == "Panadería Norte"
+    assert norte.access_token == SANDBOX_TOKEN  # stored without one: the sandbox's
+    get_settings.cache_clear()

@@ -246,12 +246,23 @@ def _webhooks(report: HealthReport) -> None:
     else:
         ago, when = _ago(hooks.last_event_at), local_time(hooks.last_event_at, "seconds")
         st.markdown(_("Last webhook received **{ago}** ({when})").format(ago=ago, when=when))
-    counts = (
+    counts: tuple[tuple[str, int], ...] = (
         (_("Waiting to be applied"), hooks.backlog),
         (_("Statuses waiting for their message"), hooks.held),
         (_("Statuses that never matched a message"), hooks.unmatched),
         (_("Set aside after repeated errors"), hooks.failed_receipts),
     )
+    numbers = (  # shown when any: events matched by their number (metadata.phone_number_id)
+        (
+            _("Held: events for a WhatsApp number we do not know"),
+            hooks.unknown_number + hooks.held_replies,
+        ),
+        (
+            _("Not applied: statuses naming another number than their message's"),
+            hooks.other_number,
+        ),
+    )
+    counts += tuple((label, count) for label, count in numbers if count)
     st.markdown("\n".join(f"- {label}: **{format_number(count)}**" for label, count in counts))
     if hooks.needs_attention:
         st.warning(_("Some webhook events need a look (see the counts above)."))

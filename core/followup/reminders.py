@@ -7,14 +7,15 @@ the PO, the number and the reminder's number (`reminder_key`): two clicks, two
 buyers or two sender processes asking for the same reminder make one message. Before
 it is queued, the rules of the PO are checked in this order:
 
-1. the notice is the tenant's delivered PO notice and its PO is not confirmed;
+1. the notice is the tenant's delivered PO notice and its PO is neither confirmed nor
+   rejected (both are answers);
 2. fewer reminders than the tenant's cap (default 2, any outcome counts) were queued;
 3. the waiting time (the tenant's `after_hours`) has passed since the notice was
    delivered, or since the last reminder: one reminder per PO and interval;
 4. the supplier may receive templates (`core.consent`: never an opted-out supplier).
 
-Automatic reminders (`core.followup.scheduler`) also skip rejected POs: a supplier who
-said no is called by a person, not reminded by a machine.
+A rejected PO gets no reminder, manual or automatic (`Outcome.REJECTED_PO`): the
+supplier has answered, and a person calls them or sends a new notice.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Outcome(StrEnum):
     TOO_SOON = "too_soon"  # the waiting time since delivery or the last reminder runs
     CAPPED = "capped"  # the PO had its last reminder
     CONFIRMED = "confirmed"  # the supplier confirmed the PO meanwhile
-    REJECTED_PO = "rejected_po"  # automatic reminders leave rejected POs to a person
+    REJECTED_PO = "rejected_po"  # the supplier rejected the PO: answered, a person calls
     REFUSED = "refused"  # consent, template or parameters: `reason` says which
     NOT_FOUND = "not_found"  # no such PO notice of this tenant
 
@@ -66,7 +67,10 @@ OUTCOME_WORDS = {
     Outcome.TOO_SOON: N_("Too soon: the waiting time since the last message has not passed"),
     Outcome.CAPPED: N_("No reminders left for this PO"),
     Outcome.CONFIRMED: N_("The supplier has confirmed this PO"),
-    Outcome.REJECTED_PO: N_("Rejected POs are not reminded automatically"),
+    Outcome.REJECTED_PO: N_(
+        "The supplier rejected this PO: it has been answered, so it gets no reminder; "
+        "call the supplier or send a new PO notice"
+    ),
     Outcome.REFUSED: N_("Refused"),
     Outcome.NOT_FOUND: N_("No such PO notice"),
 }
@@ -177,7 +181,7 @@ def _remind_in(
     answer = latest_answer(session, notice)
     if answer == "confirmed":
         return ReminderResult(notice.id, po, Outcome.CONFIRMED)
-    if automatic and answer == "rejected":
+    if answer == "rejected":  # answered ("no"): a reminder would ask a question again
         return ReminderResult(notice.id, po, Outcome.REJECTED_PO)
     count, last = _reminders_so_far(session, notice)
     if count >= cfg.max_reminders:

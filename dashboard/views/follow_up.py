@@ -158,7 +158,16 @@ def _table(page: ResultPage[AwaitingNotice]) -> list[AwaitingNotice]:
     return chosen
 
 
-def _remind(user: UserInfo, chosen: list[AwaitingNotice]) -> None:
+def _remind(user: UserInfo, picked: list[AwaitingNotice]) -> None:
+    rejected = [n for n in picked if n.state is State.REJECTED]
+    chosen = [n for n in picked if n.state is not State.REJECTED]
+    if rejected:  # answered: the core refuses them too (Outcome.REJECTED_PO)
+        st.caption(":material/block: " + md_escape(
+            ngettext("{n} picked PO was rejected by its supplier: it has been answered and "
+                     "gets no reminder. Call the supplier or send a new PO notice.",
+                     "{n} picked POs were rejected by their suppliers: they have been answered "
+                     "and get no reminder. Call the suppliers or send new PO notices.",
+                     len(rejected)).format(n=len(rejected))))  # fmt: skip
     label = (
         ngettext("Send a reminder to {n} supplier", "Send reminders to {n} suppliers",
                  len(chosen)).format(n=len(chosen))

@@ -108,7 +108,10 @@ def test_confirmed_rejected_unknown_and_other_tenants(db: Engine) -> None:
     assert send_reminders(db, buyer, [ok_id], now=T0)[0].outcome is Outcome.CONFIRMED
     auto = remind(db, "default", rej_id, now=T0, by="scheduler", automatic=True)
     assert auto.outcome is Outcome.REJECTED_PO  # a machine does not nag a "no"
-    assert send_reminders(db, buyer, [rej_id], now=T0)[0].outcome is Outcome.QUEUED
+    (manual,) = send_reminders(db, buyer, [rej_id], now=T0)  # a person is refused too
+    assert manual.outcome is Outcome.REJECTED_PO and manual.reminder_id is None
+    assert "rejected" in manual.words and "call the supplier" in manual.words
+    assert reminders(db, "PO-NO") == []  # a rejection is an answer: nothing queued
     assert send_reminders(db, buyer, [theirs], now=T0)[0].outcome is Outcome.NOT_FOUND
     assert send_reminders(db, buyer, ["no-such-id"], now=T0)[0].outcome is Outcome.NOT_FOUND
     assert reminders(db, "PO-THEIRS") == []
@@ -116,7 +119,7 @@ def test_confirmed_rejected_unknown_and_other_tenants(db: Engine) -> None:
     assert send_reminders(db, manager, [ok_id], now=T0)[0].outcome is Outcome.CONFIRMED
     gone = UserInfo(9, "gone", "Gone", Role.BUYER, "default", ("default",), False, False, None)
     with pytest.raises(PermissionDenied):
-        send_reminders(db, gone, [rej_id], now=T0)
+        send_reminders(db, gone, [ok_id], now=T0)
 
 
 def test_a_missing_po_reminder_template_is_refused_with_the_reason(engine: Engine) -> None:

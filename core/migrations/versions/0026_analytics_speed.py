@@ -88,25 +88,39 @@ def counts(row: str, kind: int) -> str:
     return f"(CASE WHEN {row}stage_flags < {CANCELLED_BIT} AND {condition} THEN 1 ELSE 0 END)"
 
 
-def _upsert(cell: dict[str, str], amount: str) -> str:
-    """Add `amount` to `cell`, creating it if missing; nothing when `amount` is 0."""
+def _upsert(cell: dict[str, str], amount: str, when: str = "1 = 1") -> str:
+    """Add `amount` to `cell`, creating it if missing; nothing when `amount` is 0 or
+    `when` does not hold."""
     columns = ", ".join([*cell, "messages"])
     values = ", ".join([*cell.values(), amount])
     return (
-        f"INSERT INTO {TABLE} ({columns}) SELECT {values} WHERE {amount} <> 0 "
+        f"INSERT INTO {TABLE} ({columns}) SELECT {values} WHERE {amount} <> 0 AND {when} "
         f"ON CONFLICT ({', '.join(cell)}) DO UPDATE SET "
         f"messages = {TABLE}.messages + excluded.messages"
     )
+
+
+def _kind_moved(kind: int, sqlite: bool) -> str:
+    """True when an update may move the row's `kind` count: its cell's columns or its
+    cancelled bit changed (else taking it out and adding it back is a wasted pair of
+    writes, as for the deliver bin when a message is read)."""
+    test = "IS NOT" if sqlite else "IS DISTINCT FROM"
+    columns = ("tenant_id", "created_at", "template_name", KINDS[kind][0])
+    moved = [f"OLD.{c} {test} NEW.{c}" for c in columns]
+    live = f"(OLD.stage_flags < {CANCELLED_BIT}) {test} (NEW.stage_flags < {CANCELLED_BIT})"
+    return f"({' OR '.join([*moved, live])})"
 
 
 def _moves(sqlite: bool, old: bool, new: bool) -> str:
     """The statements taking OLD's counts out of its cells and adding NEW's to theirs."""
     statements = []
     for kind in KINDS:
+        when = _kind_moved(kind, sqlite) if old and new else "1 = 1"
         if old:
-            statements.append(_upsert(keys("OLD.", kind, sqlite), f"-{counts('OLD.', kind)}"))
+            cell = keys("OLD.", kind, sqlite)
+            statements.append(_upsert(cell, f"-{counts('OLD.', kind)}", when))
         if new:
-            statements.append(_upsert(keys("NEW.", kind, sqlite), counts("NEW.", kind)))
+            statements.append(_upsert(keys("NEW.", kind, sqlite), counts("NEW.", kind), when))
     return "; ".join(statements)
 
 

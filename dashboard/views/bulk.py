@@ -266,10 +266,21 @@ def _plan(
             _refused(job.error_kind, job.error)
             return None
         plan = job.result
+    # The guessed and the chosen mapping of this file are both needed on every rerun
+    # (evicting one would check it again, and that would evict the other): other files
+    # go first, and plans of this file only beyond PLANS_KEPT.
     while kept and (len(kept) >= PLANS_KEPT or _rows(kept) + len(plan.checks) > ROWS_KEPT):
-        kept.pop(next(iter(kept)))  # the guessed and the chosen mapping, a file or two
+        others = [k for k in kept if _file_of(k) != _file_of(key)]
+        if not others and len(kept) < PLANS_KEPT:
+            break
+        kept.pop((others or list(kept))[0])
     kept[key] = plan
     return plan
+
+
+def _file_of(key: tuple[object, ...]) -> tuple[object, ...]:
+    """A kept plan's key without its mapping: which file, template and choices."""
+    return key[:4] + key[5:]
 
 
 def _refused(kind: str | None, reason: str) -> None:

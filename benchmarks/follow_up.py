@@ -10,10 +10,12 @@ migrated database), then times, warm, best of several runs in the same process:
 - with the state filter and with a supplier search;
 - the baseline: page 1 of the same tenant's delivered PO notices by age alone, one
   indexed query without answers, replies or reminders (what a list costs at least);
-- one `remind` decision (the rules, without a template: refused at the gate).
+- one `remind` decision (the rules, without a template: refused at the gate);
+- each list case again with the previous code (`benchmarks.follow_up_before`: a count
+  and a page query, each looking up every row's answers through the PO's messages).
 
-Prints each figure beside the goal (a page in under 2 s) and the baseline, and the load
-average, since the machine is shared.
+Prints each figure beside the goal (a page in under 2 s), the previous code measured in
+the same run and the baseline, and the load average, since the machine is shared.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
+from benchmarks import follow_up_before as before
 from core import migrate
 from core.db import get_engine
 from core.followup.query import AwaitingFilter, awaiting
@@ -119,24 +122,40 @@ def main() -> None:
     print(f"seeded {args.rows:,} notices in {time.perf_counter() - started:.1f} s ({url})")
     base = best(lambda: baseline(engine))
     print(f"baseline (page of notices by age, no answers): {base * 1000:.1f} ms")
-    cases: dict[str, Callable[[], Any]] = {
-        "awaiting, page 1": lambda: awaiting(engine, AwaitingFilter((TENANT,)), now=NOW),
-        "awaiting, last page": lambda: awaiting(
-            engine, AwaitingFilter((TENANT,), page=10**6), now=NOW),
-        "awaiting, state filter": lambda: awaiting(
-            engine, AwaitingFilter((TENANT,), states=("replied",)), now=NOW),
-        "awaiting, supplier search": lambda: awaiting(
-            engine, AwaitingFilter((TENANT,), supplier="61000"), now=NOW),
-        "remind (rules, refused at the gate)": lambda: remind(
-            engine, TENANT, "bench-00000004", now=NOW, by="bench"),
-    }  # fmt: skip
-    total = awaiting(engine, AwaitingFilter((TENANT,)), now=NOW).total
-    print(f"{total:,} notices waiting")
-    for name, call in cases.items():
-        took = best(call)
-        print(f"{name:40s} {took * 1000:8.1f} ms  goal {took / GOAL_SECONDS:5.2f}×  "
-              f"baseline {took / base:7.1f}×")  # fmt: skip
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    filters = {
+        "page 1": AwaitingFilter((TENANT,)),
+        "last page": AwaitingFilter((TENANT,), page=10**6),
+        "state filter": AwaitingFilter((TENANT,), states=("replied",)),
+        "supplier search": AwaitingFilter((TENANT,), supplier="61000"),
+    }
+    total = awaiting(engine, filters["page 1"], now=NOW).total
+    print(f"{total:,} notices waiting; load average before timing: {load()}")
+    for name, search in filters.items():
+        now_rows = awaiting(engine, search, now=NOW)
+        then_rows = before.awaiting(engine, before.AwaitingFilter(**vars(search)), now=NOW)
+        same = [n.message_id for n in now_rows.rows] == [n.message_id for n in then_rows.rows]
+        took = best(lambda s=search: awaiting(engine, s, now=NOW))  # type: ignore[misc]
+        prev = best(
+            lambda s=search: before.awaiting(  # type: ignore[misc]
+                engine, before.AwaitingFilter(**vars(s)), now=NOW
+            )
+        )
+        print(
+            f"awaiting, {name:16s} {took * 1000:8.1f} ms  goal {took / GOAL_SECONDS:5.2f}×  "
+            f"previous {prev * 1000:8.1f} ms ({took / prev:5.2f}×)  "
+            f"baseline {took / base:7.1f}×  same rows as previous: {same}"
+        )
+    took = best(lambda: remind(engine, TENANT, "bench-00000004", now=NOW, by="bench"))
+    print(
+        f"{'remind (rules, refused at the gate)':26s} {took * 1000:8.1f} ms  "
+        f"goal {took / GOAL_SECONDS:5.2f}×  baseline {took / base:7.1f}×"
+    )
+    print(f"load average after: {load()}")
+
+
+def load() -> str:
+    """The machine's load average and CPU count (figures are noisy on a shared machine)."""
+    return f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)"
 
 
 if __name__ == "__main__":

@@ -164,16 +164,20 @@ def _digits(text: str) -> str:
 
 def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
     """Every delivered, newest-of-its-PO notice with its latest answer and whether the
-    supplier wrote anything on the PO. Only what filters and order need is computed per
-    row; the page's reply texts and reminders are read for its rows alone (`_extras`)."""
+    supplier wrote anything on the PO. Each row's lookups are index seeks that read no
+    table row in the common case: the answer from the acknowledgements' (tenant, PO, at)
+    index; "replied" and "a newer notice" from the PO thread index of migration 0023
+    (tenant, PO, number, created_at, replied_at; `replied_at` is kept by the triggers of
+    0005 for a reply or a button on any message), where a newer message's row is read
+    only when there is one (a reminder, a resent notice). The page's reply texts and
+    reminders are read for its rows alone (`_extras`)."""
     m = _M.alias("m")
-    newer = _M.alias("newer")
-    answered = _M.alias("x")
+    thread = _M.alias("thread")  # the PO's messages to the same number
     delivered = func.coalesce(m.c.delivered_at, m.c.read_at)
-    same_po = lambda other: and_(  # noqa: E731 - three uses, one rule
-        other.c.tenant_id == m.c.tenant_id,
-        other.c.po_number == m.c.po_number,
-        other.c.recipient_phone == m.c.recipient_phone,
+    same_thread = and_(
+        thread.c.tenant_id == m.c.tenant_id,
+        thread.c.po_number == m.c.po_number,
+        thread.c.recipient_phone == m.c.recipient_phone,
     )
     ack = (
         select(_A.action)
@@ -190,23 +194,19 @@ def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
         .limit(1)
         .scalar_subquery()
     )
-    replied = (
-        select(literal(1))
-        .select_from(answered.join(_INBOUND, _I.context_message_id == answered.c.id))
-        .where(same_po(answered))
-        .exists()
-    )
+    replied = select(literal(1)).select_from(thread).where(
+        same_thread, thread.c.replied_at.is_not(None)
+    ).exists()  # fmt: skip
     superseded = (
         select(literal(1))
-        .select_from(newer)
+        .select_from(thread)
         .where(
-            same_po(newer),
-            ~newer.c.idempotency_key.like(f"{REMINDER_PREFIX}%"),
-            func.coalesce(newer.c.delivered_at, newer.c.read_at).is_not(None),
-            or_(
-                newer.c.created_at > m.c.created_at,
-                and_(newer.c.created_at == m.c.created_at, newer.c.id > m.c.id),
-            ),
+            same_thread,
+            thread.c.created_at >= m.c.created_at,  # the index's range: usually empty
+            or_(thread.c.created_at > m.c.created_at, thread.c.id > m.c.id),
+            thread.c.message_type == "template",
+            ~thread.c.idempotency_key.like(f"{REMINDER_PREFIX}%"),
+            func.coalesce(thread.c.delivered_at, thread.c.read_at).is_not(None),
         )
         .exists()
     )
@@ -285,20 +285,27 @@ def awaiting(
             conditions.append(c.template_name == search.template)
         if search.states:
             conditions.append(state.in_(search.states))
-        total = int(conn.execute(select(func.count()).select_from(inner).where(*conditions))
-                    .scalar_one())  # fmt: skip
-        page = clamp_page(search.page, total, search.page_size)
-        rows = conn.execute(
-            select(inner, state.label("state"))
+        order = (case((c.answer == "rejected", 0), else_=1), c.delivered_at, c.message_id)
+        numbered = (
+            select(inner, state.label("state"),
+                   func.row_number().over(order_by=order).label("position"),
+                   func.count().over().label("total"))
             .where(*conditions)
-            .order_by(
-                case((c.answer == "rejected", 0), else_=1),
-                c.delivered_at,
-                c.message_id,
-            )
-            .limit(search.page_size)
-            .offset((page - 1) * search.page_size)
-        ).all()
+            .subquery("numbered")
+        )  # fmt: skip
+        # One pass gives the page and the total; a page past the end (the list shrank
+        # since it was shown) is answered with the last page, still in that pass.
+        size, first = search.page_size, (search.page - 1) * search.page_size
+        p = numbered.c
+        last_start = ((p.total - 1) // size) * size
+        rows = conn.execute(
+            select(numbered)
+            .where(or_(and_(p.position > first, p.position <= first + size),
+                       and_(p.total <= first, p.position > last_start)))
+            .order_by(p.position)
+        ).all()  # fmt: skip
+        total = int(rows[0].total) if rows else 0
+        page = clamp_page(search.page, total, size)
         extras = _extras(conn, [(r.tenant_id, r.po_number, r.phone) for r in rows])
     notices = [
         _notice(row, now, settings[row.tenant_id], extras.get((row.tenant_id, row.po_number,

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, SmallInteger, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, SmallInteger, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core.models.types import PortableJSON, UTCDateTime, new_id, utcnow
@@ -41,6 +41,14 @@ class WhatsAppMessage(SQLModel, table=True):
         Index("ix_whatsapp_messages_recipient", "recipient_phone"),
         # each sending number's dispatcher claims its own pending messages, oldest first
         Index("ix_whatsapp_messages_number_dispatch", "phone_number_id", "status", "created_at"),
+        # a PO's thread to one number: the awaiting-answer list's "replied" and "newer
+        # notice" checks read it alone (core.followup.query, migration 0023)
+        Index(
+            "ix_whatsapp_messages_po_thread",
+            *("tenant_id", "po_number", "recipient_phone", "created_at", "replied_at"),
+            sqlite_where=text("po_number IS NOT NULL"),
+            postgresql_where=text("po_number IS NOT NULL"),
+        ),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)

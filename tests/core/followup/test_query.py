@@ -165,3 +165,27 @@ def test_settings_defaults_ranges_roles_and_garbled_rows(db: Engine) -> None:
     with pytest.raises(PermissionDenied):
         set_auto(db, person("buyer"), True)
     assert get_settings(db, "other").after_hours == 24  # another tenant keeps its own
+
+
+def test_words_on_a_reminder_and_pages_past_the_end(db: Engine) -> None:
+    """A text on a reminder makes the PO "replied" (the PO thread, not the notice alone);
+    a page past the end of a shrunk list is its last page, with the total, in one read."""
+    from core.followup.reminders import send_reminders
+    from tests.core.followup.helpers import deliver
+
+    ids = [notice(db, f"PO-P{i}", T0 - (40 - i) * H, number=f"+3469900030{i}")[0]
+           for i in range(3)]  # fmt: skip
+    (sent,) = send_reminders(db, person(), [ids[0]], now=T0)
+    assert sent.reminder_id
+    deliver(db, sent.reminder_id, T0 + H, "wamid.reminder.p0")
+    answer(db, "wamid.reminder.p0", "+34699000300", T0 + 2 * H, text="<b>mañana</b>")
+    page = awaiting(db, AwaitingFilter(("default",), states=("replied",)), now=T0 + 3 * H)
+    assert [(n.po_number, n.reply_text, n.reminders) for n in page.rows] == [
+        ("PO-P0", "<b>mañana</b>", 1)
+    ]
+    last = awaiting(db, AwaitingFilter(("default",), page=99, page_size=2), now=T0 + 3 * H)
+    assert (last.page, last.total, [n.po_number for n in last.rows]) == (2, 3, ["PO-P2"])
+    second = awaiting(db, AwaitingFilter(("default",), page=1, page_size=2), now=T0 + 3 * H)
+    assert (second.total, [n.po_number for n in second.rows]) == (3, ["PO-P0", "PO-P1"])
+    nothing = awaiting(db, AwaitingFilter(("default",), page=5, template="none"), now=T0)
+    assert (nothing.page, nothing.total, nothing.rows) == (1, 0, [])

@@ -44,6 +44,7 @@ from core import rates
 from core.analytics_rollup import Split, split, week_dates
 from core.db import is_sqlite
 from core.errors import HUMAN_REASONS, human_reason
+from core.followup.kind import REMINDER_TEMPLATE
 from core.i18n import _, current_locale, set_locale
 from core.models.messages import MessageStatus
 from core.models.rollup import (
@@ -829,6 +830,10 @@ def _last_sent(
 def acknowledgements(engine: Engine, flt: StatsFilter, *, rollup: bool = True) -> AckStats:
     """PO notices (messages with a PO number) and how many suppliers acknowledged.
 
+    Reminders (template `po_reminder`, `core.followup.kind`) carry the PO number but are
+    not notices: they are left out, and a button pressed on one is recorded on its
+    notice (`core.webhooks.inbound`), so the PO's answer counts once, on the notice.
+
     Whole UTC hours of the range come from the hourly rollup (migration 0009), the
     minutes at its ends (zones with a :30 offset) from the covering index;
     `rollup=False` reads every message. A supplier filter reads the supplier index.
@@ -841,24 +846,29 @@ def acknowledgements(engine: Engine, flt: StatsFilter, *, rollup: bool = True) -
     with _read(engine) as conn:
         if parts.inner is not None:
             templates, params = _rollup_templates(flt, HOURLY_NULL_TEMPLATE)
-            params.update(range_start=parts.inner[0], range_end=parts.inner[1])
+            params.update(range_start=parts.inner[0], range_end=parts.inner[1],
+                          reminder=REMINDER_TEMPLATE)  # fmt: skip
             sql = f"""
                 SELECT SUM(r.notices), SUM(r.notices_delivered), SUM(r.acknowledged),
                        SUM(r.confirmed), SUM(r.rejected)
                 FROM analytics_hourly r
                 WHERE r.tenant_id IN :tenants AND r.hour >= :range_start
                   AND r.hour < :range_end {templates}
+                  AND NOT (r.template_name = :reminder
+                           AND (r.null_bits & {HOURLY_NULL_TEMPLATE}) = 0)
             """
             row = conn.execute(_q(sql, params)).one()
             totals = [t + int(v or 0) for t, v in zip(totals, row, strict=True)]
         for edge in parts.edges:
             where, params = _where(flt, between=edge)
+            params["reminder"] = REMINDER_TEMPLATE
             sql = f"""
                 SELECT COUNT(*), COUNT(m.delivered_at), COUNT(m.ack_action),
                        SUM(CASE WHEN m.ack_action = 'confirmed' THEN 1 ELSE 0 END),
                        SUM(CASE WHEN m.ack_action = 'rejected' THEN 1 ELSE 0 END)
                 FROM whatsapp_messages m
                 WHERE {where} AND m.po_number IS NOT NULL
+                  AND (m.template_name IS NULL OR m.template_name <> :reminder)
             """
             row = conn.execute(_q(sql, params)).one()
             totals = [t + int(v or 0) for t, v in zip(totals, row, strict=True)]

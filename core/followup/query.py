@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, literal, or_, selec
 from sqlalchemy.sql import ColumnElement
 
 from core import clock
+from core.followup.kind import REMINDER_PREFIX
 from core.followup.settings import FollowUpSettings, load
 from core.i18n import N_, _, ngettext
 from core.models.events import InboundMessage, PoAcknowledgement
@@ -34,8 +35,6 @@ from core.paging import ResultPage, clamp_page
 
 MAX_PAGE_SIZE = 500
 MAX_TEXT = 64
-#: Idempotency keys of reminders start with this (`core.followup.reminders`).
-REMINDER_PREFIX = "reminder:"
 
 _M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 _SUPPLIERS = Supplier.__table__  # type: ignore[attr-defined]

@@ -32,7 +32,7 @@ from sqlmodel import Session
 from core import clock
 from core.auth import Action, require, write_tenant
 from core.db import session_scope
-from core.followup.query import REMINDER_PREFIX
+from core.followup.kind import REMINDER_PREFIX, REMINDER_TEMPLATE
 from core.followup.settings import FollowUpSettings, load
 from core.i18n import N_, _
 from core.models.events import PoAcknowledgement
@@ -42,7 +42,6 @@ from core.notify import DEFAULT_LANGUAGE, NoticeRejected, prepare_template_messa
 from core.outbox import enqueue_many
 from core.users import UserInfo
 
-REMINDER_TEMPLATE = "po_reminder"
 _A = PoAcknowledgement.__table__.c  # type: ignore[attr-defined]
 _M = WhatsAppMessage.__table__.c  # type: ignore[attr-defined]
 

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 from core.alerts import events as alert_events
 from core.consent.record import withdraw_rows
 from core.consent.stopwords import is_stop_reply, stop_words
+from core.followup.kind import reminded_notice
 from core.models.types import new_id
 from core.webhooks.parse import InboundMessageEvent
 from core.webhooks.sql import ACKS, INBOUND, MESSAGES, SUPPLIERS, chunks, insert_ignoring
@@ -136,6 +137,7 @@ class _Answered:
     supplier_id: int | None
     po_number: str | None
     po_id: str | None
+    notice_id: str | None = None  # a reminder's notice: a button on it answers the notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,13 +300,15 @@ def _answered(conn: Connection, wamids: set[str]) -> dict[str, _Answered]:
     for batch in chunks(sorted(wamids)):
         rows = conn.execute(
             select(
-                m.id, m.tenant_id, m.supplier_id, m.po_number, m.po_id, m.whatsapp_message_id
+                m.id, m.tenant_id, m.supplier_id, m.po_number, m.po_id, m.whatsapp_message_id,
+                m.template_name, m.metadata.label("meta"),
             ).where(m.whatsapp_message_id.in_(batch))
-        )
+        )  # fmt: skip
         for row in rows:
             found[row.whatsapp_message_id] = _Answered(
-                row.id, row.tenant_id, row.supplier_id, row.po_number, row.po_id
-            )
+                row.id, row.tenant_id, row.supplier_id, row.po_number, row.po_id,
+                reminded_notice(row.template_name, row.meta),
+            )  # fmt: skip
     return found
 
 
@@ -448,7 +452,9 @@ def _acknowledgement(
         "tenant_id": tenant,
         "po_number": po_number,
         "po_id": context.po_id if context else None,
-        "message_id": context.id if context else None,
+        # a button on a reminder answers its notice: the PO's confirmation counts there
+        # (analytics leave reminders out of notice counts, core.followup.kind)
+        "message_id": (context.notice_id or context.id) if context else None,
         "supplier_id": supplier.id if supplier else (context.supplier_id if context else None),
         "inbound_wamid": message.wamid,
         "action": classify_ack(message.payload, message.text),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, Engine, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, Engine, and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.sql import ColumnElement
 
 from core import clock
@@ -166,7 +166,7 @@ def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
     supplier wrote anything on the PO. Each row's lookups are index seeks that read no
     table row in the common case: the answer from the acknowledgements' (tenant, PO, at)
     index; "replied" and "a newer notice" from the PO thread index of migration 0023
-    (tenant, PO, number, created_at, replied_at; `replied_at` is kept by the triggers of
+    (tenant, PO, number, created_at, id, replied_at; `replied_at` is kept by the triggers of
     0005 for a reply or a button on any message), where a newer message's row is read
     only when there is one (a reminder, a resent notice). The page's reply texts and
     reminders are read for its rows alone (`_extras`)."""
@@ -196,19 +196,25 @@ def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
     replied = select(literal(1)).select_from(thread).where(
         same_thread, thread.c.replied_at.is_not(None)
     ).exists()  # fmt: skip
-    superseded = (
-        select(literal(1))
-        .select_from(thread)
-        .where(
-            same_thread,
-            thread.c.created_at >= m.c.created_at,  # the index's range: usually empty
-            or_(thread.c.created_at > m.c.created_at, thread.c.id > m.c.id),
-            thread.c.message_type == "template",
-            ~thread.c.idempotency_key.like(f"{REMINDER_PREFIX}%"),
-            func.coalesce(thread.c.delivered_at, thread.c.read_at).is_not(None),
+
+    def newer(*when: ColumnElement[bool]) -> ColumnElement[bool]:
+        """A delivered notice of the thread after this one: an index range, empty unless
+        a reminder or a resend exists (only then is a row read)."""
+        return (
+            select(literal(1))
+            .select_from(thread)
+            .where(
+                same_thread,
+                *when,
+                thread.c.message_type == "template",
+                ~thread.c.idempotency_key.like(f"{REMINDER_PREFIX}%"),
+                func.coalesce(thread.c.delivered_at, thread.c.read_at).is_not(None),
+            )
+            .exists()
         )
-        .exists()
-    )
+
+    # (created_at, id) after the row's own: one index range on both dialects
+    superseded = newer(tuple_(thread.c.created_at, thread.c.id) > tuple_(m.c.created_at, m.c.id))
     return (
         select(
             m.c.id.label("message_id"),
@@ -233,7 +239,10 @@ def _inner(tenant_ids: tuple[str, ...]):  # type: ignore[no-untyped-def]
             ~m.c.idempotency_key.like(f"{REMINDER_PREFIX}%"),
             ~superseded,
         )
-        .subquery("notices")
+        # computed once: the answer is used by the filters, the state and the order,
+        # and PostgreSQL would run its lookup again for each use of an inlined subquery
+        .cte("notices")
+        .prefix_with("MATERIALIZED")
     )
 
 
@@ -251,6 +260,10 @@ def awaiting(
     """One page of the tenants' unconfirmed notices, rejected first, then oldest first."""
     now = now or clock.now()
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # For this read's transaction only: the lookups per row make the estimate
+            # large enough for JIT compilation, which costs more (1.7 s) than the query.
+            conn.exec_driver_sql("SET LOCAL jit = off")
         settings = {t: load(conn, t) for t in search.tenant_ids}
         inner = _inner(search.tenant_ids)
         c = inner.c

@@ -45,7 +45,7 @@ class WhatsAppMessage(SQLModel, table=True):
         # notice" checks read it alone (core.followup.query, migration 0023)
         Index(
             "ix_whatsapp_messages_po_thread",
-            *("tenant_id", "po_number", "recipient_phone", "created_at", "replied_at"),
+            *("tenant_id", "po_number", "recipient_phone", "created_at", "id", "replied_at"),
             sqlite_where=text("po_number IS NOT NULL"),
             postgresql_where=text("po_number IS NOT NULL"),
         ),

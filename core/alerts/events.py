@@ -24,11 +24,14 @@ from core.alerts.kinds import AlertKind
 from core.models.alerts import AlertEvent
 from core.models.batches import SendBatch
 from core.models.messages import MessageStatus, WhatsAppMessage
+from core.models.sender_numbers import SenderNumberRow
 from core.models.suppliers import Supplier
 from core.models.templates import WhatsAppTemplate
+from core.settings import get_settings
 
 EVENTS: Table = AlertEvent.__table__  # type: ignore[attr-defined]
 _M: Table = WhatsAppMessage.__table__  # type: ignore[attr-defined]
+_NUMBERS: Table = SenderNumberRow.__table__  # type: ignore[attr-defined]
 _S: Table = Supplier.__table__  # type: ignore[attr-defined]
 _B: Table = SendBatch.__table__  # type: ignore[attr-defined]
 _T: Table = WhatsAppTemplate.__table__  # type: ignore[attr-defined]
@@ -139,11 +142,12 @@ def po_rejections(conn: Connection, acks: Iterable[Mapping[str, Any]], now: date
 def sending_paused(
     conn: Connection, phone_number_id: str, reason: str, code: int | None, at: datetime
 ) -> None:
-    """Sending from a number paused (a pause-class error, or a person): tell the admins."""
+    """Sending from a number paused (a pause-class error, or a person): tell the admins
+    of the number's tenant (pauses are per number; other tenants' sending goes on)."""
     emit(
         conn,
         AlertKind.SENDING_PAUSED,
-        tenant_id=None,
+        tenant_id=number_tenant(conn, phone_number_id),
         facts={
             "phone_number_id": phone_number_id,
             "reason": _cut(reason),
@@ -153,6 +157,18 @@ def sending_paused(
         now=at,
         role="admin",
     )
+
+
+def number_tenant(conn: Connection, phone_number_id: str) -> str:
+    """The tenant whose admins hear of `phone_number_id`'s pause: its row in
+    `sender_numbers` (a removed number's too), else the default tenant (the
+    environment's number is the default tenant's, as `core.numbers.registry` says; a
+    number nobody registered is the installation's, whose operators are its admins).
+    Read in the caller's transaction, so the pause and its alert commit together."""
+    tenant = conn.execute(
+        select(_NUMBERS.c.tenant_id).where(_NUMBERS.c.phone_number_id == phone_number_id)
+    ).scalar()
+    return str(tenant) if tenant is not None else get_settings().default_tenant
 
 
 def batches_finished(conn: Connection, batch_ids: Sequence[str], now: datetime) -> int:

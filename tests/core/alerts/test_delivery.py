@@ -180,9 +180,11 @@ def test_alerts_within_the_window_go_out_as_one_digest(
 def test_each_user_gets_only_the_kinds_and_channels_they_chose(
     engine: Engine, smtp_server: SmtpServer, webhook_receiver: WebhookReceiver
 ) -> None:
-    root = person(engine, "root", "admin")
-    person(engine, "ops", "admin")
-    person(engine, "ana", "buyer")
+    # the environment's number is the default tenant's: its admins hear, acme's do not
+    root = person(engine, "root", "admin", tenant="default")
+    person(engine, "ops", "admin", tenant="default")
+    person(engine, "ana", "buyer", tenant="default")
+    person(engine, "boss", "admin")  # acme's admin: another tenant's number is not theirs
     set_choices(engine, root, {AlertKind.SENDING_PAUSED: Choice(email=False, chat=False)})
     with engine.begin() as conn:
         events.sending_paused(conn, "106540352242922", "The access token has expired", 190, T0)
@@ -321,7 +323,7 @@ async def test_the_sender_worker_delivers_alerts_beside_its_dispatchers(
     from core.sender import run_worker
     from core.settings import get_settings
 
-    person(engine, "root", "admin")
+    person(engine, "root", "admin", tenant="default")  # the environment's number's tenant
     with engine.begin() as conn:  # now: the worker reads the clock, and drops stale news
         events.sending_paused(conn, "106540352242922", "The token expired", 190, clock.now())
     for name, value in {

@@ -72,7 +72,25 @@ def test_a_pause_tells_the_admins_once(engine: Engine) -> None:
     [event] = recorded(engine)
     assert event["kind"] == "sending_paused" and event["audience"]["role"] == "admin"
     assert event["facts"]["code"] == 131042
-    assert event["tenant_id"] is None
+    assert event["tenant_id"] == "default"  # the environment's number is the default tenant's
+
+
+def test_a_pause_tells_only_the_admins_of_the_numbers_tenant(engine: Engine) -> None:
+    from core.alerts.events import number_tenant
+    from core.models.sender_numbers import SenderNumberRow
+
+    with Session(engine) as session:
+        session.add(SenderNumberRow(tenant_id="acme", phone_number_id="555000111"))
+        session.commit()
+    error = ErrorFields(131042, "pause", "Payment problem on the business account", None, {})
+    apply_outcomes(engine, [PauseSending("555000111", error, T)], "w1")
+    pause_sending(engine, "106540352242922", "Stocktaking")
+    acme, env = recorded(engine)
+    assert (acme["tenant_id"], acme["facts"]["phone_number_id"]) == ("acme", "555000111")
+    assert acme["audience"]["role"] == "admin"
+    assert env["tenant_id"] == "default"
+    with engine.connect() as conn:  # a number nobody registered: the installation's admins
+        assert number_tenant(conn, "999' OR 1=1 --") == "default"
 
 
 def test_a_person_pausing_tells_the_admins(engine: Engine) -> None:

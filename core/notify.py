@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.cloud_api import CloudApiClient, text_message
+from core.cloud_api import text_message
 from core.consent import ConsentGrant, grant, refusal_for
 from core.consent.policy import ConsentHolder
 from core.db import get_engine, session_scope
@@ -47,7 +47,6 @@ from core.templates import (
     definition_of,
     get_template,
     list_templates,
-    sync_templates,
 )
 from core.templates.definition import NAMED
 from core.templates.fill import fill
@@ -439,13 +438,14 @@ def dispatch_until_settled(
 
 
 def sync_templates_now(tenant_id: str, *, engine: Engine | None = None) -> SyncReport:
-    """Copy the account's templates (or the sandbox's) into the local registry."""
+    """Copy the templates of every WABA of the tenant's numbers (the sandbox's in sandbox
+    mode) into its registry: templates belong to their WABA (core.numbers.templates).
+    While no number is registered every tenant shares the environment's number and its
+    WABA (as routing does); once any is, `NumberError` for a tenant with no number of its
+    own: no other business's templates."""
+    from core.numbers.templates import sync_tenant_now
 
-    async def _sync() -> SyncReport:
-        async with CloudApiClient(get_settings(), max_connections=4) as client:
-            return await sync_templates(client, engine or get_engine(), tenant_id)
-
-    return asyncio.run(_sync())
+    return sync_tenant_now(engine or get_engine(), get_settings(), tenant_id)
 
 
 #: Meta accepts free-form text only this long after the supplier's last message to us.

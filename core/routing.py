@@ -8,7 +8,9 @@ is the tenant's default, or one of that tenant's numbers chosen explicitly
 
 One exception keeps single-number installs working as before numbers were data: while
 no number is registered at all (only the environment's WHATSAPP_* number exists),
-every tenant sends from the environment's number, as all of them always did.
+every tenant sends from the environment's number, as all of them always did (and the
+template sync gives each tenant that number's WABA's templates: the same rule,
+`core.numbers.registry.shared_environment_number`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from core.numbers.registry import NumberError, SenderNumber, number_for, sending_numbers
+from core.numbers.registry import (
+    NumberError,
+    SenderNumber,
+    number_for,
+    sending_numbers,
+    shared_environment_number,
+)
 from core.settings import Settings
 
 __all__ = ["NumberError", "SenderNumber", "engine_of", "route", "route_id"]
@@ -31,9 +39,9 @@ def route(
         return number_for(engine, settings, tenant_id, phone_number_id)
     except NumberError:
         if phone_number_id in (None, settings.phone_number_id):
-            numbers = sending_numbers(engine, settings)
-            if len(numbers) == 1 and numbers[0].from_environment:
-                return numbers[0]  # nothing registered: one shared number, as before
+            shared = shared_environment_number(sending_numbers(engine, settings))
+            if shared is not None:
+                return shared  # nothing registered: one shared number, as before
         raise
 
 

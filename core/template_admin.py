@@ -90,8 +90,10 @@ def sync_templates_as(engine: Engine, user: UserInfo | None) -> SyncReport:
     admin's request.
 
     The role is checked here; the sync is for the admin's home tenant. A failed fetch
-    (GraphError) changes nothing and propagates with Meta's reason; a tenant with no
-    number (hence no WABA) gets `NumberError`.
+    (GraphError) changes nothing and propagates with Meta's reason. While no number is
+    registered every tenant reads the environment's number's WABA (the number it sends
+    from); once any is, a tenant with no number of its own (hence no WABA) gets
+    `NumberError`.
     """
     who = require(user, Action.MANAGE_TEMPLATES)
     return sync_templates_now(write_tenant(who), engine=engine)

@@ -20,6 +20,7 @@ Rules (fail closed: never send one business's purchase order from another's numb
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -38,6 +39,7 @@ __all__ = [
     "environment_number",
     "number_for",
     "sending_numbers",
+    "shared_environment_number",
     "tenant_of_number",
     "valid_phone_number_id",
 ]
@@ -104,6 +106,20 @@ def sending_numbers(engine: Engine, settings: Settings) -> list[SenderNumber]:
         )
         numbers.append(environment_number(settings, is_default=not has_default))
     return sorted(numbers, key=lambda n: (n.tenant_id, not n.is_default, n.phone_number_id))
+
+
+def shared_environment_number(numbers: Sequence[SenderNumber]) -> SenderNumber | None:
+    """The environment's number when it is the only one (`sending_numbers`' list), else None.
+
+    While no number is registered at all, every tenant shares the environment's WHATSAPP_*
+    number, as all of them did before numbers were data: routing sends from it and the
+    template sync gives every tenant its WABA's templates (one rule, so a tenant that can
+    send also has templates to send). Once any number is registered, a tenant without a
+    number of its own has none.
+    """
+    if len(numbers) == 1 and numbers[0].from_environment:
+        return numbers[0]
+    return None
 
 
 def number_for(

@@ -6,14 +6,16 @@ once, within Meta's 200 management requests per hour), and each tenant's registr
 the union of its WABAs' templates, each row marked with the WABA it came from (the
 default number's WABA first when two hold the same name and language). A WABA that
 cannot be read leaves its tenants' registries as they were: no template is deactivated
-on a partial list.
+on a partial list. While no number is registered at all, every tenant shares the
+environment's number and so its WABA (the rule `core.routing` sends by); once any is
+registered, a tenant without a number of its own gets `NumberError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -21,7 +23,7 @@ from sqlalchemy import Engine
 from core.cloud_api import CloudApiClient
 from core.errors import GraphError
 from core.numbers.errors import NumberError
-from core.numbers.registry import SenderNumber, sending_numbers
+from core.numbers.registry import SenderNumber, sending_numbers, shared_environment_number
 from core.settings import Settings
 from core.templates.registry import SyncReport, upsert_templates
 
@@ -39,7 +41,15 @@ class TenantSync:
 
 
 def tenant_wabas(numbers: Sequence[SenderNumber], tenant_id: str) -> list[SenderNumber]:
-    """One number per distinct WABA of the tenant (its default number's WABA first)."""
+    """One number per distinct WABA of the tenant (its default number's WABA first).
+
+    While no number is registered at all, every tenant sends from the environment's
+    number (`core.routing`), so every tenant reads that number's WABA: a tenant that can
+    send has templates to send. Once numbers are registered, only the tenant's own count.
+    """
+    shared = shared_environment_number(numbers)
+    if shared is not None:
+        numbers = [replace(shared, tenant_id=tenant_id)]
     chosen: dict[str, SenderNumber] = {}
     for number in sorted(numbers, key=lambda n: not n.is_default):
         if number.tenant_id == tenant_id and number.waba_id and number.access_token:
@@ -95,7 +105,8 @@ def sync_tenant_now(engine: Engine, settings: Settings, tenant_id: str) -> SyncR
     """Sync one tenant's templates from every WABA of its numbers; its report.
 
     Raises the first WABA's `GraphError` when one cannot be read (nothing changed), or
-    `NumberError` when the tenant has no number with a WABA.
+    `NumberError` when the tenant has no number with a WABA (numbers are registered and
+    none is the tenant's: `tenant_wabas`).
     """
 
     async def _run() -> list[TenantSync]:

@@ -43,16 +43,23 @@ def test_only_admins_sync_and_only_for_their_tenant(
 ) -> None:
     with pytest.raises(PermissionDenied):
         sync_templates_as(engine, person("manager"))
-    # Templates live in a WABA: acme without a number of its own gets none (not the
-    # default tenant's business account's), with the numbers' one-line reason.
+    # No number registered: every tenant sends from the environment's number
+    # (core.routing), so acme's admin syncs that number's WABA into acme's registry only.
+    shared = sync_templates_as(engine, person("admin", "acme"))
+    assert shared.added > 0
+    assert template_summaries(engine, "default") == []
+    # Once numbers are registered, templates live in the tenant's own WABAs: acme without
+    # a number of its own gets none (not another business's), with the one-line reason.
+    add_number(engine, load_settings(), tenant_id="norte", phone_number_id="2000002",
+               access_token=None, waba_id=SANDBOX_WABA_ID)  # fmt: skip
     with pytest.raises(NumberError, match="tenant acme has no number"):
         sync_templates_as(engine, person("admin", "acme"))
     add_number(engine, load_settings(), tenant_id="acme", phone_number_id="2000001",
                access_token=None, waba_id=SANDBOX_WABA_ID)  # fmt: skip
     report = sync_templates_as(engine, person("admin", "acme"))
-    assert report.added > 0
+    assert report.added == 0 and report.unchanged == shared.added
     listed = template_summaries(engine, "acme", include_inactive=True)
-    assert len(listed) == report.added
+    assert len(listed) == shared.added
     assert template_summaries(engine, "default") == []
 
 

@@ -140,6 +140,11 @@ def tab(
     context.close()
 
 
+#: A manager's menu: the follow-up list (issue 15 item 1), the team's messages, analytics
+#: and health, and the alerts each user chooses (item 3).
+MANAGER_MENU = ["Awaiting answer", "Messages", "Analytics", "Health", "My alerts"]
+
+
 def _menu(page: Any) -> list[str]:
     nav = page.locator("[data-testid='stSidebarNav']")
     return [text.strip().split("\n")[-1] for text in nav.locator("a").all_inner_texts()]
@@ -175,14 +180,14 @@ def test_a_linked_email_signs_in_with_its_role_and_signing_out_ends_both(
     tab.wait_for_selector("[data-testid='stSidebarNav']")
     wait_idle(tab)
     expect(tab.get_by_text("Signed in as")).to_be_visible()
-    assert _menu(tab) == ["Messages", "Analytics", "Health"]  # the manager's pages
+    assert _menu(tab) == MANAGER_MENU  # the manager's pages
     screenshot(tab, "sso-signed-in")
     # the same server-side session as a password login: a reload resumes it from its cookie
     _wait_for_cookie(tab, "wanotify_session")
     tab.reload()
     wait_idle(tab)
     tab.wait_for_selector("[data-testid='stSidebarNav']")
-    assert _menu(tab) == ["Messages", "Analytics", "Health"]
+    assert _menu(tab) == MANAGER_MENU
     assert _identity_cookies(tab)  # Streamlit's signed identity cookie (HttpOnly)
     identity = [c for c in tab.context.cookies() if c["name"].startswith("_streamlit_user")]
     assert all(c["httpOnly"] for c in identity)
@@ -223,7 +228,7 @@ def test_a_group_rule_lets_a_new_buyer_in_as_a_buyer(tab: Any, sso_dashboard: Ss
     _sign_in_at_provider(tab, sso_dashboard, "new-buyer")
     tab.wait_for_selector("[data-testid='stSidebarNav']")
     wait_idle(tab)
-    assert _menu(tab) == ["Send PO notice", "Bulk send (CSV)"]
+    assert _menu(tab) == ["Send PO notice", "Bulk send (CSV)", "Awaiting answer", "My alerts"]
     listed = [
         line.split() for line in sso_dashboard.product.wanotify("users", "list").stdout.splitlines()
     ]

@@ -61,7 +61,9 @@ def test_a_buyer_sends_a_reminder_from_awaiting_answer(page: Any, product: Produ
     grid = page.locator("[class*='st-key-follow_up_table_'] [data-testid='stDataFrame']")
     expect(grid).to_be_visible()
     row = grid.locator("[role=row]", has_text="PO-E2E-FOLLOW")
-    expect(row).to_have_count(1)
+    # the grid draws its rows after the script run ends (its component loads and parses
+    # the table in the browser): on a loaded machine that takes more than expect's 5 s
+    expect(row).to_have_count(1, timeout=30_000)
     assert "evil.example" in row.inner_text()  # the reply, kept as its characters
     box = grid.bounding_box()
     assert box is not None
@@ -95,8 +97,21 @@ def test_a_buyer_sends_a_reminder_from_awaiting_answer(page: Any, product: Produ
     assert reminder.idempotency_key == f"reminder:PO-E2E-FOLLOW:{PHONE}:1"
     assert reminder.created_by == "e2e-buyer"
 
-    # The list now counts the reminder against the PO's cap.
+    # The list now counts the reminder against the PO's cap. A reload resumes the session
+    # from its cookie (set by a request of the page's own after logging in) in a new
+    # Streamlit session: the filters are gone, so the PO is looked for again by supplier
+    # (the product is shared by every browser test: other rows may come first).
+    _wait_for_session_cookie(page)
     page.reload()
     wait_idle(page)
+    expect(page.get_by_role("heading", name="Awaiting answer")).to_be_visible(timeout=30_000)
+    type_into(page, "Supplier", "Distribuciones E2E")
     row = page.locator("[class*='st-key-follow_up_table_'] [role=row]", has_text="PO-E2E-FOLLOW")
     expect(row).to_contain_text("1 of 2", timeout=30_000)
+
+
+def _wait_for_session_cookie(page: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(c["name"] == "wanotify_session" for c in page.context.cookies()):
+        assert time.monotonic() < deadline, f"no session cookie within {timeout} s"
+        page.wait_for_timeout(100)

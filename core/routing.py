@@ -21,7 +21,7 @@ from sqlmodel import Session
 from core.numbers.registry import (
     NumberError,
     SenderNumber,
-    number_for,
+    choose_number,
     sending_numbers,
     shared_environment_number,
 )
@@ -35,11 +35,12 @@ def route(
 ) -> SenderNumber:
     """The number `tenant_id`'s message goes out from: its default, or `phone_number_id`
     when given and one of the tenant's; NumberError (one line, what to do) otherwise."""
+    numbers = sending_numbers(engine, settings)
     try:
-        return number_for(engine, settings, tenant_id, phone_number_id)
+        return choose_number(numbers, tenant_id, phone_number_id)
     except NumberError:
         if phone_number_id in (None, settings.phone_number_id):
-            shared = shared_environment_number(sending_numbers(engine, settings))
+            shared = shared_environment_number(numbers)
             if shared is not None:
                 return shared  # nothing registered: one shared number, as before
         raise

@@ -36,6 +36,7 @@ __all__ = [
     "NumberError",
     "SecretKeyError",
     "SenderNumber",
+    "choose_number",
     "environment_number",
     "number_for",
     "sending_numbers",
@@ -131,7 +132,15 @@ def number_for(
     when a tenant other than the default tenant has no number, or when the number has
     no usable token.
     """
-    numbers = [n for n in sending_numbers(engine, settings) if n.tenant_id == tenant_id]
+    return choose_number(sending_numbers(engine, settings), tenant_id, phone_number_id)
+
+
+def choose_number(
+    numbers: Sequence[SenderNumber], tenant_id: str, phone_number_id: str | None = None
+) -> SenderNumber:
+    """`number_for` on a list `sending_numbers` already read (a caller that needs the
+    list for more than this choice reads it once)."""
+    numbers = [n for n in numbers if n.tenant_id == tenant_id]
     if phone_number_id is not None:
         chosen = next((n for n in numbers if n.phone_number_id == phone_number_id), None)
         if chosen is None:

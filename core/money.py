@@ -20,6 +20,7 @@ from babel.core import get_global
 from babel.numbers import (
     format_currency,
     get_currency_precision,
+    get_currency_symbol,
     get_territory_currencies,
     is_currency,
 )
@@ -147,6 +148,8 @@ def normalize_currency(code: object) -> str:
     """
     if not isinstance(code, str) or not code.strip():
         raise InvalidAmount(_("The currency is missing (use an ISO code such as EUR)"))
+    if code in _known_currencies:  # a file repeats a few codes 100,000 times
+        return _known_currencies[code]
     upper = code.strip().upper()
     if len(upper) != 3 or not upper.isascii() or not upper.isalpha() or not is_currency(upper):
         raise InvalidAmount(
@@ -160,7 +163,14 @@ def normalize_currency(code: object) -> str:
                 code=upper
             )
         )
+    if len(_known_currencies) < 1_000:
+        _known_currencies[code] = upper
     return upper
+
+
+#: Currency cells already accepted, as written -> their code (refusals are never kept:
+#: their text is in the reader's language).
+_known_currencies: dict[str, str] = {}
 
 
 @lru_cache(maxsize=1)
@@ -233,9 +243,60 @@ def format_amount(amount: Decimal, currency: str, language: str) -> str:
     is kept apart from the digits ("KWD 1,234.567", not "KWD1,234.567"), as CLDR's
     currency spacing asks and Babel does not do.
     """
-    text = format_currency(amount, currency, locale=_locale(language))
+    text = _currency_format(currency, language).format(amount)
     text = text.replace("\u00a0", " ").replace("\u202f", " ")
     return _LETTERS_THEN_DIGIT.sub(r"\1 \2", _DIGIT_THEN_LETTERS.sub(r"\1 \2", text))
+
+
+class _CurrencyFormat:
+    """Babel's `format_currency(amount, currency, locale=...)` (standard format, the
+    currency's digits, grouping, latin digits) with what does not depend on the amount
+    worked out once: the pattern, the digits and the prefix and suffix with the currency
+    sign written in. Babel spends most of a call on those (the currency's plural name is
+    looked up on every call, used or not); a 100,000-row file formats 100,000 amounts.
+
+    Anything unusual (a negative amount, an infinity, a pattern naming the currency by
+    its plural name, scientific or significant-digit patterns) goes through Babel itself,
+    and tests compare the two across locales and currencies.
+    """
+
+    def __init__(self, currency: str, locale: Locale) -> None:
+        self.currency, self.locale = currency, locale
+        self.pattern = locale.currency_formats["standard"]
+        prefix, suffix = self.pattern.prefix[0], self.pattern.suffix[0]
+        self.fast = not (
+            "¤¤¤" in prefix + suffix or self.pattern.exp_prec or "@" in self.pattern.pattern
+        )
+        if self.fast:
+            self.prefix, self.suffix = (self._affix(prefix), self._affix(suffix))
+            self.frac_prec = (get_currency_precision(currency),) * 2
+
+    def _affix(self, text: str) -> str:
+        if "¤" in text:  # as NumberPattern.apply: code for ¤¤, the symbol for ¤
+            text = text.replace("¤¤", self.currency.upper())
+            text = text.replace("¤", get_currency_symbol(self.currency, self.locale))
+        return text
+
+    def format(self, amount: Decimal) -> str:
+        """The amount as Babel's `format_currency` writes it in this locale."""
+        if not self.fast or not amount.is_finite() or amount.is_signed():
+            return format_currency(amount, self.currency, locale=self.locale)
+        number = self.pattern._quantize_value(  # apply()'s own number step
+            amount.scaleb(self.pattern.scale).normalize(),
+            self.locale,
+            self.frac_prec,
+            True,
+            numbering_system="latn",
+        )
+        text = self.prefix + (number if self.pattern.number_pattern != "" else "") + self.suffix
+        if "'" in text:  # quoted text, as apply() unquotes it (a de_CH group mark too)
+            text = re.sub(r"'([^']*)'", lambda m: m.group(1) or "'", text)
+        return text
+
+
+@lru_cache(maxsize=256)  # worked out once per currency and language
+def _currency_format(currency: str, language: str) -> _CurrencyFormat:
+    return _CurrencyFormat(currency, _locale(language))
 
 
 @lru_cache(maxsize=64)  # parsed once per language: a batch formats thousands of amounts

@@ -51,6 +51,7 @@ TENANTS = ("bulk", "rowwise")
 FORMAT = {ROW_NUMBERS: SPREADSHEET_ROWS}  # rows numbered as the spreadsheet shows them
 BY = "buyer-1"
 
+
 def mixed_file() -> bytes:
     """The mixed file in UTF-8 (it holds a character Windows-1252 cannot)."""
     rows = [
@@ -336,3 +337,38 @@ def test_an_import_that_stops_half_way_shows_as_interrupted_and_can_be_completed
             select(WhatsAppMessage.idempotency_key).where(col(WhatsAppMessage.tenant_id) == "bulk")
         ).all()
     assert len(keys) == len(set(keys)) == 7  # every PO once
+
+
+def test_a_template_edited_after_the_check_puts_its_rows_through_the_gate_again(
+    db: Engine,
+) -> None:
+    """A row is queued from its checked request body only while the version it was
+    checked against is the one in force: here the Spanish version's footer changes
+    between the check and the send, so its rows are built again by the gate (and go
+    out as the new version says), while the English row keeps its checked body. Each
+    chunk's messages are the per-row path's, hostile rows still refused."""
+    plans = {tenant: checked(db, tenant, mixed_file(), confirmed=True) for tenant in TENANTS}
+    catalogue = [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
+    for graph in catalogue:
+        if graph["name"] == "po_notification" and graph["language"] == "es":
+            for component in graph["components"]:
+                if component["type"] == "BODY":
+                    component["text"] += " Gracias de nuevo."
+    for tenant in TENANTS:
+        upsert_templates(db, tenant, catalogue)
+    chunked = record_plan(
+        plans["bulk"], name="bulk", created_by=BY, source="csv", upload_format=FORMAT,
+        engine=db, chunk=4,
+    )  # fmt: skip
+    reference = per_row(db, plans["rowwise"])
+    ours, theirs = messages_of(db, chunked.id), messages_of(db, reference)
+    assert ours.keys() == theirs.keys() == {2, 3, 11, 12, 13, 16, 18}
+    for row in ours:
+        assert ours[row] == theirs[row], row
+    checked_bodies = {check.row_number: check.preview for check in plans["bulk"].checks}
+    assert "Gracias de nuevo" not in (checked_bodies[2] or "")
+    assert ours[2]["body_text"].endswith("Gracias de nuevo.")  # built again, by the gate
+    assert ours[13]["body_text"] == checked_bodies[13]  # English: as checked
+    assert ours[13]["request_payload"]["template"]["language"]["code"] == "en"
+    outcome = {row["row_number"]: row["error"] for row in batch_results(db, chunked.id)}
+    assert "spreadsheet formula" in outcome[7] and "U+202E" in outcome[8]

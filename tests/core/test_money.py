@@ -221,3 +221,33 @@ def test_errors_about_huge_amounts_stay_short() -> None:
         check_amount(Decimal("9" * 5000), "EUR")
     assert len(str(caught.value)) < 120
     assert "larger than any amount" in str(caught.value)
+
+
+def test_format_amount_writes_what_babel_writes_across_locales_and_currencies() -> None:
+    """The amount formatter works out the pattern, digits and currency sign once per
+    currency and language (`_CurrencyFormat`); what it writes must be Babel's own
+    `format_currency` text, for every currency in use, in languages with odd patterns
+    (right-to-left, Indian grouping, currency names, no decimals) and odd amounts."""
+    from babel.numbers import format_currency
+
+    from core.money import _currency_format, _locale, currencies_in_use
+
+    languages = ["es", "en_US", "pt_BR", "de_CH", "fr", "ar", "ar_EG", "hi", "bn", "ja", "fa", "he",
+                 "my", "ckb", "sw", "zh_Hant", "nl", "ps", "xx_YY"]  # fmt: skip
+    amounts = ["0", "1", "0.5", "1234.5", "1234567.891", "12345678901.2", "0.001",
+               "99999999999999", "-5", "1E+3", "1.000", "Infinity"]  # fmt: skip
+    for language in languages:
+        for currency in sorted(currencies_in_use()):
+            fast = _currency_format(currency, language)
+            for text in amounts:
+                amount = Decimal(text)
+                assert fast.format(amount) == format_currency(
+                    amount, currency, locale=_locale(language)
+                ), (language, currency, text)
+
+
+def test_normalize_currency_remembers_codes_not_refusals() -> None:
+    assert normalize_currency("eur") == normalize_currency("eur") == "EUR"
+    for _attempt in range(2):
+        with pytest.raises(InvalidAmount, match="not a currency any country pays in"):
+            normalize_currency("xxx")

@@ -315,10 +315,15 @@ def start_batch(
     allow_namesakes: bool = False,
     engine: Engine | None = None,
     on_progress: ImportProgress | None = None,
+    phone_number_id: str | None = None,
 ) -> SendBatch:
     """Record the batch (every input row) and queue its valid rows, chunk by chunk
     (`core.batch_import.record_plan`: each chunk one transaction, set-based lookups and
     inserts; `on_progress` hears (rows recorded, rows in the file, the batch id)).
+
+    Every message goes out from `phone_number_id` when given (one of the plan's
+    tenant's numbers: NoticeRejected, and no batch, otherwise), else from the tenant's
+    default number.
 
     Each language's version of the template is looked up once, as it is now (the
     default's NoticeRejected, and no batch, if it was paused or removed since the file
@@ -355,6 +360,7 @@ def start_batch(
         },
         engine=engine or get_engine(),
         on_progress=on_progress,
+        phone_number_id=phone_number_id,
     )
 
 
@@ -518,8 +524,10 @@ def start_batch_for(
     engine: Engine,
     allow_namesakes: bool = False,
     on_progress: ImportProgress | None = None,
+    phone_number_id: str | None = None,
 ) -> SendBatch:
-    """`start_batch` on behalf of a dashboard user: role and tenant checked first."""
+    """`start_batch` on behalf of a dashboard user: role and tenant checked first (the
+    chosen `phone_number_id` must be one of that tenant's numbers)."""
     require(user, Action.SEND)
     if plan.tenant_id != write_tenant(user):
         raise PermissionDenied(_("This file was checked for another tenant"))
@@ -530,6 +538,7 @@ def start_batch_for(
         allow_namesakes=allow_namesakes,
         engine=engine,
         on_progress=on_progress,
+        phone_number_id=phone_number_id,
     )
 
 

@@ -171,6 +171,11 @@ EXIT_CODES_HELP = (
 )
 #: Exit status when a message exists but is not on its way (failed, cancelled, unknown).
 EXIT_NOT_SENT = 3
+#: `--number` of the send commands.
+NUMBER_HELP = (
+    "Send from this one of the tenant's WhatsApp numbers (its phone number ID, "
+    "`wanotify numbers list`); default: the tenant's default number"
+)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -193,6 +198,7 @@ def send(
         ),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
+    number: Annotated[str | None, typer.Option(help=NUMBER_HELP)] = None,
     wait: Annotated[bool, typer.Option(help="Send now and wait for Meta's answer")] = True,
     consent: Annotated[
         bool,
@@ -219,8 +225,9 @@ def send(
                 "--amount and --param"
             )
         result = notify.send_text_message(
-            tenant_id=_tenant(tenant), phone=to, body=text, source="cli", created_by="cli"
-        )
+            tenant_id=_tenant(tenant), phone=to, body=text, source="cli", created_by="cli",
+            phone_number_id=number,
+        )  # fmt: skip
     elif supplier_name and po_number and amount:
         from core.csv_import import parse_amount
 
@@ -237,6 +244,7 @@ def send(
                 source="cli",
                 created_by="cli",
                 consent_confirmed=consent,
+                phone_number_id=number,
             )
         )
     else:
@@ -249,6 +257,7 @@ def send(
             source="cli",
             created_by="cli",
             consent=notify.ConsentGrant("cli", "cli") if consent else None,
+            phone_number_id=number,
         )
     message = result.message
     if not result.created:
@@ -415,6 +424,7 @@ def send_csv(
         ),
     ] = False,
     tenant: Annotated[str | None, typer.Option(help="Tenant id")] = None,
+    number: Annotated[str | None, typer.Option(help=NUMBER_HELP)] = None,
 ) -> None:
     """Send a PO notice per CSV row with a progress bar, and write a results CSV.
 
@@ -433,6 +443,11 @@ def send_csv(
         raise UserError("--results-separator must be upload, ',', ';' or tab")
     if not file.is_file():
         raise UserError(f"{file}: no such file")
+    if number is not None:  # refused before the file is read, dry run or not
+        from core.db import get_engine
+        from core.routing import route
+
+        route(get_engine(), get_settings(), _tenant(tenant), number)
     plan = bulk.plan_csv(
         file.read_bytes(),
         tenant_id=_tenant(tenant),
@@ -465,8 +480,9 @@ def send_csv(
         )
     results_path = results or file.with_name(f"{file.stem}.results.csv")
     batch = bulk.start_batch(
-        plan, name=file.name, created_by="cli", source="cli", allow_namesakes=allow_namesakes
-    )
+        plan, name=file.name, created_by="cli", source="cli", allow_namesakes=allow_namesakes,
+        phone_number_id=number,
+    )  # fmt: skip
     _follow_batch(batch.id)
     results_path.write_bytes(bulk.results_csv_for(batch.id, dialect=dialect))
     out.print(f"Results written to {results_path}")

@@ -132,6 +132,8 @@ class NoticeForm:
     document_url: str = ""
     decimal: DecimalMark = "auto"
     consent_confirmed: bool = False  # the buyer ticked "the supplier agreed"
+    #: one of the tenant's numbers to send from (None: its default; `core.routing`)
+    phone_number_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,7 @@ def draft_notice(engine: Engine, user: UserInfo, form: NoticeForm) -> Draft:
                 created_by=user.username,
                 source="dashboard",
                 consent_confirmed=form.consent_confirmed,
+                phone_number_id=form.phone_number_id,
             )
             if recipient is not None:
                 try:  # the send's own checks, so the draft never promises more than it does

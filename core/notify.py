@@ -483,10 +483,12 @@ def prepare_text_message(
     idempotency_key: str | None = None,
     created_by: str | None = None,
     source: str = "api",
+    phone_number_id: str | None = None,
 ) -> OutboundMessage:
     """Check and build one free-form text; NoticeRejected outside the 24 h window.
 
     `now` is the time the window is measured at (default: `core.clock.now()`).
+    `phone_number_id` picks one of the tenant's numbers (default: the tenant's default).
     """
     recipient = normalised_phone(phone)
     try:
@@ -508,6 +510,7 @@ def prepare_text_message(
         supplier_id=supplier.id,
         created_by=created_by,
         meta={"source": source},
+        phone_number_id=_sender_id(session, tenant_id, phone_number_id),
     )
 
 
@@ -521,9 +524,11 @@ def send_text_message(
     source: str = "api",
     now: datetime | None = None,
     engine: Engine | None = None,
+    phone_number_id: str | None = None,
 ) -> EnqueueResult:
     """Queue a free-form text, only inside the supplier's 24 h customer-service window
-    (else NoticeRejected with the reason: Meta would refuse it with 131047)."""
+    (else NoticeRejected with the reason: Meta would refuse it with 131047), from the
+    tenant's default number or `phone_number_id` (one of the tenant's)."""
     engine = engine or get_engine()
     with session_scope(engine) as session:
         outbound = prepare_text_message(
@@ -535,6 +540,7 @@ def send_text_message(
             idempotency_key=idempotency_key,
             created_by=created_by,
             source=source,
+            phone_number_id=phone_number_id,
         )
     return enqueue(outbound, engine=engine)
 

@@ -15,6 +15,8 @@ template sync gives each tenant that number's WABA's templates: the same rule,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -27,7 +29,31 @@ from core.numbers.registry import (
 )
 from core.settings import Settings
 
-__all__ = ["NumberError", "SenderNumber", "engine_of", "route", "route_id"]
+__all__ = [
+    "NumberChoice",
+    "NumberError",
+    "SenderNumber",
+    "engine_of",
+    "number_choices",
+    "route",
+    "route_id",
+]
+
+
+@dataclass(frozen=True)
+class NumberChoice:
+    """One of a tenant's numbers as a person picks it: never its token."""
+
+    phone_number_id: str
+    display_name: str | None
+    display_number: str | None
+    is_default: bool
+
+    @property
+    def label(self) -> str:
+        """Display name and display number (the phone number id when neither is known)."""
+        shown = " · ".join(part for part in (self.display_name, self.display_number) if part)
+        return shown or self.phone_number_id
 
 
 def route(
@@ -44,6 +70,23 @@ def route(
             if shared is not None:
                 return shared  # nothing registered: one shared number, as before
         raise
+
+
+def number_choices(engine: Engine, settings: Settings, tenant_id: str) -> list[NumberChoice]:
+    """The numbers `tenant_id`'s messages may be sent from, its default first.
+
+    What the send pages offer (and only when there are two or more): the tenant's own
+    numbers that can send (a live number stored without a token cannot). No token is
+    read. A tenant sharing the environment's number (nothing registered) has no choice
+    to make: the list is empty and `route` picks the shared number.
+    """
+    from core.numbers.admin import list_numbers
+
+    return [
+        NumberChoice(n.phone_number_id, n.display_name, n.display_number, n.is_default)
+        for n in list_numbers(engine, settings, tenant_id)
+        if n.tenant_id == tenant_id and (n.has_token or settings.sandbox_mode)
+    ]
 
 
 def route_id(

@@ -142,6 +142,7 @@ def notice_for(event: PoApprovedEvent, *, source: str) -> PoNotice:
         created_by=f"erp event {event.event_id}"[:120],
         source=source,
         consent_confirmed=event.supplier.whatsapp_consent is True,
+        phone_number_id=event.sender_phone_number_id,
     )
 
 

@@ -9,6 +9,11 @@ supplier's agreement to WhatsApp messages, recorded as consent (source `erp`); a
 false records nothing, and the notice goes only to a supplier whose consent is already
 recorded (or when the tenant allows sends without it). Text such as "true" is refused.
 
+`sender_phone_number_id` (optional, text or a JSON integer): the phone number ID of the
+tenant's WhatsApp number the notice goes out from, when the tenant has several
+(`wanotify numbers list`); absent, the tenant's default number. A number that is not
+one of the event's tenant's numbers rejects the event (nothing is written).
+
 Example event (unknown fields are allowed and ignored)::
 
     {
@@ -20,7 +25,8 @@ Example event (unknown fields are allowed and ignored)::
                    "language": "es", "id": "S-0042", "whatsapp_consent": true},
       "total": {"amount": "1234.50", "currency": "EUR"},
       "approved_at": "2025-03-04T09:30:00Z",
-      "document_url": "https://erp.example.com/po/4500012345.pdf"
+      "document_url": "https://erp.example.com/po/4500012345.pdf",
+      "sender_phone_number_id": "106540352242922"
     }
 """
 
@@ -44,6 +50,7 @@ from pydantic import (
 )
 
 from core.money import MAX_AMOUNT_CHARS, check_amount, normalize_currency
+from core.numbers.registry import valid_phone_number_id
 from core.templates.values import clean_text
 
 #: The largest event accepted, in bytes. A PO event is well under 2 KiB; anything near
@@ -223,6 +230,8 @@ class PoApprovedEvent(_Part):
     document_url: Annotated[str | None, BeforeValidator(_blank_none)] = Field(
         default=None, max_length=2048
     )
+    #: one of the tenant's numbers to send from (None: its default; `core.routing`)
+    sender_phone_number_id: OptionalId = Field(default=None, max_length=32)
 
     @field_validator("event_id")
     @classmethod
@@ -245,6 +254,16 @@ class PoApprovedEvent(_Part):
         if not _IDENT.match(value):
             raise ValueError(
                 "must be letters, digits and . _ - : @ / only, starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("sender_phone_number_id")
+    @classmethod
+    def _phone_number_id(cls, value: str | None) -> str | None:
+        if value is not None and not valid_phone_number_id(value):
+            raise ValueError(
+                "must be the phone number ID (5 to 32 digits) of one of the tenant's "
+                "WhatsApp numbers, not a phone number"
             )
         return value
 

@@ -38,6 +38,7 @@ from core.money import DecimalMark
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
 from dashboard import runtime
+from dashboard.number_select import sending_number
 from dashboard.widgets import local_time, md_escape, paged, pager, whatsapp_bubble
 
 NOT_IN_FILE = "— not in the file —"  # the column picker's "no column" option (translated)
@@ -445,6 +446,8 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
     started: dict[str, str] = st.session_state.setdefault("bulk_started", {})
     # the namesakes question comes before the (disabled until answered) send button
     namesakes_ok = file_id in started or _namesakes(plan, file_id)
+    # one number for the whole batch (shown when the tenant has several)
+    sender = None if file_id in started else sending_number(plan.tenant_id, "bulk_from")
     name_col, go_col = st.columns([2, 1], vertical_alignment="bottom")
     name = name_col.text_input(
         _("Batch name"), value=file_name.rsplit(".", 1)[0][:200], key=f"bulk_name_{file_id}"
@@ -468,8 +471,9 @@ def _start(db: Engine, user: UserInfo, plan: BulkPlan, file_name: str, file_id: 
 
     def queue(report: Report | None = None) -> str:
         return start_batch_for(
-            user, plan, batch_name, engine=db, allow_namesakes=namesakes_ok, on_progress=report
-        ).id
+            user, plan, batch_name, engine=db, allow_namesakes=namesakes_ok,
+            on_progress=report, phone_number_id=sender,
+        ).id  # fmt: skip
 
     if len(plan.checks) > INLINE_ROWS:
         # Queued on the runner's thread, chunk by chunk: the page (and every other page)

@@ -28,6 +28,7 @@ from core.models.types import utcnow
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
 from core.users import UserInfo
 from dashboard import runtime
+from dashboard.number_select import sending_number
 from dashboard.widgets import local_time, md_escape, status_timeline, whatsapp_bubble
 
 NEW_SUPPLIER = 0  # the select box's "type a new supplier" option
@@ -144,6 +145,7 @@ def _form(db: Engine, user: UserInfo, templates: list[TemplateChoice]) -> Notice
             st.session_state["send_language"] = DEFAULT_LANGUAGE
     language = lang_col.selectbox(_("Language"), languages, key="send_language")
     chosen = next(t for t in templates if t.name == name_choice and t.language == language)
+    sender = sending_number(write_tenant(user), "send_from")
     document = ""
     if chosen.needs_document:
         document = st.text_input(
@@ -162,6 +164,7 @@ def _form(db: Engine, user: UserInfo, templates: list[TemplateChoice]) -> Notice
         document_url=document,
         decimal="." if decimal == "." else "," if decimal == "," else "auto",
         consent_confirmed=consent_confirmed,
+        phone_number_id=sender,
     )
 
 

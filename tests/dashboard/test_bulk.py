@@ -264,3 +264,25 @@ def test_without_a_consent_confirmation_new_suppliers_are_refused_with_the_reaso
     assert "no recorded consent" in " ".join(map(str, table.value["Reason"]))
     at = at.checkbox(key="bulk_consent").check().run()
     assert "will not be sent" not in texts(at)
+
+
+def test_a_tenant_with_several_numbers_sends_the_batch_from_the_one_picked(
+    dashboard_env: str, engine: Engine
+) -> None:
+    from core.numbers.admin import add_number
+    from core.settings import get_settings
+
+    _templates(engine)
+    add_number(engine, get_settings(), tenant_id="default", phone_number_id="2000001",
+               access_token=None, display_name="Norte")  # fmt: skip
+    data = b"supplier_name,phone,po_number,amount\nHarinas,612 34 56 78,PO-1,10.50\n"
+    at = page(MODULE, person("buyer")).run()
+    at = _upload(at, "one.csv", data)
+    picker = at.selectbox(key="bulk_from")
+    assert picker.value == get_settings().phone_number_id  # the default preselected
+    picker.set_value("2000001").run()
+    next(b for b in at.button if b.key and b.key.startswith("bulk_go_")).click().run()
+    assert not at.exception
+    with Session(engine) as session:
+        (message,) = session.exec(select(WhatsAppMessage)).all()
+    assert message.phone_number_id == "2000001"

@@ -127,3 +127,31 @@ def test_an_opted_out_supplier_is_refused_with_the_reason_and_no_checkbox(
     assert "an admin in the supplier directory" in shown
     assert not [c for c in at.checkbox if c.key == "send_consent"]
     assert at.button(key="send_go").disabled and _messages(engine) == []
+
+
+def test_a_tenant_with_several_numbers_picks_the_one_to_send_from(
+    dashboard_env: str, engine: Engine
+) -> None:
+    from core.numbers.admin import add_number
+    from core.settings import get_settings
+
+    _templates(engine)
+    at = page(MODULE, person("buyer")).run()
+    assert not [s for s in at.selectbox if s.key == "send_from"]  # one number: no choice
+    add_number(engine, get_settings(), tenant_id="default", phone_number_id="2000001",
+               access_token=None, display_name="Norte <b>SL</b>",
+               display_number="+34 910 00 00 01")  # fmt: skip
+    add_number(engine, get_settings(), tenant_id="other", phone_number_id="2000009",
+               access_token=None)  # fmt: skip
+    at = page(MODULE, person("buyer")).run()
+    picker = at.selectbox(key="send_from")
+    env_id = get_settings().phone_number_id
+    assert picker.options == [f"{env_id} (default)", "Norte <b>SL</b> · +34 910 00 00 01"]
+    assert picker.value == env_id  # the default preselected; another tenant's not offered
+    picker.set_value("2000001").run()
+    at = _fill(at, name="Harinas", phone="612 34 56 78", po="PO-7", amount="10")
+    at = at.checkbox(key="send_consent").check().run()
+    at.button(key="send_go").click().run()
+    assert not at.exception
+    (message,) = _messages(engine)
+    assert message.phone_number_id == "2000001"

@@ -24,14 +24,12 @@ from core.alerts.kinds import AlertKind
 from core.models.alerts import AlertEvent
 from core.models.batches import SendBatch
 from core.models.messages import MessageStatus, WhatsAppMessage
-from core.models.sender_numbers import SenderNumberRow
 from core.models.suppliers import Supplier
 from core.models.templates import WhatsAppTemplate
 from core.settings import get_settings
 
 EVENTS: Table = AlertEvent.__table__  # type: ignore[attr-defined]
 _M: Table = WhatsAppMessage.__table__  # type: ignore[attr-defined]
-_NUMBERS: Table = SenderNumberRow.__table__  # type: ignore[attr-defined]
 _S: Table = Supplier.__table__  # type: ignore[attr-defined]
 _B: Table = SendBatch.__table__  # type: ignore[attr-defined]
 _T: Table = WhatsAppTemplate.__table__  # type: ignore[attr-defined]
@@ -160,15 +158,15 @@ def sending_paused(
 
 
 def number_tenant(conn: Connection, phone_number_id: str) -> str:
-    """The tenant whose admins hear of `phone_number_id`'s pause: its row in
-    `sender_numbers` (a removed number's too), else the default tenant (the
-    environment's number is the default tenant's, as `core.numbers.registry` says; a
-    number nobody registered is the installation's, whose operators are its admins).
-    Read in the caller's transaction, so the pause and its alert commit together."""
-    tenant = conn.execute(
-        select(_NUMBERS.c.tenant_id).where(_NUMBERS.c.phone_number_id == phone_number_id)
-    ).scalar()
-    return str(tenant) if tenant is not None else get_settings().default_tenant
+    """The tenant whose admins hear of `phone_number_id`'s pause: the number's tenant
+    (`core.webhooks.numbers.number_book`, the one rule), else the default tenant (the
+    environment's number while every tenant shares it, or a number nobody registered:
+    the installation's, whose operators are its admins). Read in the caller's
+    transaction, so the pause and its alert commit together."""
+    from core.webhooks.numbers import number_book  # the webhooks package imports alerts
+
+    default = get_settings().default_tenant
+    return number_book(conn, default).get(phone_number_id) or default
 
 
 def batches_finished(conn: Connection, batch_ids: Sequence[str], now: datetime) -> int:

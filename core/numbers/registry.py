@@ -1,4 +1,7 @@
-"""Which number a tenant sends from, and whose number an event names: the read API.
+"""Which number a tenant sends from: the read API.
+
+(Whose number an event or a pause names is one rule too, stated once:
+`core.webhooks.numbers.number_book`.)
 
 The numbers are the rows of `sender_numbers` (core.models.sender_numbers) not removed,
 plus the environment's number: `WHATSAPP_PHONE_NUMBER_ID` with `WHATSAPP_ACCESS_TOKEN`,
@@ -41,7 +44,6 @@ __all__ = [
     "number_for",
     "sending_numbers",
     "shared_environment_number",
-    "tenant_of_number",
     "valid_phone_number_id",
 ]
 
@@ -161,26 +163,6 @@ def choose_number(
             "(only the default tenant sends from the environment's number)"
         )
     return _usable(default)
-
-
-def tenant_of_number(engine: Engine, settings: Settings, phone_number_id: str) -> str | None:
-    """The tenant whose number `phone_number_id` is, or None for a number we do not know.
-
-    A removed number still answers: late statuses and replies to messages it sent
-    belong to its tenant. The environment's number is the default tenant's unless a
-    row says otherwise.
-    """
-    with Session(engine) as session:
-        tenant = session.exec(
-            select(SenderNumberRow.tenant_id).where(
-                col(SenderNumberRow.phone_number_id) == phone_number_id
-            )
-        ).first()
-    if tenant is not None:
-        return tenant
-    if phone_number_id == settings.phone_number_id:
-        return settings.default_tenant
-    return None
 
 
 def _active_rows(engine: Engine) -> list[SenderNumberRow]:

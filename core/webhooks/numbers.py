@@ -44,7 +44,17 @@ def environment_number() -> str | None:
 
 
 def number_book(conn: Connection, default_tenant: str) -> NumberBook:
-    """Every number we know and its tenant, read in the applier's transaction."""
+    """Every number we know and its tenant, read in the caller's transaction.
+
+    The one rule of whose a number is (webhooks, held events, pause alerts):
+
+    - a number with a `sender_numbers` row is that row's tenant's, removed or not (late
+      statuses and replies to what it sent still belong to its tenant);
+    - the environment's number with no row is the default tenant's once any number is
+      registered, and shared by every tenant (None) while none is, as routing sends
+      from it for every tenant then (`core.routing`);
+    - any other number is not in the book: we do not know it.
+    """
     book: NumberBook = {
         row.phone_number_id: row.tenant_id
         for row in conn.execute(select(NUMBERS.c.phone_number_id, NUMBERS.c.tenant_id))

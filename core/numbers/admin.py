@@ -9,8 +9,9 @@ says only whether a number has one.
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Engine, update
@@ -23,6 +24,8 @@ from core.numbers.errors import NumberError
 from core.numbers.registry import valid_phone_number_id
 from core.numbers.secrets import encrypt_token
 from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_MPS = 10_000
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
@@ -52,6 +55,8 @@ class NumberInfo:
     last_error: str | None = None
     created_at: datetime | None = None
     removed_at: datetime | None = None
+    #: webhook events held while the number was unknown, applied when it was added
+    held_applied: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,11 @@ def add_number(
     number already in use (any tenant) is refused; a removed one is brought back with
     these values. In live mode a token is required; in sandbox mode none means the
     sandbox's public token.
+
+    Webhook events held because they named this number while nobody had registered it
+    are applied once it is stored (`core.webhooks.release`; `held_applied` says how
+    many); if that fails the number stays added, the events stay held and health still
+    counts them (`wanotify numbers apply-held` takes them up again).
     """
     phone_number_id = phone_number_id.strip()
     waba_id = (waba_id or "").strip() or None
@@ -174,7 +184,21 @@ def add_number(
                 f"number {phone_number_id} was registered by someone else meanwhile"
             ) from None
         session.refresh(row)
-        return _info(row)
+        info = _info(row)
+    return replace(info, held_applied=apply_held_events(engine, settings))
+
+
+def apply_held_events(engine: Engine, settings: Settings) -> int:
+    """Apply the webhook events held for numbers we know now; how many (0 when that
+    fails: logged, and the events stay held for another try)."""
+    from core.webhooks.release import release_held_numbers  # webhooks import alerts, numbers
+
+    try:
+        released = release_held_numbers(engine, default_tenant=settings.default_tenant)
+    except Exception:  # the number is added all the same; health still shows the events
+        log.exception("held webhook events could not be applied")
+        return 0
+    return released.total
 
 
 def list_numbers(

@@ -92,6 +92,31 @@ def numbers_add(
     ).format(number=info.phone_number_id, tenant=info.tenant_id)
     check = _("Check it with `wanotify numbers test {number}`.").format(number=info.phone_number_id)
     _out.print(Text(f"{said} {check}"))
+    if info.held_applied:
+        _out.print(Text(_held_applied(info.held_applied)))
+
+
+def _held_applied(count: int) -> str:
+    return ngettext(
+        "{n} webhook event held while the number was unknown was applied.",
+        "{n} webhook events held while the number was unknown were applied.",
+        count,
+    ).format(n=count)
+
+
+@numbers_app.command("apply-held")
+def numbers_apply_held() -> None:
+    """Apply webhook events held for naming a number we did not know, now that it is
+    registered (`numbers add` does this itself; run it again if that was interrupted)."""
+    from core.db import get_engine
+    from core.webhooks.release import release_held_numbers
+
+    settings = get_settings()
+    released = release_held_numbers(get_engine(), default_tenant=settings.default_tenant)
+    if not released.total:
+        _out.print(Text(_("No held webhook event names a number we know now.")))
+        return
+    _out.print(Text(_held_applied(released.total)))
 
 
 @numbers_app.command("list")

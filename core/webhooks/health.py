@@ -107,7 +107,8 @@ class WebhookHealth:
         if self.unknown_number:
             found.append(
                 f"{self.unknown_number:,} statuses name a WhatsApp number we do not know: held, "
-                "not applied (register the number with `wanotify numbers add` if it is ours)"
+                "not applied (register the number with `wanotify numbers add` if it is ours: "
+                "that applies them)"
             )
         if self.other_number:
             found.append(
@@ -116,8 +117,8 @@ class WebhookHealth:
             )
         if self.held_replies:
             found.append(
-                f"{self.held_replies:,} deliveries carried replies to a WhatsApp number we do "
-                "not know: held in their receipts, not applied"
+                f"{self.held_replies:,} replies to a WhatsApp number we do not know: held in "
+                "their receipts, not applied (registering the number applies them)"
             )
         return found
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action, PermissionDenied, require, write_tenant
-from core.i18n import _
+from core.i18n import _, ngettext
 from core.meta_words import number_status_words, quality_words, throughput_words
 from core.numbers.admin import NumberInfo, add_number, list_numbers, remove_number, set_default
 from core.numbers.errors import NumberError
@@ -175,4 +175,10 @@ def _add_form(tenant: str) -> None:
         st.error(md_escape(exc))
         return
     st.toast(_("Number {number} added").format(number=info.phone_number_id))
+    if info.held_applied:  # events that named it before it was registered
+        st.toast(ngettext(
+            "{n} webhook event held while the number was unknown was applied.",
+            "{n} webhook events held while the number was unknown were applied.",
+            info.held_applied,
+        ).format(n=info.held_applied))  # fmt: skip
     st.rerun()

@@ -126,3 +126,29 @@ def test_without_registering_nothing_is_released(engine: Engine, held: dict[str,
     assert release_held_numbers(engine, default_tenant="default") == Released()
     assert message_row(engine, held["ours"])["status"] == "accepted"
     assert _count(engine, "SELECT count(*) FROM inbound_messages") == 0
+
+
+def test_apply_held_takes_them_up_when_registering_could_not(
+    engine: Engine, held: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from core.numbers import admin
+    from core.numbers.cli import numbers_app
+
+    def interrupted(*args: Any, **kwargs: Any) -> Released:
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("core.webhooks.release.release_held_numbers", interrupted)
+        info = admin.add_number(engine, load_settings(), tenant_id="initech",
+                                phone_number_id=NEW, access_token=None)  # fmt: skip
+    assert info.held_applied == 0  # added all the same; the events are still held
+    assert read_health(engine).unknown_number == 4
+    runner = CliRunner()
+    first = runner.invoke(numbers_app, ["apply-held"])
+    assert first.exit_code == 0, first.output
+    assert "5 webhook events held while the number was unknown were applied" in first.output
+    assert message_row(engine, held["ours"])["status"] == "delivered"
+    again = runner.invoke(numbers_app, ["apply-held"])
+    assert "No held webhook event names a number we know now" in again.output

@@ -373,7 +373,7 @@ def _fold(text: str) -> str:
 # Row checks -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a 100,000-row plan keeps 100,000 of them
 class RowCheck:
     """One input row, checked: what would be sent, or every reason it cannot be."""
 
@@ -532,7 +532,7 @@ def _check_row(
     preview = preview_of(defn, filled).body if filled is not None else None
     payload = None
     if filled is not None and phone is not None and not errors:
-        payload = json.dumps(payload_of(defn, wa_digits(phone), filled))  # as the column writes it
+        payload = json.dumps(payload_of(defn, wa_digits(phone), filled), separators=(",", ":"))
     return RowCheck(
         number, values, phone, params, preview, key, errors, warnings, language.code, payload
     )

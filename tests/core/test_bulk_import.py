@@ -372,3 +372,41 @@ def test_a_template_edited_after_the_check_puts_its_rows_through_the_gate_again(
     assert ours[13]["request_payload"]["template"]["language"]["code"] == "en"
     outcome = {row["row_number"]: row["error"] for row in batch_results(db, chunked.id)}
     assert "spreadsheet formula" in outcome[7] and "U+202E" in outcome[8]
+
+
+def test_values_copy_and_executemany_must_escape_are_stored_exactly(db: Engine) -> None:
+    """Rows are written by PostgreSQL COPY (text format) or SQLite executemany: cells
+    holding COPY's own markers (a backslash, `\\N`, the `\\.` end line, quotes), emoji
+    and accents come back exactly as the per-row path stores them, in messages, batch
+    rows (raw cells) and new suppliers; hostile rows beside them are still refused."""
+    names = [
+        "Back\\slash \\N S.L.",
+        "\\.",
+        "Comillas \"dobles\" y 'simples'; punto y coma",
+        "Ñandú 😀 Ltda",
+        "=cmd|' /C calc'!A0",  # a formula: refused
+        "Tab\there",  # a tab: refused
+    ]
+    lines = ["Proveedor;Teléfono;Pedido;Importe"]
+    for n, name in enumerate(names):
+        quoted = '"' + name.replace('"', '""') + '"'
+        lines.append(f"{quoted};612 777 {n:03d};PO-\\N-{n};{n},25")
+    data = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    plans = {tenant: checked(db, tenant, data, confirmed=True) for tenant in TENANTS}
+    chunked = record_plan(
+        plans["bulk"], name="bulk", created_by=BY, source="csv", upload_format=FORMAT,
+        engine=db, chunk=2,
+    )  # fmt: skip
+    reference = per_row(db, plans["rowwise"])
+    ours, theirs = batch_results(db, chunked.id), batch_results(db, reference)
+    for mine, other in zip(ours, theirs, strict=True):
+        assert same(mine) == same(other), mine["row_number"]
+    assert [row["outcome"] for row in ours] == ["queued"] * 4 + ["refused"] * 2
+    assert [row["Proveedor"] for row in ours] == names
+    ours_m, theirs_m = messages_of(db, chunked.id), messages_of(db, reference)
+    assert ours_m == theirs_m
+    assert ours_m[2]["template_parameters"]["supplier_name"] == "Back\\slash \\N S.L."
+    assert ours_m[2]["po_number"] == "PO-\\N-0"
+    assert ours_m[4]["request_payload"]["template"]["components"]
+    assert suppliers_of(db, "bulk") == suppliers_of(db, "rowwise")
+    assert {s[0] for s in suppliers_of(db, "bulk").values()} >= set(names[:4])

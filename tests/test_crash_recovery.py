@@ -35,7 +35,7 @@ from tests.core.sender.crash import (
     check_recovered,
     check_sent_once,
     kill_report,
-    slice_size,
+    most_marked_unsent,
 )
 from tests.core.sender.helpers import (
     enqueue_notices,
@@ -178,12 +178,12 @@ def test_kill_at_each_point_of_the_cycle_asks_a_person_only_about_started_reques
         unstarted_seconds=LEASE,
         now=utcnow() + timedelta(seconds=LEASE + 1),
     )
-    # a kill between a slice's mark committing and its requests leaving leaves that
-    # slice marked but unrequested: the one case where a person is asked about a send
-    # that never left. The mark runs on its own thread, so a kill at another point
-    # (a claim committing meanwhile, or from outside) can land in that window too:
-    # whatever the point, at most one slice more than the requests that had started.
-    not_requested = slice_size(CAP)
+    # a kill between a slice's mark committing and its requests leaving leaves its
+    # rows marked but unrequested: the one case where a person is asked about a send
+    # that never left. Slices are marked one ahead on a thread of their own, so a kill
+    # at any point (a claim committing meanwhile, or from outside) can find up to two
+    # slices so: whatever the point, at most that many more than had really started.
+    not_requested = most_marked_unsent(CAP)
     attention = check_recovered(engine, at_kill, not_requested)
     if point.startswith("started"):
         assert attention - at_kill.seen, "the killed slice was marked, never sent"

@@ -25,7 +25,7 @@ from core.db import get_engine
 from core.models.messages import MessageStatus
 from core.sandbox import SandboxServer
 from core.sender.faults import ENV as CRASH_ENV
-from tests.core.sender.crash import check_sent_once, kill_report, slice_size
+from tests.core.sender.crash import check_sent_once, kill_report, most_marked_unsent
 from tests.core.sender.helpers import (
     enqueue_notices,
     phone,
@@ -175,7 +175,7 @@ def test_one_of_two_workers_killed_after_a_mark_the_other_finishes_the_batch(
     assert {final[i].claimed_by for i in attention} <= {"doomed"}
     assert at_kill.lost_by("doomed") <= attention  # started: never sent again on their own
     # the killed slice was marked and never sent: the one bounded exception
-    assert 0 < len(attention - at_kill.seen) <= slice_size(CAP)
+    assert 0 < len(attention - at_kill.seen) <= most_marked_unsent(CAP)
     check_sent_once(engine, sandbox, attention)
     taken_back = {i for i in at_kill.sending - attention if final[i].claimed_by == "survivor"}
     assert taken_back, "the survivor sent none of the dead worker's unrequested rows"

@@ -5,16 +5,18 @@ Three cooperating tasks on one event loop, plus one database thread:
 - the *claimer* reads the sender control (pause), held templates and stopped batches,
   and claims due pending rows in chunks (pending → sending) into a small local queue,
   about `buffer_seconds` of work at the current rate so a crash strands little;
-- the *sender* takes rows from that queue in order, postpones a row whose recipient
-  got a message less than 6 s ago (others go ahead) and waits on the rate limiter. The
-  rows the limiter lets through together form a pacing slice: one UPDATE marks them
-  `request_started_at` (store.mark_started), then each API call starts as its own
-  task (hundreds in flight at 1000/s). The limiter grants permits about a mark's
-  duration ahead of their slots and each request waits for its slot, so the mark
-  costs no rate; the next slice is marked only once this one's requests are out.
-  After a crash, recovery sends a claimed row without the mark again (its request
-  never started) and asks a person about the others only: at most the requests that
-  had started (about cap x latency) and one marked slice;
+- the *sender* takes rows from that queue in order and postpones a row whose
+  recipient got a message less than 6 s ago (others go ahead). The rows it admits are
+  marked `request_started_at` a pacing slice at a time (about `slice_seconds` of
+  sends at the current rate, one UPDATE each: store.mark_started, on a thread of its
+  own), one slice ahead of the requests: while one marked slice goes out, the next is
+  marked, so the mark never makes a request late. Each marked row then waits on the
+  rate limiter and its API call starts as its own task the moment the limiter lets it
+  through (hundreds in flight at 1000/s). The next slice is marked only once fewer
+  than a slice's rows are marked and unsent, so a crash leaves at most two slices
+  marked but never requested. After a crash, recovery sends a claimed row without the
+  mark again (its request never started) and asks a person about the others only: the
+  requests that had started (about cap x latency) and those two slices at most;
 - the *writer* collects outcomes and records them every `flush_interval` in one
   transaction, with conditional updates that never move a row backwards.
 
@@ -56,16 +58,15 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Slices remembered to set how far ahead of its slot the limiter grants a permit:
-#: a high quantile (LEAD_QUANTILE) of the time a slice takes from its mark's start to
-#: its requests' writes, at most MAX_LEAD_SECONDS, recomputed every LEAD_REFRESH rows.
-LEAD_MEMORY = 256
-LEAD_REFRESH = 32
-LEAD_QUANTILE = 0.75
-#: A marked row waits at most this long for its slot: a crash then leaves it for a
-#: person though never requested. The next slice is not marked before this one's
-#: requests are out, so that is never more than one slice (issue 16).
-MAX_LEAD_SECONDS = 0.05
+#: A pacing slice: the rows one mark covers, this many seconds of sends at the current
+#: rate (at least one row). Two slices at most are marked and unsent at any moment.
+SLICE_SECONDS = 0.05
+
+
+def slice_rows(rate: float, seconds: float = SLICE_SECONDS) -> int:
+    """How many rows one mark covers at `rate` sends per second: a crash leaves at most
+    twice this many rows marked but never requested (issue 16)."""
+    return max(1, math.ceil(rate * seconds))
 
 
 class SendResultLike(Protocol):
@@ -151,8 +152,8 @@ class DispatcherOptions:
     #: how long a claimed row may wait unrequested before recovery returns it to
     #: pending (default: the lease, at most 10 s); its worker then cannot send it
     unstarted_seconds: float | None = None
-    #: how long the sender waits for one more permit to join the current slice
-    slice_gather_seconds: float = 0.005
+    #: seconds of sends one mark covers (see `slice_rows`)
+    slice_seconds: float = SLICE_SECONDS
     #: share WHATSAPP_MAX_MPS with every other worker of the phone number (database)
     shared_budget: bool = True
     budget_refresh_seconds: float = budget.REFRESH_SECONDS
@@ -176,13 +177,6 @@ class DispatchStats:
     paused_reason: str | None = None
     paused_code: int | None = None
     by_code: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Permit:
-    """A limiter permit a slice holds for one row."""
-
-    not_before: float  # monotonic: the request may not be written earlier (its slot)
 
 
 class _Stop:
@@ -261,19 +255,14 @@ class Dispatcher:
         self._local_holds: dict[TemplateKey, tuple[str, float]] = {}
         self._stopped_batches: frozenset[str] = frozenset()
         self._executor: ThreadPoolExecutor | None = None
-        #: the slice being gathered: each row holds a slot and a permit, not yet marked
-        self._slice: list[tuple[ClaimedMessage, _Permit]] = []
-        self._marking = 0  # rows of a slice whose mark is being written
+        #: rows whose mark committed, in order, waiting for the limiter
+        self._marked: deque[ClaimedMessage] = deque()
+        self._marking = 0  # rows of the slice whose mark is being written
+        self._mark_task: asyncio.Task[None] | None = None
         #: rows marked started whose request is not written (nor given up) yet: the next
-        #: slice is marked only once this is 0, so a crash never leaves more than one
-        #: marked slice unrequested
+        #: slice is marked only while this is at most one slice, so a crash never leaves
+        #: more than two marked slices unrequested
         self._marked_unsent = 0
-        self._all_out = asyncio.Event()
-        self._all_out.set()
-        #: recent times (s) from a slice's mark starting to each of its requests being
-        #: written, waits for a slot left out: the limiter's lead (see `_learn_lead`)
-        self._mark_delays: deque[float] = deque(maxlen=LEAD_MEMORY)
-        self._mark_count = 0
         #: marks run on a thread of their own: never queued behind a claim or a flush
         self._mark_executor: ThreadPoolExecutor | None = None
         self._crash = faults.from_env(sandbox_mode=settings.sandbox_mode)
@@ -441,6 +430,9 @@ class Dispatcher:
             if not task.done():
                 task.cancel()
         await asyncio.gather(claimer, sender, return_exceptions=True)
+        if self._mark_task is not None:  # its rows are released below, marks cleared
+            await asyncio.gather(self._mark_task, return_exceptions=True)
+        self._unmark_all()
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=self.shutdown_timeout)
             for task in pending:  # still unanswered: recovery will handle these rows
@@ -499,7 +491,7 @@ class Dispatcher:
         return (
             len(self._ready)
             + self._holding
-            + len(self._slice)
+            + len(self._marked)
             + self._marking
             + len(self._in_flight)
             + self._unwritten
@@ -569,163 +561,123 @@ class Dispatcher:
         writes = reports_writes(client)
         try:
             while not self._stopping:
-                if not self._ready:
-                    if self._slice:  # nothing more to gather: start what we hold
-                        await self._start_slice(client, writes)
-                        continue
-                    self._want_more.set()
-                    self._ready_event.clear()
-                    await self._ready_event.wait()
-                    continue
                 if self._paused is not None:
-                    self._drop_slice()
+                    self._unmark_all()
                     self._release_all(due=None)
+                    await self._wait_for_work()
                     continue
-                message = self._ready.popleft()
-                if len(self._ready) < self._buffer_target() // 2:
-                    self._want_more.set()
-                if not self._admit(message):
+                self._mark_ahead()
+                if not self._marked:
+                    await self._wait_for_work()
                     continue
-                self._holding += 1
-                try:
-                    if self._slice and self._slots.locked():
-                        await self._start_slice(client, writes)
-                    await self._slots.acquire()
-                    try:
-                        permit = await self._permit(client, writes)
-                    except BaseException:
-                        self._slots.release()
-                        raise
-                except BaseException:
-                    self._ready.appendleft(message)
-                    raise
-                finally:
-                    self._holding -= 1
-                if self._stopping or self._paused is not None:
-                    self.limiter.sent()  # not sent after all: dated now, the safe side
-                    self._slots.release()
-                    self._ready.appendleft(message)
-                    continue
-                self.pairs.mark_sent(message.recipient)
-                self._slice.append((message, permit))
+                await self._send_next(client, writes)
         finally:
-            self._drop_slice()  # shutdown: unmarked rows go back with the queue
+            self._unmark_all()  # shutdown: marked, unsent rows go back with the queue
 
-    async def _permit(self, client: MessageClient, writes: bool) -> _Permit:
-        """Wait for the limiter's next permit; return when its request may be written
-        (a limiter with a lead grants it up to a mark's duration before its slot).
-        While it does not come at once (within `slice_gather_seconds`), the slice
-        gathered so far is marked and started, so a slice is what the limiter lets
-        through together: one mark per pacing slice."""
-        if not self._slice:
-            await self.limiter.acquire()
-            return self._granted()
-        try_now = getattr(self.limiter, "try_acquire", None)
-        if try_now is not None and try_now():
-            return self._granted()  # free at once (the common case): no task, no timer
-        acquiring = asyncio.ensure_future(self.limiter.acquire())
+    async def _wait_for_work(self) -> None:
+        """Sleep until rows are claimed, a slice's mark is written or a request goes
+        out (each sets `_ready_event`)."""
+        if len(self._ready) < self._buffer_target() // 2:
+            self._want_more.set()
+        self._ready_event.clear()
+        await self._ready_event.wait()
+
+    async def _send_next(self, client: MessageClient, writes: bool) -> None:
+        """Wait for a connection slot and the limiter's permit, then start the next
+        marked row's request as its own task (written at once)."""
+        message = self._marked.popleft()
+        self._holding += 1
         try:
-            await asyncio.wait({acquiring}, timeout=self.options.slice_gather_seconds)
-            if not acquiring.done():
-                await self._start_slice(client, writes)
-            await acquiring
-            return self._granted()
+            await self._slots.acquire()
+            try:
+                try_now = getattr(self.limiter, "try_acquire", None)
+                if try_now is None or not try_now():  # free at once: no task, no timer
+                    await self.limiter.acquire()
+            except BaseException:
+                self._slots.release()
+                raise
         except BaseException:
-            if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
-                self.limiter.sent()  # admitted, never used: dated now, the safe side
-            else:
-                acquiring.cancel()
+            self._marked.appendleft(message)
             raise
-
-    def _granted(self) -> _Permit:
-        """The permit the limiter just granted: its request is not written before its
-        slot (at once for a limiter without a lead)."""
-        return _Permit(float(getattr(self.limiter, "not_before", -math.inf)))
-
-    def _learn_lead(self, seconds: float) -> None:
-        """Remember how long a slice took from its mark starting to one of its requests
-        being written (the mark, the task, the client; not a wait for its slot). The
-        limiter then grants permits about that long ahead of their slots (a high
-        quantile, at most MAX_LEAD_SECONDS), so the mark no longer makes every start
-        late: each start waits on earlier starts' dates, and a slice written late by
-        its mark pushed every later one (cap 1,000 reached 0.79-0.86 of the cap)."""
-        self._mark_delays.append(seconds)
-        self._mark_count += 1
-        if self._mark_count % LEAD_REFRESH:
-            return
-        set_lead = getattr(self.limiter, "set_lead", None)
-        if set_lead is not None:
-            ordered = sorted(self._mark_delays)
-            lead = ordered[int(LEAD_QUANTILE * (len(ordered) - 1))]
-            set_lead(min(MAX_LEAD_SECONDS, max(0.0, lead)))
-
-    def _request_out(self) -> None:
-        """One marked row's request was written or given up."""
-        self._marked_unsent -= 1
-        if self._marked_unsent <= 0:
-            self._marked_unsent = 0
-            self._all_out.set()
-
-    def _drop_slice(self) -> None:
-        """Give the unmarked slice back: permits dated, slots freed, rows to the queue front."""
-        while self._slice:
-            message, _ = self._slice.pop()
-            self.limiter.sent()
+        finally:
+            self._holding -= 1
+        if self._stopping or self._paused is not None:
+            self.limiter.sent()  # not sent after all: dated now, the safe side
             self._slots.release()
-            self._ready.appendleft(message)
+            self._marked.appendleft(message)
+            return
+        self.stats.started += 1
+        task = asyncio.create_task(self._send_one(client, message, writes, marked=True))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
-    async def _start_slice(self, client: MessageClient, writes: bool) -> None:
-        """Mark the gathered slice as started (one UPDATE), then start its requests.
+    def _mark_ahead(self) -> None:
+        """Start marking the next slice of admitted rows unless one is being marked or
+        more than one slice is already marked and unsent (the crash bound)."""
+        if self._mark_task is not None or not self._ready:
+            return
+        size = slice_rows(self.limiter.rate, self.options.slice_seconds)
+        if self._marked_unsent > size:
+            return
+        group: list[ClaimedMessage] = []
+        while self._ready and len(group) < size:
+            message = self._ready.popleft()
+            if self._admit(message):
+                self.pairs.mark_sent(message.recipient)  # held for it from now on
+                group.append(message)
+        if len(self._ready) < self._buffer_target() // 2:
+            self._want_more.set()
+        if group:
+            self._marking += len(group)
+            self._mark_task = asyncio.create_task(self._mark(group), name="dispatcher-mark")
 
-        The mark is committed before any request goes out: a crash after it leaves
-        these rows for a person (or a webhook), a crash before it leaves them unmarked,
-        so recovery sends them again. It starts only once every request of the slice
-        before is out (written or given up): a crash never leaves more than one marked
-        slice unrequested. A row the mark no longer finds claimed by us (recovery took
-        it back) is not sent. If the mark cannot be written, nothing is sent and the
-        rows go back to pending.
+    async def _mark(self, group: list[ClaimedMessage]) -> None:
+        """Mark `group` as started (one UPDATE, committed before any of its requests),
+        then queue the rows still ours for the limiter.
+
+        A crash before the commit leaves these rows unmarked, so recovery sends them
+        again; after it, they keep the never-resend rule (a person or a webhook). A row
+        the mark no longer finds claimed by us (recovery took it back) is not sent. If
+        the mark cannot be written, nothing is sent and the rows go back to pending.
         """
-        group, self._slice = self._slice, []
         assert self._mark_executor is not None
         loop = asyncio.get_running_loop()
-        ids = [m.id for m, _ in group]
-        self._marking += len(group)  # still work in hand: a drain is not idle meanwhile
+        ids = [m.id for m in group]
         try:
-            while self._marked_unsent:  # the slice before is still going out
-                self._all_out.clear()
-                await self._all_out.wait()
-            mark_started = time.monotonic()
             ours = await loop.run_in_executor(
                 self._mark_executor,
                 lambda: store.mark_started(self.engine, ids, self.worker_id),
             )
-        except asyncio.CancelledError:
-            self._slice = group + self._slice  # shutdown: released with the queue
-            raise
         except Exception:
             log.exception("could not mark %d send(s) as started; not sending them", len(group))
             ours = set()
-            for message, _ in group:
+            for message in group:
                 self._release(message, None)  # clears a mark that did commit after all
                 self.stats.released += 1
+        else:
+            self.stats.slices += 1
+            if self._crash is not None:
+                self._crash.reached("started")
+            for message in group:
+                if message.id in ours:
+                    self._marked.append(message)
+                    self._marked_unsent += 1
         finally:
             self._marking -= len(group)
-        self.stats.slices += 1
-        marked_at = time.monotonic()
-        if self._crash is not None:
-            self._crash.reached("started")
-        for message, permit in group:
-            if message.id not in ours:
-                self.limiter.sent()
-                self._slots.release()
-                continue
-            self.stats.started += 1
-            self._marked_unsent += 1
-            self._all_out.clear()
-            timing = _SliceTiming(permit.not_before, mark_started, marked_at)
-            task = asyncio.create_task(self._send_one(client, message, writes, timing))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._mark_task = None
+            self._ready_event.set()
+
+    def _request_out(self) -> None:
+        """One marked row's request was written or given up."""
+        self._marked_unsent = max(0, self._marked_unsent - 1)
+        self._ready_event.set()  # the sender may mark the next slice
+
+    def _unmark_all(self) -> None:
+        """Give the marked, unsent rows back to the queue front: they were never
+        requested, and releasing them clears their mark."""
+        while self._marked:
+            self._ready.appendleft(self._marked.pop())
+            self._request_out()
 
     def _admit(self, message: ClaimedMessage) -> bool:
         """Whether to send `message` now; otherwise it is released, postponed or failed."""
@@ -752,40 +704,32 @@ class Dispatcher:
         client: MessageClient,
         message: ClaimedMessage,
         reports: bool = False,
-        timing: _SliceTiming | None = None,
+        marked: bool = False,
     ) -> None:
-        """One API call, not written before its permit's slot (`timing.not_before`: a
-        permit granted ahead of it). The limiter dates the send when its bytes are
-        written (a reporting client calls back), else at once; in any case exactly
-        once. Once answered, the limiter re-dates it at its estimated arrival at Meta
-        (the round trip tells); unanswered, it stays in the limiter's window."""
+        """One API call, started as soon as the limiter let it through. The limiter
+        dates the send when its bytes are written (a reporting client calls back), else
+        at once; in any case exactly once. Once answered, the limiter re-dates it at its
+        estimated arrival at Meta (the round trip tells); unanswered, it stays in the
+        limiter's window. A `marked` row counts as marked and unsent until then."""
         payload = dict(message.payload)
         payload.setdefault("to", message.recipient)
         payload["biz_opaque_callback_data"] = message.id
         dated = False
         written_at: float | None = None
         arrived = False  # answered by Meta: the round trip dates its arrival
-        slept_until = -math.inf  # waited for the permit's slot until then
 
-        def written(given_up: bool = False) -> None:
+        def written() -> None:
             nonlocal dated, written_at
             if not dated:
                 dated = True
                 written_at = self.limiter.sent(awaits_answer=True)
-                if timing is not None:
+                if marked:
                     self._request_out()
-                    if not given_up:  # the mark's time, and the time after it or the slot
-                        after = time.monotonic() - max(timing.marked_at, slept_until)
-                        self._learn_lead(timing.marked_at - timing.mark_started + after)
                 # the pair gate, too, counts from when the request left (after its
                 # slice's mark, a new connection...), not from when it was admitted
                 self.pairs.mark_sent(message.recipient)
 
         try:
-            early = -math.inf if timing is None else timing.not_before - time.monotonic()
-            if early > 0:  # the loop's clock is time.monotonic: it wakes no earlier
-                await asyncio.sleep(early)
-                slept_until = time.monotonic()
             if reports:
                 reporting = cast(WriteReportingClient, client)
                 result = await reporting.send_message(payload, on_written=written)
@@ -803,7 +747,7 @@ class Dispatcher:
             arrived = True
             self._on_accepted(message, result)
         finally:
-            written(given_up=True)  # never written (no connection, cancelled): dated now
+            written()  # never written (no connection, cancelled): dated now
             if written_at is not None:
                 self.limiter.answered(written_at, arrived=arrived)
             self._slots.release()
@@ -908,15 +852,6 @@ class Dispatcher:
             if any(isinstance(item, store.PauseSending) for item in batch):
                 self._pause_written_at = time.monotonic()
             return
-
-
-@dataclass(frozen=True)
-class _SliceTiming:
-    """When a started row may be written and when its slice's mark ran (monotonic)."""
-
-    not_before: float  # its permit's slot
-    mark_started: float
-    marked_at: float
 
 
 def _error_fields(error: GraphError) -> ErrorFields:

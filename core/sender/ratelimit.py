@@ -162,10 +162,6 @@ class SlidingWindowLimiter:
         self._starts: list[float] = []  # dated starts, oldest first (kept sorted)
         #: when recent sends were written (never re-dated), for the slices
         self._writes: deque[float] = deque()
-        self._last_slot = -math.inf  # the slot of the last permit granted
-        self._lead = 0.0
-        #: the earliest moment the last permit granted may be written (see `set_lead`)
-        self.not_before = -math.inf
         self._pending = 0  # admitted by `acquire`, not yet `sent()`
         #: dates of written sends whose answer is awaited (sorted: dated in order)
         self._unanswered: list[float] = []
@@ -188,24 +184,6 @@ class SlidingWindowLimiter:
         self._penalty_base = 0.0  # the rate when the current signal began
         self._refusals = 0  # refusals counted in the current signal
         self.throttle_count = 0  # signals (windows with refusals), not refusals
-
-    def set_lead(self, seconds: float) -> None:
-        """Grant a permit up to `seconds` before its slot, with `not_before` set to the
-        slot: the caller must not write the request earlier.
-
-        The dispatcher marks each slice in the database between a permit and its
-        request; granting the permit that much ahead keeps the mark's duration out of
-        the window's chain (each start waits on earlier starts' dates, which the mark
-        would otherwise push later, slice after slice). The window's guarantee is
-        unchanged: the permit is pending (in every window) until written, and it is
-        written no earlier than its slot.
-        """
-        self._lead = max(0.0, seconds)
-
-    @property
-    def lead(self) -> float:
-        """How far ahead of its slot a permit is granted (see `set_lead`)."""
-        return self._lead
 
     @property
     def rate(self) -> float:
@@ -269,21 +247,15 @@ class SlidingWindowLimiter:
 
     def _wait(self, now: float) -> float | None:
         """Seconds until one more permit may be granted (0: now), or None while the
-        cap is 0 (with a lead, a permit is granted up to the lead before its slot)."""
+        cap is 0."""
         slot = self._slot(now)
         if slot is None:
             return None
-        at, known = slot
-        if at <= now:
-            return 0.0
-        if known:
-            return max(0.0, at - self._lead - now)
-        return at - now
+        return max(0.0, slot - now)
 
-    def _slot(self, now: float) -> tuple[float, bool] | None:
-        """When one more start fits (at the earliest `now`), and whether that moment is
-        known (not a guess while pending permits, not dated yet, fill the window);
-        None while the cap is 0."""
+    def _slot(self, now: float) -> float | None:
+        """When one more start fits (at the earliest `now`; a guess while pending
+        permits, not dated yet, fill the window); None while the cap is 0."""
         horizon = now - self._span
         starts = self._starts
         if starts and starts[0] <= horizon:
@@ -292,18 +264,16 @@ class SlidingWindowLimiter:
         if limit == 0:
             if now >= self._cap_expires_at or self.cap == 0:
                 return None
-            return now + 0.05, False
+            return now + 0.05
         # pending starts, and written ones whose date left the window unanswered (where
         # they arrive is not known yet), are in every window
         stale = bisect_right(self._unanswered, horizon) if self._unanswered else 0
         count = len(starts) + self._pending + stale
-        at, known = now, True
+        at = now
         if count >= limit:  # the dated start that must leave the window first
             index = count - limit
-            if index < len(starts):
-                at = starts[index] + self._span
-            else:  # pending ones alone fill it: none can leave before a window from now
-                at, known = now + self._span, False
+            # pending ones alone fill it: none can leave before a window from now
+            at = starts[index] + self._span if index < len(starts) else now + self._span
         # the slices count sends when written (an arrival re-dates only the window),
         # pending ones as written now
         slices = min(self._slices, limit)
@@ -318,27 +288,22 @@ class SlidingWindowLimiter:
             if index < len(writes):
                 at = max(at, writes[index] + slice_span)
             else:  # pending ones alone fill the slice
-                at, known = max(at, now + slice_span), False
-        return max(at, now), known
+                at = max(at, now + slice_span)
+        return max(at, now)
 
     def _grant(self, now: float) -> bool:
-        """Grant a permit now if its slot is within the lead: count it as pending, set
-        `not_before` to its slot and return True; else False (nothing counted)."""
+        """Grant a permit if one more start fits now: count it as pending and return
+        True; else False (nothing counted)."""
         slot = self._slot(now)
-        if slot is None:
+        if slot is None or slot > now:
             return False
-        at, known = slot
-        if at > now and not (known and at - now <= self._lead):
-            return False
-        at = max(at, self._last_slot)  # slots are handed out in order
         self._pending += 1
-        self._last_slot = self.not_before = at
         return True
 
     def try_acquire(self) -> bool:
         """`acquire` without waiting: count a start as pending and return True if one
         may start now, else False (nothing counted). The dispatcher asks this first so
-        a permit that is free costs no task (it gathers such permits into one slice)."""
+        a permit that is free costs no task and no timer."""
         if self._lock.locked():
             return False
         return self._grant(self._clock())
@@ -351,7 +316,7 @@ class SlidingWindowLimiter:
                 if self._grant(now):
                     return
                 wait = self._wait(now)
-                if wait == 0.0:  # a slot within the lead, pending ones no longer hide it
+                if wait == 0.0:  # free by a hair after all: look again in a moment
                     wait = 1e-3
                 self._changed.clear()
                 if self._cap_expires_at < math.inf and wait is not None:

@@ -7,7 +7,6 @@ had really started; the rows say what the dead worker had recorded.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from sqlalchemy import Engine
 
 from core.models.messages import MessageStatus
 from core.sandbox.server import SandboxControls
+from core.sender.dispatcher import slice_rows
 from tests.core.sender.helpers import rows
 
 REACHED_META = {
@@ -31,9 +31,10 @@ FINAL_OR_PENDING = REACHED_META | {
 }
 
 
-def slice_size(cap: int) -> int:
-    """The most rows one pacing slice marks at once (the limiter's tenth of a window)."""
-    return math.ceil(cap / 10)
+def most_marked_unsent(cap: int) -> int:
+    """The most rows marked but never requested at any moment: two pacing slices (one
+    going out, the next marked ahead of it), each `slice_seconds` of sends at the cap."""
+    return 2 * slice_rows(cap)
 
 
 def sandbox_seen(sandbox: SandboxControls) -> set[str]:

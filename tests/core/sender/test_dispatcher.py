@@ -228,6 +228,8 @@ def test_every_send_is_dated_once_by_the_limiter_when_its_request_left(
     assert all(before <= at for at in dated)
     stats = sandbox_env.stats()  # the sandbox's monotonic clock is this machine's too
     # dated as the requests left: before the sandbox accepted them, not at the answers
-    # (100 ms after), nor when the limiter admitted them
+    # (100 ms after), nor when the limiter admitted them. An answered send is re-dated at
+    # its estimated arrival (half its round trip): an answer read late on a loaded host
+    # moves it a few ms past the real one, never to the answer's time.
     assert min(dated) <= stats["first_accept_monotonic"]
-    assert max(dated) <= stats["last_accept_monotonic"]
+    assert max(dated) <= stats["last_accept_monotonic"] + 0.05

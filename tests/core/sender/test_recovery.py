@@ -17,6 +17,7 @@ from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.types import utcnow
 from core.sandbox import SandboxServer
 from core.sender import SlidingWindowLimiter, drain, faults, store
+from core.sender.dispatcher import slice_rows
 from core.sender.recovery import INFLIGHT_LOST_MESSAGE, recover_stale
 from core.settings import SANDBOX_PHONE_NUMBER_ID, load_settings
 from tests.core.sender.helpers import enqueue_notices, fast_options, phone, rows
@@ -210,37 +211,36 @@ def test_try_acquire_counts_a_free_permit_and_never_waits() -> None:
     assert limiter.try_acquire() and limiter.pending == 1
 
 
-class _FixedLead(SlidingWindowLimiter):
-    """Grants every permit a fixed time ahead of its slot (longer than a slice lasts) and
-    counts the sends it dated, so a test can compare them with the marks."""
+class _CountingLimiter(SlidingWindowLimiter):
+    """Counts the sends it dated, so a test can compare them with the marks."""
 
-    def __init__(self, cap: float, lead: float) -> None:
+    def __init__(self, cap: float) -> None:
         super().__init__(cap, margin=0.0)
-        super().set_lead(lead)
         self.dated = 0
-
-    def set_lead(self, seconds: float) -> None:
-        """Kept fixed: the dispatcher's own estimate would be shorter than a slice."""
 
     def sent(self, *, awaits_answer: bool = False) -> float:
         self.dated += 1
         return super().sent(awaits_answer=awaits_answer)
 
 
-def test_a_slice_is_marked_only_once_the_slice_before_went_out(
+def test_a_slice_is_marked_ahead_while_at_most_one_slice_is_unsent(
     sandbox_env: SandboxServer, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Permits granted ahead of their slots (a lead longer than a slice): the rows of a
-    marked slice wait for their slots, and the next slice's mark waits for them, so a
-    crash never leaves more than one marked slice unrequested (issue 16)."""
-    limiter = _FixedLead(200, lead=0.3)  # slices of 20, 0.09 s apart: 3 slices ahead
+    """Each mark covers a slice (50 ms of sends at the cap) and starts while the slice
+    before goes out, so no request waits for its mark; it starts only while at most one
+    slice is marked and unsent, so a crash never leaves more than two slices marked but
+    unrequested (issue 16)."""
+    cap = 200
+    size = slice_rows(cap)  # 10 rows
+    limiter = _CountingLimiter(cap)
     real = store.mark_started
-    marked_before: list[tuple[int, int]] = []  # (rows marked earlier, sends dated) per mark
+    unsent_before: list[int] = []  # rows marked but not yet dated, as each mark starts
     marked = 0
 
     def checked(engine: Engine, ids: list[str], worker_id: str) -> set[str]:
         nonlocal marked
-        marked_before.append((marked, limiter.dated))
+        unsent_before.append(marked - limiter.dated)
+        assert len(ids) <= size
         ours = real(engine, ids, worker_id)
         marked += len(ours)
         return ours
@@ -251,5 +251,6 @@ def test_a_slice_is_marked_only_once_the_slice_before_went_out(
         drain(load_settings(), engine, timeout=60, limiter=limiter, options=fast_options())
     )
     assert report.accepted == len(ids)
-    assert report.stats.slices >= 4  # several slices, each granted ahead of its slot
-    assert all(dated >= earlier for earlier, dated in marked_before), marked_before
+    assert report.stats.slices >= len(ids) // size  # one mark per slice
+    assert max(unsent_before) <= size, unsent_before
+    assert any(unsent > 0 for unsent in unsent_before)  # marked ahead, not after

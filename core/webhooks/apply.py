@@ -17,6 +17,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -223,17 +224,10 @@ def _apply_batch(
         report.more_waiting = cut or taken == max_receipts
         if not ids:
             return report
-        rows = conn.execute(
-            select(RECEIPTS.c.id, RECEIPTS.c.received_at, RECEIPTS.c.body)
-            .where(RECEIPTS.c.id.in_(ids))
-            .order_by(RECEIPTS.c.id)
-        )
-        receipts = [_Receipt(row.id, row.received_at, row.body) for row in rows]
+        receipts = [_Receipt(row.id, row.received_at, row.body) for row in _bodies(conn, ids)]
         now = utcnow()
         notes = _apply_receipts(conn, receipts, now, default_tenant, report)
-        conn.execute(
-            update(RECEIPTS).where(RECEIPTS.c.id.in_(ids)).values(applied_at=now, apply_error=None)
-        )
+        _mark_applied(conn, ids, now)
         for receipt_id, note in notes.items():  # applied, but replies held: health shows it
             conn.execute(
                 update(RECEIPTS).where(RECEIPTS.c.id == receipt_id).values(apply_error=note)
@@ -241,6 +235,36 @@ def _apply_batch(
     report.receipts = len(receipts)
     report.lags = [(now - r.received_at).total_seconds() for r in receipts]
     return report
+
+
+def _bodies(conn: Connection, ids: list[int]) -> Any:
+    """The receipts `ids` (id, received_at, body) in id order; on PostgreSQL one `= ANY`
+    query whose text never changes (an IN list is compiled again for every length)."""
+    if conn.dialect.name == "postgresql":
+        sql = (
+            f"SELECT id, received_at, body FROM {RECEIPTS.name} "  # noqa: S608
+            "WHERE id = ANY(%b::bigint[]) ORDER BY id"
+        )
+        return conn.exec_driver_sql(sql, (ids,))
+    return conn.execute(
+        select(RECEIPTS.c.id, RECEIPTS.c.received_at, RECEIPTS.c.body)
+        .where(RECEIPTS.c.id.in_(ids))
+        .order_by(RECEIPTS.c.id)
+    )
+
+
+def _mark_applied(conn: Connection, ids: list[int], now: datetime) -> None:
+    """Mark the receipts `ids` applied at `now` (as `_bodies`, one fixed query on PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        sql = (
+            f"UPDATE {RECEIPTS.name} SET applied_at = %s, apply_error = NULL "  # noqa: S608
+            "WHERE id = ANY(%b::bigint[])"
+        )
+        conn.exec_driver_sql(sql, (now, ids))
+        return
+    conn.execute(
+        update(RECEIPTS).where(RECEIPTS.c.id.in_(ids)).values(applied_at=now, apply_error=None)
+    )
 
 
 def _apply_receipts(

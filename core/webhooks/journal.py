@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from core.webhooks.sql import RECEIPTS, insert_ignoring
+from core.webhooks.sql import RECEIPTS, array_rows, insert_ignoring
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,15 @@ def write_receipts(engine: Engine, receipts: Sequence[ReceiptIn]) -> None:
     # then wait on each other in one order only, never in a cycle.
     rows.sort(key=lambda row: str(row["body_sha256"]))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # One statement for the batch (arrays in binary), not one per body.
+            relation, arrays = array_rows(conn, RECEIPTS, list(rows[0]), rows)
+            conn.exec_driver_sql(
+                f"INSERT INTO {RECEIPTS.name} ({', '.join(rows[0])}) SELECT * FROM "  # noqa: S608
+                f"{relation} ON CONFLICT (body_sha256) DO NOTHING",
+                tuple(arrays),
+            )
+            return
         conn.execute(insert_ignoring(conn, RECEIPTS, ["body_sha256"]), rows)
 
 

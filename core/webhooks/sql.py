@@ -177,3 +177,37 @@ def execute_many(
             for row in rows
         ]
     return rowcount(conn.exec_driver_sql(compiled.sql, params))
+
+
+def _array_type(conn: Connection, table: Table, column: str) -> str:
+    """The PostgreSQL array type of a column (`VARCHAR(36)[]`, `TIMESTAMP WITH TIME ZONE[]`)."""
+    return f"{table.c[column].type.compile(dialect=conn.dialect)}[]"
+
+
+def array_rows(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str] | None = None,
+    alias: str = "v",
+) -> tuple[str, list[list[Any]]]:
+    """PostgreSQL: `rows` as one relation, `unnest(%b::T[], ...) AS v(column, ...)`, and its
+    parameters (one array per column, each value read from its row under `keys`, default
+    the column names). A batch of rows then costs one statement, not one per row: one
+    round trip, one plan, and a statement trigger fired once (migration 0025), with no
+    parameter dict per row in Python. The arrays go in binary (`%b`): psycopg's text
+    arrays test and quote every element in Python, five times the CPU."""
+    quote = conn.dialect.identifier_preparer.quote
+    types = [_array_type(conn, table, c) for c in columns]
+    relation = (
+        f"unnest({', '.join(f'%b::{t}' for t in types)}) "
+        f"AS {alias}({', '.join(quote(c) for c in columns)})"
+    )
+    arrays: list[list[Any]] = []
+    for column, key in zip(columns, keys or columns, strict=True):
+        values = [row[key] for row in rows]
+        if _is_time(table.c[column]) and any(v is not None and v.tzinfo is None for v in values):
+            raise ValueError("naive datetime: wanotify stores timezone-aware UTC times only")
+        arrays.append(values)
+    return relation, arrays

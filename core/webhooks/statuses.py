@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from core.webhooks.sql import (
     MESSAGES,
     RECEIPTS,
     TEMPLATES,
+    array_rows,
     chunks,
     execute_many,
     insert_ignoring,
@@ -147,27 +148,37 @@ def _lock_messages(
     conn: Connection, items: list[StatusItem]
 ) -> tuple[dict[str, _Message], dict[str, _Message]]:
     """The messages the items name, locked for this transaction (by wamid, then by id)."""
-    columns = [MESSAGES.c[name] for name in _ROW_COLUMNS_ALL]
     by_wamid: dict[str, _Message] = {}
-    for wamids in chunks(sorted({i.wamid for i in items})):
-        query = select(*columns).where(MESSAGES.c.whatsapp_message_id.in_(wamids))
-        for row in conn.execute(_for_update(conn, query.order_by(MESSAGES.c.id))):
-            by_wamid[row.whatsapp_message_id] = _message(row)
+    for row in _locked_rows(conn, "whatsapp_message_id", sorted({i.wamid for i in items})):
+        by_wamid[row.whatsapp_message_id] = _message(row)
     wanted = {
         i.callback_data
         for i in items
         if i.wamid not in by_wamid and i.callback_data and _is_uuid(i.callback_data)
     }
     by_id: dict[str, _Message] = {}
-    for ids in chunks(sorted(wanted)):
-        query = select(*columns).where(MESSAGES.c.id.in_(ids))
-        for row in conn.execute(_for_update(conn, query.order_by(MESSAGES.c.id))):
-            by_id[row.id] = _message(row)
+    for row in _locked_rows(conn, "id", sorted(wanted)):
+        by_id[row.id] = _message(row)
     return by_wamid, by_id
 
 
-def _for_update(conn: Connection, query: Any) -> Any:
-    return query.with_for_update() if conn.dialect.name == "postgresql" else query
+def _locked_rows(conn: Connection, column: str, values: list[str]) -> Iterator[Row[Any]]:
+    """The messages whose `column` is one of `values`, locked on PostgreSQL (in id order):
+    there one `= ANY(array)` query whose text never changes (parsed and planned once),
+    not IN lists of a new length each batch, compiled again by SQLAlchemy and psycopg."""
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        sql = (
+            f"SELECT {', '.join(_ROW_COLUMNS_ALL)} FROM {MESSAGES.name} "  # noqa: S608
+            f"WHERE {column} = ANY(%b::varchar[]) ORDER BY id FOR UPDATE"
+        )
+        yield from conn.exec_driver_sql(sql, (values,))
+        return
+    columns = [MESSAGES.c[name] for name in _ROW_COLUMNS_ALL]
+    for batch in chunks(values):
+        query = select(*columns).where(MESSAGES.c[column].in_(batch))
+        yield from conn.execute(query.order_by(MESSAGES.c.id))
 
 
 def _message(row: Row[Any]) -> _Message:
@@ -231,8 +242,11 @@ def _record_timeline(
     inserted = 0
     if fresh:
         rows = [_timeline_row(i, *targets[i.fact.key], now) for i in fresh]
-        statement = insert_ignoring(conn, EVENTS, ["event_key"])
-        inserted = execute_many(conn, "timeline_insert", statement, rows, columns=list(rows[0]))
+        if conn.dialect.name == "postgresql":
+            inserted = _insert_timeline_pg(conn, rows)
+        else:
+            statement = insert_ignoring(conn, EVENTS, ["event_key"])
+            inserted = execute_many(conn, "timeline_insert", statement, rows, columns=list(rows[0]))
         report.duplicates += len(fresh) - inserted
     if inserted == len(items):
         return
@@ -325,7 +339,10 @@ def _fold_and_write(
             key = (message.tenant_id, message.template_name, message.template_language or "")
             holds[key] = folded.error_message or "Template held by Meta"
     if changes:
-        execute_many(conn, "message_update", _message_update(), changes)
+        if conn.dialect.name == "postgresql":
+            _update_messages_pg(conn, changes, now)
+        else:
+            execute_many(conn, "message_update", _message_update(), changes)
         report.messages_changed += len(changes)
     if holds:
         report.templates_held += _hold_templates(conn, holds, now)
@@ -347,6 +364,36 @@ def _message_update() -> Any:
     )
     values["updated_at"] = bindparam("b_now", type_=MESSAGES.c.updated_at.type)
     return update(MESSAGES).where(MESSAGES.c.id == bindparam("b_id")).values(**values)
+
+
+def _insert_timeline_pg(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """PostgreSQL: the batch's new timeline rows in one INSERT (events already there are
+    skipped); returns how many were new."""
+    columns = list(rows[0])
+    relation, arrays = array_rows(conn, EVENTS, columns, rows)
+    quote = conn.dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {EVENTS.name} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"SELECT * FROM {relation} ON CONFLICT (event_key) DO NOTHING"
+    )
+    return rowcount(conn.exec_driver_sql(sql, tuple(arrays)))
+
+
+def _update_messages_pg(conn: Connection, changes: list[dict[str, Any]], now: datetime) -> None:
+    """PostgreSQL: every changed message in one UPDATE ... FROM unnest(...), so the
+    rollups' statement triggers (migration 0025) add up the batch once, per cell."""
+    names = [name for name in _STATE_COLUMNS if name != "id"]
+    columns = ["id", "whatsapp_message_id", *names]
+    keys = ["b_id", "b_wamid", *(f"b_{name}" for name in names)]
+    rows = sorted(changes, key=lambda change: str(change["b_id"]))
+    relation, arrays = array_rows(conn, MESSAGES, columns, rows, keys)
+    sets = ", ".join(f"{name} = v.{name}" for name in names)
+    sql = (
+        f"UPDATE {MESSAGES.name} AS m SET {sets}, "  # noqa: S608
+        "whatsapp_message_id = COALESCE(m.whatsapp_message_id, v.whatsapp_message_id), "
+        f"updated_at = %s FROM {relation} WHERE m.id = v.id"
+    )
+    conn.exec_driver_sql(sql, (now, *arrays))
 
 
 def fact_of_row(row: Row[Any]) -> StatusFact:

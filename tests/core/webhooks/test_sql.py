@@ -76,3 +76,33 @@ def test_named_update_parameters_store_times_as_sqlalchemy_does(engine: Engine) 
         ).all()
     assert raw[0][0] == raw[1][0]
     assert got[1].applied_at == at.astimezone(UTC) and got[1].error_code == 7
+
+
+def test_array_rows_write_what_sqlalchemy_would_on_postgresql(engine: Engine) -> None:
+    """PostgreSQL's one-statement batches (`array_rows`) store the same values as
+    SQLAlchemy's own insert, skip duplicates, and refuse naive times."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("unnest arrays are PostgreSQL's")
+    from core.webhooks.sql import array_rows
+
+    at = datetime(2026, 12, 1, 10, 0, 0, 5, tzinfo=timezone(timedelta(hours=2)))
+    with engine.begin() as conn:
+        conn.execute(insert(EVENTS), [_row("by-sqlalchemy", at)])
+        rows = [_row("by-arrays", at), _row("by-arrays", at), _row("by-sqlalchemy", at)]
+        columns = list(rows[0])
+        relation, arrays = array_rows(conn, EVENTS, columns, rows)
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        written = conn.exec_driver_sql(
+            f"INSERT INTO message_status_events ({quoted}) "
+            f"SELECT * FROM {relation} ON CONFLICT (event_key) DO NOTHING",
+            tuple(arrays),
+        )
+        assert written.rowcount == 1
+        with pytest.raises(ValueError, match="naive"):
+            array_rows(conn, EVENTS, columns, [_row("naive", at.replace(tzinfo=None))])
+    with engine.connect() as conn:
+        got = conn.execute(
+            select(EVENTS.c.event_key, EVENTS.c.at, EVENTS.c.billable, EVENTS.c.error_code)
+        ).all()
+    assert sorted(r.event_key for r in got) == ["by-arrays", "by-sqlalchemy"]
+    assert {(r.at, r.billable, r.error_code) for r in got} == {(at.astimezone(UTC), True, None)}

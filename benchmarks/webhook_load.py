@@ -2,6 +2,7 @@
 
     python -m benchmarks.webhook_load [--rates 1000,2000,3000,4000,5000] [--seconds 5]
         [--database-url postgresql://postgres@127.0.0.1:5432/wanotify_bench] [--workers 2]
+        [--port 9400] [--skip-naive]
 
 Each design runs under uvicorn (httptools, uvloop; `--workers N` processes) on a fresh
 database seeded with accepted messages: a SQLite file by default, or, with
@@ -25,7 +26,11 @@ Reported per step: offered and achieved events/s, p50/p99/max latency, errors, s
 CPU. Then: sustained rate (highest step with achieved >= 95% of offered, p99 < 100 ms,
 no errors), events acknowledged but missing from the database (lost), acknowledged but
 not yet applied at the end of the load and after draining, wrong final rows, and the
-ratio to the naive design's best achieved throughput.
+ratio to the naive design's best achieved throughput, and the CPU per acknowledged
+event from the first step to the end of the drain: the server's processes (workers and
+appliers) plus, on a local PostgreSQL, its backends for the database (read from /proc;
+on a shared machine this is the figure to compare, not the wall-clock rates). On
+PostgreSQL the steps start once every worker's applier has connected.
 """
 
 from __future__ import annotations
@@ -388,6 +393,36 @@ def _process_cpu(pid: int) -> float:
     return own + sum(_process_cpu(int(child)) for child in children)
 
 
+def _database_cpu(database: str) -> dict[int, float]:
+    """CPU seconds of each local PostgreSQL backend serving `database` (by its process
+    title, "postgres: user database host ..."), pid -> seconds; {} for SQLite."""
+    if database.startswith("sqlite"):
+        return {}
+    from sqlalchemy.engine import make_url
+
+    name = make_url(database).database
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if not title.startswith("postgres: ") or f" {name} " not in title:
+                continue
+            fields_ = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _database_cpu_since(database: str, before: dict[int, float]) -> float:
+    """CPU seconds the database's backends used since `before` (backends that ended in
+    between are missed: the app's pools keep theirs)."""
+    now = _database_cpu(database)
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in now.items())
+
+
 # --- running a design -----------------------------------------------------------------------
 
 
@@ -401,8 +436,21 @@ class DesignRun:
     unapplied_at_end: int = 0
     unapplied_after_drain: int = 0
     drain_seconds: float = 0.0
+    #: CPU seconds from the first step to the end of the drain: the server's processes
+    #: (workers and appliers) and the database's backends (PostgreSQL on this machine)
+    server_seconds: float = 0.0
+    database_seconds: float = 0.0
+    acked: int = 0
     wrong_rows: int = 0
     checked_rows: int = 0
+
+    def cpu_per_event(self) -> str:
+        """CPU per acknowledged event, server + database, in microseconds."""
+        if not self.acked:
+            return "-"
+        server = self.server_seconds / self.acked * 1e6
+        database = self.database_seconds / self.acked * 1e6
+        return f"{server + database:.0f} us (server {server:.0f} + database {database:.0f})"
 
     @property
     def best_sustained(self) -> StepResult | None:
@@ -458,7 +506,7 @@ def serve(
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     import httpx
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # imports take tens of seconds on a loaded machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
@@ -469,6 +517,32 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError("server did not become ready")
+
+
+def _wait_for_appliers(database: str, workers: int, within: float = 60.0) -> None:
+    """PostgreSQL: wait until every worker's applier process has connected (started up:
+    on a loaded machine its imports take seconds, and would be counted as the first
+    step's CPU and backlog). SQLite: nothing to wait on."""
+    if database.startswith("sqlite"):
+        return
+    from sqlalchemy import text
+
+    from core.db import get_engine
+
+    engine = get_engine(database)
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND application_name = 'wanotify webhook-applier'"
+    )
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(query).scalar_one() >= workers:
+                    return
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
 
 
 def _backlog(port: int) -> int | None:
@@ -489,15 +563,19 @@ def run_design(
     seed: int,
     stop_when_saturated: bool,
     workers: int = 1,
+    port: int | None = None,
 ) -> DesignRun:
     """Seed a database, serve the design, drive every rate step, then check the database."""
     rng = random.Random(seed)
     per_step = [int(rate * seconds / (len(STAGES) * 1.02)) + 1 for rate in rates]
     messages = prepare_database(database, sum(per_step))
     run = DesignRun(name)
-    port = _free_port()
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     with serve(target, database, port, workers) as process:
+        if name == "journalled":
+            _wait_for_appliers(database, workers)
+        server_before, database_before = _process_cpu(process.pid), _database_cpu(database)
         start = 0
         for rate, count in zip(rates, per_step, strict=True):
             events = build_events(messages, start, count, rng)
@@ -515,6 +593,9 @@ def run_design(
         while (_backlog(port) or 0) > 0 and time.monotonic() - began < 120:
             time.sleep(0.2)
         run.drain_seconds = time.monotonic() - began
+        run.server_seconds = _process_cpu(process.pid) - server_before
+        run.database_seconds = _database_cpu_since(database, database_before)
+        run.acked = len(acked)
     _check(run, database, messages, acked)
     return run
 
@@ -601,6 +682,7 @@ def report(ours: DesignRun, naive: DesignRun, database: str, workers: int) -> No
         f" {ours.drain_seconds:.1f} s drain; wrong final rows {ours.wrong_rows}"
         f" of {ours.checked_rows}"
     )
+    print(f"  journalled: CPU per event (load and drain) {ours.cpu_per_event()}")
     naive_line = (
         f"sustained {naive_best.achieved:.0f} events/s" if naive_best else "no step sustained"
     )
@@ -640,6 +722,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument(
+        "--port", type=int, default=None, help="the server's port (default: any free one)"
+    )
+    parser.add_argument("--skip-naive", action="store_true", help="run the journalled design only")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
     naive_rates = [int(r) for r in args.naive_rates.split(",")]
@@ -661,19 +747,34 @@ def main(argv: list[str] | None = None) -> int:
         args.seed,
         False,
         args.workers,
+        args.port,
     )
-    naive = run_design(
-        "naive",
-        ["--factory", "benchmarks.webhook_load:create_naive_app"],
-        naive_rates,
-        args.seconds,
-        design_url(args.database_url, "naive", workdir),
-        args.seed,
-        True,
-        args.workers,
-    )
-    report(ours, naive, where, args.workers)
-    print(f"  machine load average at the end: {_load()} (other work on it skews every figure)")
+    if args.skip_naive:
+        best = ours.best_sustained
+        print(
+            f"\nsummary ({where}, {args.workers} worker(s)): journalled sustained"
+            f" {f'{best.achieved:.0f} events/s' if best else 'no step'}; lost {ours.lost};"
+            f" unapplied after {ours.drain_seconds:.1f} s drain {ours.unapplied_after_drain};"
+            f" wrong final rows {ours.wrong_rows} of {ours.checked_rows}"
+        )
+        print(f"  CPU per event, load and drain: {ours.cpu_per_event()}")
+        print(f"  machine load average at the end: {_load()}")
+        naive = None
+    else:
+        naive = run_design(
+            "naive",
+            ["--factory", "benchmarks.webhook_load:create_naive_app"],
+            naive_rates,
+            args.seconds,
+            design_url(args.database_url, "naive", workdir),
+            args.seed,
+            True,
+            args.workers,
+            args.port,
+        )
+    if naive is not None:
+        report(ours, naive, where, args.workers)
+        print(f"  machine load average at the end: {_load()} (other work on it skews every figure)")
     if not args.keep:
         for path in workdir.iterdir():
             path.unlink()

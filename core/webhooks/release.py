@@ -36,9 +36,8 @@ from core.webhooks.numbers import (
     held_note,
     number_book,
 )
-from core.webhooks.parse import InvalidBody, decode_body, parse_payload
 from core.webhooks.rejections import REJECTIONS
-from core.webhooks.sql import EVENTS, RECEIPTS, chunks, write_transaction
+from core.webhooks.sql import EVENTS, RECEIPTS, parsed_receipts, write_transaction
 from core.webhooks.statuses import (
     StatusItem,
     StatusReport,
@@ -127,30 +126,21 @@ def _release_replies(conn: Connection, book: NumberBook, now: datetime, default_
     ).scalars()
     items: list[InboundItem] = []
     notes: list[dict[str, object]] = []
-    for ids in chunks(sorted(held)):
-        for receipt in conn.execute(
-            select(RECEIPTS.c.id, RECEIPTS.c.body, RECEIPTS.c.received_at).where(
-                RECEIPTS.c.id.in_(ids)
-            )
-        ):
-            try:
-                parsed = parse_payload(decode_body(receipt.body), receipt.received_at)
-            except InvalidBody:
-                continue
-            strangers: set[str] = set()
-            still = 0
-            taken = 0
-            for message in parsed.messages:
-                number = message.phone_number_id
-                if number is None or number in book:
-                    taken += 1
-                    items.append(InboundItem(message, receipt.id, receipt.received_at))
-                else:
-                    strangers.add(number)
-                    still += 1
-            if taken:
-                note = held_note(strangers, still) if still else None
-                notes.append({"b_id": receipt.id, "b_note": note})
+    for receipt_id, received_at, parsed in parsed_receipts(conn, held):
+        strangers: set[str] = set()
+        still = 0
+        taken = 0
+        for message in parsed.messages:
+            number = message.phone_number_id
+            if number is None or number in book:
+                taken += 1
+                items.append(InboundItem(message, receipt_id, received_at))
+            else:
+                strangers.add(number)
+                still += 1
+        if taken:
+            note = held_note(strangers, still) if still else None
+            notes.append({"b_id": receipt_id, "b_note": note})
     if not items:
         return 0
     report = InboundReport()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, Engine, Table
+from sqlalchemy import Connection, DateTime, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import Insert
@@ -29,6 +29,7 @@ from core.models.events import (
 from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.models.templates import WhatsAppTemplate
+from core.webhooks.parse import InvalidBody, ParsedPayload, decode_body, parse_payload
 
 RECEIPTS: Table = WebhookReceipt.__table__  # type: ignore[attr-defined]
 EVENTS: Table = MessageStatusEvent.__table__  # type: ignore[attr-defined]
@@ -75,6 +76,25 @@ def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def parsed_receipts(
+    conn: Connection, ids: Iterable[int]
+) -> Iterator[tuple[int, datetime, ParsedPayload]]:
+    """Each stored receipt of `ids` (its id and arrival) with its body parsed again;
+    bodies that no longer parse are skipped. What held events are read back from: the
+    timeline keeps no copy of the number an event named."""
+    for batch in chunks(sorted(ids)):
+        for receipt in conn.execute(
+            select(RECEIPTS.c.id, RECEIPTS.c.body, RECEIPTS.c.received_at).where(
+                RECEIPTS.c.id.in_(batch)
+            )
+        ):
+            try:
+                parsed = parse_payload(decode_body(receipt.body), receipt.received_at)
+            except InvalidBody:
+                continue
+            yield receipt.id, receipt.received_at, parsed
 
 
 def rowcount(result: Any) -> int:

@@ -25,21 +25,18 @@ from core.webhooks.numbers import NumberBook
 from core.webhooks.parse import (
     Conversation,
     EventError,
-    InvalidBody,
     Pricing,
     StatusUpdate,
-    decode_body,
-    parse_payload,
 )
 from core.webhooks.sql import (
     EVENTS,
     MESSAGES,
-    RECEIPTS,
     TEMPLATES,
     array_rows,
     chunks,
     execute_many,
     insert_ignoring,
+    parsed_receipts,
     rowcount,
 )
 
@@ -440,21 +437,12 @@ def _hold_templates(conn: Connection, holds: dict[tuple[str, str, str], str], no
 def _numbers_named(conn: Connection, rows: Sequence[Row[Any]]) -> dict[tuple[int, str], str]:
     """The number each held event named, from its receipt (the timeline keeps no copy):
     (receipt id, wamid) -> phone number id. Few rows: only held events that now match."""
-    ids = sorted({row.receipt_id for row in rows if row.receipt_id is not None})
+    ids = {row.receipt_id for row in rows if row.receipt_id is not None}
     found: dict[tuple[int, str], str] = {}
-    for batch in chunks(ids):
-        for receipt in conn.execute(
-            select(RECEIPTS.c.id, RECEIPTS.c.body, RECEIPTS.c.received_at).where(
-                RECEIPTS.c.id.in_(batch)
-            )
-        ):
-            try:
-                parsed = parse_payload(decode_body(receipt.body), receipt.received_at)
-            except InvalidBody:
-                continue
-            for status in parsed.statuses:
-                if status.phone_number_id is not None:
-                    found[(receipt.id, status.wamid)] = status.phone_number_id
+    for receipt_id, _, parsed in parsed_receipts(conn, ids):
+        for status in parsed.statuses:
+            if status.phone_number_id is not None:
+                found[(receipt_id, status.wamid)] = status.phone_number_id
     return found
 
 

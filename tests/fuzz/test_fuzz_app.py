@@ -43,7 +43,7 @@ TENANT = "default"
 KEY = "fuzz-Key-5b1e9c0d7a3f4e62"
 #: Refusal bookkeeping that refusals may write (issue 10 item 6: health counts refused
 #: signatures); every other table must be unchanged by a refusal.
-REFUSAL_BOOKKEEPING = ("webhook_rejections",)
+REFUSAL_BOOKKEEPING = ("webhook_rejections", "signature_alerts")
 LIVE_ENV = {
     "WHATSAPP_ACCESS_TOKEN": "EAAG-fuzz-token",
     "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",  # the number its webhook bodies name

@@ -39,11 +39,10 @@ from core.webhooks.numbers import (
 from core.webhooks.rejections import REJECTIONS
 from core.webhooks.sql import EVENTS, RECEIPTS, parsed_receipts, write_transaction
 from core.webhooks.statuses import (
-    StatusItem,
     StatusReport,
     _numbers_named,
     apply_status_items,
-    fact_of_row,
+    item_of_row,
 )
 
 
@@ -103,17 +102,7 @@ def _release_statuses(
         .values(state=StatusEventState.PENDING),
         [{"b_id": row.id} for row, _ in known],
     )
-    items = [
-        StatusItem(
-            fact=fact_of_row(row),
-            wamid=row.wamid,
-            callback_data=row.callback_data,
-            received_at=row.received_at,
-            receipt_id=row.receipt_id,
-            phone_number_id=number,
-        )
-        for row, number in known
-    ]
+    items = [item_of_row(row, number) for row, number in known]
     apply_status_items(conn, items, now, report, book)
     return len(items)
 

@@ -393,6 +393,19 @@ def _update_messages_pg(conn: Connection, changes: list[dict[str, Any]], now: da
     conn.exec_driver_sql(sql, (now, *arrays))
 
 
+def item_of_row(row: Row[Any], phone_number_id: str | None) -> StatusItem:
+    """A stored timeline row as a status to match again (its number read back from
+    its receipt: the timeline keeps no copy)."""
+    return StatusItem(
+        fact=fact_of_row(row),
+        wamid=row.wamid,
+        callback_data=row.callback_data,
+        received_at=row.received_at,
+        receipt_id=row.receipt_id,
+        phone_number_id=phone_number_id,
+    )
+
+
 def fact_of_row(row: Row[Any]) -> StatusFact:
     """The facts of a timeline row (the same values `StatusFact.of` gives its update)."""
     error = None
@@ -474,17 +487,7 @@ def release_held(
         .limit(limit)
     ).all()
     numbers = _numbers_named(conn, rows)
-    items = [
-        StatusItem(
-            fact=fact_of_row(row),
-            wamid=row.wamid,
-            callback_data=row.callback_data,
-            received_at=row.received_at,
-            receipt_id=row.receipt_id,
-            phone_number_id=numbers.get((row.receipt_id, row.wamid)),
-        )
-        for row in rows
-    ]
+    items = [item_of_row(row, numbers.get((row.receipt_id, row.wamid))) for row in rows]
     if items:
         apply_status_items(conn, items, now, report)
     result = conn.execute(

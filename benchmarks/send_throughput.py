@@ -43,11 +43,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, delete, func, inspect, select, text
+from sqlalchemy import Column, Engine, Table, delete, func, inspect, select, text
+from sqlmodel import SQLModel
 
 from core import migrate
 from core.db import get_engine
-from core.models.batches import BatchRow
 from core.models.control import SenderControl
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.outbox import OutboundMessage, enqueue_many
@@ -166,6 +166,19 @@ def notice_payload(to: str, index: int) -> dict[str, Any]:
     }
 
 
+def _references_to_messages() -> list[tuple[Table, Column[Any]]]:
+    """Every (table, column) whose foreign key names a message: the benchmark database
+    may be shared (`make bench-postgres` runs webhook_load on it too), and its rows that
+    point at the tenant's messages must go before the messages."""
+    messages = WhatsAppMessage.__table__  # type: ignore[attr-defined]
+    return [
+        (table, fk.parent)
+        for table in SQLModel.metadata.sorted_tables
+        for fk in table.foreign_keys
+        if fk.column.table is messages
+    ]
+
+
 def prepare_database(url: str, count: int, run: str) -> Engine:
     """Migrate, remove earlier benchmark rows, lift any pause, enqueue `count` notices."""
     migrate.upgrade(url)
@@ -174,7 +187,8 @@ def prepare_database(url: str, count: int, run: str) -> Engine:
         bench_ids = select(WhatsAppMessage.id).where(  # type: ignore[call-overload]
             WhatsAppMessage.tenant_id == TENANT
         )
-        conn.execute(delete(BatchRow).where(BatchRow.message_id.in_(bench_ids)))  # type: ignore[union-attr]
+        for table, column in _references_to_messages():  # webhook_load's events, batch rows
+            conn.execute(delete(table).where(column.in_(bench_ids)))
         conn.execute(delete(WhatsAppMessage).where(WhatsAppMessage.tenant_id == TENANT))  # type: ignore[arg-type]
         conn.execute(delete(SenderControl))
         if inspect(conn).has_table("sender_budget_members"):

@@ -349,9 +349,16 @@ def test_metrics_are_prometheus_text(client: TestClient, engine: Engine) -> None
     post(client, sample("status_sent.json"))
     post(client, sample("status_read.json"), **{"X-Hub-Signature-256": "sha256=" + "1" * 64})
     wait_backlog_zero(client)
-    response = client.get("/metrics")
+    # the applier reports a batch's counts after its step (the sweep comes first)
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.get("/metrics")
+        text_ = response.text
+        if "wanotify_webhook_apply_lag_seconds_count 1.0" in text_:
+            break
+        assert time.monotonic() < deadline, text_
+        time.sleep(0.05)
     assert response.headers["content-type"].startswith("text/plain")
-    text_ = response.text
     assert 'wanotify_webhook_events_total{kind="status",status="sent"} 1.0' in text_
     assert 'wanotify_webhook_rejected_requests_total{reason="bad_signature"} 1.0' in text_
     assert "wanotify_webhook_apply_lag_seconds_count 1.0" in text_

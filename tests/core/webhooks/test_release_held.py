@@ -152,3 +152,31 @@ def test_apply_held_takes_them_up_when_registering_could_not(
     assert message_row(engine, held["ours"])["status"] == "delivered"
     again = runner.invoke(numbers_app, ["apply-held"])
     assert "No held webhook event names a number we know now" in again.output
+
+
+def test_the_applier_releases_what_was_held_as_the_number_was_registered(
+    engine: Engine, held: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that read the book just before a number was registered holds its events
+    just after registering released the others: the applier's next sweeps release them."""
+    from core.numbers import admin
+    from core.webhooks.applier import Applier, ApplierTuning
+
+    def missed(*args: Any, **kwargs: Any) -> Released:
+        return Released()  # as if these events were held after it had looked
+
+    now = [0.0]
+    applier = Applier(engine, ApplierTuning(release_seconds=10.0), "default", clock=lambda: now[0])
+    assert applier.step().released is None  # the book as it was: nothing to release
+    with monkeypatch.context() as patched:
+        patched.setattr("core.webhooks.release.release_held_numbers", missed)
+        admin.add_number(engine, load_settings(), tenant_id="initech", phone_number_id=NEW,
+                         access_token=None)  # fmt: skip
+    assert read_health(engine).unknown_number == 4
+    now[0] = 1.0
+    released = applier.step().released
+    assert released is not None and released.total == 5
+    assert message_row(engine, held["ours"])["status"] == "delivered"
+    assert read_health(engine).unknown_number == 1  # the stranger's
+    now[0] = 12.0  # the book has not changed since: sweeps no longer look for held events
+    assert applier.step().released is None

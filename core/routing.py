@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from core.i18n import _
 from core.numbers.registry import (
     NumberError,
     SenderNumber,
@@ -48,12 +49,18 @@ class NumberChoice:
     display_name: str | None
     display_number: str | None
     is_default: bool
+    from_environment: bool = False  # the WHATSAPP_* number, no row of its own
 
     @property
     def label(self) -> str:
-        """Display name and display number (the phone number id when neither is known)."""
+        """Display name and display number (the phone number id when neither is known,
+        named as the environment's number when it is that one)."""
         shown = " · ".join(part for part in (self.display_name, self.display_number) if part)
-        return shown or self.phone_number_id
+        if shown:
+            return shown
+        if self.from_environment:
+            return _("Environment number · {id}").format(id=self.phone_number_id)
+        return self.phone_number_id
 
 
 def route(
@@ -83,7 +90,9 @@ def number_choices(engine: Engine, settings: Settings, tenant_id: str) -> list[N
     from core.numbers.admin import list_numbers
 
     return [
-        NumberChoice(n.phone_number_id, n.display_name, n.display_number, n.is_default)
+        NumberChoice(
+            n.phone_number_id, n.display_name, n.display_number, n.is_default, n.from_environment
+        )
         for n in list_numbers(engine, settings, tenant_id)
         if n.tenant_id == tenant_id and (n.has_token or settings.sandbox_mode)
     ]

@@ -83,7 +83,9 @@ def test_the_choices_are_the_tenants_own_numbers_default_first(engine: Engine) -
     settings = get_settings()
     # Nothing registered: every tenant shares the environment's number, nothing to pick.
     assert number_choices(engine, settings, "acme") == []
-    assert len(number_choices(engine, settings, settings.default_tenant)) == 1
+    (shared,) = number_choices(engine, settings, settings.default_tenant)
+    assert shared.from_environment  # named so, not shown as a bare id
+    assert shared.label == f"Environment number · {settings.phone_number_id}"
     add_number(engine, settings, tenant_id="acme", phone_number_id=SUR, access_token=None,
                display_name="Acme Sur")  # fmt: skip
     add_number(engine, settings, tenant_id="acme", phone_number_id=NORTE, access_token=None,

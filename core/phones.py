@@ -28,6 +28,9 @@ from core.settings import get_settings
 MAX_INPUT_CHARS = 40
 #: Punctuation people put in phone numbers; everything else that is not a digit is refused.
 _SEPARATORS = frozenset(" -.()/")
+#: ASCII characters `_clean` keeps as they are: a cell made only of them needs no
+#: per-character look-up.
+_PLAIN_ASCII = frozenset("0123456789+") | _SEPARATORS
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 #: A trunk prefix in brackets, `(0)`, as written in `+44 (0)20 ...` or `+34 (0)612 ...`.
 _TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
@@ -123,6 +126,10 @@ def _clean(raw: object) -> str:
         raise InvalidPhoneNumber(_("The phone number must be text"))
     if len(raw) > 4 * MAX_INPUT_CHARS:
         raise InvalidPhoneNumber(_("The phone number is too long"))
+    if raw.isascii() and _PLAIN_ASCII.issuperset(raw):
+        # The usual cell (ASCII digits, spaces, separators, '+'): the loop below would
+        # keep every character as it is (NFKC leaves ASCII alone), so skip it.
+        return _checked_clean(raw)
     out: list[str] = []
     for char in unicodedata.normalize("NFKC", raw):
         category = unicodedata.category(char)
@@ -148,7 +155,12 @@ def _clean(raw: object) -> str:
             raise InvalidPhoneNumber(
                 _("The phone number contains the character {char}").format(char=repr(char))
             )
-    text = " ".join("".join(out).split())
+    return _checked_clean("".join(out))
+
+
+def _checked_clean(kept: str) -> str:
+    """`_clean`'s end: the kept characters with spacing unified, or why they are no number."""
+    text = " ".join(kept.split())
     if not any(char.isdigit() for char in text):
         raise InvalidPhoneNumber(
             _("The phone number is empty")

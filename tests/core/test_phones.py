@@ -162,3 +162,31 @@ def test_refuses_written_forms_that_are_no_valid_number(raw: str, message: str) 
         normalize_phone(raw, "ES")
     assert message in str(caught.value)
     assert len(str(caught.value)) < 160
+
+
+def _outcome(raw: str) -> str:
+    """What normalize_phone makes of `raw`: the number, or the refusal's text."""
+    try:
+        return normalize_phone(raw, "ES")
+    except InvalidPhoneNumber as exc:
+        return f"refused: {exc}"
+
+
+@given(st.text(alphabet="0123456789+ -.()/", max_size=48))
+def test_plain_ascii_cells_read_as_the_character_by_character_path_reads_them(raw: str) -> None:
+    # A cell of ASCII digits, spaces, separators and '+' skips the per-character
+    # clean-up; a zero-width space (dropped by that clean-up) forces it: the same
+    # number, or the same refusal.
+    assert _outcome(raw) == _outcome(raw + "\u200b")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", " ", "+", "++34 612 34 56 78", "34+612345678", "-.()/", "(+34) 612-34-56-78",
+     "0034 622 333 444", "+34 (0)612 34 56 78", "1" * 41, " 612  34 56 78 ", "(0)" * 13,
+     "612\t345678", "６１２ ３４５ ６７８"],
+)  # fmt: skip
+def test_hostile_cells_keep_their_outcome(raw: str) -> None:
+    # Edge cases of the plain path, and cells (a tab, full-width digits) that take the
+    # character-by-character path either way.
+    assert _outcome(raw) == _outcome(raw + "\u200b")

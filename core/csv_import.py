@@ -510,9 +510,10 @@ def _check_row(
         if defn.has_media_header and defn.header_format and params.get(HEADER_KEY):
             params[HEADER_KEY] = {"type": defn.header_format.lower(), "link": params[HEADER_KEY]}
     filled = fill(defn, params) if params is not None else None  # resolved once per row
+    preview = preview_of(defn, filled).body if filled is not None else None
     if filled is not None:
         said = set(formulas)  # one reason per cell: a PO number is also a header and payloads
-        for problem in unsendable_problems(defn) + content_problems(defn, filled):
+        for problem in unsendable_problems(defn) + content_problems(defn, filled, preview):
             source = _source_field(defn, problem.param, po_notice)
             if source in said:
                 continue
@@ -529,7 +530,6 @@ def _check_row(
         key = po_notice_key(values["po_number"], phone, defn.name)
     elif phone is not None and params is not None and not po_notice:
         key = content_key(phone, {"template": defn.key, "params": params})
-    preview = preview_of(defn, filled).body if filled is not None else None
     payload = None
     if filled is not None and phone is not None and not errors:
         payload = json.dumps(payload_of(defn, wa_digits(phone), filled), separators=(",", ":"))

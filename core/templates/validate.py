@@ -34,10 +34,16 @@ def unsendable_problems(defn: TemplateDefinition) -> list[ParamProblem]:
     return []
 
 
-def content_problems(defn: TemplateDefinition, filled: Filled) -> list[ParamProblem]:
-    """The parameter problems of a resolved send plus the length of the filled body."""
+def content_problems(
+    defn: TemplateDefinition, filled: Filled, body: str | None = None
+) -> list[ParamProblem]:
+    """The parameter problems of a resolved send plus the length of the filled body.
+
+    `body` is that filled body (`preview_of(defn, filled).body`) when the caller has
+    it already (a CSV check keeps it as the row's preview): not rendered twice."""
     problems = list(filled.problems)
-    body = preview_of(defn, filled).body
+    if body is None:
+        body = preview_of(defn, filled).body
     limit = MAX_BODY_ALONE if defn.body_is_only_component else MAX_BODY
     if len(body) > limit:
         reason = f"is {len(body):,} characters once filled in; WhatsApp allows {limit:,}"

@@ -46,7 +46,7 @@ from core.consent.policy import refusal_for
 from core.consent.record import grant_rows
 from core.consent.tenant import allows_unrecorded
 from core.csv_import import RowCheck
-from core.db import session_scope
+from core.db import one_of, session_scope
 from core.heap import fewer_collections
 from core.keys import content_key
 from core.models.batches import BatchRow, BatchStatus, SendBatch
@@ -576,7 +576,8 @@ def _read_suppliers(
             select(
                 S.c.phone_e164, S.c.id, S.c.name, S.c.opted_in, S.c.opted_out_at, S.c.opt_out_source
             ).where(
-                S.c.tenant_id == tenant_id, S.c.phone_e164.in_(phones[start : start + IN_CHUNK])
+                S.c.tenant_id == tenant_id,
+                one_of(conn, S.c.phone_e164, phones[start : start + IN_CHUNK]),
             )
         ):
             found[row[0]] = (int(row[1]), row[2], bool(row[3]), row[4], row[5])
@@ -593,7 +594,7 @@ def _existing_keys(
         for key, message_id, created_at, status in conn.execute(
             select(M.c.idempotency_key, M.c.id, M.c.created_at, M.c.status).where(
                 M.c.tenant_id == tenant_id,
-                M.c.idempotency_key.in_(unique[start : start + IN_CHUNK]),
+                one_of(conn, M.c.idempotency_key, unique[start : start + IN_CHUNK]),
             )
         ):
             found[key] = (message_id, created_at, status)

@@ -41,7 +41,7 @@ from core.csv_import import (
     read_csv,
     validate_rows,
 )
-from core.db import get_engine, session_scope
+from core.db import get_engine, one_of, session_scope
 from core.formatting import format_moment
 from core.heap import fewer_collections
 from core.i18n import _, ngettext
@@ -282,7 +282,8 @@ def _suppliers_at(session: Session, tenant_id: str, phones: Sequence[str]) -> di
         chunk = unique[start : start + _IN_CHUNK]
         for supplier in session.exec(
             select(Supplier).where(
-                col(Supplier.tenant_id) == tenant_id, col(Supplier.phone_e164).in_(chunk)
+                col(Supplier.tenant_id) == tenant_id,
+                one_of(session, col(Supplier.phone_e164), chunk),
             )
         ).all():
             found[supplier.phone_e164] = supplier

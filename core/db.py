@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    event,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.types import NullType
 from sqlmodel import Session, create_engine
 
 from core.settings import get_settings
@@ -90,3 +100,20 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def one_of(db: Session | Connection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`, written as the database plans it well for a few hundred values.
+
+    On PostgreSQL it is `column = ANY(:values)`, one array parameter: psycopg prepares a
+    statement run five times, PostgreSQL may then keep a generic plan, and with one
+    parameter per value that plan compared every row of the tenant with every value
+    (1.5 s per 500 phones or keys once a tenant has 80,000 suppliers: minutes for a
+    100,000-row import) where the array is matched in milliseconds. Elsewhere a plain
+    IN with one parameter per value.
+    """
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    if dialect.name == "postgresql":
+        element = String() if isinstance(column.type, NullType) else column.type  # lower(x)
+        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+    return column.in_(values)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, func, select
 
+from core.db import one_of
 from core.i18n import _
 from core.models.suppliers import Supplier
 from core.supplier_labels import supplier_label
@@ -51,7 +52,10 @@ def find_namesakes(
         chunk = folded[start : start + _IN_CHUNK]
         for supplier in session.exec(
             select(Supplier)
-            .where(col(Supplier.tenant_id) == tenant_id, func.lower(col(Supplier.name)).in_(chunk))
+            .where(
+                col(Supplier.tenant_id) == tenant_id,
+                one_of(session, func.lower(col(Supplier.name)), chunk),
+            )
             .order_by(col(Supplier.id))
         ).all():
             existing.setdefault(supplier.name.strip().casefold(), []).append(supplier)

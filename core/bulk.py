@@ -41,7 +41,7 @@ from core.csv_import import (
     read_csv,
     validate_rows,
 )
-from core.db import get_engine, one_of, session_scope
+from core.db import get_engine, one_of, plan_each_statement, session_scope
 from core.formatting import format_moment
 from core.heap import fewer_collections
 from core.i18n import _, ngettext
@@ -196,6 +196,7 @@ def plan_csv(
     """
     table = read_csv(data)
     with session_scope(engine or get_engine()) as session:
+        plan_each_statement(session)  # hundreds of lookups by phone and key
         definition = resolve_template(session, tenant_id, template_name, language)
         versions = _versions(session, tenant_id, definition)
         directory: dict[str, Supplier] = {}
@@ -244,6 +245,7 @@ def plan_csv(
 def _with_consent(plan: BulkPlan, confirmed: bool, engine: Engine) -> BulkPlan:
     """The plan with each valid row's consent checked: refusals added to its errors."""
     with Session(engine) as session:
+        plan_each_statement(session)
         consent, refused = consent_batch.check_rows(
             session,
             plan.tenant_id,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     event,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import NullType
@@ -117,3 +118,19 @@ def one_of(db: Session | Connection, column: Any, values: Sequence[Any]) -> Colu
         element = String() if isinstance(column.type, NullType) else column.type  # lower(x)
         return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
     return column.in_(values)
+
+
+def plan_each_statement(db: Session | Connection) -> None:
+    """On PostgreSQL, plan every statement of the current transaction for its own values
+    and the tables as they are now (`SET LOCAL plan_cache_mode = force_custom_plan`);
+    elsewhere nothing.
+
+    For a bulk upload's hundreds of lookups: psycopg prepares a statement run five
+    times, and the generic plan PostgreSQL may then keep was costed for the tables as
+    they were (a few rows, no statistics yet): a scan of every supplier or message per
+    lookup once they hold 100,000 rows (80 s of a 100,000-row check). Planning a lookup
+    of 500 values takes well under a millisecond.
+    """
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    if dialect.name == "postgresql":
+        db.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))

@@ -1,13 +1,13 @@
-"""`core.db.one_of`: the IN of set-based lookups (a bulk upload's suppliers and keys)
-finds exactly what a plain IN finds, on SQLite and on PostgreSQL (where it is one array
-parameter), also once the statement has run often enough for psycopg to prepare it."""
+"""Set-based lookups of a bulk upload on PostgreSQL: `core.db.one_of` finds exactly what
+a plain IN finds (on SQLite too), also once the statement ran often enough for psycopg
+to prepare it; `plan_each_statement` plans a transaction's statements for their values."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 
-from core.db import one_of
+from core.db import one_of, plan_each_statement
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
 
@@ -59,3 +59,18 @@ def test_an_expression_and_no_values(engine: Engine) -> None:
         ).all()
         assert sorted(names) == ["PROVEEDOR 2", "Proveedor 1"]
         assert session.exec(select(Supplier.id).where(one_of(conn, lowered, []))).all() == []
+
+
+def test_plan_each_statement_lasts_for_the_transaction(engine: Engine) -> None:
+    # On PostgreSQL the bulk lookups of one transaction are planned for their own values;
+    # the connection goes back to the pool as it was. Elsewhere nothing changes.
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        before = conn.execute(text("SHOW plan_cache_mode")).scalar() if postgres else None
+        conn.commit()
+        with conn.begin():
+            plan_each_statement(conn)
+            if postgres:
+                assert conn.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+        if postgres:
+            assert conn.execute(text("SHOW plan_cache_mode")).scalar() == before

@@ -146,7 +146,10 @@ def test_a_tenant_with_several_numbers_picks_the_one_to_send_from(
     at = page(MODULE, person("buyer")).run()
     picker = at.selectbox(key="send_from")
     env_id = get_settings().phone_number_id
-    assert picker.options == [f"{env_id} (default)", "Norte <b>SL</b> · +34 910 00 00 01"]
+    assert picker.options == [
+        f"Environment number · {env_id} (default)",
+        "Norte <b>SL</b> · +34 910 00 00 01",
+    ]
     assert picker.value == env_id  # the default preselected; another tenant's not offered
     picker.set_value("2000001").run()
     at = _fill(at, name="Harinas", phone="612 34 56 78", po="PO-7", amount="10")

@@ -20,6 +20,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
 
 from core.i18n import N_, _
 from core.keys import content_key, po_notice_key
@@ -464,18 +467,22 @@ def validate_rows(
             decimal,
             default_currency,
         )
-        errors = [table.row_errors[number]] if number in table.row_errors else []
-        errors += check.errors
         key = check.idempotency_key
-        if key is not None and key in first_row_of:
-            errors.append(
-                _("Same PO, phone and template as row {row}: not sent twice").format(
-                    row=first_row_of[key]
-                )
-            )
-        elif key is not None:
+        twice = key is not None and key in first_row_of
+        if key is not None and not twice:
             first_row_of[key] = number
-        checks.append(replace(check, errors=errors))
+        if twice or number in table.row_errors:  # else the check stands as it is
+            errors = [table.row_errors[number]] if number in table.row_errors else []
+            errors += check.errors
+            if twice:
+                assert key is not None
+                errors.append(
+                    _("Same PO, phone and template as row {row}: not sent twice").format(
+                        row=first_row_of[key]
+                    )
+                )
+            check = replace(check, errors=errors)
+        checks.append(check)
     return checks
 
 
@@ -532,10 +539,24 @@ def _check_row(
         key = content_key(phone, {"template": defn.key, "params": params})
     payload = None
     if filled is not None and phone is not None and not errors:
-        payload = json.dumps(payload_of(defn, wa_digits(phone), filled), separators=(",", ":"))
+        payload = _json(payload_of(defn, wa_digits(phone), filled))
     return RowCheck(
         number, values, phone, params, preview, key, errors, warnings, language.code, payload
     )
+
+
+def _json(body: dict[str, Any]) -> str:
+    """A request body as compact JSON text, read back equal to `body` by `json.loads`.
+
+    orjson writes it several times faster than `json.dumps` (a 100,000-row file
+    writes 100,000 bodies); its text differs only in writing non-ASCII characters as
+    they are rather than as `\\u` escapes. What orjson refuses (a lone surrogate, an
+    integer beyond 64 bits, a key that is not text) is written by `json.dumps`.
+    """
+    try:
+        return orjson.dumps(body).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":"))
 
 
 def _phone(raw: str, region: str | None) -> tuple[str | None, str | None]:

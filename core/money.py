@@ -21,6 +21,9 @@ from babel.numbers import (
     format_currency,
     get_currency_precision,
     get_currency_symbol,
+    get_decimal_quantum,
+    get_decimal_symbol,
+    get_group_symbol,
     get_territory_currencies,
     is_currency,
 )
@@ -243,7 +246,12 @@ def format_amount(amount: Decimal, currency: str, language: str) -> str:
     is kept apart from the digits ("KWD 1,234.567", not "KWD1,234.567"), as CLDR's
     currency spacing asks and Babel does not do.
     """
-    text = _currency_format(currency, language).format(amount)
+    return _currency_format(currency, language).text(amount)
+
+
+def _spaced(text: str) -> str:
+    """Babel's currency text as `format_amount` writes it: non-breaking spaces plain, a
+    currency in letters apart from the digits."""
     text = text.replace("\u00a0", " ").replace("\u202f", " ")
     return _LETTERS_THEN_DIGIT.sub(r"\1 \2", _DIGIT_THEN_LETTERS.sub(r"\1 \2", text))
 
@@ -270,6 +278,60 @@ class _CurrencyFormat:
         if self.fast:
             self.prefix, self.suffix = (self._affix(prefix), self._affix(suffix))
             self.frac_prec = (get_currency_precision(currency),) * 2
+        self.plain = self.fast and self._plain_parts()
+
+    def _plain_parts(self) -> bool:
+        """Work out `text`'s plain path: the affixes and the locale's symbols as
+        `_spaced` leaves them, when nothing in them is quoted (Babel's unquoting could
+        then pair quotes across the number) or a digit (the letters-and-digits spacing
+        is then decided by the affix and its side of the number alone)."""
+        if self.pattern.number_pattern == "":
+            return False
+        group = get_group_symbol(self.locale, numbering_system="latn")
+        point = get_decimal_symbol(self.locale, numbering_system="latn")
+        parts = (self.prefix, self.suffix, group, point)
+        if any("'" in part or any(char.isdigit() for char in part) for part in parts):
+            return False
+        # The number always starts and ends with a digit ("0" stands for it): a currency
+        # in letters touching it is kept apart, as `_spaced` does on the whole text.
+        self.plain_prefix = _spaced(self.prefix + "0")[:-1]
+        self.plain_suffix = _spaced("0" + self.suffix)[1:]
+        self.group = _spaced(group)
+        self.point = _spaced(point)
+        self.quantum = get_decimal_quantum(self.frac_prec[1])
+        return True
+
+    def text(self, amount: Decimal) -> str:
+        """The amount as `format_amount` writes it: `format`'s text, `_spaced`.
+
+        For a finite non-negative amount in a plain pattern the number is grouped here
+        with the symbols worked out once (NumberPattern's `_quantize_value`, `_format_int`
+        and `_format_frac` step by step, without their per-call symbol look-ups); tests
+        compare it with Babel's `format_currency` across currencies, locales and amounts.
+        """
+        if not self.plain or not amount.is_finite() or amount.is_signed():
+            return _spaced(self.format(amount))
+        pattern = self.pattern
+        rounded = amount.scaleb(pattern.scale).normalize().quantize(self.quantum)
+        whole, _point, fraction = f"{rounded:f}".partition(".")
+        if len(whole) < pattern.int_prec[0]:
+            whole = "0" * (pattern.int_prec[0] - len(whole)) + whole
+        size, grouped = pattern.grouping[0], ""
+        while len(whole) > size:
+            grouped = self.group + whole[-size:] + grouped
+            whole = whole[:-size]
+            size = pattern.grouping[1]
+        least, most = self.frac_prec
+        fraction = fraction or "0"
+        if len(fraction) < least:
+            fraction += "0" * (least - len(fraction))
+        if most == 0 or (least == 0 and int(fraction) == 0):
+            fraction = ""
+        else:
+            while len(fraction) > least and fraction[-1] == "0":
+                fraction = fraction[:-1]
+            fraction = self.point + fraction
+        return self.plain_prefix + whole + grouped + fraction + self.plain_suffix
 
     def _affix(self, text: str) -> str:
         if "¤" in text:  # as NumberPattern.apply: code for ¤¤, the symbol for ¤

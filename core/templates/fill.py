@@ -132,13 +132,12 @@ def _fill_buttons(defn: TemplateDefinition, value: Any, filled: Filled) -> None:
     for button in defn.buttons:
         key = str(button.index)
         label = f"{BUTTONS_KEY}.{key}"
-        named = _("The button {text}").format(text=repr(button.text))
         if key not in given:
             if button.has_url_parameter or button.type == "COPY_CODE":
-                filled.problem(label, named, _("needs a value"))
+                filled.problem(label, _button(button.text), _("needs a value"))
             continue
         if not button.takes_parameter:
-            filled.problem(label, named, _("takes no value"))
+            filled.problem(label, _button(button.text), _("takes no value"))
             continue
         try:
             filled.buttons[button.index] = resolve_button(given[key], button.type)
@@ -156,6 +155,11 @@ def _fill_buttons(defn: TemplateDefinition, value: Any, filled: Filled) -> None:
 
 
 _HEADER_PARAM = N_("The header's parameter")  # translated where used
+
+
+def _button(text: str) -> str:
+    """A button as a problem names it (worked out only for a problem: not per row)."""
+    return _("The button {text}").format(text=repr(text))
 
 
 def _label(name: str) -> str:

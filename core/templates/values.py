@@ -75,6 +75,12 @@ _HIDDEN = re.compile("[" + "".join(HIDDEN_CHARS) + "]")
 _ODD_SPACE = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
 #: A run of spaces holding at least one odd space: shown as one plain space.
 _ODD_SPACE_RUN = re.compile(f"[ {_ODD_SPACE}]*[{_ODD_SPACE}][ {_ODD_SPACE}]*")
+#: A text in which `check_text` finds nothing to refuse or change but maybe its spaces
+#: and first character: no control character (line breaks and tabs among them), no
+#: hidden character, no space but U+0020 (so `str.strip` strips only those), no U+2028/9.
+_PLAIN_TEXT = re.compile(
+    "[^\x00-\x1f\x7f-\x9f" + "".join(HIDDEN_CHARS) + _ODD_SPACE + "\u2028\u2029]+"
+)
 #: First characters that make a spreadsheet evaluate a cell.
 FORMULA_STARTS = ("=", "+", "-", "@")
 #: "+34 612 345 678", "-5" or "(+1) 555-0100": signs before a number, not formulas.
@@ -121,6 +127,17 @@ def check_text(value: object) -> str:
     Integers and finite Decimals are written as text; floats, booleans, None and other
     objects are refused (a float would lose cents).
     """
+    if type(value) is str and len(value) <= MAX_VALUE_CHARS and _PLAIN_TEXT.fullmatch(value):
+        # The usual cell: `_check_text` would return it as it is unless it is blank,
+        # starts like a formula or has a run of spaces (tests compare both on hostile text).
+        start = value.lstrip(" ")
+        if start and "     " not in value and not looks_like_formula(start):
+            return value
+    return _check_text(value)
+
+
+def _check_text(value: object) -> str:
+    """`check_text` step by step, for every value."""
     if value is None:
         raise ParamValueError(_("has no value"))
     if isinstance(value, bool | float):

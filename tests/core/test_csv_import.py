@@ -446,3 +446,23 @@ def test_a_formula_is_reported_once_in_the_rows_words(po_text_header: TemplateDe
     assert len(check.errors) == 2
     assert "starts with '@' like a spreadsheet formula" in check.errors[0]
     assert check.errors[1].startswith("Parameter {{3}} contains a zero-width space (U+200B)")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"to": "34612345678", "text": 'Núñez € 😀 \u2028 </script> "q" \\ \x7f'},
+        {"amount_1000": 10**15, "list": [1, "a", {"b": None, "c": True}]},
+        {"big": 2**64},  # beyond orjson's integers
+        {"lone": "\ud800"},  # a lone surrogate: orjson refuses it
+        {1: "a key that is not text"},
+    ],
+)
+def test_request_bodies_are_json_that_reads_back_as_written(body: dict) -> None:
+    import json
+
+    from core.csv_import import _json
+
+    text = _json(body)
+    assert json.loads(text) == json.loads(json.dumps(body))
+    assert ", " not in text and ": " not in text  # compact

@@ -251,3 +251,50 @@ def test_normalize_currency_remembers_codes_not_refusals() -> None:
     for _attempt in range(2):
         with pytest.raises(InvalidAmount, match="not a currency any country pays in"):
             normalize_currency("xxx")
+
+
+def test_format_amount_plain_path_writes_what_babel_writes() -> None:
+    """`format_amount` groups a plain pattern's number itself (`_CurrencyFormat.text`);
+    its text must be Babel's `format_currency` text as `_spaced` leaves it, for every
+    currency in use, in many languages (a quoted or digit-bearing affix or symbol takes
+    Babel's path), for amounts of every size, scale and exponent."""
+    from babel.numbers import format_currency
+
+    from core.money import _currency_format, _locale, _spaced, currencies_in_use
+
+    languages = ["es", "en_US", "pt_BR", "de_CH", "fr", "ar", "ar_EG", "hi", "en_IN", "bn", "ja",
+                 "fa", "he", "my", "ckb", "sw", "zh_Hant", "nl", "ps", "de", "it", "ru", "tr",
+                 "fi", "ko", "th", "ur", "sr", "ro", "gsw", "xx_YY"]  # fmt: skip
+    amounts = ["0", "1", "0.5", "1234.5", "1234567.891", "12345678901.2", "0.001", "0.00",
+               "99999999999999", "1E+3", "1.000", "123", "12345", "123456.78", "7.125",
+               "1000000000000", "5.555", "0.0005", "1E-7", "123456789012345678901234.5",
+               "-0", "-5", "Infinity", "NaN"]  # fmt: skip
+    plain = 0
+    for language in languages:
+        for currency in sorted(currencies_in_use()):
+            fast = _currency_format(currency, language)
+            plain += fast.plain
+            for text in amounts:
+                amount = Decimal(text)
+                try:
+                    expected = _spaced(format_currency(amount, currency, locale=_locale(language)))
+                except ArithmeticError as exc:
+                    expected = type(exc).__name__
+                try:
+                    written = fast.text(amount)
+                except ArithmeticError as exc:
+                    written = type(exc).__name__
+                assert written == expected, (language, currency, text)
+    assert plain > 1000  # the plain path is the usual one
+
+
+@given(st.decimals(min_value=0, max_value=Decimal("1E+12"), allow_nan=False, places=3))
+def test_format_amount_plain_path_on_any_amount(amount: Decimal) -> None:
+    from babel.numbers import format_currency
+
+    from core.money import _currency_format, _locale, _spaced
+
+    for currency, language in (("EUR", "es"), ("USD", "en_US"), ("INR", "hi"), ("JPY", "ja"),
+                               ("KWD", "ar"), ("CHF", "de_CH"), ("EUR", "fr")):  # fmt: skip
+        expected = _spaced(format_currency(amount, currency, locale=_locale(language)))
+        assert _currency_format(currency, language).text(amount) == expected

@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.templates import (
     TemplateDefinition,
@@ -523,3 +525,62 @@ def test_po_notice_refuses_more_than_two_quick_replies() -> None:
     defn = TemplateDefinition.from_meta(data)
     with pytest.raises(ValueError, match="3 quick replies"):
         build_po_notice_params(defn, "A", "PO-1", Decimal("1"), "EUR", document_link=PDF["link"])
+
+
+def _checked(check: Any, value: object) -> str:
+    """What a text check makes of `value`: the text, or the refusal's reason."""
+    try:
+        return f"text: {check(value)!r}"
+    except ParamValueError as exc:
+        return f"refused: {exc}"
+
+
+#: Characters each rule of `check_text` looks at, and some it lets through.
+_HOSTILE_TEXT = (
+    " =+-@0123456789.,()/aZñ€\t\n\r\x00\x1f\x7f\x85\x9f\u00a0\u1680\u2000\u200a\u200b"
+    "\u200e\u2028\u2029\u202e\u202f\u205f\u2060\u2066\u3000\ufeff\u061c\x1c"
+)
+
+
+@given(st.text(alphabet=_HOSTILE_TEXT, max_size=24))
+def test_check_text_plain_path_agrees_with_the_full_path(value: str) -> None:
+    # `check_text` returns a plain cell as it is without each rule's look; for any text
+    # it must say what the rule-by-rule path says.
+    from core.templates.values import _check_text, check_text
+
+    assert _checked(check_text, value) == _checked(_check_text, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", " ", "     ", "a     b", "a    b", " =1", "=1", "+34 612", "-5", "- 5", "@x", "+", "a",
+     " a ", "x" * 32_768, "x" * 32_769, "\u00a0=1", "ok\u2028", "Núñez", "ack:PO-1", None, 5,
+     Decimal("1.5"), Decimal("NaN"), True, 1.5, b"x", ["x"]],
+)  # fmt: skip
+def test_check_text_plain_path_agrees_on_hostile_values(value: object) -> None:
+    from core.templates.values import _check_text, check_text
+
+    assert _checked(check_text, value) == _checked(_check_text, value)
+
+
+def test_check_text_plain_path_leaves_no_space_to_strip() -> None:
+    # The plain path strips only U+0020: every other space `str.strip` strips is outside it.
+    import sys
+
+    from core.templates.values import _PLAIN_TEXT
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() and chr(c) != " "]
+    assert spaces
+    assert not [char for char in spaces if _PLAIN_TEXT.fullmatch(char)]
+
+
+class _Text(str):
+    """A str subclass: the plain path leaves it to the full one."""
+
+
+def test_check_text_of_a_str_subclass() -> None:
+    from core.templates.values import check_text
+
+    assert check_text(_Text("ok")) == "ok"
+    with pytest.raises(ParamValueError):
+        check_text(_Text("=1"))

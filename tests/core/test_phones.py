@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
 from core.phones import (
     InvalidPhoneNumber,
@@ -190,3 +192,86 @@ def test_hostile_cells_keep_their_outcome(raw: str) -> None:
     # Edge cases of the plain path, and cells (a tab, full-width digits) that take the
     # character-by-character path either way.
     assert _outcome(raw) == _outcome(raw + "\u200b")
+
+
+def _parsed(read: object, text: str, region: str) -> object:
+    """A reading of `text`, or the kind of refusal."""
+    try:
+        return read(text, region)  # type: ignore[operator]
+    except phonenumbers.NumberParseException as exc:
+        return f"refused: {exc.error_type}"
+
+
+#: Regions with odd national rules: trunk prefixes with transforms (AR, MX, BR), Italian
+#: leading zeros (IT), shared country codes (US, CA, RU, KZ, GB, GG), no trunk prefix (ES).
+_REGIONS = ["ES", "IT", "AR", "MX", "BR", "US", "CA", "GB", "GG", "RU", "KZ", "DE", "FR",
+            "IN", "CN", "JP", "AU", "NZ", "SG", "HK", "CI", "SM", "VA", "MA", "NG", "ID",
+            "PT"]  # fmt: skip
+
+
+@given(
+    st.lists(st.text(alphabet="0123456789", min_size=1, max_size=9), min_size=1, max_size=4),
+    st.sampled_from(_REGIONS),
+)
+def test_digit_groups_read_as_phonenumbers_reads_them(groups: list[str], region: str) -> None:
+    # `_read` reads a national number in digit groups itself: the same PhoneNumber as
+    # phonenumbers.parse, or the same refusal.
+    from core.phones import _read
+
+    text = " ".join(groups)
+    assert _parsed(_read, text, region) == _parsed(phonenumbers.parse, text, region)
+
+
+def test_digit_groups_of_every_region_read_as_phonenumbers_reads_them() -> None:
+    from core.phones import _read
+
+    samples = ["612345678", "612 34 56 78", "0612345678", "00", "000", "0034612345678",
+               "34612345678", "1234", "20 7946 0958", "020 7946 0958", "011 54 9 11 1234 5678",
+               "9 11 1234 5678", "0 11 15 1234 5678", "044 55 1234 5678", "1" * 17, "1" * 18,
+               "3 3 3", "5 9", "59", "1 23", "06 698 12345", "8 800 555 35 35"]  # fmt: skip
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for text in samples:
+            assert _parsed(_read, text, region) == _parsed(phonenumbers.parse, text, region), (
+                region,
+                text,
+            )
+        example = phonenumbers.example_number(region)
+        for step in range(20 if example is not None else 0):
+            assert example is not None
+            number = PhoneNumber(
+                country_code=example.country_code,
+                national_number=(example.national_number or 0) + step * 7919,
+                italian_leading_zero=example.italian_leading_zero,
+            )  # the region's written form, with its spaces kept
+            national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+            text = " ".join("".join(c for c in national if c.isdigit() or c == " ").split())
+            assert _parsed(_read, text, region) == _parsed(phonenumbers.parse, text, region)
+
+
+@given(st.integers(min_value=1, max_value=999), st.text(alphabet="0123456789", max_size=17))
+def test_validity_is_judged_as_phonenumbers_judges_it(code: int, digits: str) -> None:
+    from core.phones import _is_valid
+
+    try:
+        number = phonenumbers.parse(f"+{code}{digits}", None)
+    except phonenumbers.NumberParseException:
+        return
+    assert _is_valid(number) == phonenumbers.is_valid_number(number)
+
+
+def test_validity_of_every_region_s_numbers_of_every_type() -> None:
+    from core.phones import _is_valid
+
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            code, national = example.country_code, example.national_number or 0
+            for number in (
+                example,
+                PhoneNumber(country_code=code, national_number=national + 1),
+                PhoneNumber(country_code=code, national_number=national // 10),
+                PhoneNumber(country_code=code, national_number=national, italian_leading_zero=True),
+            ):
+                assert _is_valid(number) == phonenumbers.is_valid_number(number), (region, kind)

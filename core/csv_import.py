@@ -447,25 +447,23 @@ def validate_rows(
     known = [phone for phone, _problem in phones if phone is not None]
     kept = dict(supplier_languages(known)) if supplier_languages is not None and known else {}
     first_row_of: dict[str, int] = {}
+    # A file repeats a few languages: each (cell, supplier's language) is decided once,
+    # here, within one call (its reasons are in the reader's language of the moment).
+    languages: dict[tuple[str | None, str | None], tuple[RowLanguage, TemplateDefinition, bool]]
+    languages = {}
     checks = []
     for number, values, (phone, problem) in zip(table.row_numbers, cells, phones, strict=True):
-        chosen = row_language(
-            values.get("language"),
-            kept.get(phone or ""),
-            defn.language,
-            by_language,
-            fallback_to_default=fallback_to_default,
-        )
-        version = by_language.get(chosen.code or "", defn)
+        asked = (values.get("language"), kept.get(phone or ""))
+        decided = languages.get(asked)
+        if decided is None:
+            chosen = row_language(
+                *asked, defn.language, by_language, fallback_to_default=fallback_to_default
+            )
+            version = by_language.get(chosen.code or "", defn)
+            decided = languages[asked] = (chosen, version, is_po_notice_template(version))
+        chosen, version, po_notice = decided
         check = _check_row(
-            number,
-            values,
-            (phone, problem),
-            version,
-            chosen,
-            is_po_notice_template(version),
-            decimal,
-            default_currency,
+            number, values, (phone, problem), version, chosen, po_notice, decimal, default_currency
         )
         key = check.idempotency_key
         twice = key is not None and key in first_row_of

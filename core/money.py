@@ -44,6 +44,9 @@ _CURRENCY_SUFFIX = re.compile(rf"(?:[A-Za-z]{{3}}|[{_SYMBOLS}])$")
 _GROUP_SPACES = re.compile(r"[\s\u00a0\u202f\u2009']+")  # spaces, NBSPs, Swiss apostrophes
 _NUMBER = re.compile(r"[0-9][0-9.,]*")
 _PLAIN_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
+#: Digits, and maybe one separator with one or two decimals after it: read the same in
+#: auto mode and in the separator's own mode (`parse_amount`'s plain path).
+_SIMPLE_AMOUNT = re.compile(r"([0-9]{1,30})(?:([.,])([0-9]{1,2}))?")
 _MINUS = ("-", "\u2212", "(")
 #: A currency written in letters touching the number, before or after it.
 _LETTERS_THEN_DIGIT = re.compile(r"^([^\W\d_]+)(\d)")
@@ -64,6 +67,19 @@ def parse_amount(text: str, decimal: DecimalMark = "auto") -> Decimal:
     """
     if not isinstance(text, str):
         raise InvalidAmount(_("The amount must be text"))
+    if decimal in ("auto", ".", ",") and (simple := _SIMPLE_AMOUNT.fullmatch(text.strip())):
+        # The usual cell, "1234" or "1234,50": no sign, currency, grouping or ambiguity
+        # for the steps below to find (tests compare both paths on hostile text).
+        whole, mark, fraction = simple.groups()
+        if mark is None or decimal in ("auto", mark):
+            amount = Decimal(f"{whole}.{fraction}" if mark else whole)
+            if amount <= MAX_AMOUNT:
+                return amount
+    return _parse_amount(text, decimal)
+
+
+def _parse_amount(text: str, decimal: DecimalMark) -> Decimal:
+    """`parse_amount` step by step, for any text."""
     raw = text.strip()
     if not raw:
         raise InvalidAmount(_("The amount is empty"))
@@ -213,12 +229,18 @@ def check_amount(amount: object, currency: str) -> Decimal:
         raise InvalidAmount(f"{_shown(amount)} is negative; an amount must be zero or more")
     if amount > MAX_AMOUNT:
         raise InvalidAmount(f"{_shown(amount)} is larger than any amount wanotify accepts")
-    digits = get_currency_precision(currency)
+    digits = _precision(currency)
     exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)  # finite
     if -exponent > digits:
         raise InvalidAmount(f"{_shown(amount)} has more decimals than {currency} allows ({digits})")
     return amount
+
+
+@lru_cache(maxsize=512)
+def _precision(currency: str) -> int:
+    """The currency's decimals (Babel's `get_currency_precision`), looked up once."""
+    return get_currency_precision(currency)
 
 
 def _shown(amount: Decimal) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from core.templates.definition import PLACEHOLDER, TemplateDefinition
@@ -49,9 +50,28 @@ def preview_of(defn: TemplateDefinition, filled: Filled) -> Preview:
 
 def _substitute(text: str, values: Mapping[str, str | None]) -> str:
     """Replace each `{{name}}` with its value in one pass (values are never re-expanded)."""
+    parts = _parts(text)
+    if len(parts) == 1:
+        return text
+    out = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            name, written = part
+            value = values.get(name)
+            out.append(value if value is not None else written)
+        else:
+            out.append(part)
+    return "".join(out)
 
-    def replace(match: Any) -> str:
-        value = values.get(match.group(1))
-        return value if value is not None else str(match.group(0))
 
-    return PLACEHOLDER.sub(replace, text)
+@lru_cache(maxsize=256)  # a template's texts, split once: a batch previews every row
+def _parts(text: str) -> tuple[Any, ...]:
+    """`text` split at its placeholders: text, (name, placeholder as written), text, ...
+    (what `PLACEHOLDER.sub` walks on every call)."""
+    parts: list[Any] = []
+    end = 0
+    for match in PLACEHOLDER.finditer(text):
+        parts += [text[end : match.start()], (match.group(1), match.group(0))]
+        end = match.end()
+    parts.append(text[end:])
+    return tuple(parts)

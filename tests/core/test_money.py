@@ -298,3 +298,36 @@ def test_format_amount_plain_path_on_any_amount(amount: Decimal) -> None:
                                ("KWD", "ar"), ("CHF", "de_CH"), ("EUR", "fr")):  # fmt: skip
         expected = _spaced(format_currency(amount, currency, locale=_locale(language)))
         assert _currency_format(currency, language).text(amount) == expected
+
+
+def _read(parse: object, text: object, decimal: str) -> str:
+    """What an amount reader makes of `text`: the amount, or the refusal's reason."""
+    try:
+        return f"amount: {parse(text, decimal)!r}"  # type: ignore[operator]
+    except (InvalidAmount, ValueError) as exc:
+        return f"refused: {type(exc).__name__}: {exc}"
+
+
+@given(
+    st.text(alphabet="0123456789.,, +-€$E \u00a0\u202f'٣", max_size=40),
+    st.sampled_from(["auto", ".", ",", "x"]),
+)
+def test_parse_amount_plain_path_agrees_with_the_full_path(text: str, decimal: str) -> None:
+    # A plain cell ("1234", "1234,50") skips the currency, sign and grouping steps; any
+    # text in any mode must read as the step-by-step path reads it.
+    from core.money import _parse_amount
+
+    assert _read(parse_amount, text, decimal) == _read(_parse_amount, text, decimal)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0", "00012", "1234", "1234,5", "1234.50", "1234,500", "1,234", "1.2", " 7,25 ", "9" * 13,
+     "9" * 12 + ",99", "1" + "0" * 12, "1" + "0" * 12 + ",01", "9" * 30, "9" * 31, "1,", ",5",
+     "1.2.3", "12,34,56", "", " ", "٣", "1\u00a0234", "+1", "-1", "1e3"],
+)  # fmt: skip
+@pytest.mark.parametrize("decimal", ["auto", ".", ",", "?"])
+def test_parse_amount_plain_path_agrees_on_edge_cells(text: str, decimal: str) -> None:
+    from core.money import _parse_amount
+
+    assert _read(parse_amount, text, decimal) == _read(_parse_amount, text, decimal)

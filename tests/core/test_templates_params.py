@@ -584,3 +584,21 @@ def test_check_text_of_a_str_subclass() -> None:
     assert check_text(_Text("ok")) == "ok"
     with pytest.raises(ParamValueError):
         check_text(_Text("=1"))
+
+
+@given(
+    st.text(alphabet="{} ab_1\\\\$", max_size=30),
+    st.dictionaries(st.sampled_from(["a", "b", "1", "a_1"]), st.text(alphabet="{}a1", max_size=4)),
+)
+def test_preview_substitutes_as_one_regex_pass_does(text: str, values: dict[str, str]) -> None:
+    # Placeholders are found once per text (`_parts`); each fill must equal one
+    # `PLACEHOLDER.sub` pass, values never expanded again.
+    from core.templates.definition import PLACEHOLDER
+    from core.templates.preview import _substitute
+
+    def replace(match: Any) -> str:
+        value = values.get(match.group(1))
+        return value if value is not None else str(match.group(0))
+
+    assert _substitute(text, values) == PLACEHOLDER.sub(replace, text)
+    assert _substitute("Hola {{ a }}, {{b}}{{a}}!", {"a": "{{b}}"}) == "Hola {{b}}, {{b}}{{b}}!"

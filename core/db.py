@@ -77,6 +77,47 @@ def get_engine(url: str | None = None) -> Engine:
     )
 
 
+#: Analytics reads on SQLite map the file and keep a larger page cache per connection.
+ANALYTICS_MMAP_BYTES = 1 << 30
+ANALYTICS_CACHE_KIB = 128 * 1024
+
+
+def _analytics_pragmas(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA mmap_size={ANALYTICS_MMAP_BYTES}")
+    cursor.execute(f"PRAGMA cache_size=-{ANALYTICS_CACHE_KIB}")
+    cursor.close()
+
+
+def analytics_engine(engine: Engine) -> Engine:
+    """The engine analytics reads go through: on a SQLite file, a sibling engine of its
+    own (two pooled connections) whose connections map the file (`mmap_size`) and keep a
+    128 MB page cache, which makes a chart over a million messages several times faster;
+    elsewhere (PostgreSQL, an in-memory database) `engine` itself.
+
+    Kept apart so these settings stay on these connections: set on the shared pool's,
+    they followed every later user of the connection (a 100,000-row import, a login),
+    each mapping the whole file and growing a page cache of its own.
+    """
+    database = engine.url.database
+    if not is_sqlite(engine) or not database or database == ":memory:":
+        return engine
+    return _analytics_engine(engine.url.render_as_string(hide_password=False))
+
+
+@lru_cache(maxsize=8)
+def _analytics_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=2,
+        max_overflow=2,
+    )
+    event.listen(engine, "connect", _analytics_pragmas)
+    return engine
+
+
 def application_name(argv: list[str] | None = None) -> str:
     """How this process shows in PostgreSQL's `pg_stat_activity`: "wanotify worker",
     "wanotify webhook", ... so an operator can tell the processes apart."""

@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from core import rates
 from core.analytics_rollup import Split, split, week_dates
-from core.db import is_sqlite
+from core.db import analytics_engine
 from core.errors import HUMAN_REASONS, human_reason
 from core.followup.kind import REMINDER_TEMPLATE
 from core.i18n import _, current_locale, set_locale
@@ -1259,17 +1259,11 @@ def _ranges_cte(ranges: Sequence[tuple[int, datetime, datetime]]) -> tuple[str, 
 
 @contextmanager
 def _read(engine: Engine) -> Iterator[Connection]:
-    """A connection for analytics reads; on SQLite, with a memory map and a larger cache.
-
-    The pragmas are per connection and persist while the pool keeps it, so they are set
-    once per pooled connection.
-    """
-    with engine.connect() as conn:
-        if is_sqlite(engine) and not conn.info.get("wanotify_stats_pragmas"):
-            conn.exec_driver_sql("PRAGMA mmap_size=1073741824")
-            conn.exec_driver_sql("PRAGMA cache_size=-131072")
-            conn.info["wanotify_stats_pragmas"] = True
-        elif conn.dialect.name == "postgresql":
+    """A connection for analytics reads: on SQLite, one of the analytics engine's
+    (`core.db.analytics_engine`: a memory map and a larger cache, on those connections
+    alone)."""
+    with analytics_engine(engine).connect() as conn:
+        if conn.dialect.name == "postgresql":
             # For this read's transaction only: the supplier table groups ~100,000
             # rollup rows, which PostgreSQL's default 4 MB sorts on disk.
             conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")

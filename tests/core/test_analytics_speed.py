@@ -13,27 +13,29 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from core import stats
-from core.db import is_sqlite
+from core.db import analytics_engine, is_sqlite
 from tests.core.test_stats import T0, message, supplier
 
 
 @contextmanager
 def captured_selects(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """Every SELECT on whatsapp_messages run inside the block, with its parameters."""
+    """Every SELECT on whatsapp_messages the charts run inside the block (through the
+    analytics engine, `core.db.analytics_engine`), with its parameters."""
     seen: list[tuple[str, Any]] = []
 
     def listen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if "whatsapp_messages" in statement and not statement.startswith("EXPLAIN"):
             seen.append((statement, parameters))
 
-    event.listen(engine, "before_cursor_execute", listen)
+    reads = analytics_engine(engine)
+    event.listen(reads, "before_cursor_execute", listen)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", listen)
+        event.remove(reads, "before_cursor_execute", listen)
 
 
 def plans(engine: Engine, run: Callable[[], object]) -> list[str]:
@@ -102,3 +104,28 @@ def test_the_supplier_table_is_driven_from_suppliers(sqlite_engine: Engine) -> N
     assert joined and all("supplier_id=?" in line for line in joined), lines
     assert not [line for line in lines if "TEMP B-TREE" in line], lines
 
+
+
+def test_analytics_reads_map_the_file_on_their_own_connections_only(
+    sqlite_engine: Engine,
+) -> None:
+    """The charts' connections map the file with a large cache; the shared pool's (an
+    import, a login) never get those settings, even after charts were read through it."""
+    stats.funnel(sqlite_engine, FLT)
+    reads = analytics_engine(sqlite_engine)
+    assert reads is not sqlite_engine
+    assert reads is analytics_engine(sqlite_engine)  # one per database
+    with reads.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar_one() > 0
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() < -2000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    for _ in range(3):  # whichever pooled connection comes back
+        with sqlite_engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar_one() == 0
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -2000
+
+
+def test_an_in_memory_database_is_read_through_its_own_engine() -> None:
+    """A sibling engine of `sqlite://` would open another, empty, database."""
+    memory = create_engine("sqlite://")
+    assert analytics_engine(memory) is memory

@@ -38,7 +38,7 @@ from core.templates import (
 from core.templates.fill import fill
 from core.templates.payload import payload_of
 from core.templates.po import PO_FIELDS as PO_PARAMS
-from core.templates.preview import preview_of
+from core.templates.preview import body_of
 from core.templates.validate import content_problems, unsendable_problems
 from core.templates.values import HEADER_KEY, looks_like_formula
 
@@ -151,7 +151,9 @@ def read_csv(data: bytes, *, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROW
                 row=number, cells=record_width, width=width
             )
         cells += [""] * (width - len(cells))
-        rows.append(dict(zip(headers, cells[:width], strict=True)))
+        rows.append(
+            dict(zip(headers, cells if len(cells) == width else cells[:width], strict=True))
+        )
         kept[position] = []  # each row's cells live once: as its list or as its dict
     return CsvTable(headers, rows, numbers, encoding, delimiter, errors)
 
@@ -247,7 +249,7 @@ def _records(text: str, delimiter: str) -> Iterator[list[str]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         for record in reader:
-            if any(len(cell) > MAX_CELL_CHARS for cell in record):
+            if max(map(len, record), default=0) > MAX_CELL_CHARS:
                 raise CsvError(
                     _("A cell near line {line} is far too long").format(line=reader.line_num)
                 )
@@ -515,7 +517,7 @@ def _check_row(
         if defn.has_media_header and defn.header_format and params.get(HEADER_KEY):
             params[HEADER_KEY] = {"type": defn.header_format.lower(), "link": params[HEADER_KEY]}
     filled = fill(defn, params) if params is not None else None  # resolved once per row
-    preview = preview_of(defn, filled).body if filled is not None else None
+    preview = body_of(defn, filled) if filled is not None else None
     if filled is not None:
         said = set(formulas)  # one reason per cell: a PO number is also a header and payloads
         for problem in unsendable_problems(defn) + content_problems(defn, filled, preview):

@@ -258,7 +258,6 @@ def amount_1000(amount: Decimal) -> int:
     return int(scaled)
 
 
-@lru_cache(maxsize=131_072)  # a batch formats each row's amount when checked and when queued
 def format_amount(amount: Decimal, currency: str, language: str) -> str:
     """The amount as the template's language writes it: es "1.234,50 €", en "€1,234.50".
 

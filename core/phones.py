@@ -309,11 +309,12 @@ def _number_types(country_code: int | None) -> tuple[_Desc, ...] | None:
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
     if metadata is None or country_code != phonenumbers.country_code_for_valid_region(region):
         return None
-    kinds = [metadata.premium_rate, metadata.toll_free, metadata.shared_cost, metadata.voip,
-             metadata.personal_number, metadata.pager, metadata.uan, metadata.voicemail,
-             metadata.fixed_line]  # fmt: skip
+    kinds = [metadata.fixed_line]  # the usual numbers first: the answer is any type's match
     if not metadata.same_mobile_and_fixed_line_pattern:
         kinds.append(metadata.mobile)
+    kinds += [metadata.premium_rate, metadata.toll_free, metadata.shared_cost,
+              metadata.voip, metadata.personal_number, metadata.pager, metadata.uan,
+              metadata.voicemail]  # fmt: skip
 
     def desc(kind: object) -> _Desc | None:
         pattern = getattr(kind, "national_number_pattern", None)

@@ -58,7 +58,7 @@ def fill(defn: TemplateDefinition, params: Mapping[str, Any] | None) -> Filled:
     filled = Filled()
     if params is None:
         params = {}
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):  # dict: no ABC look
         filled.problem("template", _("The parameters"), _("must map names to values"))
         params = {}
     given = {str(key): value for key, value in params.items()}
@@ -125,7 +125,7 @@ def _fill_header(defn: TemplateDefinition, given: dict[str, Any], filled: Filled
 def _fill_buttons(defn: TemplateDefinition, value: Any, filled: Filled) -> None:
     if value is None:
         value = {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         filled.problem(BUTTONS_KEY, _("Button values"), _("must map a button number to its value"))
         return
     given = {str(key): item for key, item in value.items()}

@@ -38,7 +38,7 @@ def preview_of(defn: TemplateDefinition, filled: Filled) -> Preview:
     elif filled.header is not None:
         kind = filled.header.parameter["type"]
         header_media = {"type": kind, **filled.header.parameter[kind]}
-    body = _substitute(defn.body_text, {name: v.text for name, v in filled.body.items()})
+    body = body_of(defn, filled)
     return Preview(
         body=body,
         header=header,
@@ -46,6 +46,11 @@ def preview_of(defn: TemplateDefinition, filled: Filled) -> Preview:
         footer=defn.footer_text,
         buttons=tuple(button.text for button in defn.buttons),
     )
+
+
+def body_of(defn: TemplateDefinition, filled: Filled) -> str:
+    """The preview's body alone (what a CSV check keeps per row), without the rest."""
+    return _substitute(defn.body_text, {name: v.text for name, v in filled.body.items()})
 
 
 def _substitute(text: str, values: Mapping[str, str | None]) -> str:

@@ -101,6 +101,9 @@ class Resolved:
 
 def resolve_text(value: object, language: str) -> Resolved:
     """Check a body parameter value (text, number, currency or date_time) and resolve it."""
+    if type(value) is str:  # the usual value: no Mapping look (an ABC check) needed
+        text = check_text(value)
+        return Resolved(text, {"type": "text", "text": text})
     if isinstance(value, Mapping):
         kind = value.get("type")
         if kind == "currency":

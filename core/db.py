@@ -92,7 +92,8 @@ def _analytics_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 def analytics_engine(engine: Engine) -> Engine:
     """The engine analytics reads go through: on a SQLite file, a sibling engine of its
-    own (two pooled connections) whose connections map the file (`mmap_size`) and keep a
+    own (four pooled connections, one per chart a page reads at once, and four more
+    while busy) whose connections map the file (`mmap_size`) and keep a
     128 MB page cache, which makes a chart over a million messages several times faster;
     elsewhere (PostgreSQL, an in-memory database) `engine` itself.
 
@@ -111,8 +112,8 @@ def _analytics_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=2,
-        max_overflow=2,
+        pool_size=4,
+        max_overflow=4,
     )
     event.listen(engine, "connect", _analytics_pragmas)
     return engine

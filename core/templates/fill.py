@@ -27,7 +27,7 @@ from core.templates.values import (
 MAX_HEADER_PARAM = 60
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParamProblem:
     """One reason a send would fail: the parameter ("supplier_name", "1", "header",
     "buttons.0", "body", "template"), a whole sentence a buyer understands, and the
@@ -39,7 +39,7 @@ class ParamProblem:
     reason: str = ""
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a CSV check fills one per row
 class Filled:
     """The resolved values of one send and the problems found on the way."""
 

@@ -13,6 +13,7 @@ from core.templates.values import BUTTONS_KEY, HEADER_KEY, TemplateParams
 
 #: The body parameters of a NAMED PO notice template.
 PO_FIELDS = ("supplier_name", "po_number", "total_amount")
+_PO_FIELD_SET = frozenset(PO_FIELDS)
 #: Quick-reply payload prefixes, by button order: first accepts, second rejects.
 REPLY_ACTIONS = ("ack", "reject")
 
@@ -21,7 +22,7 @@ def is_po_notice_template(defn: TemplateDefinition) -> bool:
     """True when `defn` takes a PO notice's values: the named supplier_name, po_number and
     total_amount (and nothing else), or a positional `po_notification*` with three."""
     if defn.parameter_format == NAMED:
-        return set(defn.body_params) == set(PO_FIELDS)
+        return set(defn.body_params) == _PO_FIELD_SET
     return defn.name.startswith("po_notification") and defn.parameter_count == len(PO_FIELDS)
 
 
@@ -51,7 +52,7 @@ def build_po_notice_params(
         )
     keys = PO_FIELDS if defn.parameter_format == NAMED else ("1", "2", "3")
     money = {"type": "currency", "amount": _plain(amount), "currency": currency}
-    params: TemplateParams = dict(zip(keys, (supplier_name, po_number, money), strict=True))
+    params: TemplateParams = {keys[0]: supplier_name, keys[1]: po_number, keys[2]: money}
     header = _header_value(defn, po_number, document_link, document_filename)
     if header is not None:
         params[HEADER_KEY] = header
@@ -62,8 +63,9 @@ def build_po_notice_params(
             f"{len(REPLY_ACTIONS)} (accept, reject)"
         )
     if replies:
+        payload = po_number.strip()
         params[BUTTONS_KEY] = {
-            str(button.index): f"{action}:{po_number.strip()}"
+            str(button.index): f"{action}:{payload}"
             for button, action in zip(replies, REPLY_ACTIONS, strict=False)
         }
     return params

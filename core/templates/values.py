@@ -91,7 +91,7 @@ class ParamValueError(ValueError):
     """A parameter value that cannot be sent; the message says why in plain words."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a CSV check resolves several per row
 class Resolved:
     """A checked value: the text the supplier sees and Meta's parameter object."""
 

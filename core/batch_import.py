@@ -6,7 +6,7 @@ is recorded in one transaction: its new suppliers, the consent its rows confirm,
 messages (queued: the dispatcher may start sending them at once) and one batch row per
 input row, with what it became or why it was refused. Every lookup is set-based (the
 chunk's suppliers, its idempotency keys, the tenant's consent setting once); inserts are
-one COPY (PostgreSQL) or driver `executemany` (SQLite) per table and chunk
+one COPY (PostgreSQL) or a few multi-row INSERT statements (SQLite) per table and chunk
 (`insert_many`: values converted by the columns' own types), not one ORM object and
 flush per row.
 
@@ -31,14 +31,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from core import clock
@@ -52,7 +55,7 @@ from core.keys import content_key
 from core.models.batches import BatchRow, BatchStatus, SendBatch
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
-from core.models.types import new_id, utcnow
+from core.models.types import utcnow
 from core.notify import (
     DEFAULT_LANGUAGE,
     NoticeRejected,
@@ -241,6 +244,8 @@ def _record_chunk(
         keys = [c.idempotency_key for c in checks if c.ok and c.idempotency_key]
         earlier = _existing_keys(conn, plan.tenant_id, keys)
         now = utcnow()
+        meta = {"source": src}  # every checked message's, encoded once (`_column_values`)
+        ids = iter(new_ids(len(checks)))
         messages: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         for check, raw in zip(checks, raws, strict=True):
@@ -264,7 +269,7 @@ def _record_chunk(
                 if language in state.checked_alike and check.payload is not None:
                     outbound = _as_checked(
                         conn, plan, check, version, suppliers[check.phone_e164], state,
-                        batch_id=batch_id, by=by, src=src,
+                        batch_id=batch_id, by=by, meta=meta,
                     )  # fmt: skip
                 else:
                     outbound = prepare_template_message(
@@ -296,7 +301,7 @@ def _record_chunk(
                 row["error"] = f"duplicate of row {firsts[key]}"
             else:
                 firsts[key] = check.row_number
-                values = _message_values(outbound, now)
+                values = _message_values(outbound, now, next(ids))
                 messages.append(values)
                 row["message_id"] = values["id"]
                 languages[version.language] = languages.get(version.language, 0) + 1
@@ -318,7 +323,7 @@ def _as_checked(
     *,
     batch_id: str,
     by: str | None,
-    src: str,
+    meta: dict[str, Any],
 ) -> OutboundMessage:
     """The message of a row checked against the version of the template in force now:
     `prepare_template_message` without resolving the template a second time.
@@ -327,7 +332,8 @@ def _as_checked(
     preview and request body from the same resolved values, the same `fill` the gate
     runs) for this very version, so its payload and preview stand. What may have changed
     since the check is judged here as the gate judges it: the supplier's consent now
-    (`refusal_for`, first) and the sending number.
+    (`refusal_for`, first) and the sending number. `meta` ({"source": ...}) is one dict
+    for every message of the chunk: stored as JSON, never changed, encoded once.
     """
     assert check.phone_e164 is not None and check.payload is not None
     refusal = refusal_for(
@@ -353,18 +359,28 @@ def _as_checked(
         batch_id=batch_id,
         batch_row=check.row_number,
         created_by=by,
-        meta={"source": src},
+        meta=meta,
         phone_number_id=sender_id_of(conn, plan.tenant_id, state.sender),
     )
 
 
 class _CheckedPayload(dict[str, Any]):
-    """A request body kept as the JSON text the check wrote: read as a dict where the
-    outbox's rules look at it (`OutboundMessage.validate`: its type and `to`), written
-    to the database as that text (`insert_many`), never encoded a second time."""
+    """A request body kept as the JSON text the check wrote: written to the database as
+    that text (`insert_many`), never encoded a second time, and read as a dict of the
+    body's top-level members that are not objects or arrays, which is where the outbox's
+    rules look (`OutboundMessage.validate`: its type, `to`, no callback data).
+
+    The text is parsed whole (so the rules judge what is stored), but the nested
+    members (the template and its components) are dropped at once rather than kept for
+    the chunk: at 100,000 rows they were millions of live containers, walked by every
+    garbage collection while the import ran. A text that is not a JSON object reads as
+    an empty dict, which the rules refuse (no type).
+    """
 
     def __init__(self, text: str) -> None:
-        super().__init__(_loads(text))
+        body = _loads(text)
+        members = body.items() if isinstance(body, dict) else ()
+        super().__init__((k, v) for k, v in members if not isinstance(v, dict | list))
         self.text = text
 
 
@@ -383,19 +399,30 @@ def insert_many(
     rows: Sequence[Mapping[str, Any]],
     *,
     json_text: frozenset[str] = frozenset(),
-) -> None:
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]] | None:
     """INSERT `rows` (each with the same columns) in one go, in the connection's
     transaction: PostgreSQL `COPY ... FROM STDIN` (row triggers and constraints apply
-    as to an INSERT), elsewhere one driver `executemany` of a statement compiled once.
+    as to an INSERT), SQLite multi-row `INSERT ... VALUES (...), (...)` statements of up
+    to `SQLITE_ROWS` rows (`_sqlite_insert`), elsewhere one driver `executemany` of a
+    statement compiled once.
 
     Every value is converted by its column's own type (JSON encoded, times as the
     dialect stores them), as a Core INSERT does, without SQLAlchemy's per-row
     bookkeeping. `json_text` columns may hold a `_CheckedPayload`, written as its JSON
     text. Columns with a Python-side default must be given (a Core INSERT would fill
     them; this cannot).
+
+    A driver error is raised as SQLAlchemy raises it (a key taken meanwhile is an
+    `IntegrityError`, which `record_plan` answers by trying the chunk again), not as the
+    driver's own exception, which nothing here would catch.
+
+    With `returning` (column keys), SQLite returns each inserted row's values of those
+    columns as stored (`RETURNING`, converted by the columns' types; in no particular
+    order); elsewhere (and on a SQLite before 3.35) None: read them back.
     """
     if not rows:
-        return
+        return [] if returning and conn.dialect.name == "sqlite" else None
     keys = list(rows[0])
     defaulted = [c.key for c in table.columns if c.default is not None and c.key not in keys]
     if defaulted:
@@ -410,7 +437,12 @@ def insert_many(
             with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
                 for values in _converted(table, dialect, rows, keys, json_text):
                     copy.write_row(values)
-            return
+            return None
+        if dialect.name == "sqlite":
+            if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING before 3.35
+                returning = ()
+            converted = _converted(table, dialect, rows, keys, json_text)
+            return _sqlite_insert(cursor, dialect, table, keys, converted, returning)
         compiled = insert(table).compile(dialect=dialect, column_keys=keys)
         if compiled.positiontup is not None:  # qmark (SQLite): in the statement's order
             order = list(compiled.positiontup)
@@ -421,8 +453,64 @@ def insert_many(
                 for values in _converted(table, dialect, rows, keys, json_text)
             ]
         cursor.executemany(compiled.string, params)
+        return None
+    except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it: IntegrityError...
+        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
+
+
+#: Rows per SQLite INSERT statement (fewer when the columns would pass its variable limit).
+SQLITE_ROWS = 500
+
+
+def _sqlite_insert(
+    cursor: Any,
+    dialect: Any,
+    table: Table,
+    keys: Sequence[str],
+    values: Sequence[tuple[Any, ...]],
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]] | None:
+    """`values` (converted, in the order of `keys`) inserted into `table` by multi-row
+    `INSERT ... VALUES (...), (...)` statements of up to `SQLITE_ROWS` rows each; with
+    `returning`, the inserted rows' values of those columns (see `insert_many`).
+
+    On a table with triggers (whatsapp_messages: the rollups and the latency columns)
+    SQLite opens a statement journal for every statement it runs, and a driver
+    `executemany` runs one statement per row: about half the time of inserting a
+    100,000-row import's messages went there. The rows, their values and every
+    trigger's effect are the same (the triggers still fire once per row); a row that
+    fails fails its statement, and the caller's transaction rolls back as before.
+    """
+    limit = cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(SQLITE_ROWS, limit // len(keys)))
+    quote = dialect.identifier_preparer.quote
+    head = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "  # noqa: S608  (names)
+        f"({', '.join(quote(table.c[key].name) for key in keys)}) VALUES "
+    )
+    one = f"({', '.join('?' * len(keys))})"
+    tail = ""
+    if returning:
+        tail = f" RETURNING {', '.join(quote(table.c[key].name) for key in returning)}"
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), per):
+        part = values[start : start + per]
+        sql = head + ", ".join([one] * len(part)) + tail
+        cursor.execute(sql, list(chain.from_iterable(part)))
+        if returning:
+            found.extend(cursor.fetchall())
+    if not returning:
+        return None
+    processors = [table.c[key].type._cached_result_processor(dialect, None) for key in returning]
+    return [
+        tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(processors, row, strict=True)
+        )
+        for row in found
+    ]
 
 
 def _converted(
@@ -435,7 +523,7 @@ def _converted(
     """Each row's values for `keys`, in that order, converted by the columns' own types
     (None stays None; a `_CheckedPayload` in a `json_text` column is its text): built
     column by column, so a 100,000-row import makes one pass per column, not a call per
-    value."""
+    value; a column holding one object in every row (a chunk's `now`) converts it once."""
     columns = [
         _column_values(
             [row[key] for row in rows],
@@ -464,6 +552,9 @@ def _column_values(
         ]
     if processor is None:
         return items
+    first = items[0] if items else None
+    if all(item is first for item in items):  # one object in every row (`now`, `meta`)
+        return [None if first is None else processor(first)] * len(items)
     return [None if item is None else processor(item) for item in items]
 
 
@@ -475,16 +566,16 @@ _MESSAGE_COLUMNS = [
 ]
 
 
-def _message_values(msg: OutboundMessage, now: datetime) -> dict[str, Any]:
+def _message_values(msg: OutboundMessage, now: datetime, message_id: str) -> dict[str, Any]:
     """The pending outbox row of `msg` as a Core INSERT takes it: the columns
-    `OutboundMessage.to_row` sets (every field of the message), a new id, `now`."""
+    `OutboundMessage.to_row` sets (every field of the message), its new id, `now`."""
     msg.validate()
     values: dict[str, Any] = {column: getattr(msg, name) for name, column in _MESSAGE_COLUMNS}
     payload = msg.request_payload
     if "to" not in payload:  # a checked payload has it (and stays its JSON text)
         payload = {**payload, "to": msg.recipient_phone[1:]}
     values.update(
-        id=new_id(),
+        id=message_id,
         request_payload=payload,
         status=MessageStatus.PENDING.value,
         attempt_count=0,
@@ -492,6 +583,23 @@ def _message_values(msg: OutboundMessage, now: datetime) -> dict[str, Any]:
         updated_at=now,
     )
     return values
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` new message ids, each what `core.models.types.new_id` makes
+    (`str(uuid.uuid4())`: 16 bytes of `os.urandom`, version nibble 4, the RFC 4122
+    variant bits 10), from one `os.urandom` call rather than a `uuid.UUID` per id."""
+    text = os.urandom(16 * count).hex()
+    return [
+        f"{text[i : i + 8]}-{text[i + 8 : i + 12]}-4{text[i + 13 : i + 16]}-"
+        f"{_VARIANT[text[i + 16]]}{text[i + 17 : i + 20]}-{text[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
+
+
+#: A random hex digit with its two high bits set to the RFC 4122 variant (10), as
+#: `uuid.UUID(version=4)` sets them.
+_VARIANT = {f"{n:x}": f"{8 | n & 3:x}" for n in range(16)}
 
 
 def _sender(engine: Engine, tenant_id: str, chosen: str | None = None) -> SenderNumber:
@@ -523,7 +631,7 @@ def _suppliers(
     missing = [phone for phone in first if phone not in found]
     if missing:
         now = utcnow()
-        insert_many(
+        added = insert_many(
             conn,
             S,
             [
@@ -539,8 +647,12 @@ def _suppliers(
                 }
                 for phone in missing
             ],
+            returning=_SUPPLIER_COLUMNS,
         )
-        found.update(_read_suppliers(conn, plan.tenant_id, missing))
+        if added is None:  # PostgreSQL (COPY): read back
+            found.update(_read_suppliers(conn, plan.tenant_id, missing))
+        else:
+            found.update(_supplier_entry(row) for row in added)
     confirmed = {
         check.phone_e164
         for check in checks
@@ -568,20 +680,29 @@ def _suppliers(
     }
 
 
-def _read_suppliers(
-    conn: Any, tenant_id: str, phones: Sequence[str]
-) -> dict[str, tuple[int, str, bool, datetime | None, str | None]]:
-    found: dict[str, tuple[int, str, bool, datetime | None, str | None]] = {}
+#: What a batch reads of a supplier, phone first (`_supplier_entry`).
+_SUPPLIER_COLUMNS = ("phone_e164", "id", "name", "opted_in", "opted_out_at", "opt_out_source")
+_SupplierEntry = tuple[int, str, bool, datetime | None, str | None]
+
+
+def _supplier_entry(row: Sequence[Any]) -> tuple[str, _SupplierEntry]:
+    """phone -> (id, name, opted in, opted out at, opt-out source) of a row of
+    `_SUPPLIER_COLUMNS`."""
+    return row[0], (int(row[1]), row[2], bool(row[3]), row[4], row[5])
+
+
+def _read_suppliers(conn: Any, tenant_id: str, phones: Sequence[str]) -> dict[str, _SupplierEntry]:
+    found: dict[str, _SupplierEntry] = {}
     for start in range(0, len(phones), IN_CHUNK):
-        for row in conn.execute(
-            select(
-                S.c.phone_e164, S.c.id, S.c.name, S.c.opted_in, S.c.opted_out_at, S.c.opt_out_source
-            ).where(
-                S.c.tenant_id == tenant_id,
-                one_of(conn, S.c.phone_e164, phones[start : start + IN_CHUNK]),
+        found.update(
+            _supplier_entry(row)
+            for row in conn.execute(
+                select(*(S.c[key] for key in _SUPPLIER_COLUMNS)).where(
+                    S.c.tenant_id == tenant_id,
+                    one_of(conn, S.c.phone_e164, phones[start : start + IN_CHUNK]),
+                )
             )
-        ):
-            found[row[0]] = (int(row[1]), row[2], bool(row[3]), row[4], row[5])
+        )
     return found
 
 

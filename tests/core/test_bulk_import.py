@@ -410,3 +410,36 @@ def test_values_copy_and_executemany_must_escape_are_stored_exactly(db: Engine) 
     assert ours_m[4]["request_payload"]["template"]["components"]
     assert suppliers_of(db, "bulk") == suppliers_of(db, "rowwise")
     assert {s[0] for s in suppliers_of(db, "bulk").values()} >= set(names[:4])
+
+
+def test_a_key_queued_meanwhile_makes_the_chunk_start_again(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PO-10 is queued by another process after the chunk looked its keys up: inserting
+    it fails on the key (an IntegrityError, whichever database: COPY and the SQLite
+    statements raise it as SQLAlchemy does), the chunk rolls back whole and starts again,
+    and the row is then "already sent"; nothing is queued twice."""
+    from core import batch_import
+
+    plan = checked(db, "bulk", mixed_file(), confirmed=True)
+    between_check_and_send(db, "bulk")
+    real = batch_import._existing_keys
+    calls: list[int] = []
+
+    def blind_first(conn: Any, tenant_id: str, keys: Any) -> Any:
+        calls.append(len(keys))
+        return {} if len(calls) == 1 else real(conn, tenant_id, keys)  # missed it once
+
+    monkeypatch.setattr(batch_import, "_existing_keys", blind_first)
+    batch = record_plan(
+        plan, name="bulk", created_by=BY, source="csv", upload_format=FORMAT, engine=db
+    )
+    assert len(calls) == 2  # one chunk, tried twice
+    outcome = {row["row_number"]: row for row in batch_results(db, batch.id)}
+    assert outcome[12]["error"].startswith("already sent as message")
+    assert messages_of(db, batch.id).keys() == {2, 3, 11, 13, 16, 18}
+    with Session(db) as session:
+        keys = session.exec(
+            select(WhatsAppMessage.idempotency_key).where(WhatsAppMessage.tenant_id == "bulk")
+        ).all()
+    assert len(keys) == len(set(keys)) == 7  # and PO-10 once, from elsewhere

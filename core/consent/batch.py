@@ -12,13 +12,17 @@ the rest, so an opted-out supplier is refused whatever the file says.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from sqlmodel import Session, col, select
+from sqlalchemy import select
+from sqlmodel import Session
 
-from core.consent.policy import NO_CONSENT, refusal_for
+from core.consent.policy import NO_CONSENT, ConsentHolder, refusal_for
 from core.consent.record import grant
 from core.consent.stopwords import fold
+from core.consent.tenant import allows_unrecorded
 from core.db import one_of
 from core.i18n import _
 from core.models.suppliers import Supplier
@@ -35,6 +39,7 @@ CONSENT_HEADERS = (
 YES = frozenset({"yes", "y", "si", "s", "sim", "true", "1", "x", "ok", "opt in", "opted in"})
 NO = frozenset({"no", "n", "nao", "false", "0", "opt out", "opted out"})
 _IN_CHUNK = 500
+_S = Supplier.__table__  # type: ignore[attr-defined]
 _SHOWN = 20
 
 
@@ -72,18 +77,34 @@ def read_consent(cell: str | None) -> bool | None:
     raise ValueError(_("Consent {value} is not yes or no").format(value=repr(raw[:_SHOWN])))
 
 
-def suppliers_at(session: Session, tenant_id: str, phones: Iterable[str]) -> dict[str, Supplier]:
-    """The tenant's suppliers at these numbers, in a few `IN (...)` queries."""
+@dataclass(frozen=True, slots=True)
+class _Consent:
+    """What the consent rule reads of a supplier (`ConsentHolder`), read in bulk."""
+
+    name: str
+    opted_in: bool
+    opted_out_at: datetime | None
+    opt_out_source: str | None
+
+
+def suppliers_at(
+    session: Session, tenant_id: str, phones: Iterable[str]
+) -> dict[str, ConsentHolder]:
+    """What the consent rule reads of the tenant's suppliers at these numbers, in a few
+    `IN (...)` queries: their consent columns, not whole ORM objects (a file of 100,000
+    rows may find as many suppliers)."""
     unique = sorted(set(phones))
-    found: dict[str, Supplier] = {}
+    found: dict[str, ConsentHolder] = {}
     for start in range(0, len(unique), _IN_CHUNK):
-        for supplier in session.exec(
-            select(Supplier).where(
-                col(Supplier.tenant_id) == tenant_id,
-                one_of(session, col(Supplier.phone_e164), unique[start : start + _IN_CHUNK]),
+        for phone, name, opted_in, opted_out_at, source in session.execute(
+            select(
+                _S.c.phone_e164, _S.c.name, _S.c.opted_in, _S.c.opted_out_at, _S.c.opt_out_source
+            ).where(
+                _S.c.tenant_id == tenant_id,
+                one_of(session, _S.c.phone_e164, unique[start : start + _IN_CHUNK]),
             )
-        ).all():
-            found[supplier.phone_e164] = supplier
+        ):
+            found[phone] = _Consent(name, opted_in, opted_out_at, source)
     return found
 
 
@@ -105,6 +126,7 @@ def check_rows(
     suppliers = suppliers_at(session, tenant_id, [r.phone_e164 for r in rows if r.phone_e164])
     confirmed: dict[int, bool] = {}
     refused: dict[int, str] = {}
+    allowed: bool | None = None  # the tenant's setting, read once when a row needs it
     for row, raw in zip(rows, cells, strict=True):
         if not row.ok or row.phone_e164 is None:
             continue
@@ -119,11 +141,14 @@ def check_rows(
             )
             continue
         confirmed[row.row_number] = said is True or batch_confirmed
+        if allowed is None and not confirmed[row.row_number]:
+            allowed = allows_unrecorded(session, tenant_id)
         refusal = refusal_for(
             session,
             tenant_id,
             suppliers.get(row.phone_e164),
             confirming=confirmed[row.row_number],
+            unrecorded_allowed=allowed,
         )
         if refusal is not None:
             # A CSV row is confirmed by its file or the batch tick, not the send page's.

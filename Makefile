@@ -99,7 +99,8 @@ bench: $(STAMP)
 
 # The PostgreSQL figures: send throughput and webhook load with 2 worker processes on
 # BENCH_DATABASE_URL (emptied of earlier benchmark rows: give it a database of its own),
-# analytics over 1 M messages in BENCH_DATABASE_URL_analytics (seeded once, then reused).
+# analytics over 1 M messages in BENCH_DATABASE_URL_analytics (seeded once, then reused),
+# bulk uploads in a tenant of their own on BENCH_DATABASE_URL.
 BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_bench
 
 bench-postgres: $(STAMP)
@@ -111,6 +112,8 @@ bench-postgres: $(STAMP)
 	$(BIN)/python -m benchmarks.webhook_load --database-url '$(BENCH_DATABASE_URL)' --workers 2
 	@echo "== benchmarks.analytics on PostgreSQL"
 	$(BIN)/python -m benchmarks.analytics --database-url '$(BENCH_DATABASE_URL)_analytics'
+	@echo "== benchmarks.bulk_import on PostgreSQL"
+	$(BIN)/python -m benchmarks.bulk_import --database-url '$(BENCH_DATABASE_URL)'
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache

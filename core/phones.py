@@ -54,7 +54,7 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
     region = _region(region)
     text = _clean(raw)
     number, valid = _parse(text, region)
-    possible = phonenumbers.is_possible_number_with_reason(number)
+    possible = _possible(number)
     if valid and possible == Possible.IS_POSSIBLE:  # the usual case, checked once
         return phonenumbers.format_number(number, PhoneNumberFormat.E164)
     shown = text  # at most MAX_INPUT_CHARS, no control characters
@@ -237,8 +237,8 @@ def _read_national(digits: str, region: str) -> PhoneNumber | None:
     rules = _region_rules(region)
     if rules is None:
         return None
-    metadata, idd, country_code = rules
-    if idd.match(digits) or digits.startswith(str(country_code)):
+    metadata, idd, country_code, code_digits = rules
+    if idd.match(digits) or digits.startswith(code_digits):
         return None  # maybe an international prefix or the country code: parse decides
     _carrier, national, _stripped = _util._maybe_strip_national_prefix_carrier_code(
         digits, metadata
@@ -258,15 +258,16 @@ def _read_national(digits: str, region: str) -> PhoneNumber | None:
 
 
 @lru_cache(maxsize=512)
-def _region_rules(region: str) -> tuple[PhoneMetadata, re.Pattern[str], int] | None:
-    """A region's metadata, its international prefix compiled and its country code."""
+def _region_rules(region: str) -> tuple[PhoneMetadata, re.Pattern[str], int, str] | None:
+    """A region's metadata, its international prefix compiled and its country code (also
+    as digits)."""
     metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
     if metadata is None or metadata.country_code is None:
         return None
     if region not in phonenumbers.SUPPORTED_REGIONS:
         return None
     idd = re_compile(metadata.international_prefix or "NonMatch")
-    return metadata, idd, metadata.country_code
+    return metadata, idd, metadata.country_code, str(metadata.country_code)
 
 
 def _is_valid(number: PhoneNumber) -> bool:
@@ -277,18 +278,36 @@ def _is_valid(number: PhoneNumber) -> bool:
     if descs is None:
         return phonenumbers.is_valid_number(number)
     national = _util.national_significant_number(number)
-    general, *types = descs
-    if not _matches(national, *general):
-        return False
-    return any(_matches(national, lengths, pattern) for lengths, pattern in types)
+    size = len(national)
+    for index, (lengths, pattern) in enumerate(descs):
+        if (lengths is None or size in lengths) and pattern.fullmatch(national) is not None:
+            if index:
+                return True  # a number type matches (the general description did)
+        elif not index:
+            return False  # not even the general description
+    return False
+
+
+def _possible(number: PhoneNumber) -> int:
+    """`phonenumbers.is_possible_number_with_reason(number)`: the number's length judged
+    by its country code's main region (every region of a shared code, as phonenumbers
+    does), that region's metadata looked up once."""
+    metadata = _main_metadata(number.country_code)
+    if metadata is None:
+        return phonenumbers.is_possible_number_with_reason(number)
+    return _util._test_number_length(_util.national_significant_number(number), metadata)
+
+
+@lru_cache(maxsize=512)
+def _main_metadata(country_code: int | None) -> PhoneMetadata | None:
+    """The metadata phonenumbers judges a number's length by, for a known country code."""
+    if country_code not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        return None
+    region = phonenumbers.region_code_for_country_code(country_code)
+    return PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
 
 
 _Desc = tuple[frozenset[int] | None, re.Pattern[str]]
-
-
-def _matches(national: str, lengths: frozenset[int] | None, pattern: re.Pattern[str]) -> bool:
-    """phonenumbers' `_is_number_matching_desc` for a description with a pattern."""
-    return (lengths is None or len(national) in lengths) and pattern.fullmatch(national) is not None
 
 
 @lru_cache(maxsize=512)

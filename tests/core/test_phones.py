@@ -275,3 +275,28 @@ def test_validity_of_every_region_s_numbers_of_every_type() -> None:
                 PhoneNumber(country_code=code, national_number=national, italian_leading_zero=True),
             ):
                 assert _is_valid(number) == phonenumbers.is_valid_number(number), (region, kind)
+
+
+@given(st.integers(min_value=0, max_value=999), st.text(alphabet="0123456789", max_size=18))
+def test_possibility_is_judged_as_phonenumbers_judges_it(code: int, digits: str) -> None:
+    from core.phones import _possible
+
+    number = PhoneNumber(country_code=code, national_number=int(digits or "0"))
+    number.italian_leading_zero = digits.startswith("0") or None
+    assert _possible(number) == phonenumbers.is_possible_number_with_reason(number)
+
+
+def test_possibility_of_every_region_s_numbers() -> None:
+    from core.phones import _possible
+
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number(region)
+        if example is None:
+            continue
+        code, national = example.country_code, example.national_number or 0
+        for number in (
+            example,
+            PhoneNumber(country_code=code, national_number=national * 10),
+            PhoneNumber(country_code=code, national_number=national // 100),
+        ):
+            assert _possible(number) == phonenumbers.is_possible_number_with_reason(number)

@@ -40,7 +40,7 @@ from core.templates.payload import payload_of
 from core.templates.po import PO_FIELDS as PO_PARAMS
 from core.templates.preview import body_of
 from core.templates.validate import content_problems, unsendable_problems
-from core.templates.values import HEADER_KEY, looks_like_formula
+from core.templates.values import FORMULA_STARTS, HEADER_KEY, looks_like_formula
 
 __all__ = [
     "PO_DOCUMENT_FIELD",
@@ -64,6 +64,8 @@ DELIMITERS = (",", ";", "\t")
 PO_FIELDS = ("phone", "supplier_name", "po_number", "total_amount", "currency", "language")
 #: Needed only by PO notice templates whose header is the PO's PDF.
 PO_DOCUMENT_FIELD = "document_link"
+#: First characters of a cell that may look like a formula (`looks_like_formula`).
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
 #: Fields that describe the row, never template parameters.
 ROW_ONLY_FIELDS = frozenset({"phone", "language"})
 
@@ -496,7 +498,11 @@ def _check_row(
     decimal: DecimalMark,
     default_currency: str | None,
 ) -> RowCheck:
-    formulas = [name for name, value in values.items() if looks_like_formula(value)]
+    formulas = [
+        name
+        for name, value in values.items()
+        if value[:1] in _FORMULA_FIRST and looks_like_formula(value)  # the first: a set look
+    ]
     errors = [
         _(
             "The {field} starts with {char} like a spreadsheet formula; it is refused rather "

@@ -230,9 +230,9 @@ def check_amount(amount: object, currency: str) -> Decimal:
     if amount > MAX_AMOUNT:
         raise InvalidAmount(f"{_shown(amount)} is larger than any amount wanotify accepts")
     digits = _precision(currency)
-    exponent = amount.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite
-    if -exponent > digits:
+    # More decimals than the currency has (as the normalized exponent says) exactly when
+    # rounding to them changes the amount: finite, at most 13 + 4 digits, never inexact.
+    if amount.quantize(_quantum(digits)) != amount:
         raise InvalidAmount(f"{_shown(amount)} has more decimals than {currency} allows ({digits})")
     return amount
 
@@ -241,6 +241,12 @@ def check_amount(amount: object, currency: str) -> Decimal:
 def _precision(currency: str) -> int:
     """The currency's decimals (Babel's `get_currency_precision`), looked up once."""
     return get_currency_precision(currency)
+
+
+@lru_cache(maxsize=16)
+def _quantum(digits: int) -> Decimal:
+    """The smallest step with `digits` decimals: Decimal("0.01") for 2."""
+    return Decimal(1).scaleb(-digits)
 
 
 def _shown(amount: Decimal) -> str:

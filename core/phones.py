@@ -34,6 +34,7 @@ _SEPARATORS = frozenset(" -.()/")
 #: per-character look-up.
 _PLAIN_ASCII = frozenset("0123456789+") | _SEPARATORS
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_ASCII_DIGIT = re.compile(r"[0-9]")  # what str.isdigit finds in ASCII text
 #: A trunk prefix in brackets, `(0)`, as written in `+44 (0)20 ...` or `+34 (0)612 ...`.
 _TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 #: A cleaned cell `_read` reads itself (with three digits or more): ASCII digits in
@@ -166,7 +167,7 @@ def _clean(raw: object) -> str:
 def _checked_clean(kept: str) -> str:
     """`_clean`'s end: the kept characters with spacing unified, or why they are no number."""
     text = " ".join(kept.split())
-    if not any(char.isdigit() for char in text):
+    if not (_ASCII_DIGIT.search(text) if text.isascii() else any(c.isdigit() for c in text)):
         raise InvalidPhoneNumber(
             _("The phone number is empty")
             if not text.strip(" -.()/")

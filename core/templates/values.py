@@ -130,7 +130,11 @@ def check_text(value: object) -> str:
     Integers and finite Decimals are written as text; floats, booleans, None and other
     objects are refused (a float would lose cents).
     """
-    if type(value) is str and len(value) <= MAX_VALUE_CHARS and _PLAIN_TEXT.fullmatch(value):
+    if (
+        type(value) is str
+        and len(value) <= MAX_VALUE_CHARS
+        and ((value.isascii() and value.isprintable()) or _PLAIN_TEXT.fullmatch(value))
+    ):
         # The usual cell: `_check_text` would return it as it is unless it is blank,
         # starts like a formula or has a run of spaces (tests compare both on hostile text).
         start = value.lstrip(" ")

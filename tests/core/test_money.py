@@ -331,3 +331,39 @@ def test_parse_amount_plain_path_agrees_on_edge_cells(text: str, decimal: str) -
     from core.money import _parse_amount
 
     assert _read(parse_amount, text, decimal) == _read(_parse_amount, text, decimal)
+
+
+def _decimals_by_exponent(amount: Decimal, currency: str) -> str:
+    """check_amount's decimals rule as the normalized exponent states it."""
+    from core.money import _precision
+
+    try:
+        checked = check_amount(amount, currency)
+    except InvalidAmount as exc:
+        if "more decimals" not in str(exc):
+            return f"refused: {exc}"
+        checked = None
+    exponent = amount.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    expected = -exponent > _precision(currency)
+    return f"{checked is None} {expected}"
+
+
+@given(
+    st.decimals(min_value=0, max_value=Decimal("1E+12"), allow_nan=False, places=None),
+    st.sampled_from(["EUR", "JPY", "KWD", "CLF", "USD", "UYW"]),
+)
+def test_the_decimals_rule_is_the_normalized_exponent(amount: Decimal, currency: str) -> None:
+    outcome = _decimals_by_exponent(amount, currency)
+    assert outcome.startswith("refused") or outcome in ("True True", "False False")
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["0", "0E-30", "0E+5", "1E+11", "1.5", "1.50", "1.505", "1.5000000000000000000000001",
+     "999999999999.99", "1E-1000", "12.3450", "-0", "-0.001"],
+)  # fmt: skip
+def test_the_decimals_rule_on_edge_amounts(amount: str) -> None:
+    for currency in ("EUR", "JPY", "KWD"):
+        outcome = _decimals_by_exponent(Decimal(amount), currency)
+        assert outcome.startswith("refused") or outcome in ("True True", "False False")

@@ -6,6 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.csv_import import (
     PO_DOCUMENT_FIELD,
@@ -466,3 +468,17 @@ def test_request_bodies_are_json_that_reads_back_as_written(body: dict) -> None:
     text = _json(body)
     assert json.loads(text) == json.loads(json.dumps(body))
     assert ", " not in text and ": " not in text  # compact
+    # the very text json.dumps writes: ASCII, non-ASCII as \u escapes (one byte a
+    # character in memory, for every row of a plan)
+    assert text == json.dumps(body, separators=(",", ":"))
+    assert text.isascii()
+
+
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=40), max_size=4))
+def test_request_bodies_are_the_text_json_dumps_writes(body: dict[str, str]) -> None:
+    """Any text, control characters, DEL, astral characters and surrogates included."""
+    import json
+
+    from core.csv_import import _json
+
+    assert _json(body) == json.dumps(body, separators=(",", ":"))

@@ -8,7 +8,10 @@ input row, with what it became or why it was refused. Every lookup is set-based 
 chunk's suppliers, its idempotency keys, the tenant's consent setting once); inserts are
 one COPY (PostgreSQL) or a few multi-row INSERT statements (SQLite) per table and chunk
 (`insert_many`: values converted by the columns' own types), not one ORM object and
-flush per row.
+flush per row. What a chunk writes that does not depend on the database (each checked
+row's message and its converted values, the batch rows' values) is prepared on a
+helper thread while the chunk before it is written (`_prepare_chunk`): SQLite and COPY
+run without the GIL meanwhile. Chunks are still recorded one after the other, in order.
 
 Every row passes the gate's rules once, not twice: the check (`core.csv_import`) filled
 the template with the row's values and kept the request body it would send; while the
@@ -29,11 +32,14 @@ not sent twice.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from itertools import chain
@@ -87,6 +93,10 @@ CHUNK = 2_000
 IN_CHUNK = 500
 #: A chunk that meets a key queued meanwhile by another process is tried again this often.
 ATTEMPTS = 3
+#: Rows the helper thread prepares between two pauses of `PAUSE` seconds
+#: (`_prepare_chunk`): about half a millisecond of work.
+_SLICE = 32
+PAUSE = 0.0001
 #: An importing batch without a new chunk for this long was interrupted (its process died).
 STALE_AFTER = timedelta(minutes=2)
 
@@ -149,7 +159,13 @@ def record_plan(
         session.add(batch)
         session.flush()
         batch_id = batch.id
-    state = _ImportState(versions, allowed, sender)
+        sender_id: str | None = None
+        sender_problem: NoticeRejected | None = None
+        try:  # as the gate writes it on every message (a routed number: no query)
+            sender_id = sender_id_of(session, plan.tenant_id, sender)
+        except NoticeRejected as exc:  # every row refused with it, once consent allows it
+            sender_problem = exc
+    state = _ImportState(versions, allowed, sender, sender_id, sender_problem)
     state.checked_alike = {
         language
         for language, version in versions.items()
@@ -158,18 +174,50 @@ def record_plan(
     total = len(plan.checks)
     if on_progress is not None:
         on_progress(0, total, batch_id)
-    for start in range(0, total, chunk):
-        indexes = range(start, min(start + chunk, total))
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                _record_chunk(engine, plan, batch_id, indexes, state, by=created_by, src=source)
-                break
-            except IntegrityError:  # a key (or supplier) another process wrote meanwhile
-                if attempt == ATTEMPTS:
-                    raise
-                log.info("batch %s: chunk at row %d met a concurrent write; again", batch_id, start)
-        if on_progress is not None:
-            on_progress(indexes.stop, total, batch_id)
+    dialect = engine.dialect
+
+    def prepared(indexes: range, pause: float = 0.0) -> _ChunkWork:
+        return _prepare_chunk(
+            plan, batch_id, indexes, state, dialect, by=created_by, src=source, pause=pause
+        )
+
+    # The helper prepares the next chunk (no database) while this thread writes the
+    # current one's messages and batch rows and commits: SQLite runs those statements
+    # without the GIL, so that Python work costs little wall time. Started then, not
+    # earlier: while this thread runs many short statements (the lookups), each would
+    # wait for the GIL the helper holds. At most one chunk is prepared ahead.
+    helper = ThreadPoolExecutor(1, thread_name_prefix="batch-import-prepare")
+    ahead: Future[_ChunkWork] | None = None
+    try:
+        for start in range(0, total, chunk):
+            indexes = range(start, min(start + chunk, total))
+            work = prepared(indexes) if ahead is None else ahead.result()
+            ahead = None
+            following = range(indexes.stop, min(indexes.stop + chunk, total))
+
+            def prepare_following(following: range = following) -> None:
+                nonlocal ahead
+                if ahead is None and following:
+                    context = contextvars.copy_context()
+                    ahead = helper.submit(context.run, prepared, following, PAUSE)
+
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    _record_chunk(
+                        engine, plan, batch_id, work, state,
+                        by=created_by, src=source, before_writes=prepare_following,
+                    )  # fmt: skip
+                    break
+                except IntegrityError:  # a key (or supplier) another process wrote meanwhile
+                    if attempt == ATTEMPTS:
+                        raise
+                    log.info(
+                        "batch %s: chunk at row %d met a concurrent write; again", batch_id, start
+                    )
+            if on_progress is not None:
+                on_progress(indexes.stop, total, batch_id)
+    finally:  # a chunk that failed: the one being prepared is finished and dropped
+        helper.shutdown(wait=True, cancel_futures=True)
     with session_scope(engine) as session:
         finished = session.get(SendBatch, batch_id)
         assert finished is not None
@@ -197,6 +245,9 @@ class _ImportState:
     versions: dict[str, TemplateDefinition | NoticeRejected]
     unrecorded_allowed: bool
     sender: SenderNumber  # the number every message goes out from
+    #: its id as the gate writes it (`core.notify._sender_id`), or why it may not be used
+    sender_id: str | None = None
+    sender_problem: NoticeRejected | None = None
     first_row_of: dict[str, int] = field(default_factory=dict)  # key -> the row queuing it
     #: Languages whose version now is the one the file was checked against: their rows'
     #: checked payloads stand (`_as_checked`); others go through the gate again.
@@ -221,57 +272,229 @@ def _current_versions(
     return versions
 
 
-def _record_chunk(
-    engine: Engine,
+#: A row the gate builds again while its chunk is recorded (its version changed since
+#: the check, or the check kept no payload).
+_GATE = object()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A row queued from its checked payload, as far as it is known without the
+    database: its message's place in the chunk, key and language; `broken`: building
+    the message failed (raised once consent allows the row, as the gate would);
+    `invalid`: the outbox refuses it (raised when it would be queued)."""
+
+    position: int
+    key: str
+    language: str
+    broken: Exception | None = None
+    invalid: Exception | None = None
+
+
+@dataclass
+class _ChunkWork:
+    """What one chunk's transaction writes that does not depend on the database,
+    prepared beforehand (`_prepare_chunk`, on the helper thread for every chunk but the
+    first) and never changed by the transaction, so a retried chunk uses it again.
+
+    `entries` has one item per row: its refusal (text), `_GATE`, or a `_Checked`.
+    `message_head` holds the converted values (`_MESSAGE_HEAD`) of each `_Checked`
+    row's message, `ids` their ids, `row_head` each row's converted `_ROW_HEAD`."""
+
+    indexes: range
+    entries: list[str | object]
+    message_head: list[tuple[Any, ...]]
+    ids: list[str]
+    row_head: list[tuple[Any, ...]]
+    keys: list[str]  # the rows' own idempotency keys, to look up
+    first: dict[str, RowCheck]  # phone -> the chunk's first valid row with it
+    newcomers: dict[str, tuple[str, str]]  # phone -> (name, language) if it is added
+    confirmed: set[str]  # phones whose rows confirm consent
+
+
+#: whatsapp_messages columns known before a chunk's transaction, in a message's values
+#: (`_message_values`), and those set in it: the supplier, the chunk's time.
+_MESSAGE_TAIL = ("supplier_id", "created_at", "updated_at")
+#: batch_rows columns known before, and those set in the transaction.
+_ROW_HEAD = ("batch_id", "row_number", "raw")
+_ROW_TAIL = ("error", "message_id")
+
+
+def _prepare_chunk(
     plan: BulkPlan,
     batch_id: str,
     indexes: range,
     state: _ImportState,
+    dialect: Any,
     *,
     by: str | None,
     src: str,
-) -> None:
-    """One chunk of rows in one transaction: suppliers, consent, messages, batch rows."""
+    pause: float = 0.0,
+) -> _ChunkWork:
+    """The database-free part of recording the rows `indexes` (see `_ChunkWork`):
+    rows refused by the check or by a template version that cannot be sent, each
+    checked row's message (`_as_checked` without consent) with its values converted by
+    the columns' types, the batch rows' values, the suppliers' phones. Reads only the
+    plan and what `state` fixed before the first chunk.
+
+    Rows are taken `_SLICE` at a time; with `pause` (the helper thread, while the
+    chunk before is written), this thread sleeps that long before each slice: the
+    GIL is then free for the writing thread, which otherwise waits up to the switch
+    interval (5 ms) each time one of its statements returns."""
     checks = plan.checks[indexes.start : indexes.stop]
     raws = plan.table.rows[indexes.start : indexes.stop]
+    meta = {"source": src}  # every checked message's, encoded once per slice
+    head = [key for key in _MESSAGE_KEYS if key not in _MESSAGE_TAIL]
+    entries: list[str | object] = []
+    message_head: list[tuple[Any, ...]] = []
+    row_head: list[tuple[Any, ...]] = []
+    ids: list[str] = []
+    for start in range(0, len(checks), _SLICE):
+        if pause:
+            time.sleep(pause)
+        messages: list[dict[str, Any]] = []
+        for check in checks[start : start + _SLICE]:
+            if not check.ok or check.phone_e164 is None:
+                entries.append("; ".join(check.errors))
+                continue
+            language = check.language or plan.definition.language
+            version = state.versions[language]
+            if isinstance(version, NoticeRejected):
+                entries.append(str(version))
+                continue
+            if language not in state.checked_alike or check.payload is None:
+                entries.append(_GATE)
+                continue
+            try:
+                outbound = _as_checked(
+                    plan, check, version, state, batch_id=batch_id, by=by, meta=meta
+                )
+            except Exception as exc:  # raised in the transaction (`_Checked`)
+                entries.append(_Checked(-1, "", version.language, broken=exc))
+                continue
+            invalid: Exception | None = None
+            try:
+                outbound.validate()
+            except Exception as exc:  # raised if the row would be queued
+                invalid = exc
+            position = len(message_head) + len(messages)  # in the chunk's messages
+            entries.append(
+                _Checked(position, outbound.idempotency_key, version.language, None, invalid)
+            )
+            messages.append(_message_columns(outbound))
+        for values, message_id in zip(messages, new_ids(len(messages)), strict=True):
+            values["id"] = message_id
+            ids.append(message_id)
+        message_head.extend(_converted(M, dialect, messages, head, _JSON_TEXT))
+        row_head.extend(
+            _converted(
+                R,
+                dialect,
+                [
+                    {"batch_id": batch_id, "row_number": check.row_number, "raw": raw}
+                    for check, raw in zip(
+                        checks[start : start + _SLICE], raws[start : start + _SLICE], strict=True
+                    )
+                ],
+                _ROW_HEAD,
+                frozenset(),
+            )
+        )
+    first: dict[str, RowCheck] = {}
+    for check in checks:
+        if check.ok and check.phone_e164 is not None:
+            first.setdefault(check.phone_e164, check)
+    return _ChunkWork(
+        indexes=indexes,
+        entries=entries,
+        message_head=message_head,
+        ids=ids,
+        row_head=row_head,
+        keys=[c.idempotency_key for c in checks if c.ok and c.idempotency_key],
+        first=first,
+        newcomers={
+            phone: (
+                (check.values.get("supplier_name") or phone).strip()[:200],
+                new_supplier_language(check),
+            )
+            for phone, check in first.items()
+        },
+        confirmed={
+            check.phone_e164
+            for check in checks
+            if check.ok and check.phone_e164 is not None and plan.consent.get(check.row_number)
+        },
+    )
+
+
+def _record_chunk(
+    engine: Engine,
+    plan: BulkPlan,
+    batch_id: str,
+    work: _ChunkWork,
+    state: _ImportState,
+    *,
+    by: str | None,
+    src: str,
+    before_writes: Callable[[], None] | None = None,
+) -> None:
+    """One chunk of rows in one transaction: suppliers, consent, messages, batch rows
+    (what needs the database; the rest is in `work`, which this leaves as it is).
+    `before_writes` is called before the messages and batch rows are inserted."""
+    checks = plan.checks[work.indexes.start : work.indexes.stop]
     firsts = dict(state.first_row_of)  # kept only if the chunk commits
     languages = dict(state.languages)
     queued = 0
     with session_scope(engine) as session:
         conn = session.connection()
+        dialect = conn.dialect
         plan_each_statement(conn)  # its lookups and writes, planned for the tables as they are
-        suppliers = _suppliers(conn, plan, checks, by)
-        keys = [c.idempotency_key for c in checks if c.ok and c.idempotency_key]
-        earlier = _existing_keys(conn, plan.tenant_id, keys)
+        suppliers = _suppliers(conn, plan, work, by)
+        earlier = _existing_keys(conn, plan.tenant_id, work.keys)
         now = utcnow()
-        meta = {"source": src}  # every checked message's, encoded once (`_column_values`)
-        ids = iter(new_ids(len(checks)))
-        messages: list[dict[str, Any]] = []
-        rows: list[dict[str, Any]] = []
-        for check, raw in zip(checks, raws, strict=True):
-            row: dict[str, Any] = {
-                "batch_id": batch_id,
-                "row_number": check.row_number,
-                "raw": raw,
-                "error": None,
-                "message_id": None,
-            }
-            rows.append(row)
-            if not check.ok or check.phone_e164 is None:
-                row["error"] = "; ".join(check.errors)
-                continue
-            language = check.language or plan.definition.language
-            version = state.versions[language]
-            if isinstance(version, NoticeRejected):
-                row["error"] = str(version)
-                continue
-            try:
-                if language in state.checked_alike and check.payload is not None:
-                    outbound = _as_checked(
-                        conn, plan, check, version, suppliers[check.phone_e164], state,
-                        batch_id=batch_id, by=by, meta=meta,
-                    )  # fmt: skip
+        stored_now = _converted(M, dialect, [{"created_at": now}], ["created_at"], frozenset())[0]
+        tail = stored_now + stored_now  # created_at, updated_at
+        supplier_id = M.c.supplier_id.type._cached_bind_processor(dialect)
+        error_of, message_of = (R.c[key].type._cached_bind_processor(dialect) for key in _ROW_TAIL)
+        keys = [key for key in _MESSAGE_KEYS if key not in _MESSAGE_TAIL] + list(_MESSAGE_TAIL)
+        messages: list[tuple[Any, ...]] = []
+        rows: list[tuple[Any, ...]] = []
+        for check, entry, head in zip(checks, work.entries, work.row_head, strict=True):
+            error: str | None = None
+            message_id: str | None = None
+            if isinstance(entry, str):
+                error = entry
+            elif isinstance(entry, _Checked):
+                assert check.phone_e164 is not None
+                supplier = suppliers[check.phone_e164]
+                refusal = refusal_for(
+                    conn, plan.tenant_id, supplier, unrecorded_allowed=state.unrecorded_allowed
+                )
+                if refusal is not None:
+                    error = str(NoticeRejected([refusal.reason]))
+                elif entry.broken is not None:
+                    raise entry.broken
+                elif state.sender_problem is not None:
+                    error = str(state.sender_problem)
+                elif entry.key in earlier:
+                    error = _already_sent(*earlier[entry.key])
+                elif entry.key in firsts:
+                    error = f"duplicate of row {firsts[entry.key]}"
                 else:
+                    if entry.invalid is not None:
+                        raise entry.invalid
+                    firsts[entry.key] = check.row_number
+                    stored = supplier.id if supplier_id is None else supplier_id(supplier.id)
+                    messages.append(work.message_head[entry.position] + (stored, *tail))
+                    message_id = work.ids[entry.position]
+                    languages[entry.language] = languages.get(entry.language, 0) + 1
+                    queued += 1
+            else:  # _GATE
+                assert check.phone_e164 is not None
+                language = check.language or plan.definition.language
+                version = state.versions[language]
+                assert not isinstance(version, NoticeRejected)
+                try:
                     outbound = prepare_template_message(
                         session,
                         tenant_id=plan.tenant_id,
@@ -291,34 +514,39 @@ def _record_chunk(
                         unrecorded_allowed=state.unrecorded_allowed,
                         phone_number_id=state.sender,
                     ).outbound
-            except NoticeRejected as exc:
-                row["error"] = str(exc)
-                continue
-            key = outbound.idempotency_key
-            if key in earlier:
-                row["error"] = _already_sent(*earlier[key])
-            elif key in firsts:
-                row["error"] = f"duplicate of row {firsts[key]}"
-            else:
-                firsts[key] = check.row_number
-                values = _message_values(outbound, now, next(ids))
-                messages.append(values)
-                row["message_id"] = values["id"]
-                languages[version.language] = languages.get(version.language, 0) + 1
-                queued += 1
-        insert_many(conn, M, messages, json_text=frozenset({"request_payload"}))
-        insert_many(conn, R, rows)
+                except NoticeRejected as exc:
+                    error = str(exc)
+                else:
+                    key = outbound.idempotency_key
+                    if key in earlier:
+                        error = _already_sent(*earlier[key])
+                    elif key in firsts:
+                        error = f"duplicate of row {firsts[key]}"
+                    else:
+                        firsts[key] = check.row_number
+                        values = _message_values(outbound, now, new_ids(1)[0])
+                        messages.extend(_converted(M, dialect, [values], keys, _JSON_TEXT))
+                        message_id = values["id"]
+                        languages[version.language] = languages.get(version.language, 0) + 1
+                        queued += 1
+            if error_of is not None and error is not None:
+                error = error_of(error)
+            if message_of is not None and message_id is not None:
+                message_id = message_of(message_id)
+            rows.append((*head, error, message_id))
+        if before_writes is not None:
+            before_writes()
+        insert_converted(conn, M, keys, messages)
+        insert_converted(conn, R, [*_ROW_HEAD, *_ROW_TAIL], rows)
         conn.execute(update(BT).where(BT.c.id == batch_id).values(updated_at=now))
     state.first_row_of, state.languages = firsts, languages
     state.queued += queued
 
 
 def _as_checked(
-    conn: Any,
     plan: BulkPlan,
     check: RowCheck,
     version: TemplateDefinition,
-    supplier: SupplierRow,
     state: _ImportState,
     *,
     batch_id: str,
@@ -326,21 +554,18 @@ def _as_checked(
     meta: dict[str, Any],
 ) -> OutboundMessage:
     """The message of a row checked against the version of the template in force now:
-    `prepare_template_message` without resolving the template a second time.
+    `prepare_template_message` without resolving the template a second time, and
+    without its supplier (set in the chunk's transaction, `_record_chunk`).
 
     The check filled the template with the row's values (`core.csv_import`: problems,
     preview and request body from the same resolved values, the same `fill` the gate
     runs) for this very version, so its payload and preview stand. What may have changed
-    since the check is judged here as the gate judges it: the supplier's consent now
-    (`refusal_for`, first) and the sending number. `meta` ({"source": ...}) is one dict
-    for every message of the chunk: stored as JSON, never changed, encoded once.
+    since the check is judged in the chunk's transaction as the gate judges it: the
+    supplier's consent now (`refusal_for`, first) and the sending number. `meta`
+    ({"source": ...}) is one dict for every message of the chunk: stored as JSON, never
+    changed, encoded once.
     """
     assert check.phone_e164 is not None and check.payload is not None
-    refusal = refusal_for(
-        conn, plan.tenant_id, supplier, unrecorded_allowed=state.unrecorded_allowed
-    )
-    if refusal is not None:
-        raise NoticeRejected([refusal.reason])
     params = dict(check.params or {})
     return OutboundMessage(
         tenant_id=plan.tenant_id,
@@ -355,12 +580,12 @@ def _as_checked(
         body_text=check.preview,
         recipient_country=country_calling_code(check.phone_e164),
         po_number=(check.values.get("po_number") or "").strip() or None,
-        supplier_id=supplier.id,
+        supplier_id=None,
         batch_id=batch_id,
         batch_row=check.row_number,
         created_by=by,
         meta=meta,
-        phone_number_id=sender_id_of(conn, plan.tenant_id, state.sender),
+        phone_number_id=state.sender_id,
     )
 
 
@@ -428,6 +653,42 @@ def insert_many(
     if defaulted:
         raise ValueError(f"insert_many into {table.name} needs values for {defaulted}")
     dialect = conn.dialect
+    if dialect.name == "postgresql" or dialect.name == "sqlite":
+        converted = _converted(table, dialect, rows, keys, json_text)
+        return insert_converted(conn, table, keys, converted, returning=returning)
+    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
+    if compiled.positiontup is not None:  # qmark (SQLite): in the statement's order
+        order = list(compiled.positiontup)
+        params: list[Any] = _converted(table, dialect, rows, order, json_text)
+    else:  # named parameters
+        params = [
+            dict(zip(keys, values, strict=True))
+            for values in _converted(table, dialect, rows, keys, json_text)
+        ]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(compiled.string, params)
+        return None
+    except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it: IntegrityError...
+        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
+
+
+def insert_converted(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    values: Sequence[tuple[Any, ...]],
+    *,
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]] | None:
+    """`insert_many` of values already converted by the columns' types (`_converted`:
+    each a tuple in the order of `keys`), as `insert_many` writes them: COPY on
+    PostgreSQL, multi-row INSERT statements on SQLite, elsewhere one `executemany`."""
+    if not values:
+        return [] if returning and conn.dialect.name == "sqlite" else None
+    dialect = conn.dialect
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         if dialect.name == "postgresql":
@@ -435,23 +696,19 @@ def insert_many(
             columns = ", ".join(quote(table.c[key].name) for key in keys)
             target = dialect.identifier_preparer.format_table(table)
             with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
-                for values in _converted(table, dialect, rows, keys, json_text):
-                    copy.write_row(values)
+                for row in values:
+                    copy.write_row(row)
             return None
         if dialect.name == "sqlite":
             if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING before 3.35
                 returning = ()
-            converted = _converted(table, dialect, rows, keys, json_text)
-            return _sqlite_insert(cursor, dialect, table, keys, converted, returning)
-        compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-        if compiled.positiontup is not None:  # qmark (SQLite): in the statement's order
-            order = list(compiled.positiontup)
-            params: list[Any] = _converted(table, dialect, rows, order, json_text)
-        else:  # named parameters
-            params = [
-                dict(zip(keys, values, strict=True))
-                for values in _converted(table, dialect, rows, keys, json_text)
-            ]
+            return _sqlite_insert(cursor, dialect, table, keys, values, returning)
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        if compiled.positiontup is not None:  # in the statement's order
+            where = [list(keys).index(key) for key in compiled.positiontup]
+            params: list[Any] = [tuple(row[i] for i in where) for row in values]
+        else:
+            params = [dict(zip(keys, row, strict=True)) for row in values]
         cursor.executemany(compiled.string, params)
         return None
     except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it: IntegrityError...
@@ -564,24 +821,32 @@ _COLUMN_OF = {"meta": "metadata", "not_before": "next_attempt_at"}
 _MESSAGE_COLUMNS = [
     (item.name, _COLUMN_OF.get(item.name, item.name)) for item in fields(OutboundMessage)
 ]
+#: The columns of a message's values (`_message_values`), in that order.
+_MESSAGE_KEYS = [column for _name, column in _MESSAGE_COLUMNS] + [
+    key
+    for key in ("id", "request_payload", "status", "attempt_count", "created_at", "updated_at")
+    if key not in {column for _name, column in _MESSAGE_COLUMNS}
+]
+#: Message columns written as the JSON text they hold (a `_CheckedPayload`).
+_JSON_TEXT = frozenset({"request_payload"})
 
 
 def _message_values(msg: OutboundMessage, now: datetime, message_id: str) -> dict[str, Any]:
     """The pending outbox row of `msg` as a Core INSERT takes it: the columns
     `OutboundMessage.to_row` sets (every field of the message), its new id, `now`."""
     msg.validate()
+    values = _message_columns(msg)
+    values.update(id=message_id, created_at=now, updated_at=now)
+    return values
+
+
+def _message_columns(msg: OutboundMessage) -> dict[str, Any]:
+    """`_message_values` without validating, its id or its times (set by the caller)."""
     values: dict[str, Any] = {column: getattr(msg, name) for name, column in _MESSAGE_COLUMNS}
     payload = msg.request_payload
     if "to" not in payload:  # a checked payload has it (and stays its JSON text)
         payload = {**payload, "to": msg.recipient_phone[1:]}
-    values.update(
-        id=message_id,
-        request_payload=payload,
-        status=MessageStatus.PENDING.value,
-        attempt_count=0,
-        created_at=now,
-        updated_at=now,
-    )
+    values.update(request_payload=payload, status=MessageStatus.PENDING.value, attempt_count=0)
     return values
 
 
@@ -613,7 +878,7 @@ def _sender(engine: Engine, tenant_id: str, chosen: str | None = None) -> Sender
 
 
 def _suppliers(
-    conn: Any, plan: BulkPlan, checks: Sequence[RowCheck], by: str | None
+    conn: Any, plan: BulkPlan, work: _ChunkWork, by: str | None
 ) -> dict[str, SupplierRow]:
     """The tenant's supplier for the phone of every valid row of the chunk.
 
@@ -623,12 +888,8 @@ def _suppliers(
     `consent` cell or the buyer's tick) is recorded for those without it, as
     `core.consent.grant` records it (source `csv`), never over an opt-out.
     """
-    first: dict[str, RowCheck] = {}
-    for check in checks:
-        if check.ok and check.phone_e164 is not None:
-            first.setdefault(check.phone_e164, check)
-    found = _read_suppliers(conn, plan.tenant_id, list(first))
-    missing = [phone for phone in first if phone not in found]
+    found = _read_suppliers(conn, plan.tenant_id, list(work.first))
+    missing = [phone for phone in work.first if phone not in found]
     if missing:
         now = utcnow()
         added = insert_many(
@@ -637,9 +898,9 @@ def _suppliers(
             [
                 {
                     "tenant_id": plan.tenant_id,
-                    "name": (first[phone].values.get("supplier_name") or phone).strip()[:200],
+                    "name": work.newcomers[phone][0],
                     "phone_e164": phone,
-                    "language": new_supplier_language(first[phone]),
+                    "language": work.newcomers[phone][1],
                     "opted_in": False,  # consent only as the row or the buyer confirms it
                     "is_active": True,
                     "created_at": now,
@@ -653,15 +914,10 @@ def _suppliers(
             found.update(_read_suppliers(conn, plan.tenant_id, missing))
         else:
             found.update(_supplier_entry(row) for row in added)
-    confirmed = {
-        check.phone_e164
-        for check in checks
-        if check.ok and check.phone_e164 is not None and plan.consent.get(check.row_number)
-    }
     granted = grant_rows(
         conn,
         plan.tenant_id,
-        [found[phone][0] for phone in confirmed if phone in found],
+        [found[phone][0] for phone in work.confirmed if phone in found],
         source="csv",
         by=by,
         at=clock.now(),

@@ -432,7 +432,11 @@ def _previews(plan: BulkPlan) -> None:
                         "{language} · {n} row · row {row} as its supplier will see it",
                         "{language} · {n} rows · row {row} as its supplier will see it",
                         item.rows,
-                    ).format(language=md_escape(item.language), n=item.rows, row=item.row_number)
+                    ).format(
+                        language=md_escape(item.language),
+                        n=format_number(item.rows),
+                        row=item.row_number,
+                    )
                 )
                 whatsapp_bubble(item.preview)
 

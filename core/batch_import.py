@@ -52,13 +52,14 @@ from sqlmodel import Session
 
 from core import clock
 from core.consent.policy import refusal_for
-from core.consent.record import grant_rows
+from core.consent.record import grant_event, grant_rows, granted_columns
 from core.consent.tenant import allows_unrecorded
 from core.csv_import import RowCheck
 from core.db import one_of, plan_each_statement, session_scope
 from core.heap import fewer_collections
 from core.keys import content_key
 from core.models.batches import BatchRow, BatchStatus, SendBatch
+from core.models.consent import ConsentEvent
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.models.types import utcnow
@@ -85,6 +86,7 @@ M = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 R = BatchRow.__table__  # type: ignore[attr-defined]
 BT = SendBatch.__table__  # type: ignore[attr-defined]
 S = Supplier.__table__  # type: ignore[attr-defined]
+EV = ConsentEvent.__table__  # type: ignore[attr-defined]
 
 #: Rows per transaction: small enough that other writers (the dispatcher, webhooks, the
 #: page's own clicks) get the database between chunks, large enough to be cheap.
@@ -883,15 +885,34 @@ def _suppliers(
     """The tenant's supplier for the phone of every valid row of the chunk.
 
     Known ones are read in a few `IN (...)` queries; unknown ones are added exactly as
-    `find_or_add_supplier` adds them (name from the row, its language or the row's; no
-    consent), in one INSERT. Then the consent the rows confirm (`plan.consent`: their
-    `consent` cell or the buyer's tick) is recorded for those without it, as
-    `core.consent.grant` records it (source `csv`), never over an opt-out.
+    `find_or_add_supplier` adds them (name from the row, its language or the row's), in
+    one INSERT. The consent the rows confirm (`plan.consent`: their `consent` cell or
+    the buyer's tick) is recorded as `core.consent.grant` records it (source `csv`),
+    never over an opt-out: for known suppliers without it by `grant_rows`; an added
+    one is inserted with it (`granted_columns`) and its event (`grant_event`), as it
+    would stand after being added without consent and then granted it.
     """
     found = _read_suppliers(conn, plan.tenant_id, list(work.first))
+    at = clock.now()
+    granted = grant_rows(
+        conn,
+        plan.tenant_id,
+        [found[phone][0] for phone in work.confirmed if phone in found],
+        source="csv",
+        by=by,
+        at=at,
+    )
     missing = [phone for phone in work.first if phone not in found]
     if missing:
         now = utcnow()
+        unconsented = {  # consent only as the row or the buyer confirms it
+            "opted_in": False,
+            "opted_in_at": None,
+            "consent_source": None,
+            "consent_by": None,
+            "updated_at": now,
+        }
+        consented = granted_columns(source="csv", by=by, at=at)
         added = insert_many(
             conn,
             S,
@@ -901,27 +922,28 @@ def _suppliers(
                     "name": work.newcomers[phone][0],
                     "phone_e164": phone,
                     "language": work.newcomers[phone][1],
-                    "opted_in": False,  # consent only as the row or the buyer confirms it
                     "is_active": True,
                     "created_at": now,
-                    "updated_at": now,
+                    **(consented if phone in work.confirmed else unconsented),
                 }
                 for phone in missing
             ],
             returning=_SUPPLIER_COLUMNS,
         )
         if added is None:  # PostgreSQL (COPY): read back
-            found.update(_read_suppliers(conn, plan.tenant_id, missing))
+            added_found = _read_suppliers(conn, plan.tenant_id, missing)
         else:
-            found.update(_supplier_entry(row) for row in added)
-    granted = grant_rows(
-        conn,
-        plan.tenant_id,
-        [found[phone][0] for phone in work.confirmed if phone in found],
-        source="csv",
-        by=by,
-        at=clock.now(),
-    )
+            added_found = dict(_supplier_entry(row) for row in added)
+        found.update(added_found)
+        events = sorted(entry[0] for phone, entry in added_found.items() if phone in work.confirmed)
+        insert_many(
+            conn,
+            EV,
+            [
+                grant_event(plan.tenant_id, supplier_id, source="csv", by=by, at=at)
+                for supplier_id in events
+            ],
+        )
     return {
         phone: SupplierRow(
             supplier_id,

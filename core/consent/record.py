@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, insert, update
 from sqlmodel import Session, col, select
@@ -163,13 +164,7 @@ def grant_rows(
                 s.opted_out_at.is_(None),
                 s.opted_in.is_(False),
             )
-            .values(
-                opted_in=True,
-                opted_in_at=at,
-                consent_source=source[:32],
-                consent_by=(by or "")[:MAX_BY] or None,
-                updated_at=at,
-            )
+            .values(**granted_columns(source=source, by=by, at=at))
             .returning(s.id)
         )
         changed.update(int(row[0]) for row in result)
@@ -177,19 +172,39 @@ def grant_rows(
         conn.execute(
             insert(_EVENTS),
             [
-                {
-                    "tenant_id": tenant_id,
-                    "supplier_id": supplier_id,
-                    "action": GRANTED,
-                    "source": source[:32],
-                    "by": (by or "")[:MAX_BY] or None,
-                    "evidence": None,
-                    "at": at,
-                }
+                grant_event(tenant_id, supplier_id, source=source, by=by, at=at)
                 for supplier_id in sorted(changed)
             ],
         )
     return changed
+
+
+def granted_columns(*, source: str, by: str | None, at: datetime) -> dict[str, Any]:
+    """The supplier columns `grant_rows` sets when consent is granted: a supplier
+    inserted with them (and its `grant_event`) is stored as one inserted without
+    consent and then granted it by `grant_rows`."""
+    return {
+        "opted_in": True,
+        "opted_in_at": at,
+        "consent_source": source[:32],
+        "consent_by": (by or "")[:MAX_BY] or None,
+        "updated_at": at,
+    }
+
+
+def grant_event(
+    tenant_id: str, supplier_id: int, *, source: str, by: str | None, at: datetime
+) -> dict[str, Any]:
+    """The consent event (`consent_events` values) `grant_rows` records for a grant."""
+    return {
+        "tenant_id": tenant_id,
+        "supplier_id": supplier_id,
+        "action": GRANTED,
+        "source": source[:32],
+        "by": (by or "")[:MAX_BY] or None,
+        "evidence": None,
+        "at": at,
+    }
 
 
 def history(

@@ -8,6 +8,7 @@ thread left behind (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,10 +16,10 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import batch_import
+from core import batch_import, clock
 from core.batch_import import record_plan
 from core.batches import batch_progress, batch_results
-from core.consent import ConsentGrant
+from core.consent import ConsentGrant, withdraw
 from core.db import session_scope
 from core.models.batches import BatchRow, SendBatch
 from core.models.consent import ConsentEvent
@@ -213,3 +214,51 @@ def test_the_pipelined_path_ends_the_mixed_file_as_one_chunk_does(db: Engine) ->
     assert [same(row) for row in ours] == [same(row) for row in theirs]
     assert messages_of(db, chunked.id) == messages_of(db, whole.id)
     assert helpers_alive() == []
+
+
+def test_a_new_supplier_whose_row_confirms_consent_is_stored_as_added_then_granted(
+    db: Engine,
+) -> None:
+    """A supplier the file adds is inserted already consenting when its row (or the
+    buyer) confirms it: the columns and event `grant_rows` would write after an insert
+    without consent. A known supplier
+    is granted by `grant_rows` as before, and an opt-out is never lifted."""
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    with session_scope(db) as session:
+        find_or_add_supplier(session, "bulk", "+34612500001", name="Known, no consent")
+        stopped = find_or_add_supplier(session, "bulk", "+34612500002", name="Stopped")
+        withdraw(session, stopped, source="reply", by=None, evidence="BAJA")
+    data = (
+        "supplier_name;phone;po_number;total_amount;consent\n"
+        "Nuevo sí;612 500 000;PO-C-0;1,50;sí\n"
+        "Conocido;612 500 001;PO-C-1;1,50;sí\n"
+        "De baja;612 500 002;PO-C-2;1,50;sí\n"
+    ).encode()
+    with clock.frozen(at):
+        record_plan(
+            checked(db, "bulk", data, confirmed=False), name="c", created_by=BY,
+            source="csv", upload_format=FORMAT, engine=db, chunk=2,
+        )  # fmt: skip
+    with Session(db) as session:
+        suppliers = {
+            s.phone_e164: s
+            for s in session.exec(select(Supplier).where(col(Supplier.tenant_id) == "bulk"))
+        }
+        events = session.exec(
+            select(ConsentEvent).where(col(ConsentEvent.tenant_id) == "bulk")
+        ).all()
+    new, known, stopped_now = (suppliers[f"+34612500{n:03d}"] for n in range(3))
+    for granted in (new, known):
+        assert granted.opted_in and granted.opted_in_at == at == granted.updated_at
+        assert (granted.consent_source, granted.consent_by) == ("csv", BY)
+    assert new.name == "Nuevo sí" and new.created_at is not None
+    assert stopped_now.opted_out_at is not None and not stopped_now.opted_in
+    granted_events = [
+        (e.supplier_id, e.action, e.source, e.by, e.evidence, e.at)
+        for e in events
+        if e.supplier_id in (new.id, known.id) and e.action == "granted"
+    ]
+    assert sorted(granted_events, key=lambda e: e[0] or 0) == sorted(
+        [(s.id, "granted", "csv", BY, None, at) for s in (new, known)], key=lambda e: e[0] or 0
+    )
+    assert [e.action for e in events if e.supplier_id == stopped_now.id] == ["withdrawn"]

@@ -83,6 +83,8 @@ class BatchProgress:
     recorded_rows: int = -1
     #: The import stopped half way (its process died): `recorded_rows` < `total_rows`.
     interrupted: bool = False
+    #: Its messages were counted by status (not while its rows are being recorded).
+    counted: bool = True
 
     @property
     def enqueued(self) -> int:
@@ -193,7 +195,14 @@ def _get_batch(session: Session, batch_id: str, tenant_id: str | None) -> SendBa
 
 
 def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = None) -> BatchProgress:
-    """Counts per message status (SQL GROUP BY), refused rows, done flag and percent."""
+    """Counts per message status (SQL GROUP BY), refused rows, done flag and percent.
+
+    While the batch's rows are being recorded (`importing`, not interrupted), its
+    messages are not counted by status (`counts` empty, `counted` False): what moves
+    then is `recorded_rows`, and counting every recorded message through its batch row
+    took 0.2 s of a 2-core machine for 100,000 rows, every second the page watched it,
+    beside the import itself.
+    """
     with session_scope(engine) as session:
         batch = _get_batch(session, batch_id, tenant_id)
         invalid = session.execute(
@@ -204,18 +213,23 @@ def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = Non
             recorded = session.execute(
                 select(func.count()).where(R.c.batch_id == batch_id)
             ).scalar_one()
-        counts = {
-            str(status): int(n)
-            for status, n in session.execute(
-                select(M.c.status, func.count())
-                .select_from(R.join(M, M.c.id == R.c.message_id))
-                .where(R.c.batch_id == batch_id)
-                .group_by(M.c.status)
-            )
-        }
+        interrupted = import_interrupted(batch.status, batch.updated_at)
+        counted = batch.status != BatchStatus.IMPORTING or interrupted
+        counts: dict[str, int] = {}
+        if counted:
+            counts = {
+                str(status): int(n)
+                for status, n in session.execute(
+                    select(M.c.status, func.count())
+                    .select_from(R.join(M, M.c.id == R.c.message_id))
+                    .where(R.c.batch_id == batch_id)
+                    .group_by(M.c.status)
+                )
+            }
     queued = sum(counts.get(s, 0) for s in QUEUED)
     enqueued = sum(counts.values())
     settled = enqueued - queued
+    percent = 100.0 if enqueued == 0 else round(100.0 * settled / enqueued, 1)
     return BatchProgress(
         batch_id=batch.id,
         name=batch.name,
@@ -228,9 +242,10 @@ def batch_progress(engine: Engine, batch_id: str, *, tenant_id: str | None = Non
         failed=counts.get(MessageStatus.FAILED, 0),
         needs_attention=counts.get(MessageStatus.NEEDS_ATTENTION, 0),
         done=queued == 0 and batch.status not in (BatchStatus.PAUSED, BatchStatus.IMPORTING),
-        percent=100.0 if enqueued == 0 else round(100.0 * settled / enqueued, 1),
+        percent=percent if counted else 0.0,
         recorded_rows=int(recorded),
-        interrupted=import_interrupted(batch.status, batch.updated_at),
+        interrupted=interrupted,
+        counted=counted,
     )
 
 

@@ -320,9 +320,13 @@ def test_an_import_that_stops_half_way_shows_as_interrupted_and_can_be_completed
     progress = batch_progress(db, batch.id)
     assert (progress.status, progress.total_rows, progress.recorded_rows) == ("importing", 7, 4)
     assert progress.importing and not progress.done and progress.enqueued == 4
+    # while rows are being recorded their messages are not counted by status (a page
+    # watching a 100,000-row import would count them every second)
+    assert not progress.counted and progress.counts == {} and progress.queued == 0
     with clock.frozen(clock.now() + timedelta(minutes=5)):
         late = batch_progress(db, batch.id)
     assert late.interrupted and not late.importing and not late.done
+    assert late.counted and late.counts == {"pending": 4} and late.queued == 4
     assert [row["row_number"] for row in batch_results(db, batch.id)] == [2, 3, 4, 5]
 
     again = record_plan(

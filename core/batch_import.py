@@ -654,27 +654,8 @@ def insert_many(
     defaulted = [c.key for c in table.columns if c.default is not None and c.key not in keys]
     if defaulted:
         raise ValueError(f"insert_many into {table.name} needs values for {defaulted}")
-    dialect = conn.dialect
-    if dialect.name == "postgresql" or dialect.name == "sqlite":
-        converted = _converted(table, dialect, rows, keys, json_text)
-        return insert_converted(conn, table, keys, converted, returning=returning)
-    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-    if compiled.positiontup is not None:  # qmark (SQLite): in the statement's order
-        order = list(compiled.positiontup)
-        params: list[Any] = _converted(table, dialect, rows, order, json_text)
-    else:  # named parameters
-        params = [
-            dict(zip(keys, values, strict=True))
-            for values in _converted(table, dialect, rows, keys, json_text)
-        ]
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(compiled.string, params)
-        return None
-    except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises it: IntegrityError...
-        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error) from exc
-    finally:
-        cursor.close()
+    converted = _converted(table, conn.dialect, rows, keys, json_text)
+    return insert_converted(conn, table, keys, converted, returning=returning)
 
 
 def insert_converted(

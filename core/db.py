@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -55,14 +55,7 @@ def get_engine(url: str | None = None) -> Engine:
     """The shared engine for a database URL (the configured DATABASE_URL by default)."""
     url = normalise_url(url or get_settings().database_url)
     if is_sqlite(url):
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=8,
-            max_overflow=16,
-        )
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return _sqlite_engine(url, _sqlite_pragmas, pool_size=8, max_overflow=16)
     return create_engine(
         url,
         pool_size=10,
@@ -109,13 +102,20 @@ def analytics_engine(engine: Engine) -> Engine:
 
 @lru_cache(maxsize=8)
 def _analytics_engine(url: str) -> Engine:
+    return _sqlite_engine(url, _analytics_pragmas, pool_size=4, max_overflow=4)
+
+
+def _sqlite_engine(
+    url: str, pragmas: Callable[[Any, Any], None], *, pool_size: int, max_overflow: int
+) -> Engine:
+    """An engine of a SQLite file whose every new connection gets `pragmas`."""
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=4,
-        max_overflow=4,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
     )
-    event.listen(engine, "connect", _analytics_pragmas)
+    event.listen(engine, "connect", pragmas)
     return engine
 
 

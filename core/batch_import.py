@@ -346,7 +346,6 @@ def _prepare_chunk(
     checks = plan.checks[indexes.start : indexes.stop]
     raws = plan.table.rows[indexes.start : indexes.stop]
     meta = {"source": src}  # every checked message's, encoded once per slice
-    head = [key for key in _MESSAGE_KEYS if key not in _MESSAGE_TAIL]
     entries: list[str | object] = []
     message_head: list[tuple[Any, ...]] = []
     row_head: list[tuple[Any, ...]] = []
@@ -387,7 +386,7 @@ def _prepare_chunk(
         for values, message_id in zip(messages, new_ids(len(messages)), strict=True):
             values["id"] = message_id
             ids.append(message_id)
-        message_head.extend(_converted(M, dialect, messages, head, _JSON_TEXT))
+        message_head.extend(_converted(M, dialect, messages, _MESSAGE_HEAD, _JSON_TEXT))
         row_head.extend(
             _converted(
                 R,
@@ -458,7 +457,6 @@ def _record_chunk(
         tail = stored_now + stored_now  # created_at, updated_at
         supplier_id = M.c.supplier_id.type._cached_bind_processor(dialect)
         error_of, message_of = (R.c[key].type._cached_bind_processor(dialect) for key in _ROW_TAIL)
-        keys = [key for key in _MESSAGE_KEYS if key not in _MESSAGE_TAIL] + list(_MESSAGE_TAIL)
         messages: list[tuple[Any, ...]] = []
         rows: list[tuple[Any, ...]] = []
         for check, entry, head in zip(checks, work.entries, work.row_head, strict=True):
@@ -527,7 +525,7 @@ def _record_chunk(
                     else:
                         firsts[key] = check.row_number
                         values = _message_values(outbound, now, new_ids(1)[0])
-                        messages.extend(_converted(M, dialect, [values], keys, _JSON_TEXT))
+                        messages += _converted(M, dialect, [values], _MESSAGE_ORDER, _JSON_TEXT)
                         message_id = values["id"]
                         languages[version.language] = languages.get(version.language, 0) + 1
                         queued += 1
@@ -538,7 +536,7 @@ def _record_chunk(
             rows.append((*head, error, message_id))
         if before_writes is not None:
             before_writes()
-        insert_converted(conn, M, keys, messages)
+        insert_converted(conn, M, _MESSAGE_ORDER, messages)
         insert_converted(conn, R, [*_ROW_HEAD, *_ROW_TAIL], rows)
         conn.execute(update(BT).where(BT.c.id == batch_id).values(updated_at=now))
     state.first_row_of, state.languages = firsts, languages
@@ -841,6 +839,10 @@ _MESSAGE_KEYS = [column for _name, column in _MESSAGE_COLUMNS] + [
     for key in ("id", "request_payload", "status", "attempt_count", "created_at", "updated_at")
     if key not in {column for _name, column in _MESSAGE_COLUMNS}
 ]
+#: Those known before a chunk's transaction (`_prepare_chunk`), and all of them in the
+#: order a chunk inserts them: those, then `_MESSAGE_TAIL`.
+_MESSAGE_HEAD = [key for key in _MESSAGE_KEYS if key not in _MESSAGE_TAIL]
+_MESSAGE_ORDER = [*_MESSAGE_HEAD, *_MESSAGE_TAIL]
 #: Message columns written as the JSON text they hold (a `_CheckedPayload`).
 _JSON_TEXT = frozenset({"request_payload"})
 

@@ -19,32 +19,28 @@ from sqlmodel import Session, col, select
 from core import batch_import, clock
 from core.batch_import import record_plan
 from core.batches import batch_progress, batch_results
-from core.consent import ConsentGrant, withdraw
+from core.consent import withdraw
 from core.db import session_scope
 from core.models.batches import BatchRow, SendBatch
 from core.models.consent import ConsentEvent
 from core.models.messages import WhatsAppMessage
 from core.models.suppliers import Supplier
 from core.notify import find_or_add_supplier
-from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
-from core.templates import upsert_templates
-from tests.core.test_bulk_import import BY, FORMAT, TENANTS, checked, messages_of, mixed_file, same
+from tests.core.test_bulk_import import (
+    BY,
+    FORMAT,
+    checked,
+    messages_of,
+    mixed_file,
+    same,
+    with_bulk_tenants,
+)
 
 
 @pytest.fixture
 def db(engine: Engine) -> Engine:
     """As in test_bulk_import: both tenants' templates, and a supplier they know."""
-    definitions = [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
-    for tenant in TENANTS:
-        upsert_templates(engine, tenant, definitions)
-        with session_scope(engine) as session:
-            known = Supplier(tenant_id=tenant, name="Conocido S.L.", phone_e164="+34612345014")
-            session.add(known)
-            session.flush()
-            find_or_add_supplier(
-                session, tenant, "+34612345014", consent=ConsentGrant("admin", "admin")
-            )
-    return engine
+    return with_bulk_tenants(engine)
 
 
 ROWS = 9  # spreadsheet rows 2..10: five chunks of two (the last of one)

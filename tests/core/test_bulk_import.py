@@ -79,6 +79,11 @@ def mixed_file() -> bytes:
 
 @pytest.fixture
 def db(engine: Engine) -> Engine:
+    return with_bulk_tenants(engine)
+
+
+def with_bulk_tenants(engine: Engine) -> Engine:
+    """`engine` with both tenants' templates, and a consenting supplier each knows."""
     definitions = [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
     for tenant in TENANTS:
         upsert_templates(engine, tenant, definitions)

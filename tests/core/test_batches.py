@@ -25,6 +25,11 @@ from tests.core.sender.helpers import notice, phone, rows, run_drain
 from tests.fixtures.consent import allow_unrecorded
 
 TENANT = "default"
+#: Meta's pair limit (one message per recipient per 6 s) shortened on both sides, the
+#: sandbox's limit and the dispatcher's pacing, for the tests that send one number
+#: several times (retries, a resend): they prove what is retried and counted, not the
+#: pacing (tests/core/sender/test_dispatcher.py proves that), and each 6 s wait was idle.
+PAIR_SECONDS = 0.5
 
 
 def _inputs(count: int, failing: set[int] | None = None) -> list[BatchInput]:
@@ -88,14 +93,15 @@ def test_retry_failed_resends_only_failed_or_unknown_never_accepted(
 ) -> None:
     batch = create_batch(engine, TENANT, "retry.csv", "po_notification", "es", _inputs(4), "b")
     allow_unrecorded(engine, TENANT)  # the retry is a resend: consent is checked again
+    sandbox_env.configure(pair_interval_s=PAIR_SECONDS)
     sandbox_env.inject(131000, http_status=500, count=3, to=phone(2))  # every attempt fails
-    run_drain(engine)
+    run_drain(engine, pair_interval=PAIR_SECONDS)
     progress = batch_progress(engine, batch.id)
     assert progress.failed == 1 and progress.reached_meta == 3
     accepted_before = {m.id for m in rows(engine).values() if m.status == MessageStatus.ACCEPTED}
-    sandbox_env.reset()  # Meta works again
+    sandbox_env.reset(keep_config=True)  # Meta works again
     assert retry_failed(engine, batch.id, "buyer@example") == 1
-    run_drain(engine)
+    run_drain(engine, pair_interval=PAIR_SECONDS)
     final = batch_progress(engine, batch.id)
     assert final.reached_meta == 4 and final.failed == 0
     (resent,) = sandbox_env.messages()  # only the failed row went out again
@@ -111,8 +117,10 @@ def test_template_sent_count_is_kept(sandbox_env: SandboxServer, engine: Engine)
     sync_templates_now(TENANT, engine=engine)
     assert _sent_count(engine) == 0
     create_batch(engine, TENANT, "count.csv", "po_notification", "es", _inputs(3, {3}), "b")
-    run_drain(engine)
+    sandbox_env.configure(pair_interval_s=PAIR_SECONDS)  # row 3's retries go out sooner
+    run_drain(engine, pair_interval=PAIR_SECONDS)
     assert _sent_count(engine) == 2  # the failed one is not counted
+    assert sandbox_env.stats()["rejected"] == {"131000": 3}  # its 3 attempts, no pair limit
 
 
 def test_a_row_already_sent_elsewhere_is_refused_not_sent_again(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,8 +52,12 @@ def cli_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def ready_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    assert wanotify("db", "upgrade", env=cli_env, cwd=tmp_path).returncode == 0
+def ready_env(cli_env: dict[str, str], tmp_path: Path, _migrated_sqlite: Path) -> dict[str, str]:
+    # The database: a copy of the session's migrated file (migrated by core.migrate.upgrade,
+    # which `wanotify db upgrade` runs), as tests.fixtures.db gives every test; a `wanotify
+    # db upgrade` process per test cost a second. That command itself still runs on a new
+    # file in tests/test_cli_attention.py, test_cli_consent.py and test_cli_numbers.py.
+    shutil.copyfile(_migrated_sqlite, cli_env["DATABASE_URL"].removeprefix("sqlite:///"))
     synced = wanotify("templates", "sync", env=cli_env, cwd=tmp_path)
     assert synced.returncode == 0, synced.stderr
     assert "added" in synced.stdout

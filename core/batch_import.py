@@ -55,7 +55,7 @@ from core.consent.policy import refusal_for
 from core.consent.record import grant_event, grant_rows, granted_columns
 from core.consent.tenant import allows_unrecorded
 from core.csv_import import RowCheck
-from core.db import one_of, plan_each_statement, session_scope
+from core.db import bulk_write_cache, one_of, plan_each_statement, session_scope
 from core.heap import fewer_collections
 from core.keys import content_key
 from core.models.batches import BatchRow, BatchStatus, SendBatch
@@ -450,6 +450,7 @@ def _record_chunk(
         conn = session.connection()
         dialect = conn.dialect
         plan_each_statement(conn)  # its lookups and writes, planned for the tables as they are
+        bulk_write_cache(conn)
         suppliers = _suppliers(conn, plan, work, by)
         earlier = _existing_keys(conn, plan.tenant_id, work.keys)
         now = utcnow()

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from core.db import get_engine, is_sqlite, normalise_url, session_scope
+from core.db import (
+    BULK_WRITE_CACHE_KIB,
+    SQLITE_CACHE_KIB,
+    SQLITE_PAGE_BYTES,
+    bulk_write_cache,
+    get_engine,
+    is_sqlite,
+    normalise_url,
+    session_scope,
+)
 from core.models import Supplier
 
 
@@ -55,6 +65,43 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
         assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
         assert connection.execute(text("PRAGMA busy_timeout")).scalar_one() == 30000
+    engine.dispose()
+
+
+def test_a_new_sqlite_file_gets_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """16 KiB pages for a file wanotify creates; a file made with 4 KiB pages (before)
+    keeps them, stays in WAL mode and takes writes."""
+    new = get_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with new.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar_one() == SQLITE_PAGE_BYTES
+    new.dispose()
+    old_path = tmp_path / "old.db"
+    raw = sqlite3.connect(old_path)
+    raw.execute("PRAGMA page_size=4096")
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("CREATE TABLE t (x INTEGER)")
+    raw.close()
+    old = get_engine(f"sqlite:///{old_path}")
+    with old.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with old.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar_one() == 4096
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert connection.exec_driver_sql("SELECT x FROM t").scalar_one() == 1
+    old.dispose()
+
+
+def test_a_bulk_write_cache_lasts_until_the_connection_goes_back(tmp_path: Path) -> None:
+    """The chunk's connection has the larger cache; the pool hands it on with SQLite's
+    default again."""
+    engine = get_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    with engine.connect() as connection:
+        bulk_write_cache(connection)
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == -BULK_WRITE_CACHE_KIB
+        raised = connection.connection.dbapi_connection
+    with engine.connect() as connection:  # the pool's only connection: the same one
+        assert connection.connection.dbapi_connection is raised
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == -SQLITE_CACHE_KIB
     engine.dispose()
 
 

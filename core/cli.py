@@ -972,6 +972,11 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
+    except SystemExit:
+        # click ends every command so (exit status 0 included): raised as it is, before
+        # the clause below imports each module of _known_errors (0.7 s, core.notify's
+        # imports mostly) only to compare its errors with this one
+        raise
     except _known_errors() as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(1)

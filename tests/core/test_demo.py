@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from core import stats
+from core.db import get_engine, is_sqlite
 from core.demo import (
     DEMO_PASSWORD,
     DEMO_SUPPLIER_PREFIX,
@@ -21,6 +25,37 @@ from core.models.suppliers import Supplier
 from core.users import get_user, login
 
 NOW = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def _seeded_sqlite(_migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's migrated SQLite file with the demo seeded at NOW (asked for
+    by `seeded` from inside a test, so under that test's cleaned settings)."""
+    path = tmp_path_factory.mktemp("demo") / "wanotify.db"
+    shutil.copyfile(_migrated_sqlite, path)
+    url = f"sqlite:///{path}"
+    seed_demo(get_engine(url), "default", now=NOW)
+    get_engine(url).dispose()  # closed: the write-ahead log folded into the file
+    return path
+
+
+@pytest.fixture
+def seeded(engine: Engine, database_url: str, request: pytest.FixtureRequest) -> Engine:
+    """The test's database with the demo seeded at NOW, by seed_demo on a fresh database.
+
+    On SQLite it is a copy of one file seeded so for the module: seed_demo writes the
+    same rows every time (a fixed seed and NOW; test_seeding_twice_adds_nothing_the_second_time
+    seeds a fresh database itself), and each seeding cost 1.5 s, bcrypt for the demo
+    users mostly. On PostgreSQL it is seeded here.
+    """
+    if not is_sqlite(database_url):
+        seed_demo(engine, "default", now=NOW)
+        return engine
+    engine.dispose()  # no connection open on the file it replaces
+    shutil.copyfile(
+        request.getfixturevalue("_seeded_sqlite"), database_url.removeprefix("sqlite:///")
+    )
+    return engine
 
 
 def _count(engine: Engine, model: type) -> int:
@@ -37,8 +72,8 @@ def test_seeding_twice_adds_nothing_the_second_time(engine: Engine) -> None:
     assert (_count(engine, WhatsAppMessage), _count(engine, Supplier)) == (messages, suppliers)
 
 
-def test_every_demo_row_is_marked(engine: Engine) -> None:
-    seed_demo(engine, "default", now=NOW)
+def test_every_demo_row_is_marked(seeded: Engine) -> None:
+    engine = seeded
     with Session(engine) as session:
         rows = session.exec(select(WhatsAppMessage)).all()
         suppliers = session.exec(select(Supplier)).all()
@@ -50,8 +85,8 @@ def test_every_demo_row_is_marked(engine: Engine) -> None:
     assert demo_message_count(engine, []) == 0
 
 
-def test_the_demo_covers_every_stage_with_real_error_codes(engine: Engine) -> None:
-    seed_demo(engine, "default", now=NOW)
+def test_the_demo_covers_every_stage_with_real_error_codes(seeded: Engine) -> None:
+    engine = seeded
     flt = stats.StatsFilter(("default",), date(2026, 11, 1), date(2026, 11, 30), "Europe/Madrid")
     data = stats.report(engine, flt)
     f = data.funnel
@@ -66,8 +101,8 @@ def test_the_demo_covers_every_stage_with_real_error_codes(engine: Engine) -> No
     assert (data.daily["messages"] > 0).sum() >= 20  # weeks of activity, not one day
 
 
-def test_demo_messages_are_never_due_for_sending(engine: Engine) -> None:
-    seed_demo(engine, "default", now=NOW)
+def test_demo_messages_are_never_due_for_sending(seeded: Engine) -> None:
+    engine = seeded
     with Session(engine) as session:
         pending = session.exec(
             select(func.count()).where(col(WhatsAppMessage.status).in_(["pending", "sending"]))
@@ -80,8 +115,8 @@ def test_demo_messages_are_never_due_for_sending(engine: Engine) -> None:
     assert pending == 0 and future == 0
 
 
-def test_demo_users_log_in_only_in_sandbox_mode(engine: Engine) -> None:
-    seed_demo(engine, "default", now=NOW)
+def test_demo_users_log_in_only_in_sandbox_mode(seeded: Engine) -> None:
+    engine = seeded
     for name in ("buyer", "manager", "admin"):
         user = get_user(engine, name)
         assert user is not None and user.is_demo and user.role.value == name
@@ -90,8 +125,8 @@ def test_demo_users_log_in_only_in_sandbox_mode(engine: Engine) -> None:
     assert refused.user is None and "sandbox" in (refused.error or "")
 
 
-def test_real_data_is_left_alone(engine: Engine) -> None:
-    seed_demo(engine, "default", now=NOW)
+def test_real_data_is_left_alone(seeded: Engine) -> None:
+    engine = seeded
     before = _count(engine, WhatsAppMessage)
     with Session(engine) as session:
         real = Supplier(tenant_id="default", name="Real S.A.", phone_e164="+34699000111")
@@ -104,8 +139,8 @@ def test_real_data_is_left_alone(engine: Engine) -> None:
         assert [s.phone_e164 for s in kept] == ["+34699000111"]
 
 
-def test_every_demo_supplier_gets_notices(engine: Engine) -> None:
-    seed_demo(engine, "default", now=NOW)
+def test_every_demo_supplier_gets_notices(seeded: Engine) -> None:
+    engine = seeded
     with Session(engine) as session:
         used = set(session.exec(select(WhatsAppMessage.supplier_id).distinct()).all())
         suppliers = {s.id for s in session.exec(select(Supplier)).all()}

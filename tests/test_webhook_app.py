@@ -22,6 +22,7 @@ from sqlalchemy import Engine, event, text
 from starlette.testclient import TestClient
 
 from core.settings import SANDBOX_APP_SECRET, SettingsError, get_settings
+from core.webhooks.applier import ApplierTuning
 from core.webhooks.health import read_health
 from core.webhooks.signature import sign
 from tests.core.webhooks.helpers import (
@@ -68,6 +69,18 @@ def production_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def client(engine: Engine, production_env: None) -> Iterator[TestClient]:
+    """The app for route checks, its applier in this process (`separate_process=False`,
+    as on an in-memory database): these tests read what the routes answer and journal,
+    never what is applied, and the applier's own process cost each ~0.5 s to start and
+    stop. The tests that wait for events to be applied take `applying_client`."""
+    app = create_app(get_settings(), engine, tuning=ApplierTuning(separate_process=False))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def applying_client(engine: Engine, production_env: None) -> Iterator[TestClient]:
+    """The app as deployed: events applied by the applier's own process."""
     app = create_app(get_settings(), engine)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
@@ -122,8 +135,9 @@ def test_verification_refuses_anything_else(client: TestClient, query: dict[str,
 
 @pytest.mark.parametrize("name", sample_names())
 def test_every_sample_is_accepted_when_signed(
-    client: TestClient, engine: Engine, name: str
+    applying_client: TestClient, engine: Engine, name: str
 ) -> None:
+    client = applying_client
     response = post(client, sample(name))
     assert (response.status_code, response.text) == (200, "EVENT_RECEIVED")
     assert receipts(engine) == 1
@@ -131,7 +145,8 @@ def test_every_sample_is_accepted_when_signed(
     assert health["backlog"] == 0 and health["failed_receipts"] == 0
 
 
-def test_the_samples_end_as_rows(client: TestClient, engine: Engine) -> None:
+def test_the_samples_end_as_rows(applying_client: TestClient, engine: Engine) -> None:
+    client = applying_client
     sid = add_supplier(engine, "+34612345678")
     mid = add_message(
         engine, wamid=SAMPLE_WAMID, message_id=SAMPLE_MESSAGE_ID, po_number="PO-2026-0042",
@@ -258,8 +273,9 @@ def test_signed_invalid_json_is_400(client: TestClient, engine: Engine, body: by
 
 
 def test_unknown_fields_and_event_kinds_are_200_and_stored(
-    client: TestClient, engine: Engine
+    applying_client: TestClient, engine: Engine
 ) -> None:
+    client = applying_client
     unknown_field = body_of(envelope({"event": "X"}, field="brand_new_field"))
     unknown_object = body_of({"object": "instagram", "entry": [{"id": "1", "changes": []}]})
     for body in (unknown_field, unknown_object):
@@ -306,7 +322,10 @@ def test_any_signed_bytes_are_200_or_400_never_500(client: TestClient, body: byt
         max_leaves=20,
     )
 )
-def test_hostile_json_in_a_status_never_breaks_the_app(client: TestClient, junk: object) -> None:
+def test_hostile_json_in_a_status_never_breaks_the_app(
+    applying_client: TestClient, junk: object
+) -> None:
+    client = applying_client
     item = status("wamid.HOSTILE", "sent", T0)
     item["pricing"] = junk
     item["errors"] = [junk]
@@ -320,7 +339,8 @@ def test_hostile_json_in_a_status_never_breaks_the_app(client: TestClient, junk:
 # --- health and metrics ------------------------------------------------------------------
 
 
-def test_health_reports_database_last_event_and_backlog(client: TestClient) -> None:
+def test_health_reports_database_last_event_and_backlog(applying_client: TestClient) -> None:
+    client = applying_client
     body = client.get(HEALTH_PATH).json()
     assert body["database"] == "ok" and body["backlog"] == 0 and body["last_event_at"] is None
     assert body["sandbox_mode"] is False and body["accepting_events"] is True
@@ -344,7 +364,8 @@ def test_health_is_503_when_the_database_is_unreachable(
         assert post(client, sample("status_sent.json")).status_code == 503
 
 
-def test_metrics_are_prometheus_text(client: TestClient, engine: Engine) -> None:
+def test_metrics_are_prometheus_text(applying_client: TestClient, engine: Engine) -> None:
+    client = applying_client
     add_message(engine, wamid=SAMPLE_WAMID, message_id=SAMPLE_MESSAGE_ID)
     post(client, sample("status_sent.json"))
     post(client, sample("status_read.json"), **{"X-Hub-Signature-256": "sha256=" + "1" * 64})

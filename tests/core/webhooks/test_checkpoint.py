@@ -39,6 +39,14 @@ def fill(engine: Engine, count: int, tag: str) -> None:
         )  # fmt: skip
 
 
+def past_automatic_checkpoint(engine: Engine) -> int:
+    """Receipts (about 2 KB each) that fill more WAL frames than SQLite's automatic
+    checkpoint lets grow (1,000 pages, whatever the file's page size)."""
+    with engine.connect() as conn:
+        page = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+    return 1000 * page // 2000 * 3 // 2
+
+
 def test_automatic_checkpoints_are_turned_off_on_the_engines_connections(
     sqlite_engine: Engine,
 ) -> None:
@@ -46,13 +54,15 @@ def test_automatic_checkpoints_are_turned_off_on_the_engines_connections(
     assert take_over_checkpoints(sqlite_engine)  # idempotent
     with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-    fill(sqlite_engine, 3000, "a")  # ~6 MB: past the default 1,000-page checkpoint
-    assert wal_bytes(sqlite_engine) > 4 * 1024 * 1024  # nothing checkpointed on commit
+    with sqlite_engine.connect() as conn:
+        page = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+    fill(sqlite_engine, past_automatic_checkpoint(sqlite_engine), "a")
+    assert wal_bytes(sqlite_engine) > 1000 * page  # nothing checkpointed on commit
 
 
 def test_a_checkpoint_copies_every_frame_and_the_wal_then_restarts(sqlite_engine: Engine) -> None:
     take_over_checkpoints(sqlite_engine)
-    fill(sqlite_engine, 3000, "b")
+    fill(sqlite_engine, past_automatic_checkpoint(sqlite_engine), "b")
     busy, frames, copied = checkpoint(sqlite_engine) or (1, 0, 0)
     assert busy == 0 and frames > 1000 and copied == frames
     size = wal_bytes(sqlite_engine)

@@ -92,28 +92,39 @@ fuzz: $(STAMP)
 	WANOTIFY_TEST_DATABASE_URL= WANOTIFY_FUZZ_PROFILE=full $(BIN)/pytest -q -s -p no:cacheprovider \
 	  -o timeout=7200 tests/fuzz/test_fuzz_app.py
 
+# Every benchmark runs, whatever the one before said; a benchmark that missed its goal (or
+# failed) exits non-zero, and they are named at the end, which then fails.
 bench: $(STAMP)
+	@missed=""; \
 	for module in $(sort $(basename $(notdir $(filter-out %/__init__.py,$(wildcard benchmarks/*.py))))); do \
-	  echo "== benchmarks.$$module"; $(BIN)/python -m benchmarks.$$module || exit 1; \
-	done
+	  echo "== benchmarks.$$module"; $(BIN)/python -m benchmarks.$$module || missed="$$missed $$module"; \
+	done; \
+	if [ -n "$$missed" ]; then echo "*** missed a goal or failed:$$missed ***"; exit 1; fi
 
 # The PostgreSQL figures: send throughput and webhook load with 2 worker processes on
 # BENCH_DATABASE_URL (emptied of earlier benchmark rows: give it a database of its own),
 # analytics over 1 M messages in BENCH_DATABASE_URL_analytics (seeded once, then reused),
-# bulk uploads in a tenant of their own on BENCH_DATABASE_URL.
+# bulk uploads in a tenant of their own on BENCH_DATABASE_URL. As `bench`: all run, and
+# those that missed a goal are named at the end.
 BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/wanotify_bench
 
 bench-postgres: $(STAMP)
 	$(BIN)/python .ci/test_database.py '$(BENCH_DATABASE_URL)'
 	$(BIN)/python .ci/test_database.py '$(BENCH_DATABASE_URL)_analytics'
-	@echo "== benchmarks.send_throughput on PostgreSQL, 2 workers"
-	$(BIN)/python -m benchmarks.send_throughput --database-url '$(BENCH_DATABASE_URL)' --workers 2
-	@echo "== benchmarks.webhook_load on PostgreSQL, 2 workers"
-	$(BIN)/python -m benchmarks.webhook_load --database-url '$(BENCH_DATABASE_URL)' --workers 2
-	@echo "== benchmarks.analytics on PostgreSQL"
-	$(BIN)/python -m benchmarks.analytics --database-url '$(BENCH_DATABASE_URL)_analytics'
-	@echo "== benchmarks.bulk_import on PostgreSQL"
-	$(BIN)/python -m benchmarks.bulk_import --database-url '$(BENCH_DATABASE_URL)'
+	@missed=""; \
+	echo "== benchmarks.send_throughput on PostgreSQL, 2 workers"; \
+	$(BIN)/python -m benchmarks.send_throughput --database-url '$(BENCH_DATABASE_URL)' --workers 2 \
+	  || missed="$$missed send_throughput"; \
+	echo "== benchmarks.webhook_load on PostgreSQL, 2 workers"; \
+	$(BIN)/python -m benchmarks.webhook_load --database-url '$(BENCH_DATABASE_URL)' --workers 2 \
+	  || missed="$$missed webhook_load"; \
+	echo "== benchmarks.analytics on PostgreSQL"; \
+	$(BIN)/python -m benchmarks.analytics --database-url '$(BENCH_DATABASE_URL)_analytics' \
+	  || missed="$$missed analytics"; \
+	echo "== benchmarks.bulk_import on PostgreSQL"; \
+	$(BIN)/python -m benchmarks.bulk_import --database-url '$(BENCH_DATABASE_URL)' \
+	  || missed="$$missed bulk_import"; \
+	if [ -n "$$missed" ]; then echo "*** missed a goal or failed:$$missed ***"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -44,9 +44,11 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
 #: Page size of a SQLite file wanotify creates. A message row with its checked request
 #: body is about 2 KB and is indexed about fifteen times: with 16 KiB pages a 100,000-row
 #: import writes a quarter of the WAL frames (two write calls each) that 4 KiB pages take,
-#: and records its rows about a fifth faster (`benchmarks.bulk_import`); a status update
-#: costs about 4 % more CPU (`benchmarks.webhook_load`), the charts read as fast. A file
-#: made before keeps its page size (it only changes by VACUUM: see the README).
+#: and records its rows about a fifth faster (`benchmarks.bulk_import`). The price: the
+#: webhook path's batched status updates take about 4 % more CPU per event
+#: (`benchmarks.webhook_load`), one UPDATE per message 13-19 % more (`benchmarks.analytics`'
+#: write test); the charts read as fast. A file made before keeps its page size (it only
+#: changes by VACUUM: see the README).
 SQLITE_PAGE_BYTES = 16 * 1024
 #: SQLite's own default page cache per connection (`PRAGMA cache_size`), in KiB.
 SQLITE_CACHE_KIB = 2000

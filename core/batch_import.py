@@ -477,11 +477,7 @@ def _record_chunk(
                     raise entry.broken
                 elif state.sender_problem is not None:
                     error = str(state.sender_problem)
-                elif entry.key in earlier:
-                    error = _already_sent(*earlier[entry.key])
-                elif entry.key in firsts:
-                    error = f"duplicate of row {firsts[entry.key]}"
-                else:
+                elif (error := _taken(entry.key, earlier, firsts)) is None:
                     if entry.invalid is not None:
                         raise entry.invalid
                     firsts[entry.key] = check.row_number
@@ -519,11 +515,7 @@ def _record_chunk(
                     error = str(exc)
                 else:
                     key = outbound.idempotency_key
-                    if key in earlier:
-                        error = _already_sent(*earlier[key])
-                    elif key in firsts:
-                        error = f"duplicate of row {firsts[key]}"
-                    else:
+                    if (error := _taken(key, earlier, firsts)) is None:
                         firsts[key] = check.row_number
                         values = _message_values(outbound, now, new_ids(1)[0])
                         messages += _converted(M, dialect, [values], _MESSAGE_ORDER, _JSON_TEXT)
@@ -648,7 +640,7 @@ def insert_many(
     order); elsewhere (and on a SQLite before 3.35) None: read them back.
     """
     if not rows:
-        return [] if returning and conn.dialect.name == "sqlite" else None
+        return insert_converted(conn, table, (), (), returning=returning)
     keys = list(rows[0])
     defaulted = [c.key for c in table.columns if c.default is not None and c.key not in keys]
     if defaulted:
@@ -674,9 +666,8 @@ def insert_converted(
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         if dialect.name == "postgresql":
-            quote = dialect.identifier_preparer.quote
-            columns = ", ".join(quote(table.c[key].name) for key in keys)
             target = dialect.identifier_preparer.format_table(table)
+            columns = _column_list(dialect, table, keys)
             with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
                 for row in values:
                     copy.write_row(row)
@@ -724,15 +715,12 @@ def _sqlite_insert(
     """
     limit = cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     per = max(1, min(SQLITE_ROWS, limit // len(keys)))
-    quote = dialect.identifier_preparer.quote
     head = (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "  # noqa: S608  (names)
-        f"({', '.join(quote(table.c[key].name) for key in keys)}) VALUES "
+        f"({_column_list(dialect, table, keys)}) VALUES "
     )
     one = f"({', '.join('?' * len(keys))})"
-    tail = ""
-    if returning:
-        tail = f" RETURNING {', '.join(quote(table.c[key].name) for key in returning)}"
+    tail = f" RETURNING {_column_list(dialect, table, returning)}" if returning else ""
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(values), per):
         part = values[start : start + per]
@@ -750,6 +738,12 @@ def _sqlite_insert(
         )
         for row in found
     ]
+
+
+def _column_list(dialect: Any, table: Table, keys: Sequence[str]) -> str:
+    """The columns of `keys`, quoted as the dialect needs, comma separated."""
+    quote = dialect.identifier_preparer.quote
+    return ", ".join(quote(table.c[key].name) for key in keys)
 
 
 def _converted(
@@ -1014,6 +1008,19 @@ def _existing_keys(
         ):
             found[key] = (message_id, created_at, status)
     return found
+
+
+def _taken(
+    key: str, earlier: Mapping[str, tuple[str, datetime, str]], firsts: Mapping[str, int]
+) -> str | None:
+    """Why a row with idempotency `key` is not queued: an earlier message holds the key
+    (`earlier`, read in the chunk's transaction), or an earlier row of this file queued
+    it (`firsts`); None when it may be queued."""
+    if key in earlier:
+        return _already_sent(*earlier[key])
+    if key in firsts:
+        return f"duplicate of row {firsts[key]}"
+    return None
 
 
 def _already_sent(message_id: str, created_at: datetime, status: str) -> str:

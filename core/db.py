@@ -136,6 +136,10 @@ def _sqlite_engine(
     return engine
 
 
+#: Set in a pooled connection's info while `bulk_write_cache` has raised its cache.
+_RAISED_CACHE = "wanotify_raised_cache"
+
+
 def bulk_write_cache(conn: Connection) -> None:
     """On SQLite, give this connection a larger page cache until it goes back to the
     pool; elsewhere nothing.
@@ -150,9 +154,6 @@ def bulk_write_cache(conn: Connection) -> None:
         return
     conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_WRITE_CACHE_KIB}")
     conn.connection.info[_RAISED_CACHE] = True
-
-
-_RAISED_CACHE = "wanotify_raised_cache"
 
 
 def _restore_cache(dbapi_connection: Any, record: Any) -> None:

@@ -46,7 +46,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import JSON, Connection, Engine, Table, insert, select, update
+from sqlalchemy import JSON, Connection, Engine, Table, insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
@@ -55,7 +55,7 @@ from core.consent.policy import refusal_for
 from core.consent.record import grant_event, grant_rows, granted_columns
 from core.consent.tenant import allows_unrecorded
 from core.csv_import import RowCheck
-from core.db import bulk_write_cache, one_of, plan_each_statement, session_scope
+from core.db import bulk_write_cache, by_unique_key, plan_each_statement, session_scope
 from core.heap import fewer_collections
 from core.keys import content_key
 from core.models.batches import BatchRow, BatchStatus, SendBatch
@@ -984,9 +984,12 @@ def _read_suppliers(conn: Any, tenant_id: str, phones: Sequence[str]) -> dict[st
         found.update(
             _supplier_entry(row)
             for row in conn.execute(
-                select(*(S.c[key] for key in _SUPPLIER_COLUMNS)).where(
+                by_unique_key(
+                    conn,
+                    [S.c[key] for key in _SUPPLIER_COLUMNS],
                     S.c.tenant_id == tenant_id,
-                    one_of(conn, S.c.phone_e164, phones[start : start + IN_CHUNK]),
+                    S.c.phone_e164,
+                    phones[start : start + IN_CHUNK],
                 )
             )
         )
@@ -1001,9 +1004,12 @@ def _existing_keys(
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), IN_CHUNK):
         for key, message_id, created_at, status in conn.execute(
-            select(M.c.idempotency_key, M.c.id, M.c.created_at, M.c.status).where(
+            by_unique_key(
+                conn,
+                [M.c.idempotency_key, M.c.id, M.c.created_at, M.c.status],
                 M.c.tenant_id == tenant_id,
-                one_of(conn, M.c.idempotency_key, unique[start : start + IN_CHUNK]),
+                M.c.idempotency_key,
+                unique[start : start + IN_CHUNK],
             )
         ):
             found[key] = (message_id, created_at, status)

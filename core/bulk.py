@@ -42,7 +42,7 @@ from core.csv_import import (
     read_csv,
     validate_rows,
 )
-from core.db import get_engine, one_of, plan_each_statement, session_scope
+from core.db import by_unique_key, get_engine, plan_each_statement, session_scope
 from core.formatting import format_moment
 from core.heap import fewer_collections
 from core.i18n import _, ngettext
@@ -64,6 +64,8 @@ from core.templates import (
     render_preview,
 )
 from core.users import UserInfo
+
+_SUPPLIERS = Supplier.__table__  # type: ignore[attr-defined]
 
 #: Phones per `IN (...)` lookup: well under SQLite's variable limit.
 _IN_CHUNK = 500
@@ -279,9 +281,7 @@ def _versions(
     return versions
 
 
-def _languages_at(
-    session: Session, tenant_id: str, phones: Sequence[str]
-) -> dict[str, str | None]:
+def _languages_at(session: Session, tenant_id: str, phones: Sequence[str]) -> dict[str, str | None]:
     """The language kept for each of the tenant's suppliers at these E.164 numbers (None
     when it has none), in a few `IN (...)` queries of those two columns: a file of
     100,000 known numbers needs neither whole supplier objects nor their bookkeeping."""
@@ -289,10 +289,13 @@ def _languages_at(
     unique = list(dict.fromkeys(phones))
     for start in range(0, len(unique), _IN_CHUNK):
         chunk = unique[start : start + _IN_CHUNK]
-        for phone, language in session.exec(
-            select(col(Supplier.phone_e164), col(Supplier.language)).where(
-                col(Supplier.tenant_id) == tenant_id,
-                one_of(session, col(Supplier.phone_e164), chunk),
+        for phone, language in session.execute(
+            by_unique_key(
+                session,
+                [_SUPPLIERS.c.phone_e164, _SUPPLIERS.c.language],
+                _SUPPLIERS.c.tenant_id == tenant_id,
+                _SUPPLIERS.c.phone_e164,
+                chunk,
             )
         ).all():
             found[phone] = language

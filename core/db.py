@@ -14,11 +14,15 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Select,
     String,
     any_,
     bindparam,
     event,
+    func,
+    select,
     text,
+    true,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import NullType
@@ -207,6 +211,37 @@ def one_of(db: Session | Connection, column: Any, values: Sequence[Any]) -> Colu
         element = String() if isinstance(column.type, NullType) else column.type  # lower(x)
         return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
     return column.in_(values)
+
+
+def by_unique_key(
+    db: Session | Connection,
+    columns: Sequence[ColumnElement[Any]],
+    scope: ColumnElement[bool],
+    key: ColumnElement[Any],
+    values: Sequence[Any],
+) -> Select[Any]:
+    """`SELECT columns WHERE scope AND key IN (values)` for a key that a unique index
+    covers together with `scope` (a tenant's phone, a tenant's idempotency key), written
+    so the database finds each value through that index whatever its statistics say.
+
+    On PostgreSQL one lookup per value (`unnest` joined LATERAL, LIMIT 1): the plain
+    `key = ANY(...)` is planned from statistics, and a table that grew since its last
+    ANALYZE (autovacuum off or not yet round, a first bulk import) is taken to hold a
+    few rows per tenant, so the plan read every row of the tenant and filtered: 110 ms
+    per 500 keys once the tenant held 100,000 messages, growing with each chunk of an
+    import; through the index, 6 ms. Elsewhere `one_of`.
+    """
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    if dialect.name != "postgresql":
+        return select(*columns).where(scope, one_of(db, key, values))
+    wanted = (
+        func.unnest(bindparam(None, list(values), type_=ARRAY(key.type)))
+        .table_valued("value")
+        .render_derived(name="wanted")
+    )
+    # LIMIT keeps the subquery from being flattened into a join planned from statistics
+    found = select(*columns).where(scope, key == wanted.c.value).limit(1).lateral("found")
+    return select(*found.c).select_from(wanted).join(found, true())
 
 
 def plan_each_statement(db: Session | Connection) -> None:

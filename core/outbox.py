@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.consent import refusal_for
-from core.db import get_engine, one_of, session_scope
+from core.db import by_unique_key, get_engine, session_scope
 from core.keys import resend_key
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.suppliers import Supplier
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 RESENDABLE = frozenset(
     {MessageStatus.FAILED, MessageStatus.NEEDS_ATTENTION, MessageStatus.CANCELLED}
 )
+_MESSAGES = WhatsAppMessage.__table__  # type: ignore[attr-defined]
 _KEY_CHUNK = 500  # keys per IN (...) lookup: well under SQLite's variable limit
 
 
@@ -139,12 +140,21 @@ def _existing(session: Session, tenant_id: str, keys: Iterable[str]) -> dict[str
     key_list = list(dict.fromkeys(keys))
     for start in range(0, len(key_list), _KEY_CHUNK):
         chunk = key_list[start : start + _KEY_CHUNK]
-        rows = session.exec(
-            select(WhatsAppMessage).where(
-                col(WhatsAppMessage.tenant_id) == tenant_id,
-                one_of(session, col(WhatsAppMessage.idempotency_key), chunk),
+        rows = (
+            session.execute(
+                select(WhatsAppMessage).from_statement(
+                    by_unique_key(
+                        session,
+                        list(_MESSAGES.c),
+                        _MESSAGES.c.tenant_id == tenant_id,
+                        _MESSAGES.c.idempotency_key,
+                        chunk,
+                    )
+                )
             )
-        ).all()
+            .scalars()
+            .all()
+        )
         for row in rows:
             found[row.idempotency_key] = row
     return found

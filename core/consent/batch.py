@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from core.consent.policy import NO_CONSENT, ConsentHolder, refusal_for
 from core.consent.record import grant
 from core.consent.stopwords import fold
 from core.consent.tenant import allows_unrecorded
-from core.db import one_of
+from core.db import by_unique_key
 from core.i18n import _
 from core.models.suppliers import Supplier
 
@@ -97,11 +96,12 @@ def suppliers_at(
     found: dict[str, ConsentHolder] = {}
     for start in range(0, len(unique), _IN_CHUNK):
         for phone, name, opted_in, opted_out_at, source in session.execute(
-            select(
-                _S.c.phone_e164, _S.c.name, _S.c.opted_in, _S.c.opted_out_at, _S.c.opt_out_source
-            ).where(
+            by_unique_key(
+                session,
+                [_S.c.phone_e164, _S.c.name, _S.c.opted_in, _S.c.opted_out_at, _S.c.opt_out_source],
                 _S.c.tenant_id == tenant_id,
-                one_of(session, _S.c.phone_e164, unique[start : start + _IN_CHUNK]),
+                _S.c.phone_e164,
+                unique[start : start + _IN_CHUNK],
             )
         ):
             found[phone] = _Consent(name, opted_in, opted_out_at, source)

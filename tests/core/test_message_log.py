@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from core.auth import PermissionDenied
 from core.db import session_scope
@@ -190,7 +191,9 @@ def test_a_failure_a_resend_cannot_fix_is_not_resent(engine: Engine) -> None:
         except OutboxError as exc:
             assert "fail the same way" not in str(exc)
     with session_scope(engine) as session:
-        sent_again = session.query(WhatsAppMessage).filter(
-            WhatsAppMessage.meta.is_not(None)  # type: ignore[union-attr]
-        )
+        sent_again = session.exec(
+            select(WhatsAppMessage).where(
+                WhatsAppMessage.meta.is_not(None)  # type: ignore[union-attr]
+            )
+        ).all()
         assert not [m for m in sent_again if (m.meta or {}).get("resend_of") in (params, template)]

@@ -10,10 +10,16 @@ database, migrated, with earlier benchmark rows removed: use a dedicated one) ge
 measured 2,000 rows at cap 80, and 0.5 % refused is 3 sends of 640); `--workers` real
 worker processes (the product's `wanotify worker`, sharing one throughput budget through
 the database) send them to a sandbox (a process of its own, so this script's polling
-never delays it) enforcing the cap itself (130429 beyond it). Each cap runs once per
-latency case: constant (every send answered after exactly `--latency-ms`, as before),
-and for each non-zero `--spreads` fraction a network-like latency drawn uniformly from
-`--latency-ms` ± that fraction with a tail (`--tail-rate` of the sends take 1-2 s). Half
+never delays it) enforcing the cap itself (130429 beyond it). The notices are held (due
+tomorrow) until every worker holds its share of the cap, as when a batch reaches workers
+that are already running; how long the workers took to share it is printed (`join s`):
+a worker that joins a running one takes about two seconds to get its share
+(`core.sender.budget`), and an 8 s case that counted that join read 0.89-0.91 of the cap
+with two workers on PostgreSQL at caps 400 to 2,000 (0.978 at cap 400 over 30 s); held
+until they share it, 0.982. Each cap runs once per latency case: constant (every send
+answered after exactly `--latency-ms`, as before), and for each non-zero `--spreads`
+fraction a network-like latency drawn uniformly from `--latency-ms` ± that fraction with a
+tail (`--tail-rate` of the sends take 1-2 s). Half
 of each send's latency passes before it *arrives* and is counted against the cap, as
 Meta counts it, so evenly paced starts reach the cap unevenly. Counted by the sandbox,
 from its own arrival (accept) timestamps:
@@ -40,16 +46,18 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Column, Engine, Table, delete, func, inspect, select, text
+from sqlalchemy import Column, Engine, Table, delete, func, inspect, select, text, update
 from sqlmodel import SQLModel
 
 from core import migrate
 from core.db import get_engine
-from core.models.control import SenderControl
+from core.models.control import SenderBudgetMember, SenderControl
 from core.models.messages import MessageStatus, WhatsAppMessage
+from core.models.types import utcnow
 from core.outbox import OutboundMessage, enqueue_many
 from core.sandbox.process import SandboxProcess
 
@@ -85,6 +93,7 @@ class Result:
     load_average: float  # the machine's 1-minute load average at the end (2 cores shared)
     load_at_start: float  # ... and when the workers started
     sandbox_cpu_seconds: float  # the sandbox process's CPU while sending
+    join_seconds: float  # from starting the workers until they shared the cap
 
     @property
     def rate_ratio(self) -> float:
@@ -211,6 +220,34 @@ def prepare_database(url: str, count: int, run: str) -> Engine:
     return engine
 
 
+def hold_queue(engine: Engine, until: datetime | None) -> None:
+    """Make the benchmark's pending notices due at `until` (None: now)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(WhatsAppMessage)
+            .where(
+                WhatsAppMessage.tenant_id == TENANT,  # type: ignore[arg-type]
+                WhatsAppMessage.status == MessageStatus.PENDING,  # type: ignore[arg-type]
+            )
+            .values(next_attempt_at=until)
+        )
+
+
+def cap_shared(engine: Engine, workers: int, cap: int) -> bool:
+    """Every worker holds its even share (`core.sender.budget.fair_share`) and none still
+    reserves a lowered one: together the whole cap, as once they run side by side."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(SenderBudgetMember.share, SenderBudgetMember.settled_at)  # type: ignore[call-overload]
+        ).all()
+    now = utcnow()
+    return (
+        len(rows) == workers
+        and sum(share for share, _settled in rows) == cap
+        and all(share >= cap // workers and settled <= now for share, settled in rows)
+    )
+
+
 def unsettled(engine: Engine) -> int:
     """Benchmark messages still pending or being sent."""
     with engine.connect() as conn:
@@ -285,6 +322,7 @@ def run_once(
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         engine = prepare_database(url, count, run=f"{cap}-{time.time_ns()}")
+        hold_queue(engine, until=utcnow() + timedelta(days=1))  # until the workers share the cap
         with SandboxProcess(
             latency_ms=latency_ms,
             latency_spread=spread,
@@ -301,8 +339,16 @@ def run_once(
             load_at_start = os.getloadavg()[0]
             cpu_before = cpu_seconds(sandbox.pid)
             procs = start_workers(workers, url, sandbox.url, cap, log_file)
-            deadline = time.monotonic() + seconds * 6 + 60
+            started = time.monotonic()
+            deadline = started + seconds * 6 + 60
             try:
+                while not cap_shared(engine, workers, cap) and time.monotonic() < deadline:
+                    if any(p.poll() is not None for p in procs):
+                        log_file.flush()
+                        raise RuntimeError("a worker exited early:\n" + log_path.read_text())
+                    time.sleep(0.1)
+                joined = time.monotonic() - started
+                hold_queue(engine, until=None)
                 while unsettled(engine) and time.monotonic() < deadline:
                     if any(p.poll() is not None for p in procs):
                         log_file.flush()
@@ -339,6 +385,7 @@ def run_once(
         load_average=os.getloadavg()[0],
         load_at_start=load_at_start,
         sandbox_cpu_seconds=sandbox_cpu,
+        join_seconds=joined,
     )
 
 
@@ -406,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'cap':>6} {'latency':>14} {'msgs':>6} {'accepted':>8} {'rate/cap':>9} "
         f"{'all/cap':>8} {'maxwin/cap':>10} {'dups':>5} {'130429':>7} {'refused':>8} "
         f"{'left':>5} {'vs goal':>7} {'vs const':>8} {'cpu ms/msg':>10} {'sbx ms':>6} "
-        f"{'load':>9}  goal"
+        f"{'load':>9} {'join s':>6}  goal"
     )
     ok = True
     for cap in caps:
@@ -437,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{1000 * result.worker_cpu_seconds / max(1, result.accepted):>10.2f} "
                 f"{1000 * result.sandbox_cpu_seconds / max(1, result.accepted):>6.2f} "
                 f"{result.load_at_start:>4.1f}-{result.load_average:<4.1f} "
-                f"{'met' if result.goal_met else 'MISSED'}",
+                f"{result.join_seconds:>6.1f} {'met' if result.goal_met else 'MISSED'}",
                 flush=True,
             )
     print(
@@ -451,8 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         "cap's constant-latency rate/cap in this run (the baseline); "
         "cpu ms/msg: worker CPU per accepted send (start-up included); "
         "sbx ms: the sandbox process's CPU per accepted send; "
-        "load: 1-min load average at start and end (2 cores, shared). The goal is judged "
-        "on the steady rate; all/cap includes start-up and the backoff tail of retried sends"
+        "load: 1-min load average at start and end (2 cores, shared); join s: from starting "
+        "the workers until they shared the cap (the notices were held until then). The goal "
+        "is judged on the steady rate; all/cap includes start-up and the backoff tail of "
+        "retried sends"
     )
     return 0 if ok else 1
 

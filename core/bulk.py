@@ -281,7 +281,9 @@ def _versions(
     return versions
 
 
-def _languages_at(session: Session, tenant_id: str, phones: Sequence[str]) -> dict[str, str | None]:
+def _languages_at(
+    session: Session, tenant_id: str, phones: Sequence[str]
+) -> dict[str, str | None]:
     """The language kept for each of the tenant's suppliers at these E.164 numbers (None
     when it has none), in a few `IN (...)` queries of those two columns: a file of
     100,000 known numbers needs neither whole supplier objects nor their bookkeeping."""

@@ -35,6 +35,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from benchmarks.bulk_import import GOAL_ROWS, GOAL_SECONDS
+from benchmarks.proc import TICK, children_cpu_seconds, cpu_seconds
 from core import migrate
 from core.db import get_engine
 from core.models.batches import BatchRow, SendBatch
@@ -90,18 +91,6 @@ class Sampler(threading.Thread):
             time.sleep(0.1)
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds the process has used so far (user and system; 0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def browsers_cpu_seconds() -> float:
     """CPU seconds used so far by the machine's running Chromium processes (both
     browsers of this benchmark: they share the 2 cores with the dashboard)."""
@@ -123,9 +112,15 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (sum(values) - idle) / TICK, idle / TICK
 
 
-def cpu_now(dashboard: int) -> tuple[float, float, float, float]:
-    """CPU seconds so far: the dashboard's, the browsers', the machine's busy and idle."""
-    return (cpu_seconds(dashboard), browsers_cpu_seconds(), *machine_cpu_seconds())
+def cpu_now(dashboard: int) -> tuple[float, float, float, float, float]:
+    """CPU seconds so far: the dashboard's, its check workers' (`core.cores`), the
+    browsers', the machine's busy and idle."""
+    return (
+        cpu_seconds(dashboard),
+        children_cpu_seconds(dashboard),
+        browsers_cpu_seconds(),
+        *machine_cpu_seconds(),
+    )
 
 
 def wait_idle(page: Any, timeout: float = 120_000) -> None:
@@ -343,10 +338,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{sampler.peak_anon:,.0f} MB, +{sampler.peak_anon - idle_anon:,.0f} MB = "
               f"{(sampler.peak_anon - idle_anon) / MEMORY_GOAL_MB:4.2f} x the goal; the rest "
               f"is file pages mapped (the database, by the analytics reads)")  # fmt: skip
-        dash, browsers, busy, idle_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+        dash, workers, browsers, busy, idle_cpu = (
+            a - b for a, b in zip(cpu_after, cpu_before, strict=True)
+        )
         print(f"  CPU during upload to queued, of {busy + idle_cpu:.1f} core-seconds: dashboard "
-              f"{dash:.1f} s, the two Chromium browsers {browsers:.1f} s, everything else "
-              f"{busy - dash - browsers:.1f} s, idle {idle_cpu:.1f} s")  # fmt: skip
+              f"{dash:.1f} s, its check workers {workers:.1f} s, the two Chromium browsers "
+              f"{browsers:.1f} s, everything else {busy - dash - workers - browsers:.1f} s, "
+              f"idle {idle_cpu:.1f} s")  # fmt: skip
         for phase in ("idle", "checking", "queuing"):
             times = touring.times.get(phase, [])
             shown = ", ".join(f"{t:.1f}" for t in times) or "none finished in this phase"

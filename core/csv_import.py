@@ -20,15 +20,19 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 import orjson
 
-from core.i18n import N_, _
+from core import cores
+from core.heap import fewer_collections
+from core.i18n import N_, _, current_locale, set_locale
 from core.keys import content_key, po_notice_key
 from core.money import DecimalMark, InvalidAmount, normalize_currency, parse_amount
 from core.phones import InvalidPhoneNumber, normalize_phone, wa_digits
 from core.row_languages import RowLanguage, row_language
+from core.settings import get_settings
 from core.templates import (
     TemplateDefinition,
     TemplateParams,
@@ -440,35 +444,41 @@ def validate_rows(
         {want: row.get(header, "") for want, header in mapping.items() if header}
         for row in table.rows
     ]
-    read: dict[str, tuple[str | None, str | None]] = {}  # a supplier's number, read once
-    phones = []
-    for values in cells:
-        raw = values.get("phone", "")
-        if raw not in read:
-            read[raw] = _phone(raw, region)
-        phones.append(read[raw])
-    del read
+    phones = _read_phones([values.get("phone", "") for values in cells], region)
     known = [phone for phone, _problem in phones if phone is not None]
     kept = dict(supplier_languages(known)) if supplier_languages is not None and known else {}
-    first_row_of: dict[str, int] = {}
     # A file repeats a few languages: each (cell, supplier's language) is decided once,
     # here, within one call (its reasons are in the reader's language of the moment).
-    languages: dict[tuple[str | None, str | None], tuple[RowLanguage, TemplateDefinition, bool]]
-    languages = {}
-    checks = []
-    for number, values, (phone, problem) in zip(table.row_numbers, cells, phones, strict=True):
+    decided: dict[tuple[str | None, str | None], int] = {}
+    decisions: list[_Decision] = []
+    chosen_for: list[int] = []
+    for values, (phone, _problem) in zip(cells, phones, strict=True):
         asked = (values.get("language"), kept.get(phone or ""))
-        decided = languages.get(asked)
-        if decided is None:
+        index = decided.get(asked)
+        if index is None:
             chosen = row_language(
                 *asked, defn.language, by_language, fallback_to_default=fallback_to_default
             )
             version = by_language.get(chosen.code or "", defn)
-            decided = languages[asked] = (chosen, version, is_po_notice_template(version))
-        chosen, version, po_notice = decided
-        check = _check_row(
-            number, values, (phone, problem), version, chosen, po_notice, decimal, default_currency
+            index = decided[asked] = len(decisions)
+            decisions.append((chosen, version, is_po_notice_template(version)))
+        chosen_for.append(index)
+    checked = _check_rows(
+        _RowsToCheck(
+            current_locale(),
+            list(table.row_numbers),
+            cells,
+            phones,
+            decisions,
+            chosen_for,
+            decimal,
+            default_currency,
         )
+    )
+    first_row_of: dict[str, int] = {}
+    checks = []
+    for check in checked:
+        number = check.row_number
         key = check.idempotency_key
         twice = key is not None and key in first_row_of
         if key is not None and not twice:
@@ -486,6 +496,109 @@ def validate_rows(
             check = replace(check, errors=errors)
         checks.append(check)
     return checks
+
+
+#: How a row's language was decided, its template version, and whether that version
+#: is a PO notice: one per distinct (language cell, supplier's language) of a file.
+_Decision = tuple[RowLanguage, TemplateDefinition, bool]
+#: Rows from which a file's checks are spread over worker processes (`core.cores`):
+#: below it, starting them and sending them the rows costs more than it saves.
+SPREAD_FROM = 20_000
+
+
+@dataclass(frozen=True)
+class _RowsToCheck:
+    """Rows to check and all the rules they are checked by: a worker process checks
+    a slice of them (`core.cores.spread`) without reading anything else."""
+
+    locale: str
+    numbers: list[int]
+    cells: list[dict[str, str]]
+    phones: list[tuple[str | None, str | None]]
+    decisions: list[_Decision]
+    chosen_for: list[int]  # each row's decision, by its index in `decisions`
+    decimal: DecimalMark
+    default_currency: str | None
+
+    def sliced(self, start: int, stop: int) -> _RowsToCheck:
+        """The rows `start` to `stop` with the same rules."""
+        return replace(
+            self,
+            numbers=self.numbers[start:stop],
+            cells=self.cells[start:stop],
+            phones=self.phones[start:stop],
+            chosen_for=self.chosen_for[start:stop],
+        )
+
+
+def _check_rows(rows: _RowsToCheck) -> list[RowCheck]:
+    """Each row checked (`_check_row`), in order: a big file's slices in worker
+    processes, one per core, a small file's here."""
+    parts = cores.workers() if len(rows.numbers) >= SPREAD_FROM else 1
+    size = -(-len(rows.numbers) // parts)
+    slices = [rows.sliced(start, start + size) for start in range(0, len(rows.numbers), size)]
+    checked = chain.from_iterable(cores.spread(_check_slice, slices))
+    return [
+        RowCheck(number, values, *rest)
+        for values, (number, *rest) in zip(rows.cells, checked, strict=True)
+    ]
+
+
+#: A RowCheck without its values (the caller has them) as a worker sends it back: a
+#: plain tuple pickles in a fraction of the time of a slotted dataclass.
+_Checked = tuple[Any, ...]
+
+
+@fewer_collections()  # in a worker process as here: thousands of rows' small containers
+def _check_slice(rows: _RowsToCheck) -> list[_Checked]:
+    _read_as(rows.locale)
+    checks = []
+    for number, values, phoned, index in zip(
+        rows.numbers, rows.cells, rows.phones, rows.chosen_for, strict=True
+    ):
+        language, version, po_notice = rows.decisions[index]
+        check = _check_row(
+            number, values, phoned, version, language, po_notice, rows.decimal,
+            rows.default_currency,
+        )  # fmt: skip
+        checks.append(
+            (check.row_number, check.phone_e164, check.params, check.preview,
+             check.idempotency_key, check.errors, check.warnings, check.language,
+             check.payload)
+        )  # fmt: skip
+    return checks
+
+
+def _read_as(locale: str) -> None:
+    """Write reasons in `locale`, the caller's: a worker process starts in the default."""
+    if current_locale() != locale:
+        set_locale(locale)
+
+
+def _read_phones(raws: list[str], region: str | None) -> list[tuple[str | None, str | None]]:
+    """Each raw phone cell's E.164 number, or None and why it cannot be read (a
+    supplier's number is read once, however many rows repeat it): a big file's distinct
+    numbers are read in worker processes, one slice per core."""
+    distinct = list(dict.fromkeys(raws))
+    region = region or get_settings().whatsapp_default_region
+    parts = cores.workers() if len(distinct) >= SPREAD_FROM else 1
+    size = -(-len(distinct) // parts) if distinct else 1
+    slices = [
+        (current_locale(), region, distinct[start : start + size])
+        for start in range(0, len(distinct), size)
+    ]
+    read = dict(
+        zip(distinct, chain.from_iterable(cores.spread(_read_phone_slice, slices)), strict=True)
+    )
+    return [read[raw] for raw in raws]
+
+
+def _read_phone_slice(
+    part: tuple[str, str, list[str]],
+) -> list[tuple[str | None, str | None]]:
+    locale, region, raws = part
+    _read_as(locale)
+    return [_phone(raw, region) for raw in raws]
 
 
 def _check_row(

@@ -159,6 +159,7 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
         key="bulk_decimal",
         help=_("Detect reads 1.234,50 and 1,234.50 and refuses amounts such as 2.750"),
     )
+    runtime.bulk_jobs()  # started with the page: the first big file finds the check workers up
     upload = st.file_uploader(
         _("CSV file"), type=["csv", "txt"], key="bulk_file", max_upload_size=MAX_UPLOAD_MB
     )

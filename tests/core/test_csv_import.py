@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core import cores, csv_import
 from core.csv_import import (
     PO_DOCUMENT_FIELD,
     PO_FIELDS,
@@ -19,6 +22,7 @@ from core.csv_import import (
     read_csv,
     validate_rows,
 )
+from core.i18n import set_locale
 from core.keys import po_notice_key
 from core.templates import TemplateDefinition
 from tests.fixtures.templates import po_notification, positional_reminder
@@ -482,3 +486,52 @@ def test_request_bodies_are_the_text_json_dumps_writes(body: dict[str, str]) -> 
     from core.csv_import import _json
 
     assert _json(body) == json.dumps(body, separators=(",", ":"))
+
+
+# A big file's rows are checked in worker processes ------------------------------------------
+
+
+def test_rows_checked_in_worker_processes_are_checked_exactly_as_here(
+    po_text_header: TemplateDefinition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every kind of row (valid, refused for each reason, in another language, hostile,
+    ragged, a duplicate of a row in the other worker's half) gets the same check, in
+    the same order and in the reader's language, as when the whole file is checked here."""
+    lines = (SAMPLES / "po_batch_valid.csv").read_text().splitlines()
+    lines += (SAMPLES / "po_batch_with_errors.csv").read_text().splitlines()[1:]
+    lines += [
+        "A\u202eLIAME,612345678,PO-H1,10.00,EUR,es",
+        "Harinas\u00a0Martín,612345679,PO-H2,10.00,EUR,es-ES",
+        "Ragged,612345670,PO-H3,10.00,EUR,es,one more cell",
+        "Bad language,612345671,PO-H4,10.00,EUR,<b>x</b>",
+        "Harinas Martín S.L.,+34 612 34 56 78,PO-2026-0042,1234.50,EUR,es",  # row 2 again
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    pt = TemplateDefinition.from_meta({**po_notification("es"), "language": "pt_BR"})
+    options = {"versions": {"pt_BR": pt}, "supplier_languages": lambda phones: {}}
+    set_locale("es")
+    here = check_file(data, po_text_header, **options)
+    cores.shutdown()
+    monkeypatch.setattr(cores, "workers", lambda: 2)
+    monkeypatch.setattr(csv_import, "SPREAD_FROM", 1)
+    spread = cores.spread
+    parts_sent: list[int] = []
+
+    def counted(work: Any, parts: Any) -> Any:
+        parts_sent.append(len(parts))
+        return spread(work, parts)
+
+    monkeypatch.setattr(cores, "spread", counted)
+    try:
+        there = check_file(data, po_text_header, **options)
+        assert parts_sent == [2, 2]  # the phones, then the rows, each in two halves
+        assert {w.process.pid for w in cores._Pool.workers} - {os.getpid()}
+    finally:
+        cores.shutdown()
+        set_locale(None)
+    assert there == here
+    assert len(here) == 17 and sum(check.ok for check in here) == 4
+    assert here[-1].errors == [
+        "Misma OC, teléfono y plantilla que la fila 2: no se envía dos veces"
+    ]  # a duplicate of a row the other worker checked
+    assert here[6].errors == ["Falta el número de teléfono"]  # by a worker, in Spanish

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from core import cores, csv_import
 from core.models.batches import SendBatch
 from core.models.messages import WhatsAppMessage
 from tests.dashboard.pages import dashboard_env, page, person, texts
@@ -32,11 +33,22 @@ def _until(at, condition, what: str):
     return at
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-the-server", "in-worker-processes"])
 def test_a_big_file_is_checked_and_queued_beside_the_page(
-    dashboard_env: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    dashboard_env: str,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    workers: int,
 ) -> None:
+    """With 2 workers the rows are checked in worker processes (`core.cores`), as a file
+    of 20,000 rows or more is on a machine of two cores or more."""
     monkeypatch.setattr("dashboard.views.bulk.INLINE_BYTES", 0)
     monkeypatch.setattr("dashboard.views.bulk.INLINE_ROWS", 0)
+    monkeypatch.setattr(csv_import, "SPREAD_FROM", 1)
+    monkeypatch.setattr(cores, "workers", lambda: workers)
+    cores.shutdown()
+    request.addfinalizer(cores.shutdown)
     _templates(engine)
     data = (
         "Proveedor;Teléfono;Pedido;Importe;Consentimiento\n"
@@ -53,6 +65,7 @@ def test_a_big_file_is_checked_and_queued_beside_the_page(
 
     at = _until(at, ready, "the check")
     assert "1 row will not be sent" in texts(at)
+    assert len(cores.pids()) == (workers if workers > 1 else 0)
     go = next(b for b in at.button if b.key and b.key.startswith("bulk_go_"))
     assert go.label == "Send 5 messages"
     at = go.click().run()

@@ -1,0 +1,27 @@
+"""What a process has used, read from /proc (Linux): for benchmarks that start processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds the process has used so far (user and system; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the process's running children and theirs (a
+    dashboard's check workers, `core.cores`), not by the process itself."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    return sum(cpu_seconds(int(c)) + children_cpu_seconds(int(c)) for c in children)

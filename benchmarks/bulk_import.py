@@ -41,7 +41,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from benchmarks.proc import cpu_seconds
+from benchmarks._proc import cpu_seconds
 from core import cores, csv_import, migrate
 from core.batch_import import new_supplier_language
 from core.batches import ROW_NUMBERS, SPREADSHEET_ROWS, BatchInput, create_batch

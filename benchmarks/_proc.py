@@ -1,4 +1,5 @@
-"""What a process has used, read from /proc (Linux): for benchmarks that start processes."""
+"""What a process has used, read from /proc (Linux): a helper of the benchmarks, not one
+(`make bench` runs every module of benchmarks/ but those whose name starts with "_")."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ import importlib
 import logging
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -220,6 +221,9 @@ def _write(stdout: IO[bytes], answer: tuple[bool, Any]) -> None:
 atexit.register(_stop_all)  # at exit, whoever held the workers is gone
 
 if __name__ == "__main__":
+    # Ctrl-C in a terminal reaches every process of its group: the caller decides when
+    # its workers end (by closing their stdin), not the keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The answers get stdout to themselves: anything the work prints goes to stderr.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

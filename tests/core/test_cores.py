@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from core import cores
 from tests.fixtures.cores_work import pid_and_square, refuse, unpicklable_answer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -76,3 +82,25 @@ def test_a_part_that_cannot_be_sent_is_an_error_and_leaves_no_stale_answer(
     with pytest.raises(TypeError):
         cores.spread(pid_and_square, [1, threading.Lock()])  # type: ignore[arg-type]
     assert [square for _pid, square in cores.spread(pid_and_square, [2, 3])] == [4, 9]
+
+
+def test_workers_end_with_a_caller_that_died_without_stopping_them(tmp_path: Path) -> None:
+    """A dashboard killed outright leaves no worker behind: theirs read end-of-file."""
+    script = (
+        "import os, sys\n"
+        "from core import cores\n"
+        "cores.PRELOAD = ()\n"
+        "cores.workers = lambda: 2\n"
+        "from tests.fixtures.cores_work import pid_and_square\n"
+        "print(' '.join(str(pid) for pid, _ in cores.spread(pid_and_square, [1, 2])), flush=True)\n"
+        "os._exit(0)\n"  # no atexit: as if killed
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"workers {pids} outlived their caller"
+        time.sleep(0.05)

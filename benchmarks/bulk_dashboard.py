@@ -36,8 +36,8 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from benchmarks.bulk_import import GOAL_ROWS, GOAL_SECONDS
 from benchmarks._proc import TICK, children_cpu_seconds, cpu_seconds
+from benchmarks.bulk_import import GOAL_ROWS, GOAL_SECONDS
 from core import migrate
 from core.db import get_engine
 from core.models.batches import BatchRow, SendBatch

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -107,6 +108,7 @@ class JobRunner:
                 changes["batch_id"] = batch_id
             self._update(job_id, **changes)
 
+        started = time.monotonic()
         try:
             set_locale(locale)  # this thread's context, used by this job alone
             result = work(report)
@@ -117,3 +119,8 @@ class JobRunner:
             self._update(job_id, finished=True, error=_("It failed: the server log says why"))
         else:
             self._update(job_id, finished=True, result=result)
+        finally:
+            job = self.job(job_id)
+            kind = job.kind if job is not None else "?"
+            spent = time.monotonic() - started
+            log.info("bulk job %s (%s) ended after %.2f s", job_id, kind, spent)

@@ -24,7 +24,8 @@ class Supplier(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("tenant_id", "phone_e164"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    tenant_id: str = Field(max_length=64, index=True)
+    # by tenant: the unique (tenant_id, phone_e164) index (migration 0027)
+    tenant_id: str = Field(max_length=64)
     name: str = Field(max_length=200)
     phone_e164: str = Field(max_length=20)
     wa_id: str | None = Field(default=None, max_length=20, index=True)  # replies come from here

@@ -26,3 +26,12 @@ def children_cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return sum(cpu_seconds(int(c)) + children_cpu_seconds(int(c)) for c in children)
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory in MB (`field` of /proc/<pid>/status: VmRSS in all,
+    RssAnon its own heap, RssFile the file pages it maps, such as the database's)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

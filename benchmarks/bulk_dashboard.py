@@ -36,7 +36,7 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from benchmarks._proc import TICK, children_cpu_seconds, cpu_seconds
+from benchmarks._proc import TICK, children_cpu_seconds, cpu_seconds, rss_mb
 from benchmarks.bulk_import import GOAL_ROWS, GOAL_SECONDS
 from core import migrate
 from core.db import get_engine
@@ -66,15 +66,6 @@ def consenting_csv(rows: int) -> bytes:
         for n in range(rows)
     ]
     return ("\r\n".join(lines) + "\r\n").encode("cp1252")
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """The process's resident memory in MB (`field` of /proc/<pid>/status: VmRSS in all,
-    RssAnon its own heap, RssFile the file pages it maps, such as the database's)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Sampler(threading.Thread):

@@ -44,7 +44,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from benchmarks._proc import cpu_seconds
+from benchmarks._proc import cpu_seconds, rss_mb
 from core import cores, csv_import, migrate
 from core.batch_import import new_supplier_language
 from core.batches import ROW_NUMBERS, SPREADSHEET_ROWS, BatchInput, create_batch
@@ -159,10 +159,12 @@ def _line(label: str, rows: int, seconds: float, cpu: float | None = None) -> fl
 
 def _rss_mb() -> float:
     """This process's resident memory now, in MB (VmRSS)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_mb(os.getpid())
+
+
+def _workers_mb() -> str:
+    """The check workers' resident memory now, in MB, each."""
+    return ", ".join(f"{rss_mb(pid):,.0f}" for pid in cores.pids()) or "none"
 
 
 def _peak_mb() -> float:
@@ -196,7 +198,7 @@ def run(engine: Engine, tenant: str, sizes: list[int], baseline_rows: int) -> No
     upsert_templates(
         engine, tenant, [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
     )
-    cores.warm()  # as the dashboard does when it starts its bulk runner: ready by the check
+    cores.warm(wait=True)  # as the dashboard has them, started with its bulk page
     print(f"baselines on {baseline_rows:,} rows ({_load()}):")
     plan = _plan(spanish_csv(baseline_rows, "PO-BASE", 500_000), tenant, engine)
     assert plan.valid_count == baseline_rows, [c.errors for c in plan.rejected][:3]
@@ -249,7 +251,8 @@ def run(engine: Engine, tenant: str, sizes: list[int], baseline_rows: int) -> No
         )
         print(
             f"  memory: {rss_before:,.0f} MB before the file, peak {_peak_mb():,.0f} MB "
-            f"(+{_peak_mb() - rss_before:,.0f} MB; goal for the dashboard: +500 MB); {_load()}"
+            f"(+{_peak_mb() - rss_before:,.0f} MB; goal for the dashboard: +500 MB); check "
+            f"workers idle since: {_workers_mb()} MB; {_load()}"
         )
         del plan, batch
         if size >= csv_import.SPREAD_FROM and cores.workers() > 1:

@@ -501,9 +501,20 @@ def validate_rows(
 #: How a row's language was decided, its template version, and whether that version
 #: is a PO notice: one per distinct (language cell, supplier's language) of a file.
 _Decision = tuple[RowLanguage, TemplateDefinition, bool]
-#: Rows from which a file's checks are spread over worker processes (`core.cores`):
-#: below it, starting them and sending them the rows costs more than it saves.
+#: Rows from which a file's checks are spread over worker processes (`core.cores`)
+#: that are ready (the dashboard starts them with its bulk page): below it, sending
+#: them the rows costs more than it saves...
 SPREAD_FROM = 20_000
+#: ... and from which it is worth starting them first (about a second; a command).
+SPREAD_COLD_FROM = 50_000
+
+
+def _parts(rows: int) -> int:
+    """How many slices `rows` rows are checked in: one per worker process for a big
+    file, else one (here)."""
+    if rows >= SPREAD_COLD_FROM or (rows >= SPREAD_FROM and cores.ready()):
+        return cores.workers()
+    return 1
 
 
 @dataclass(frozen=True)
@@ -534,7 +545,7 @@ class _RowsToCheck:
 def _check_rows(rows: _RowsToCheck) -> list[RowCheck]:
     """Each row checked (`_check_row`), in order: a big file's slices in worker
     processes, one per core, a small file's here."""
-    parts = cores.workers() if len(rows.numbers) >= SPREAD_FROM else 1
+    parts = _parts(len(rows.numbers))
     size = -(-len(rows.numbers) // parts)
     slices = [rows.sliced(start, start + size) for start in range(0, len(rows.numbers), size)]
     checked = chain.from_iterable(cores.spread(_check_slice, slices))
@@ -581,7 +592,7 @@ def _read_phones(raws: list[str], region: str | None) -> list[tuple[str | None, 
     numbers are read in worker processes, one slice per core."""
     distinct = list(dict.fromkeys(raws))
     region = region or get_settings().whatsapp_default_region
-    parts = cores.workers() if len(distinct) >= SPREAD_FROM else 1
+    parts = _parts(len(distinct))
     size = -(-len(distinct) // parts) if distinct else 1
     slices = [
         (current_locale(), region, distinct[start : start + size])

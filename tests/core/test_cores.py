@@ -104,3 +104,13 @@ def test_workers_end_with_a_caller_that_died_without_stopping_them(tmp_path: Pat
     while any(Path(f"/proc/{pid}").exists() for pid in pids):
         assert time.monotonic() < deadline, f"workers {pids} outlived their caller"
         time.sleep(0.05)
+
+
+def test_workers_are_ready_once_started_and_never_waited_for(two_workers: None) -> None:
+    assert not cores.ready()  # none started
+    cores.warm()
+    assert len(cores.pids()) == 2  # started, perhaps not ready yet: ready() does not wait
+    cores.warm(wait=True)
+    assert cores.ready()
+    with cores._Pool.lock:  # busy with another caller's work
+        assert not cores.ready()

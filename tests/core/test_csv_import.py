@@ -523,9 +523,13 @@ def test_rows_checked_in_worker_processes_are_checked_exactly_as_here(
 
     monkeypatch.setattr(cores, "spread", counted)
     try:
+        # Workers not started: a file too small to wait for them is checked here...
+        assert check_file(data, po_text_header, **options) == here
+        assert parts_sent == [1, 1] and cores.pids() == []
+        cores.warm(wait=True)  # ... and in two halves once they are up
         there = check_file(data, po_text_header, **options)
-        assert parts_sent == [2, 2]  # the phones, then the rows, each in two halves
-        assert {w.process.pid for w in cores._Pool.workers} - {os.getpid()}
+        assert parts_sent[2:] == [2, 2]  # the phones, then the rows
+        assert set(cores.pids()) - {os.getpid()}
     finally:
         cores.shutdown()
         set_locale(None)

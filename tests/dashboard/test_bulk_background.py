@@ -49,6 +49,7 @@ def test_a_big_file_is_checked_and_queued_beside_the_page(
     monkeypatch.setattr(cores, "workers", lambda: workers)
     cores.shutdown()
     request.addfinalizer(cores.shutdown)
+    cores.warm(wait=True)  # as the page has them started by the time a file comes
     _templates(engine)
     data = (
         "Proveedor;Teléfono;Pedido;Importe;Consentimiento\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -59,14 +58,19 @@ async def test_two_commits_in_flight_lose_nothing_and_store_a_retry_once(
     waits for its commit; every append returns durable, a body sent twice is one row."""
     in_flight, most = 0, 0
     guard = threading.Lock()
+    overlapped = threading.Event()
 
     def slow_write(receipts: Sequence[ReceiptIn]) -> None:
         nonlocal in_flight, most
         with guard:
             in_flight += 1
             most = max(most, in_flight)
+            if in_flight == 2:
+                overlapped.set()
         try:
-            time.sleep(0.05)  # a slow WAL flush: the next batch must not wait for it
+            # A slow WAL flush: the first commit lasts until the next batch is being
+            # written (however busy the machine), or 10 s if the journal waits for it.
+            overlapped.wait(timeout=10)
             write_receipts(engine, receipts)
         finally:
             with guard:

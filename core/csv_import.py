@@ -546,7 +546,7 @@ def _check_rows(rows: _RowsToCheck) -> list[RowCheck]:
     """Each row checked (`_check_row`), in order: a big file's slices in worker
     processes, one per core, a small file's here."""
     parts = _parts(len(rows.numbers))
-    size = -(-len(rows.numbers) // parts)
+    size = max(1, -(-len(rows.numbers) // parts))  # a file of no rows: no slice
     slices = [rows.sliced(start, start + size) for start in range(0, len(rows.numbers), size)]
     checked = chain.from_iterable(cores.spread(_check_slice, slices))
     return [
@@ -593,7 +593,7 @@ def _read_phones(raws: list[str], region: str | None) -> list[tuple[str | None, 
     distinct = list(dict.fromkeys(raws))
     region = region or get_settings().whatsapp_default_region
     parts = _parts(len(distinct))
-    size = -(-len(distinct) // parts) if distinct else 1
+    size = max(1, -(-len(distinct) // parts))
     slices = [
         (current_locale(), region, distinct[start : start + size])
         for start in range(0, len(distinct), size)

@@ -214,9 +214,10 @@ def test_size_and_row_limits() -> None:
     assert len(read_csv(big, max_rows=2000).rows) == 2000
 
 
-def test_header_only_file_has_no_rows() -> None:
+def test_header_only_file_has_no_rows(po_text_header: TemplateDefinition) -> None:
     table = read_csv(b"a,b\r\n")
     assert table.rows == [] and table.headers == ["a", "b"]
+    assert check_file(b"supplier_name,phone,po_number,total_amount\n", po_text_header) == []
     assert read_csv(b"\r\n\n;;\na;b\n1;2\n").rows == [{"a": "1", "b": "2"}]  # blanks above
 
 

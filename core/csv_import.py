@@ -447,22 +447,9 @@ def validate_rows(
     phones = _read_phones([values.get("phone", "") for values in cells], region)
     known = [phone for phone, _problem in phones if phone is not None]
     kept = dict(supplier_languages(known)) if supplier_languages is not None and known else {}
-    # A file repeats a few languages: each (cell, supplier's language) is decided once,
-    # here, within one call (its reasons are in the reader's language of the moment).
-    decided: dict[tuple[str | None, str | None], int] = {}
-    decisions: list[_Decision] = []
-    chosen_for: list[int] = []
-    for values, (phone, _problem) in zip(cells, phones, strict=True):
-        asked = (values.get("language"), kept.get(phone or ""))
-        index = decided.get(asked)
-        if index is None:
-            chosen = row_language(
-                *asked, defn.language, by_language, fallback_to_default=fallback_to_default
-            )
-            version = by_language.get(chosen.code or "", defn)
-            index = decided[asked] = len(decisions)
-            decisions.append((chosen, version, is_po_notice_template(version)))
-        chosen_for.append(index)
+    decisions, chosen_for = _decide_languages(
+        cells, phones, kept, defn, by_language, fallback_to_default
+    )
     checked = _check_rows(
         _RowsToCheck(
             current_locale(),
@@ -507,6 +494,39 @@ _Decision = tuple[RowLanguage, TemplateDefinition, bool]
 SPREAD_FROM = 20_000
 #: ... and from which it is worth starting them first (about a second; a command).
 SPREAD_COLD_FROM = 50_000
+
+
+def _decide_languages(
+    cells: list[dict[str, str]],
+    phones: list[tuple[str | None, str | None]],
+    kept: Mapping[str, str],
+    defn: TemplateDefinition,
+    by_language: Mapping[str, TemplateDefinition],
+    fallback_to_default: bool,
+) -> tuple[list[_Decision], list[int]]:
+    """Each row's language (`core.row_languages.row_language`: its cell, else the
+    language `kept` for its supplier's number, else `defn`'s) and the template version
+    it is checked against: the distinct decisions, and each row's index among them.
+
+    A file repeats a few languages: each (cell, supplier's language) is decided once,
+    here, in the caller's process (its reasons read in the reader's language of the
+    moment); the rows themselves may be checked in worker processes.
+    """
+    decided: dict[tuple[str | None, str | None], int] = {}
+    decisions: list[_Decision] = []
+    chosen_for: list[int] = []
+    for values, (phone, _problem) in zip(cells, phones, strict=True):
+        asked = (values.get("language"), kept.get(phone or ""))
+        index = decided.get(asked)
+        if index is None:
+            chosen = row_language(
+                *asked, defn.language, by_language, fallback_to_default=fallback_to_default
+            )
+            version = by_language.get(chosen.code or "", defn)
+            index = decided[asked] = len(decisions)
+            decisions.append((chosen, version, is_po_notice_template(version)))
+        chosen_for.append(index)
+    return decisions, chosen_for
 
 
 def _parts(rows: int) -> int:

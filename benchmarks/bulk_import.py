@@ -157,11 +157,6 @@ def _line(label: str, rows: int, seconds: float, cpu: float | None = None) -> fl
     return rate
 
 
-def _rss_mb() -> float:
-    """This process's resident memory now, in MB (VmRSS)."""
-    return rss_mb(os.getpid())
-
-
 def _workers_mb() -> str:
     """The check workers' resident memory now, in MB, each."""
     return ", ".join(f"{rss_mb(pid):,.0f}" for pid in cores.pids()) or "none"
@@ -175,6 +170,13 @@ def _peak_mb() -> float:
 def _cpu() -> float:
     """CPU seconds used so far by this process and by its workers (`core.cores`)."""
     return time.process_time() + sum(cpu_seconds(pid) for pid in cores.pids())
+
+
+def _templates(engine: Engine, tenant: str) -> None:
+    """The sandbox's approved templates, for `tenant`."""
+    upsert_templates(
+        engine, tenant, [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
+    )
 
 
 def _load() -> str:
@@ -195,9 +197,7 @@ def _plan(data: bytes, tenant: str, engine: Engine) -> BulkPlan:
 
 def run(engine: Engine, tenant: str, sizes: list[int], baseline_rows: int) -> None:
     """Time both baselines on `baseline_rows`, then the chunked path at each size."""
-    upsert_templates(
-        engine, tenant, [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
-    )
+    _templates(engine, tenant)
     cores.warm(wait=True)  # as the dashboard has them, started with its bulk page
     print(f"baselines on {baseline_rows:,} rows ({_load()}):")
     plan = _plan(spanish_csv(baseline_rows, "PO-BASE", 500_000), tenant, engine)
@@ -226,7 +226,7 @@ def run(engine: Engine, tenant: str, sizes: list[int], baseline_rows: int) -> No
     for size in sizes:
         print(f"\n{size:,} rows ({_load()}):")
         data = spanish_csv(size, f"PO-{size}")
-        rss_before = _rss_mb()
+        rss_before = rss_mb(os.getpid())
         cpu_started, started = _cpu(), time.perf_counter()
         plan = _plan(data, tenant, engine)
         checked = time.perf_counter() - started
@@ -266,9 +266,7 @@ def _alone(engine: Engine, data: bytes, size: int, checked: float) -> None:
     for a tenant of its own (the same database, none of the rows queued): after the
     figures above, so their memory is not this run's."""
     tenant = f"bench-alone-{uuid.uuid4().hex[:8]}"
-    upsert_templates(
-        engine, tenant, [t.as_graph(DEFAULT_TEMPLATE_FIELDS) for t in default_templates()]
-    )
+    _templates(engine, tenant)
     with cores.in_this_process():
         started = time.perf_counter()
         _plan(data, tenant, engine)

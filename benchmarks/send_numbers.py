@@ -32,10 +32,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from benchmarks._proc import cpu_seconds
 from benchmarks.send_throughput import (
     ARRIVAL_SHARE,
     GOAL_RATE,
-    cpu_seconds,
     notice_payload,
     recipient,
     start_workers,

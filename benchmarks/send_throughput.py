@@ -53,6 +53,7 @@ from typing import IO, Any
 from sqlalchemy import Column, Engine, Table, delete, func, inspect, select, text, update
 from sqlmodel import SQLModel
 
+from benchmarks._proc import cpu_seconds
 from core import migrate
 from core.db import get_engine
 from core.models.control import SenderBudgetMember, SenderControl
@@ -387,15 +388,6 @@ def run_once(
         sandbox_cpu_seconds=sandbox_cpu,
         join_seconds=joined,
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a live process used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def steady_rate(times: list[float]) -> float:

@@ -62,6 +62,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from benchmarks._proc import children_cpu_seconds, cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "benchmark-app-secret"
 WEBHOOK_PATH = "/api/v1/whatsapp/webhook"
@@ -384,13 +386,7 @@ async def drive(url: str, events: list[Event], rate: float, pid: int) -> StepRes
 
 def _process_cpu(pid: int) -> float:
     """CPU seconds used by a process and its worker processes (user + system), from /proc."""
-    try:
-        fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return 0.0
-    own = (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(_process_cpu(int(child)) for child in children)
+    return cpu_seconds(pid) + children_cpu_seconds(pid)
 
 
 def _database_cpu(database: str) -> dict[int, float]:

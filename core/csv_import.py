@@ -529,12 +529,14 @@ def _decide_languages(
     return decisions, chosen_for
 
 
-def _parts(rows: int) -> int:
-    """How many slices `rows` rows are checked in: one per worker process for a big
-    file, else one (here)."""
-    if rows >= SPREAD_COLD_FROM or (rows >= SPREAD_FROM and cores.ready()):
-        return cores.workers()
-    return 1
+def _slices(count: int) -> list[slice]:
+    """The slices `count` rows (or numbers) are checked in: one per worker process for a
+    big file, else one, here (none for no rows)."""
+    parts = 1
+    if count >= SPREAD_COLD_FROM or (count >= SPREAD_FROM and cores.ready()):
+        parts = cores.workers()
+    size = max(1, -(-count // parts))
+    return [slice(start, start + size) for start in range(0, count, size)]
 
 
 @dataclass(frozen=True)
@@ -551,23 +553,21 @@ class _RowsToCheck:
     decimal: DecimalMark
     default_currency: str | None
 
-    def sliced(self, start: int, stop: int) -> _RowsToCheck:
-        """The rows `start` to `stop` with the same rules."""
+    def sliced(self, rows: slice) -> _RowsToCheck:
+        """These rows with the same rules."""
         return replace(
             self,
-            numbers=self.numbers[start:stop],
-            cells=self.cells[start:stop],
-            phones=self.phones[start:stop],
-            chosen_for=self.chosen_for[start:stop],
+            numbers=self.numbers[rows],
+            cells=self.cells[rows],
+            phones=self.phones[rows],
+            chosen_for=self.chosen_for[rows],
         )
 
 
 def _check_rows(rows: _RowsToCheck) -> list[RowCheck]:
     """Each row checked (`_check_row`), in order: a big file's slices in worker
     processes, one per core, a small file's here."""
-    parts = _parts(len(rows.numbers))
-    size = max(1, -(-len(rows.numbers) // parts))  # a file of no rows: no slice
-    slices = [rows.sliced(start, start + size) for start in range(0, len(rows.numbers), size)]
+    slices = [rows.sliced(part) for part in _slices(len(rows.numbers))]
     checked = chain.from_iterable(cores.spread(_check_slice, slices))
     return [
         RowCheck(number, values, *rest)
@@ -577,11 +577,11 @@ def _check_rows(rows: _RowsToCheck) -> list[RowCheck]:
 
 #: A RowCheck without its values (the caller has them) as a worker sends it back: a
 #: plain tuple pickles in a fraction of the time of a slotted dataclass.
-_Checked = tuple[Any, ...]
+_CheckAnswer = tuple[Any, ...]
 
 
 @fewer_collections()  # in a worker process as here: thousands of rows' small containers
-def _check_slice(rows: _RowsToCheck) -> list[_Checked]:
+def _check_slice(rows: _RowsToCheck) -> list[_CheckAnswer]:
     _read_as(rows.locale)
     checks = []
     for number, values, phoned, index in zip(
@@ -612,12 +612,7 @@ def _read_phones(raws: list[str], region: str | None) -> list[tuple[str | None, 
     numbers are read in worker processes, one slice per core."""
     distinct = list(dict.fromkeys(raws))
     region = region or get_settings().whatsapp_default_region
-    parts = _parts(len(distinct))
-    size = max(1, -(-len(distinct) // parts))
-    slices = [
-        (current_locale(), region, distinct[start : start + size])
-        for start in range(0, len(distinct), size)
-    ]
+    slices = [(current_locale(), region, distinct[part]) for part in _slices(len(distinct))]
     read = dict(
         zip(distinct, chain.from_iterable(cores.spread(_read_phone_slice, slices)), strict=True)
     )

@@ -19,7 +19,6 @@ from wsgiref.simple_server import WSGIServer
 import streamlit as st
 from sqlalchemy import Engine
 
-from core import cores
 from core.batch_jobs import JobRunner
 from core.db import get_engine
 from core.metrics_server import serve_metrics
@@ -128,9 +127,7 @@ def _serve_sender_metrics(sender: EmbeddedSender, cfg: Settings) -> SenderMetric
 @st.cache_resource(show_spinner=False)
 def bulk_jobs() -> JobRunner:
     """The server process's runner of long bulk work (checking and queuing big files
-    off the pages' threads, `core.batch_jobs`), started once, with the worker processes
-    a big file's rows are checked in (`core.cores`), so the first upload finds them."""
-    cores.warm()
+    off the pages' threads, `core.batch_jobs`), started once."""
     return JobRunner()
 
 

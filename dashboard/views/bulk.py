@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from core import csv_import
+from core import cores, csv_import
 from core.auth import PermissionDenied, write_tenant
 from core.batch_jobs import Report
 from core.batches import BatchError, BatchProgress
@@ -159,7 +159,7 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
         key="bulk_decimal",
         help=_("Detect reads 1.234,50 and 1,234.50 and refuses amounts such as 2.750"),
     )
-    runtime.bulk_jobs()  # started with the page: the first big file finds the check workers up
+    cores.warm()  # the check workers (core.cores), up before the first big file comes
     upload = st.file_uploader(
         _("CSV file"), type=["csv", "txt"], key="bulk_file", max_upload_size=MAX_UPLOAD_MB
     )

@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{args.port}"
-    data = consenting_csv(args.rows)
+    upload = workdir / "grande.csv"
+    upload.write_bytes(consenting_csv(args.rows))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -296,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
             touring.phase = "checking"
             started = time.perf_counter()
             dropzone = buyer.locator("[data-testid='stFileUploaderDropzone'] input[type=file]")
-            dropzone.set_input_files({"name": "grande.csv", "mimeType": "text/csv", "buffer": data})
+            dropzone.set_input_files(upload)  # a file on disk, as a buyer picks it
+            buyer.get_by_text("Checking every row of the file").first.wait_for()
+            uploaded = time.perf_counter() - started
             send = buyer.get_by_role("button", name=f"Send {args.rows:,} messages")
             send.wait_for()
             checked = time.perf_counter() - started
@@ -328,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         goal = GOAL_SECONDS * args.rows / GOAL_ROWS
         print(f"{args.rows:,} rows through the dashboard in Chromium (load {load_before:.2f} "
               f"before, {load_after:.2f} after, {os.cpu_count()} cores)")  # fmt: skip
-        print(f"  upload to checked (Send button shown): {checked:7.2f} s")
+        print(f"  upload to checked (Send button shown): {checked:7.2f} s, of which the "
+              f"upload until the check began {uploaded:.2f} s")  # fmt: skip
         print(f"  click to every row queued:             {queued:7.2f} s")
         print(f"  upload to queued:                      {whole:7.2f} s = "
               f"{whole / goal:4.2f} x the goal's {goal:.1f} s")  # fmt: skip

@@ -55,7 +55,13 @@ from core.consent.policy import refusal_for
 from core.consent.record import grant_event, grant_rows, granted_columns
 from core.consent.tenant import allows_unrecorded
 from core.csv_import import RowCheck
-from core.db import bulk_write_cache, by_unique_key, plan_each_statement, session_scope
+from core.db import (
+    bulk_write_cache,
+    by_unique_key,
+    plan_each_statement,
+    refresh_statistics,
+    session_scope,
+)
 from core.heap import fewer_collections
 from core.keys import content_key
 from core.models.batches import BatchRow, BatchStatus, SendBatch
@@ -88,6 +94,9 @@ BT = SendBatch.__table__  # type: ignore[attr-defined]
 S = Supplier.__table__  # type: ignore[attr-defined]
 EV = ConsentEvent.__table__  # type: ignore[attr-defined]
 
+#: The tables a bulk step looks its rows up in by their unique keys (a tenant's phones,
+#: its idempotency keys): analyzed first when autovacuum would (`refresh_statistics`).
+LOOKED_UP = (M.name, S.name)
 #: Rows per transaction: small enough that other writers (the dispatcher, webhooks, the
 #: page's own clicks) get the database between chunks, large enough to be cheap.
 CHUNK = 2_000
@@ -141,6 +150,7 @@ def record_plan(
     the tenant's default: routed once, before anything is written.
     """
     sender = _sender(engine, plan.tenant_id, phone_number_id)
+    refresh_statistics(engine, LOOKED_UP)
     with session_scope(engine) as session:
         definition = resolve_template(
             session, plan.tenant_id, plan.definition.name, plan.definition.language

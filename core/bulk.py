@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core.auth import Action, PermissionDenied, require, visible_tenants, write_tenant
-from core.batch_import import ImportProgress, record_plan
+from core.batch_import import LOOKED_UP, ImportProgress, record_plan
 from core.batches import (
     ROW_NUMBERS,
     SOURCES,
@@ -42,7 +42,13 @@ from core.csv_import import (
     read_csv,
     validate_rows,
 )
-from core.db import by_unique_key, get_engine, plan_each_statement, session_scope
+from core.db import (
+    by_unique_key,
+    get_engine,
+    plan_each_statement,
+    refresh_statistics,
+    session_scope,
+)
 from core.formatting import format_moment
 from core.heap import fewer_collections
 from core.i18n import _, ngettext
@@ -200,6 +206,7 @@ def plan_csv(
     template cannot be sent at all.
     """
     table = read_csv(data)
+    refresh_statistics(engine or get_engine(), LOOKED_UP)
     with session_scope(engine or get_engine()) as session:
         plan_each_statement(session)  # hundreds of lookups by phone and key
         definition = resolve_template(session, tenant_id, template_name, language)

@@ -237,11 +237,28 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], preload: Sequence[str]) -> None:
         except Exception as exc:  # the caller raises it, as if it had run there
             answer = (True, exc)
         try:
-            _write(stdout, answer)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            _write(stdout, (True, RuntimeError(f"{type(exc).__name__}: {exc}")))
+            _reply(stdout, answer)
+        except BrokenPipeError:  # the caller ended while this worked (a dashboard stopped)
+            _discard(stdout)
+            return
         del work, part, answer
         _give_back_memory()
+
+
+def _reply(stdout: IO[bytes], answer: tuple[bool, Any]) -> None:
+    """Send `answer`, or the error of one that cannot be pickled (raised by the caller)."""
+    try:
+        _write(stdout, answer)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        _write(stdout, (True, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _discard(stdout: IO[bytes]) -> None:
+    """Point `stdout` at /dev/null: what is left in its buffer is flushed there as the
+    process ends, not into a pipe nobody reads (which prints a traceback)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, stdout.fileno())
+    os.close(null)
 
 
 def _give_back_memory() -> None:

@@ -4,6 +4,7 @@ a worker that died or is busy never loses work."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core import cores
-from tests.fixtures.cores_work import pid_and_square, refuse, unpicklable_answer
+from tests.fixtures.cores_work import big_answer, pid_and_square, refuse, unpicklable_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,6 +105,22 @@ def test_workers_end_with_a_caller_that_died_without_stopping_them(tmp_path: Pat
     while any(Path(f"/proc/{pid}").exists() for pid in pids):
         assert time.monotonic() < deadline, f"workers {pids} outlived their caller"
         time.sleep(0.05)
+
+
+def test_a_worker_whose_caller_stopped_reading_ends_quietly() -> None:
+    """A dashboard stopped while a check ran: its worker's answer meets a closed pipe, and
+    the worker ends without a traceback in the dashboard's log."""
+    worker = subprocess.Popen([sys.executable, "-m", "core.cores"], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    assert worker.stdin is not None and worker.stdout is not None
+    assert pickle.load(worker.stdout) == (False, "ready")
+    pickle.dump((big_answer, 8_000_000), worker.stdin)
+    worker.stdin.flush()
+    worker.stdout.close()  # the caller is gone before the answer
+    _out, errors = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    assert errors == b"", errors.decode()
 
 
 def test_workers_are_ready_once_started_and_never_waited_for(two_workers: None) -> None:

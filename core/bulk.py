@@ -206,8 +206,9 @@ def plan_csv(
     template cannot be sent at all.
     """
     table = read_csv(data)
-    refresh_statistics(engine or get_engine(), LOOKED_UP)
-    with session_scope(engine or get_engine()) as session:
+    engine = engine or get_engine()
+    refresh_statistics(engine, LOOKED_UP)
+    with session_scope(engine) as session:
         plan_each_statement(session)  # hundreds of lookups by phone and key
         definition = resolve_template(session, tenant_id, template_name, language)
         versions = _versions(session, tenant_id, definition)
@@ -251,7 +252,7 @@ def plan_csv(
     plan = BulkPlan(
         tenant_id, definition, table, chosen, marked, versions, fallback_to_default, namesakes
     )
-    return _with_consent(plan, consent_confirmed, engine or get_engine())
+    return _with_consent(plan, consent_confirmed, engine)
 
 
 def _with_consent(plan: BulkPlan, confirmed: bool, engine: Engine) -> BulkPlan:

@@ -250,6 +250,16 @@ def by_unique_key(
     return select(*found.c).select_from(wanted).join(found, true())
 
 
+#: The tables of `:tables` whose statistics autovacuum would refresh now (by the
+#: server's own threshold and scale factor).
+_STATISTICS_DUE = text(
+    "SELECT c.relname FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid "
+    "WHERE c.oid = ANY(CAST(:tables AS regclass[])) AND (c.reltuples < 0 OR "
+    "s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8 "
+    "+ current_setting('autovacuum_analyze_scale_factor')::float8 * c.reltuples)"
+)
+
+
 def refresh_statistics(engine: Engine, tables: Sequence[str]) -> None:
     """On PostgreSQL, ANALYZE those of `tables` whose statistics autovacuum would refresh
     now (never taken, or more rows changed since than its threshold and scale factor
@@ -278,16 +288,6 @@ def refresh_statistics(engine: Engine, tables: Sequence[str]) -> None:
                     conn.exec_driver_sql(f"ANALYZE {quoted}")
             except DBAPIError as exc:  # a lock timeout, a server error: the step goes on
                 log.warning("could not analyze %s (%s): bulk lookups may be slow", table, exc.orig)
-
-
-#: The tables of `:tables` whose statistics autovacuum would refresh now (by the
-#: server's own threshold and scale factor).
-_STATISTICS_DUE = text(
-    "SELECT c.relname FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid "
-    "WHERE c.oid = ANY(CAST(:tables AS regclass[])) AND (c.reltuples < 0 OR "
-    "s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8 "
-    "+ current_setting('autovacuum_analyze_scale_factor')::float8 * c.reltuples)"
-)
 
 
 def plan_each_statement(db: Session | Connection) -> None:

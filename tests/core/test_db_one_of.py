@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Connection, Engine, Select, func, text
 from sqlmodel import Session, col, select
 
 from core.batch_import import LOOKED_UP
@@ -99,6 +100,24 @@ def test_an_expression_and_no_values(engine: Engine) -> None:
         assert session.exec(select(Supplier.id).where(one_of(conn, lowered, []))).all() == []
 
 
+def _forget_statistics(engine: Engine, table: str) -> None:
+    """`table` emptied and its statistics gone, as on a new database: its row count
+    unknown (-1, by TRUNCATE) and no column statistics left by an earlier ANALYZE
+    (deleting them is a superuser's right, as the test database's owner has here)."""
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {table} CASCADE"))
+        conn.execute(
+            text("DELETE FROM pg_statistic WHERE starelid = CAST(:table AS regclass)"),
+            {"table": table},
+        )
+
+
+def _plan(conn: Connection, query: Select[Any]) -> str:
+    """PostgreSQL's plan of `query` (EXPLAIN), as text."""
+    statement = query.compile(dialect=conn.dialect)
+    return "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", statement.params).scalars())
+
+
 @pytest.mark.parametrize(("statistics", "rows"), [("stale", 20_000), ("never-taken", 1_250)])
 def test_by_unique_key_uses_the_index_with_stale_statistics(
     engine: Engine, statistics: str, rows: int
@@ -112,11 +131,7 @@ def test_by_unique_key_uses_the_index_with_stale_statistics(
         pytest.skip(
             "PostgreSQL pass only: SQLite plans a unique index's equality without statistics"
         )
-    with engine.begin() as conn:
-        conn.execute(text("TRUNCATE suppliers CASCADE"))  # its row count: unknown (-1)
-        # and no column statistics left by an earlier ANALYZE (a superuser's right, as
-        # the test database's owner has here)
-        conn.execute(text("DELETE FROM pg_statistic WHERE starelid = 'suppliers'::regclass"))
+    _forget_statistics(engine, "suppliers")
     _suppliers(engine, "t1", 2)
     with engine.begin() as conn:
         if statistics == "stale":
@@ -132,10 +147,12 @@ def test_by_unique_key_uses_the_index_with_stale_statistics(
         )
     asked = [f"+3462{n:07d}" for n in range(1, rows, rows // 500)]
     with engine.connect() as conn:
-        statement = by_unique_key(
-            conn, [_S.c.phone_e164, _S.c.id], _S.c.tenant_id == "t1", _S.c.phone_e164, asked
-        ).compile(dialect=conn.dialect)
-        plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", statement.params).scalars())
+        plan = _plan(
+            conn,
+            by_unique_key(
+                conn, [_S.c.phone_e164, _S.c.id], _S.c.tenant_id == "t1", _S.c.phone_e164, asked
+            ),
+        )
         assert "uq_suppliers_tenant_id_phone_e164" in plan, plan
         assert "Bitmap Heap Scan" not in plan and "Seq Scan on suppliers" not in plan, plan
         assert "Filter" not in plan, plan  # no row of the tenant read and dropped
@@ -171,12 +188,9 @@ def test_refresh_statistics_analyzes_when_autovacuum_would_and_the_lookup_uses_t
     if engine.dialect.name != "postgresql":
         refresh_statistics(engine, LOOKED_UP)  # nothing to do on SQLite
         pytest.skip("PostgreSQL pass only: SQLite plans a unique index's equality as it is")
-    with engine.begin() as conn:
-        conn.execute(text("TRUNCATE whatsapp_messages CASCADE"))  # row count unknown: -1
-        conn.execute(
-            text("DELETE FROM pg_statistic WHERE starelid = 'whatsapp_messages'::regclass")
-        )
-        if statistics == "taken-while-empty":
+    _forget_statistics(engine, "whatsapp_messages")
+    if statistics == "taken-while-empty":
+        with engine.begin() as conn:
             conn.execute(text("ANALYZE whatsapp_messages"))
     with engine.begin() as conn:
         conn.execute(
@@ -197,10 +211,10 @@ def test_refresh_statistics_analyzes_when_autovacuum_would_and_the_lookup_uses_t
     assert rows == 635 and analyzed == before[1] + 1
     asked = [f"key-{n}" for n in range(1, 1001, 2)]  # 318 stored, 182 not
     with engine.connect() as conn:
-        statement = by_unique_key(
-            conn, [_M.c.id], _M.c.tenant_id == "t1", _M.c.idempotency_key, asked
-        ).compile(dialect=conn.dialect)
-        plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {statement}", statement.params).scalars())
+        plan = _plan(
+            conn,
+            by_unique_key(conn, [_M.c.id], _M.c.tenant_id == "t1", _M.c.idempotency_key, asked),
+        )
         assert "uq_whatsapp_messages_tenant_id_idempotency_key" in plan, plan
         assert "Filter" not in plan, plan  # no message of the tenant read and dropped
     refresh_statistics(engine, LOOKED_UP)  # nothing changed since: not analyzed again

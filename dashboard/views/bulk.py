@@ -260,6 +260,9 @@ def _plan(
         jobs = runtime.bulk_jobs()
         job = jobs.job(checking[key]) if key in checking else None
         if job is None:
+            # Room first: the plan this file replaces (another template or choice) would
+            # otherwise stay alive through the check and double the page's memory.
+            _make_room(kept, key, data.count(b"\n"))
             checking[key] = jobs.submit("check", 0, check, (CsvError, NoticeRejected))
             job = jobs.job(checking[key])
         assert job is not None
@@ -272,16 +275,24 @@ def _plan(
             _refused(job.error_kind, job.error)
             return None
         plan = job.result
-    # The guessed and the chosen mapping of this file are both needed on every rerun
-    # (evicting one would check it again, and that would evict the other): other files
-    # go first, and plans of this file only beyond PLANS_KEPT.
-    while kept and (len(kept) >= PLANS_KEPT or _rows(kept) + len(plan.checks) > ROWS_KEPT):
+    _make_room(kept, key, len(plan.checks))
+    kept[key] = plan
+    return plan
+
+
+def _make_room(
+    kept: dict[tuple[object, ...], BulkPlan], key: tuple[object, ...], rows: int
+) -> None:
+    """Drop kept plans, oldest first, until a plan of `rows` rows kept under `key` fits
+    in `PLANS_KEPT` plans and `ROWS_KEPT` rows. The guessed and the chosen mapping of
+    this file are both needed on every rerun (evicting one would check it again, and
+    that would evict the other): other files go first, this file's plans only beyond
+    `PLANS_KEPT`."""
+    while kept and (len(kept) >= PLANS_KEPT or _rows(kept) + rows > ROWS_KEPT):
         others = [k for k in kept if _file_of(k) != _file_of(key)]
         if not others and len(kept) < PLANS_KEPT:
             break
         kept.pop((others or list(kept))[0])
-    kept[key] = plan
-    return plan
 
 
 def _file_of(key: tuple[object, ...]) -> tuple[object, ...]:

@@ -26,7 +26,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.types import NullType
 from sqlmodel import Session, create_engine
 
@@ -304,3 +304,27 @@ def plan_each_statement(db: Session | Connection) -> None:
     dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
     if dialect.name == "postgresql":
         db.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that say the database is busy or unreachable, not that data is bad:
+    the same work, tried again a moment later, can succeed (a lock, a deadlock PostgreSQL
+    broke, a restart)."""
+    if isinstance(exc, DisconnectionError):
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    said = str(exc.orig).lower()
+    return exc.connection_invalidated or any(
+        word in said
+        for word in (
+            "locked",
+            "busy",
+            "connect",
+            "server closed",
+            "terminating",
+            "timeout",
+            "deadlock",
+            "could not serialize",
+        )
+    )

@@ -44,6 +44,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from sqlalchemy import Engine
 
+from core.db import is_transient
 from core.errors import GraphError
 from core.models.types import utcnow
 from core.sender import budget, faults, store
@@ -843,8 +844,16 @@ class Dispatcher:
         while True:
             try:
                 await self._db(store.apply_outcomes, self.engine, batch, self.worker_id)
-            except Exception:
-                log.exception("recording %d outcome(s) failed; retrying", len(batch))
+            except Exception as exc:
+                if is_transient(exc):  # e.g. a deadlock PostgreSQL broke: one line
+                    said = str(getattr(exc, "orig", exc)).strip().splitlines()
+                    log.warning(
+                        "recording %d outcome(s): the database was busy (%s); retrying",
+                        len(batch), said[0] if said else type(exc).__name__,
+                    )  # fmt: skip
+                    log.debug("recording outcomes", exc_info=True)
+                else:
+                    log.exception("recording %d outcome(s) failed; retrying", len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue

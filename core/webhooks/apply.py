@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from core import clock
+from core.db import is_transient
 from core.models.types import utcnow
 from core.webhooks.inbound import InboundItem, InboundReport, apply_inbound
 from core.webhooks.inbox import Inbox, open_inbox, take_into_receipts
@@ -148,28 +148,6 @@ def retry_failed_receipts(engine: Engine) -> int:
             .values(apply_attempts=0)
         )
     return max(0, int(result.rowcount or 0))
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that say the database is busy or unreachable, not that data is bad."""
-    if isinstance(exc, DisconnectionError):
-        return True
-    if not isinstance(exc, OperationalError | InterfaceError):
-        return False
-    text = str(exc.orig).lower()
-    return exc.connection_invalidated or any(
-        word in text
-        for word in (
-            "locked",
-            "busy",
-            "connect",
-            "server closed",
-            "terminating",
-            "timeout",
-            "deadlock",
-            "could not serialize",
-        )
-    )
 
 
 def _candidates(conn: Connection, max_receipts: int, only: int | None) -> list[tuple[int, int]]:

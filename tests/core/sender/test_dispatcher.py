@@ -6,15 +6,20 @@ counts is what we sent, not what it refused.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from core.control import resume_sending, sending_state
 from core.models.messages import MessageStatus
 from core.outbox import OutboundMessage, enqueue
 from core.sandbox import SandboxServer
+from core.sender import store
 from core.settings import SANDBOX_PHONE_NUMBER_ID, get_settings
 from tests.core.sender.helpers import enqueue_notices, notice, phone, rows, run_drain
 
@@ -241,3 +246,46 @@ def test_every_send_is_dated_once_by_the_limiter_when_its_request_left(
     # moves it a few ms past the real one, never to the answer's time.
     assert min(dated) <= stats["first_accept_monotonic"]
     assert max(dated) <= stats["last_accept_monotonic"] + 0.05
+
+
+@pytest.mark.parametrize(
+    ("error", "logged_with_trace"),
+    [
+        (sqlite3.OperationalError("database is locked"), False),
+        (sqlite3.IntegrityError("CHECK constraint failed: status"), True),
+    ],
+    ids=["busy-database", "anything-else"],
+)
+def test_outcomes_the_database_refused_once_are_recorded_again_and_said_in_proportion(
+    sandbox_env: SandboxServer,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    logged_with_trace: bool,
+) -> None:
+    """A busy database (a lock, a deadlock PostgreSQL broke) is a line in the log, not a
+    traceback: it happens under load and the writer simply tries again. Anything else
+    keeps its traceback. Either way nothing is lost and nothing is sent twice."""
+    real = store.apply_outcomes
+    refused: list[int] = []
+
+    def apply_outcomes(*args: Any, **kwargs: Any) -> Any:
+        if not refused:
+            refused.append(1)
+            raise DBAPIError.instance("UPDATE whatsapp_messages", {}, error, sqlite3.Error)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "apply_outcomes", apply_outcomes)
+    ids = enqueue_notices(engine, [phone(i) for i in range(5)])
+    with caplog.at_level(logging.INFO, logger="core.sender.dispatcher"):
+        report = run_drain(engine)
+    assert refused and report.accepted == 5
+    assert {m.id: m.status for m in rows(engine).values()} == dict.fromkeys(
+        ids, MessageStatus.ACCEPTED
+    )
+    assert sandbox_env.stats()["accepted"] == 5 and sandbox_env.stats()["duplicates"] == []
+    (said,) = [r for r in caplog.records if "recording" in r.getMessage()]
+    assert str(error) in said.getMessage() or logged_with_trace
+    assert (said.exc_info is not None) is logged_with_trace
+    assert said.levelno == (logging.ERROR if logged_with_trace else logging.WARNING)

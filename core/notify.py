@@ -698,6 +698,8 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters as stored: Decimals as text, so JSON keeps them exact."""
 
     def convert(value: Any) -> Any:
+        if type(value) is str:  # nearly every value: not through the ABC checks below
+            return value
         if isinstance(value, Decimal):
             return str(value)
         if isinstance(value, Mapping):

@@ -261,8 +261,9 @@ def _plan(
         job = jobs.job(checking[key]) if key in checking else None
         if job is None:
             # Room first: the plan this file replaces (another template or choice) would
-            # otherwise stay alive through the check and double the page's memory.
-            _make_room(kept, key, data.count(b"\n"))
+            # otherwise stay alive through the check and double the page's memory. Its
+            # rows, about: lines end in LF, CRLF or (an old Mac Excel's) CR.
+            _make_room(kept, key, max(data.count(b"\n"), data.count(b"\r")))
             checking[key] = jobs.submit("check", 0, check, (CsvError, NoticeRejected))
             job = jobs.job(checking[key])
         assert job is not None

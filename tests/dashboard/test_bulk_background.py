@@ -89,10 +89,13 @@ def test_a_big_file_is_checked_and_queued_beside_the_page(
     assert sent.disabled  # the same file cannot start a second batch
 
 
+@pytest.mark.parametrize("end", ["\r\n", "\r"], ids=["crlf", "cr-as-old-mac-excel"])
 def test_a_file_checked_again_for_another_template_first_lets_go_of_its_old_plan(
     dashboard_env: str,
     engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    end: str,
 ) -> None:
     """A template paused mid-send leaves the page on the next one, with the same big file
     attached: checking it again while the old plan stayed kept doubled the page's memory
@@ -103,6 +106,7 @@ def test_a_file_checked_again_for_another_template_first_lets_go_of_its_old_plan
     monkeypatch.setattr(cores, "workers", lambda: 1)
     checking = threading.Event()  # held clear while the second check must wait
     checking.set()
+    request.addfinalizer(checking.set)  # a failed test leaves no check waiting
     real_plan_csv = bulk_view.plan_csv
 
     def plan_csv(*args: Any, **kwargs: Any) -> Any:
@@ -111,8 +115,8 @@ def test_a_file_checked_again_for_another_template_first_lets_go_of_its_old_plan
 
     monkeypatch.setattr(bulk_view, "plan_csv", plan_csv)
     _templates(engine)
-    data = "Proveedor;Teléfono;Pedido;Importe;Consentimiento\n" + "".join(
-        f"Proveedor {n};612 600 {n:03d};PO-SW-{n};{n},50;sí\n" for n in range(1, 7)
+    data = f"Proveedor;Teléfono;Pedido;Importe;Consentimiento{end}" + "".join(
+        f"Proveedor {n};612 600 {n:03d};PO-SW-{n};{n},50;sí{end}" for n in range(1, 7)
     )
     at = page(MODULE, person("buyer", name="ana")).run()
     at.file_uploader(key="bulk_file").set_value(("grande.csv", data.encode("cp1252"), "text/csv"))

@@ -77,7 +77,7 @@ from core.notify import (
 )
 from core.notify import _jsonable as jsonable_params  # the gate's own helpers: the same rules
 from core.notify import _sender_id as sender_id_of
-from core.outbox import OutboundMessage
+from core.outbox import KeyHolder, OutboundMessage, key_holders
 from core.phones import country_calling_code
 from core.routing import NumberError, SenderNumber, route
 from core.settings import get_settings
@@ -462,7 +462,7 @@ def _record_chunk(
         plan_each_statement(conn)  # its lookups and writes, planned for the tables as they are
         bulk_write_cache(conn)
         suppliers = _suppliers(conn, plan, work, by)
-        earlier = _existing_keys(conn, plan.tenant_id, work.keys)
+        earlier = key_holders(conn, plan.tenant_id, work.keys)
         now = utcnow()
         stored_now = _converted(M, dialect, [{"created_at": now}], ["created_at"], frozenset())[0]
         tail = stored_now + stored_now  # created_at, updated_at
@@ -1006,44 +1006,15 @@ def _read_suppliers(conn: Any, tenant_id: str, phones: Sequence[str]) -> dict[st
     return found
 
 
-def _existing_keys(
-    conn: Any, tenant_id: str, keys: Sequence[str]
-) -> dict[str, tuple[str, datetime, str]]:
-    """Messages of the tenant already holding any of `keys`: key -> (id, created, status)."""
-    found: dict[str, tuple[str, datetime, str]] = {}
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), IN_CHUNK):
-        for key, message_id, created_at, status in conn.execute(
-            by_unique_key(
-                conn,
-                [M.c.idempotency_key, M.c.id, M.c.created_at, M.c.status],
-                M.c.tenant_id == tenant_id,
-                M.c.idempotency_key,
-                unique[start : start + IN_CHUNK],
-            )
-        ):
-            found[key] = (message_id, created_at, status)
-    return found
-
-
-def _taken(
-    key: str, earlier: Mapping[str, tuple[str, datetime, str]], firsts: Mapping[str, int]
-) -> str | None:
+def _taken(key: str, earlier: Mapping[str, KeyHolder], firsts: Mapping[str, int]) -> str | None:
     """Why a row with idempotency `key` is not queued: an earlier message holds the key
     (`earlier`, read in the chunk's transaction), or an earlier row of this file queued
     it (`firsts`); None when it may be queued."""
     if key in earlier:
-        return _already_sent(*earlier[key])
+        return earlier[key].refusal()
     if key in firsts:
         return f"duplicate of row {firsts[key]}"
     return None
-
-
-def _already_sent(message_id: str, created_at: datetime, status: str) -> str:
-    """The refusal of a row whose key an earlier message holds (as `create_batch` words it)."""
-    return (
-        f"already sent as message {message_id} on {created_at:%Y-%m-%d %H:%M} UTC (status {status})"
-    )
 
 
 def new_supplier_language(check: RowCheck) -> str:

@@ -11,7 +11,7 @@ never one Meta accepted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +25,7 @@ from core.db import session_scope
 from core.models.batches import BatchRow, BatchStatus, SendBatch
 from core.models.messages import MessageStatus, WhatsAppMessage
 from core.models.types import utcnow
-from core.outbox import OutboundMessage, OutboxError, enqueue_many, find_by_keys, resend
+from core.outbox import KeyHolder, OutboundMessage, OutboxError, enqueue_many, key_holders, resend
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +98,6 @@ class BatchProgress:
         return self.status == BatchStatus.IMPORTING and not self.interrupted
 
 
-def find_existing_keys(
-    session: Session, tenant_id: str, keys: Iterable[str]
-) -> dict[str, WhatsAppMessage]:
-    """Messages already holding any of `keys` for this tenant (dry runs show them)."""
-    return find_by_keys(session, tenant_id, keys)
-
-
-def _already_sent(message: WhatsAppMessage) -> str:
-    return (
-        f"already sent as message {message.id} on "
-        f"{message.created_at:%Y-%m-%d %H:%M} UTC (status {message.status})"
-    )
-
-
 def create_batch(
     engine: Engine,
     tenant_id: str,
@@ -158,7 +144,7 @@ def create_batch(
         session.add(batch)
         session.flush()
         keys = [row.message.idempotency_key for row in rows if row.message is not None]
-        earlier = find_existing_keys(session, tenant_id, keys)
+        earlier = key_holders(session, tenant_id, keys)
         first_row: dict[str, int] = {}
         to_send: list[tuple[BatchRow, OutboundMessage]] = []
         for row in rows:
@@ -167,7 +153,7 @@ def create_batch(
             if msg is None:
                 record.error = row.error
             elif msg.idempotency_key in earlier:
-                record.error = _already_sent(earlier[msg.idempotency_key])
+                record.error = earlier[msg.idempotency_key].refusal()
             elif msg.idempotency_key in first_row:
                 record.error = f"duplicate of row {first_row[msg.idempotency_key]}"
             else:
@@ -179,7 +165,8 @@ def create_batch(
             if result.created:
                 record.message_id = result.message.id
             else:  # another process enqueued the same key a moment ago
-                record.error = _already_sent(result.message)
+                holder = result.message
+                record.error = KeyHolder(holder.id, holder.created_at, holder.status).refusal()
         if not to_send:
             batch.status = BatchStatus.DONE
         session.flush()

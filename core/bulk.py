@@ -27,7 +27,6 @@ from core.batches import (
     batch_progress,
     batch_results,
     batch_upload_format,
-    find_existing_keys,
     pause_batch,
     resume_batch,
     retry_failed,
@@ -59,6 +58,7 @@ from core.namesakes import Namesake, find_namesakes
 from core.notify import (
     resolve_template,
 )
+from core.outbox import key_holders
 from core.sender import drain
 from core.settings import get_settings
 from core.templates import (
@@ -233,7 +233,7 @@ def plan_csv(
             fallback_to_default=fallback_to_default,
         )
         keys = [check.idempotency_key for check in checks if check.ok and check.idempotency_key]
-        earlier = find_existing_keys(session, tenant_id, keys)
+        earlier = key_holders(session, tenant_id, keys)
         namesakes = _namesakes(session, tenant_id, [c for c in checks if c.ok], directory)
     marked = [
         replace(

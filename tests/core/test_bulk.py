@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import col, select, update
 
 from core.auth import PermissionDenied
@@ -25,7 +25,9 @@ from core.bulk import (
 from core.csv_export import ExportDialect
 from core.csv_import import CsvError
 from core.db import session_scope
+from core.formatting import format_moment
 from core.models.batches import BatchRow, SendBatch
+from core.models.messages import WhatsAppMessage
 from core.models.users import Role
 from core.notify import NoticeRejected
 from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
@@ -280,3 +282,39 @@ def test_a_batch_without_its_upload_format_gets_the_default_dialect(db: Engine) 
     assert results_csv_for_user(user(), batch.id, engine=db).startswith(
         b'\xef\xbb\xbf"row_number",'
     )
+
+
+def test_a_file_sent_again_names_each_rows_message_without_loading_whole_messages(
+    db: Engine,
+) -> None:
+    """Uploading a file again (to send what did not go) refuses the rows already queued,
+    naming their message and its date. The check reads three columns of those messages,
+    never the messages themselves: a 100,000-row file sent again loaded 100,000 of them
+    with their request bodies (peak +1,544 MB over the process, 14.9 s; now +516 MB,
+    8.4 s, as a first check)."""
+    data = (SAMPLES / "po_batch_valid.csv").read_bytes()
+    batch = start_batch_for(user(), plan(db, data), "first", engine=db)
+    with session_scope(db) as session:
+        queued = {
+            m.batch_row: (m.id, m.created_at)
+            for m in session.exec(
+                select(WhatsAppMessage).where(col(WhatsAppMessage.batch_id) == batch.id)
+            )
+        }
+    loaded: list[object] = []
+
+    def count(target: object, context: object) -> None:
+        loaded.append(target)
+
+    event.listen(WhatsAppMessage, "load", count)
+    try:
+        again = plan(db, data)
+    finally:
+        event.remove(WhatsAppMessage, "load", count)
+    assert len(queued) > 1 and not again.valid
+    rows = {check.row_number: check for check in again.checks}
+    for row, (message_id, created_at) in queued.items():
+        assert rows[row].errors == [
+            f"Already sent as message {message_id} on {format_moment(created_at, 'UTC')} UTC"
+        ]
+    assert loaded == []

@@ -432,14 +432,14 @@ def test_a_key_queued_meanwhile_makes_the_chunk_start_again(
 
     plan = checked(db, "bulk", mixed_file(), confirmed=True)
     between_check_and_send(db, "bulk")
-    real = batch_import._existing_keys
+    real = batch_import.key_holders
     calls: list[int] = []
 
     def blind_first(conn: Any, tenant_id: str, keys: Any) -> Any:
         calls.append(len(keys))
         return {} if len(calls) == 1 else real(conn, tenant_id, keys)  # missed it once
 
-    monkeypatch.setattr(batch_import, "_existing_keys", blind_first)
+    monkeypatch.setattr(batch_import, "key_holders", blind_first)
     batch = record_plan(
         plan, name="bulk", created_by=BY, source="csv", upload_format=FORMAT, engine=db
     )

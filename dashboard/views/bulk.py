@@ -33,6 +33,7 @@ from core.bulk import (
 from core.compose import TemplateChoice, sendable_templates
 from core.csv_import import CsvError
 from core.formatting import format_number
+from core.heap import give_back_free_memory
 from core.i18n import N_, _, ngettext
 from core.money import DecimalMark
 from core.notify import DEFAULT_LANGUAGE, NoticeRejected
@@ -289,11 +290,15 @@ def _make_room(
     this file are both needed on every rerun (evicting one would check it again, and
     that would evict the other): other files go first, this file's plans only beyond
     `PLANS_KEPT`."""
+    dropped = False
     while kept and (len(kept) >= PLANS_KEPT or _rows(kept) + rows > ROWS_KEPT):
         others = [k for k in kept if _file_of(k) != _file_of(key)]
         if not others and len(kept) < PLANS_KEPT:
             break
         kept.pop((others or list(kept))[0])
+        dropped = True
+    if dropped:
+        give_back_free_memory()
 
 
 def _file_of(key: tuple[object, ...]) -> tuple[object, ...]:

@@ -95,11 +95,11 @@ def give_back_free_memory() -> None:
     plan of 100,000 rows or the garbage of checking or queuing one.
 
     Python gives big strings (each row's request body) to the C allocator, which keeps
-    what they held once freed, in the arena of the thread that made them: a buyer
-    checking a file again for another template after queuing it (a template paused
-    mid-send) left the dashboard at +639 MB over idle with one plan alive, 140 MB of it
-    free and kept. glibc's `malloc_trim` returns it; elsewhere (no glibc) this does
-    nothing.
+    much of what they held once freed (free pages between live ones are not returned by
+    themselves): a buyer checking a file again for another template after queuing it (a
+    template paused mid-send) left the dashboard at +639 MB over idle with one plan
+    alive, 140 MB of it free and kept. glibc's `malloc_trim` returns such pages;
+    elsewhere (no glibc) this does nothing.
     """
     trim = _malloc_trim()
     if trim is not None:

@@ -102,6 +102,9 @@ TABLE_ROWS = 100
 #: counting 100,000 messages by status takes 0.2 s of the server (a fifth of a core
 #: for each buyer watching it, for the half hour it sends at 80 a second).
 EVERY_SECOND_UP_TO = 20_000
+#: Session key: the label of the template the buyer had picked, once it can no longer be
+#: sent, until they pick another (`_template_choice`).
+TEMPLATE_GONE = "bulk_template_gone"
 #: Fields a file may leave out.
 OPTIONAL_FIELDS = frozenset({"currency", "language"})
 
@@ -149,9 +152,8 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
         key=lambda t: (not t.po_notice, t.needs_document, t.name, t.language != DEFAULT_LANGUAGE),
     )
     left, right = st.columns([1, 1])
-    template = left.selectbox(
-        _("Template"), po_first, format_func=lambda t: t.label, key="bulk_template"
-    )
+    with left:
+        template = _template_choice(po_first)
     decimal_key = right.radio(
         _("Decimal separator of the amounts"),
         list(DECIMALS),
@@ -164,6 +166,15 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
     upload = st.file_uploader(
         _("CSV file"), type=["csv", "txt"], key="bulk_file", max_upload_size=MAX_UPLOAD_MB
     )
+    gone = st.session_state.get(TEMPLATE_GONE) if template is None else None
+    if gone:
+        st.warning(
+            _("**{label} can no longer be sent** (Meta paused it, or it was removed). "
+              "Choose a template and the file is checked again for it.")
+            .format(label=md_escape(gone)),
+            icon=":material/pause_circle:",
+        )  # fmt: skip
+        return
     if upload is None or template is None:
         st.caption(
             _("Columns the file needs for a PO notice: supplier name, phone, PO number and "
@@ -204,6 +215,27 @@ def _new_batch(db: Engine, user: UserInfo) -> None:
             return
     _checks(plan)
     _start(db, user, plan, upload.name, file_id)
+
+
+def _template_choice(templates: list[TemplateChoice]) -> TemplateChoice | None:
+    """The template the buyer picked. When the one picked can no longer be sent (Meta
+    paused it mid-send, an administrator removed it), none is picked in its place: the
+    attached file would be checked against a template nobody chose (100,000 rows: seconds
+    of both cores and hundreds of MB, while the batch sends), so the page asks."""
+    before = st.session_state.get("bulk_template")
+    if before is not None and all(choice.label != before.label for choice in templates):
+        st.session_state[TEMPLATE_GONE] = before.label
+    template: TemplateChoice | None = st.selectbox(
+        _("Template"),
+        templates,
+        index=None if TEMPLATE_GONE in st.session_state else 0,
+        format_func=lambda t: t.label,
+        placeholder=_("Choose a template"),
+        key="bulk_template",
+    )
+    if template is not None:
+        st.session_state.pop(TEMPLATE_GONE, None)
+    return template
 
 
 def _plan(

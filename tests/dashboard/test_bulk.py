@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from core import clock
 from core.models.batches import SendBatch
 from core.models.messages import WhatsAppMessage
+from core.models.templates import WhatsAppTemplate
 from core.sandbox.catalog import DEFAULT_TEMPLATE_FIELDS, default_templates
 from core.templates import upsert_templates
 from tests.dashboard.pages import dashboard_env, page, person, shown, texts
@@ -288,3 +289,47 @@ def test_a_tenant_with_several_numbers_sends_the_batch_from_the_one_picked(
     with Session(engine) as session:
         (message,) = session.exec(select(WhatsAppMessage)).all()
     assert message.phone_number_id == "2000001"
+
+
+def test_a_template_paused_after_the_pick_is_not_replaced_by_another_nobody_chose(
+    dashboard_env: str, engine: Engine
+) -> None:
+    """Meta pausing the picked template mid-send (132015) used to leave the page on the
+    next template, checking the attached file against it: 100,000 rows of work and
+    hundreds of MB for a choice nobody made. The page now says the template can no
+    longer be sent and waits for the buyer to pick one."""
+    _templates(engine)
+    at = page(MODULE, person("buyer")).run()
+    at = _upload(at, "valid.csv", (SAMPLES / "po_batch_valid.csv").read_bytes())
+    assert at.selectbox(key="bulk_template").value.label == "po_notification (es)"
+    assert _send_button(at) is not None
+    with Session(engine) as session:
+        paused = session.exec(
+            select(WhatsAppTemplate).where(
+                WhatsAppTemplate.template_name == "po_notification",
+                WhatsAppTemplate.language == "es",
+            )
+        ).one()
+        paused.held_reason = "Paused by Meta for low quality"
+        session.add(paused)
+        session.commit()
+    at = at.run()
+    assert not at.exception
+    assert at.selectbox(key="bulk_template").value is None
+    assert "po_notification (es) can no longer be sent" in texts(at)
+    assert _send_button(at) is None and not at.metric  # nothing checked meanwhile
+    at = at.run()  # any rerun: still waiting for the buyer
+    assert at.selectbox(key="bulk_template").value is None
+    assert "po_notification (es) can no longer be sent" in texts(at)
+    choice = at.selectbox(key="bulk_template")
+    at = choice.select_index(choice.options.index("po_notification (en)")).run()
+    assert not at.exception
+    assert "can no longer be sent" not in texts(at)
+    assert _send_button(at) is not None
+    at = at.run()  # the pick stays
+    assert at.selectbox(key="bulk_template").value.label == "po_notification (en)"
+
+
+def _send_button(at):  # type: ignore[no-untyped-def]
+    """The checked file's Send button, or None."""
+    return next((b for b in at.button if b.key and b.key.startswith("bulk_go_")), None)

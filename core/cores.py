@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import gc
 import importlib
 import logging
@@ -36,6 +35,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, ClassVar, TypeVar, cast
+
+from core.heap import give_back_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +266,7 @@ def _give_back_memory() -> None:
     """Return what a piece of work used to the system: an idle worker that checked 50,000
     rows otherwise keeps the 170 MB its allocators hold until the next big file."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # glibc only
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    give_back_free_memory()
 
 
 def _write(stdout: IO[bytes], answer: tuple[bool, Any]) -> None:
